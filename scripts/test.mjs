@@ -18,15 +18,15 @@ function check(name, cmd, args) {
   }
 }
 
-check("build", "node_modules/.bin/tsc", [, "-p", "tsconfig.build.json"]);
-check("typecheck", "node_modules/.bin/tsc", [, "-p", "tsconfig.json", "--noEmit"]);
-check("lint", "node_modules/.bin/eslint", [, "--max-warnings=0", "."]);
+check("build", "node_modules/.bin/tsc", ["-p", "tsconfig.build.json"]);
+check("typecheck", "node_modules/.bin/tsc", ["-p", "tsconfig.json", "--noEmit"]);
+check("lint", "node_modules/.bin/eslint", ["--max-warnings=0", "."]);
 
 mkdirSync(".test-results", { recursive: true });
 const summaryFile = ".test-results/mocha-summary.json";
 rmSync(summaryFile, { force: true });
 console.log("\n== tests: mocha");
-const mocha = spawnSync("node_modules/.bin/mocha", [, ...process.argv.slice(2)], {
+const mocha = spawnSync("node_modules/.bin/mocha", [...process.argv.slice(2)], {
   stdio: "inherit",
   env: { ...process.env, BERTH_TEST_SUMMARY: summaryFile },
 });
