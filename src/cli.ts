@@ -18,7 +18,14 @@ export function buildProgram(): Command {
       console.log(`berth ${berthVersion()}`);
     });
 
+  // Each role adds its command here (one import, one line); commands load their heavy modules lazily.
+  for (const command of roleCommands()) program.addCommand(command);
+
   return program;
+}
+
+function roleCommands(): Command[] {
+  return [];
 }
 
 /** Runs the CLI; every failure ends as one line on stderr and a non-zero exit code (2 for bad input). */
