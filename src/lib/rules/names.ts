@@ -23,15 +23,14 @@ export const IPTABLES_JUMP_COMMENT = "berth";
 export const NFT_TABLE = "berth";
 export const NFT_FAMILY = "inet";
 
-/** Chains and sets inside the nftables table. */
+/** Chains inside the nftables table. */
 export const NFT_NAMES = {
-  /** filter chain at the mangle hook priority: drops sources that are not allowed, before DNAT. */
+  /** Regular chains: `return` for allowed source ranges, `drop` for the rest; one per family that restricts sources. */
+  sourcesChain: { ipv4: "sources-ipv4", ipv6: "sources-ipv6" },
+  /** filter chain at the mangle hook priority: sends each forwarded port's original-direction packets to the check. */
   filterChain: "filter-prerouting",
   dnatChain: "dnat-prerouting",
   masqueradeChain: "masquerade-postrouting",
-  /** Interval sets of allowed source ranges, one per family. */
-  allowedIpv4Set: "allowed-sources-ipv4",
-  allowedIpv6Set: "allowed-sources-ipv6",
 } as const;
 
 /**
