@@ -1,10 +1,102 @@
-// `berth lb-pod`: the per-Service forwarding agent's command line. Its heavy modules load only when it runs.
-import { Command } from "commander";
+// `berth lb-pod`: the per-Service forwarding agent's command line. Only commander is loaded up front; the planner,
+// renderers and appliers load when a subcommand runs, and nothing on this path imports @kubernetes/client-node.
+import { Command, Option } from "commander";
+import { BACKEND_REQUESTS, type BackendRequest } from "./backend.js";
+
+interface LbPodOptions {
+  port?: string[];
+  destinationIp?: string[];
+  sourceRange?: string[];
+  backend: BackendRequest;
+  stateDir: string;
+  check?: boolean;
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+const CONFIG_HELP = `
+Configuration (flags override the environment):
+  klipper-lb's contract: SRC_PORT, DEST_PORT, DEST_PROTO (TCP, UDP, SCTP), DEST_IPS, SRC_RANGES
+  berth's own:           BERTH_PORTS="tcp:80:80 udp:53:53" (all ports of a Service), DEST_IPS, SRC_RANGES
+  Lists are separated by commas or spaces. An empty SRC_RANGES allows every source.
+
+Backend (--backend, or BERTH_BACKEND): auto (default) = iptables in the variant (nft or legacy) whose tables
+already hold rules in this network namespace, decided as kube-proxy's iptables-wrapper does; nftables and ipvs
+only when asked for.
+
+State (--state-dir, or BERTH_STATE_DIR; default /run/berth): apply writes state.json (read by --check) and
+cleanup.sh (run by bin/berth-wait on SIGTERM).`;
+
+function withConfigOptions(command: Command): Command {
+  return command
+    .option("--port <proto:port:destPort>", "a port to forward, e.g. tcp:80:8080 (repeatable; replaces BERTH_PORTS/SRC_PORT)", collect)
+    .option("--destination-ip <ip>", "a destination IP, either family (repeatable; replaces DEST_IPS)", collect)
+    .option("--source-range <cidr>", "an allowed source range (repeatable; replaces SRC_RANGES)", collect)
+    .addOption(new Option("--backend <name>", "netfilter backend").choices(BACKEND_REQUESTS).env("BERTH_BACKEND").default("auto"))
+    .addOption(new Option("--state-dir <dir>", "where apply records its state and cleanup script").env("BERTH_STATE_DIR").default("/run/berth"));
+}
 
 export function lbPodCommand(): Command {
-  return new Command("lb-pod")
+  // `apply` is the default subcommand, so `berth lb-pod [--check] [options]` works without naming one. (Options on
+  // lb-pod itself would be swallowed before its subcommands unless the root program enabled positional options.)
+  const lbPod = new Command("lb-pod")
     .description("forward a Service's ports from this pod's network namespace (hostPort mode)")
-    .action(() => {
-      throw new Error("lb-pod: not built yet (work in progress on issue 2)");
-    });
+    .addHelpText(
+      "after",
+      `
+\`berth lb-pod [options]\` is \`berth lb-pod apply [options]\`: it applies the rules once and exits, leaving them in
+place; with --check it is \`berth lb-pod check\`. In a pod, use bin/berth-lb-pod as the container entrypoint: it runs
+\`lb-pod apply\`, then hands over to bin/berth-wait (a shell, ~0.2 MiB) which removes the rules on SIGTERM, so no
+Node.js process stays resident. The readiness probe is \`berth lb-pod check\` with the same configuration.
+${CONFIG_HELP}`,
+    );
+  lbPod.addCommand(
+    withConfigOptions(new Command("apply"))
+      .description("apply the rules atomically (replacing any earlier berth rules), then exit [default]")
+      .option("--check", "do not apply: run `lb-pod check` instead")
+      .addHelpText("after", CONFIG_HELP)
+      .action(async (options: LbPodOptions) => (options.check ? runCheck(options) : runApply(options))),
+    { isDefault: true },
+  );
+  lbPod.addCommand(
+    withConfigOptions(new Command("check"))
+      .description("readiness probe: exit 0 only when the complete rule set for this configuration is in place")
+      .addHelpText("after", CONFIG_HELP)
+      .action(async (options: LbPodOptions) => runCheck(options)),
+  );
+  return lbPod;
+}
+
+async function planFromOptions(options: LbPodOptions) {
+  const [{ parseLbPodConfig }, { planRules }] = await Promise.all([import("./config.js"), import("./plan.js")]);
+  const config = parseLbPodConfig(process.env, {
+    ports: options.port,
+    destinationIps: options.destinationIp,
+    sourceRanges: options.sourceRange,
+  });
+  return planRules(config);
+}
+
+async function runApply(options: LbPodOptions): Promise<void> {
+  const started = performance.now();
+  const plan = await planFromOptions(options);
+  const [{ applyLbPod }, { systemRunner }] = await Promise.all([import("./apply.js"), import("../lib/exec.js")]);
+  const log = (line: string): void => console.log(`berth lb-pod: ${line}`);
+  const result = await applyLbPod(plan, { backend: options.backend, stateDir: options.stateDir }, { runner: systemRunner(), log });
+  const forwards = plan.forwards.map((f) => `${f.family === "ipv6" ? "ipv6 " : ""}${f.protocol}/${f.port}`).join(", ");
+  log(`backend ${result.choice.backend} (${result.choice.reason})`);
+  if (result.removedLeftovers.length > 0) log(`removed earlier rules: ${result.removedLeftovers.join(", ")}`);
+  log(`forwarding ${forwards}; applied in ${Math.round(performance.now() - started)} ms (since start: ${Math.round(performance.now())} ms)`);
+}
+
+async function runCheck(options: LbPodOptions): Promise<void> {
+  const plan = await planFromOptions(options);
+  const [{ checkLbPod }, { systemRunner }] = await Promise.all([import("./check.js"), import("../lib/exec.js")]);
+  const result = await checkLbPod(plan, { runner: systemRunner(), stateDir: options.stateDir });
+  if (result.ready) {
+    console.log(`berth lb-pod: ready (${result.backend} rules in place)`);
+  } else {
+    console.error(`berth lb-pod: not ready: ${result.reason}`);
+    process.exitCode = 1;
+  }
 }

@@ -1,0 +1,263 @@
+// `berth lb-pod apply`: puts a plan's rules into the pod's network namespace, atomically, and prepares their removal.
+//
+// Order, and why:
+//   1. Forwarding sysctls of the planned families must be 1, else nothing is applied (UsageError, exit 2).
+//   2. One look at the namespace (four iptables-save variants and `nft list tables`, in parallel) serves both the
+//      backend choice (src/lb-pod/backend.ts) and finding rules we left earlier, in any backend.
+//   3. The chosen backend gets one transaction per family (`iptables-restore --noflush`, adding only the jumps that
+//      are missing) or one `nft -f` that replaces our table whole. Re-applying therefore never duplicates anything.
+//   4. Then our rules anywhere else are removed: in a family the plan no longer uses (best effort; that family may
+//      be disabled now), in the other iptables variant, in the native nftables table. So a restart with a changed
+//      configuration, even one that changes backend, leaves exactly one rule set. New rules go in before old ones
+//      go out, so there is no moment with no forwarding at all.
+//   5. The live rules are compared with the plan (the readiness check's own comparison): a mismatch fails apply.
+//   6. UDP conntrack entries for the forwarded ports (and ports forwarded before) are deleted: entries created before
+//      the rules existed, or under old rules, would keep steering a UDP "flow" (which never ends while packets keep
+//      coming) to the wrong place. kube-proxy does the same for UDP Services whose endpoints change.
+//   7. The cleanup script for bin/berth-wait and the state file for `--check` are written last: while apply runs,
+//      the old state file is gone, so the pod is not Ready during the change.
+import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { UsageError } from "../lib/errors.js";
+import { runChecked, type CommandRunner } from "../lib/exec.js";
+import type { Family, RulePlan } from "../lib/rules/model.js";
+import { NFT_FAMILY, NFT_TABLE } from "../lib/rules/names.js";
+import {
+  presentIptablesJumps,
+  renderIptablesCleanup,
+  renderIptablesRestore,
+  requiredIptablesJumps,
+} from "../lib/rules/render-iptables.js";
+import { renderNftables, renderNftablesCleanup } from "../lib/rules/render-nftables.js";
+import {
+  chooseBackend,
+  gatherBackendFacts,
+  iptablesBinary,
+  type BackendChoice,
+  type BackendRequest,
+  type IptablesSaves,
+  type IptablesVariant,
+} from "./backend.js";
+import {
+  CLEANUP_FILE,
+  STATE_FILE,
+  forwardingProblem,
+  liveRulesProblem,
+  ownedIptables,
+  planHash,
+  readState,
+  variantOf,
+  type LbPodState,
+} from "./check.js";
+
+export interface ApplyOptions {
+  backend: BackendRequest;
+  stateDir: string;
+  /** Where /proc is (tests never need another one; kept explicit so nothing reads a global path implicitly). */
+  procDir?: string;
+}
+
+export interface ApplyIo {
+  runner: CommandRunner;
+  /** One line of progress for the pod's log. */
+  log(line: string): void;
+}
+
+export interface ApplyResult {
+  choice: BackendChoice;
+  /** What was removed besides the chosen backend's own rules, e.g. "iptables-legacy ipv6". */
+  removedLeftovers: string[];
+  /** UDP ports whose conntrack entries were deleted, per family. */
+  flushedUdpPorts: Partial<Record<Family, number[]>>;
+}
+
+/** Applied rules do not match the plan right after applying (a renderer/kernel disagreement); exit code 1. */
+export class ApplyVerificationError extends Error {
+  override name = "ApplyVerificationError";
+}
+
+const IPTABLES_VARIANTS: readonly IptablesVariant[] = ["nft", "legacy"];
+const FAMILIES: readonly Family[] = ["ipv4", "ipv6"];
+
+export async function applyLbPod(plan: RulePlan, options: ApplyOptions, io: ApplyIo): Promise<ApplyResult> {
+  const forwarding = await forwardingProblem(plan, options.procDir);
+  if (forwarding) throw new UsageError(forwarding);
+
+  const previous = await readState(options.stateDir);
+  await rm(join(options.stateDir, STATE_FILE), { force: true });
+
+  const { facts, saves, nftTables } = await gatherBackendFacts(io.runner, fileExists);
+  const choice = chooseBackend(options.backend, facts);
+  const variant = variantOf(choice.backend);
+
+  if (variant) {
+    await Promise.all(plan.families.map((family) => applyIptablesFamily(io.runner, variant, family, plan, saves)));
+  } else if (choice.backend === "nftables") {
+    await runChecked(io.runner, "nft", ["-f", "-"], { input: renderNftables(plan), timeoutMs: 30_000 });
+  } else {
+    throw new UsageError(`backend ${choice.backend}: applying is not supported by this build`);
+  }
+
+  const removedLeftovers = await removeLeftovers(io.runner, plan, variant, saves, nftTables);
+
+  const problem = await liveRulesProblem(plan, choice.backend, io.runner);
+  if (problem) throw new ApplyVerificationError(`rules applied with ${choice.backend} but not as planned: ${problem}`);
+
+  const flushedUdpPorts = await flushUdpConntrack(io, plan, previous);
+
+  await writeStateDir(options.stateDir, {
+    state: {
+      version: 1,
+      planHash: planHash(plan),
+      backend: choice.backend,
+      families: plan.families,
+      udpPorts: udpPortsOf(plan),
+      appliedAt: new Date().toISOString(),
+    },
+    cleanup: cleanupScript(plan, choice.backend),
+  });
+  return { choice, removedLeftovers, flushedUdpPorts };
+}
+
+async function applyIptablesFamily(
+  runner: CommandRunner,
+  variant: IptablesVariant,
+  family: Family,
+  plan: RulePlan,
+  saves: IptablesSaves,
+): Promise<void> {
+  const presentJumps = presentIptablesJumps(saves[variant][family] ?? "");
+  await runChecked(runner, iptablesBinary(variant, family, "restore"), ["--noflush"], {
+    input: renderIptablesRestore(plan, family, { presentJumps }),
+    timeoutMs: 30_000,
+  });
+}
+
+/** Removes our rules from every place except the chosen backend's planned families; returns what it removed. */
+async function removeLeftovers(
+  runner: CommandRunner,
+  plan: RulePlan,
+  chosenVariant: IptablesVariant | undefined,
+  saves: IptablesSaves,
+  nftTables: string | undefined,
+): Promise<string[]> {
+  const removals: Promise<string | undefined>[] = [];
+  for (const variant of IPTABLES_VARIANTS) {
+    for (const family of FAMILIES) {
+      if (variant === chosenVariant && plan.families.includes(family)) continue;
+      const save = saves[variant][family];
+      if (save === undefined || !holdsOurs(save)) continue;
+      const bestEffort = !plan.families.includes(family);
+      removals.push(
+        runner
+          .run(iptablesBinary(variant, family, "restore"), ["--noflush"], {
+            input: renderIptablesCleanup({ presentJumps: presentIptablesJumps(save) }),
+            timeoutMs: 30_000,
+          })
+          .then((result) => {
+            if (result.exitCode === 0) return `iptables-${variant} ${family}`;
+            // A family the plan no longer uses may be unusable now (IPv6 disabled): never fail on it.
+            if (bestEffort) return undefined;
+            throw new Error(`removing old iptables-${variant} ${family} rules failed: ${result.stderr.trim().split("\n")[0] ?? ""}`);
+          }),
+      );
+    }
+  }
+  if (chosenVariant !== undefined && nftTables !== undefined && new RegExp(`^table ${NFT_FAMILY} ${NFT_TABLE}$`, "m").test(nftTables)) {
+    removals.push(
+      runChecked(runner, "nft", ["-f", "-"], { input: renderNftablesCleanup(), timeoutMs: 30_000 }).then(
+        () => `nftables table ${NFT_FAMILY} ${NFT_TABLE}`,
+      ),
+    );
+  }
+  return (await Promise.all(removals)).filter((what): what is string => what !== undefined);
+}
+
+function holdsOurs(save: string): boolean {
+  const owned = ownedIptables(save);
+  return owned.jumps.length > 0 || owned.chains.size > 0;
+}
+
+function udpPortsOf(plan: RulePlan): Partial<Record<Family, number[]>> {
+  const ports: Partial<Record<Family, number[]>> = {};
+  for (const forward of plan.forwards) {
+    if (forward.protocol === "udp") (ports[forward.family] ??= []).push(forward.port);
+  }
+  return ports;
+}
+
+/**
+ * `conntrack -D -f <family> -p udp --orig-port-dst <port>` for every UDP port forwarded now or by the previous
+ * apply, in planned families only. Exit code 1 with "0 flow entries have been deleted" is success. A failure is
+ * logged, not fatal: the rules are in, and a missing conntrack tool must not keep the Service down.
+ */
+async function flushUdpConntrack(io: ApplyIo, plan: RulePlan, previous: LbPodState | undefined): Promise<Partial<Record<Family, number[]>>> {
+  const now = udpPortsOf(plan);
+  const flushed: Partial<Record<Family, number[]>> = {};
+  const jobs: { family: Family; port: number }[] = [];
+  for (const family of plan.families) {
+    const ports = [...new Set([...(now[family] ?? []), ...(previous?.udpPorts[family] ?? [])])].sort((a, b) => a - b);
+    if (ports.length > 0) flushed[family] = ports;
+    for (const port of ports) jobs.push({ family, port });
+  }
+  // A few at a time: each is one short process; 100 ports in parallel would only thrash 2 cores.
+  for (let i = 0; i < jobs.length; i += 8) {
+    await Promise.all(
+      jobs.slice(i, i + 8).map(async ({ family, port }) => {
+        const result = await io.runner.run("conntrack", ["-D", "-f", family, "-p", "udp", "--orig-port-dst", String(port)], {
+          timeoutMs: 10_000,
+        });
+        if (result.exitCode !== 0 && !/0 flow entries/.test(result.stderr)) {
+          io.log(`warning: flushing UDP conntrack entries for ${family} port ${port} failed: ${result.stderr.trim().split("\n")[0] ?? `exit ${result.exitCode}`}`);
+        }
+      }),
+    );
+  }
+  return flushed;
+}
+
+/**
+ * The script bin/berth-wait runs on SIGTERM: native tools only, removing exactly what this apply put in. If a
+ * jump was removed behind our back, the first restore fails as a whole; the second one, which deletes no jumps,
+ * then removes the chains.
+ */
+export function cleanupScript(plan: RulePlan, backend: BackendChoice["backend"]): string {
+  const lines = ["#!/bin/sh", `# Written by berth lb-pod apply (backend ${backend}): removes the rules it applied. Run by bin/berth-wait.`, "status=0"];
+  // The rest of the command line (`|| status=1`) goes before the here-document's body, not after its end marker.
+  const heredoc = (command: string, text: string, rest = ""): string => `${command} <<'BERTH_EOF'${rest}\n${text.trimEnd()}\nBERTH_EOF`;
+  const variant = variantOf(backend);
+  if (variant) {
+    for (const family of plan.families) {
+      const restore = `${iptablesBinary(variant, family, "restore")} --noflush`;
+      lines.push(
+        `if ! ${heredoc(restore, renderIptablesCleanup({ presentJumps: requiredIptablesJumps(plan, family) }))}`,
+        `then ${heredoc(restore, renderIptablesCleanup({ presentJumps: [] }))}`,
+        "fi || status=1",
+      );
+    }
+  } else if (backend === "nftables") {
+    lines.push(heredoc("nft -f -", renderNftablesCleanup(), " || status=1"));
+  }
+  lines.push('exit "$status"', "");
+  return lines.join("\n");
+}
+
+async function writeStateDir(stateDir: string, files: { state: LbPodState; cleanup: string }): Promise<void> {
+  await mkdir(stateDir, { recursive: true });
+  const cleanupPath = join(stateDir, CLEANUP_FILE);
+  await writeFile(`${cleanupPath}.tmp`, files.cleanup);
+  await chmod(`${cleanupPath}.tmp`, 0o755);
+  await rename(`${cleanupPath}.tmp`, cleanupPath);
+  const statePath = join(stateDir, STATE_FILE);
+  await writeFile(`${statePath}.tmp`, `${JSON.stringify(files.state, null, 2)}\n`);
+  await rename(`${statePath}.tmp`, statePath);
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
