@@ -31,7 +31,7 @@ export interface Destination {
   port: number;
 }
 
-/** One forwarded port in one family. */
+/** One forwarded port in one family. The planner guarantees at least one destination, all at the same port. */
 export interface Forward {
   family: Family;
   protocol: Protocol;
@@ -44,11 +44,12 @@ export interface Forward {
 export interface RulePlan {
   /** The families that have at least one destination: only these are touched (sysctls, tables). Sorted ipv4, ipv6. */
   families: Family[];
-  /** Sorted by family, protocol, port. */
+  /** Sorted by family (ipv4 first), protocol name (sctp, tcp, udp), port; destinations numerically. */
   forwards: Forward[];
   /**
-   * Per family: undefined = allow all sources; [] = drop all sources of this family; otherwise the normalised,
-   * sorted, deduplicated CIDRs that may reach the forwarded ports.
+   * Per family: undefined = allow all sources; [] = drop all sources of this family; otherwise the normalised
+   * (host bits cleared, RFC 5952), numerically sorted, deduplicated CIDRs that may reach the forwarded ports.
+   * Only families in `families` appear. Enforced on every original-direction packet, before DNAT.
    */
   allowedSources: Partial<Record<Family, string[]>>;
 }
