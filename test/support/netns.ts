@@ -3,7 +3,7 @@
 // its prefix, and destroy() removes it all (processes first, so no namespace lingers). Needs root.
 //
 // Typical use:
-//   const lab = await NetnsLab.create("bt-dp");            // also removes leftovers of earlier runs with "bt-dp-"
+//   const lab = await NetnsLab.create("bt-dp");            // also removes leftovers of dead runs under "bt-dp-"
 //   const [client, pod] = await lab.addNamespaces("c", "p");
 //   await lab.link({ ns: client, ifname: "eth0", addresses: ["10.0.0.2/24"] },
 //                  { ns: pod, ifname: "eth0", addresses: ["10.0.0.1/24"] });
@@ -111,15 +111,33 @@ if (protocol === "tcp") {
 }
 `;
 
-/** Deletes every namespace whose name starts with `prefix` (killing what runs in it first); returns their names. */
-export async function removeNamespacesWithPrefix(prefix: string, runner: CommandRunner = systemRunner()): Promise<string[]> {
+/**
+ * Deletes namespaces left behind under `prefix` by test processes that no longer run (a killed test run), killing
+ * what runs in them first; returns their names. Namespaces of live processes are left alone: several test runs
+ * (the same suite started by two people or two helpers) may share the machine, and a lab's name carries the PID
+ * of the process that made it (`<prefix>-<pid>x<random>-<name>`).
+ */
+export async function removeLeftoverNamespaces(prefix: string, runner: CommandRunner = systemRunner()): Promise<string[]> {
   const list = await runner.run("ip", ["netns", "list"]);
   const names = list.stdout
     .split("\n")
     .map((line) => line.split(" ")[0] ?? "")
-    .filter((name) => name.startsWith(prefix));
+    .filter((name) => name.startsWith(`${prefix}-`))
+    .filter((name) => {
+      const pid = Number(/^(\d+)x/.exec(name.slice(prefix.length + 1))?.[1]);
+      return !Number.isInteger(pid) || pid <= 0 || !processAlive(pid);
+    });
   for (const name of names) await deleteNamespace(name, runner);
   return names;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function deleteNamespace(name: string, runner: CommandRunner): Promise<void> {
@@ -141,19 +159,19 @@ export class NetnsLab {
   private readonly servers = new Set<ChildProcess>();
 
   private constructor(
-    /** Every namespace of this lab is named `${prefix}-${runId}-<name>`. */
+    /** Every namespace of this lab is named `${prefix}-${runId}-<name>`; runId is `<pid>x<random>`. */
     readonly prefix: string,
     readonly runId: string,
   ) {}
 
   /**
-   * A new, empty lab. Namespaces left by earlier runs under the same prefix (a killed test run) are removed first, so
-   * use a prefix that belongs to one suite (e.g. "bt-dp") and never one that another suite running in parallel uses.
+   * A new, empty lab. Namespaces that dead test processes left under the same prefix are removed first (see
+   * removeLeftoverNamespaces). Use a prefix of your suite's own, e.g. "bt-dp".
    */
   static async create(prefix: string): Promise<NetnsLab> {
     if (!/^[a-z0-9-]{2,12}$/.test(prefix)) throw new Error(`lab prefix must be 2-12 of [a-z0-9-], got "${prefix}"`);
-    await removeNamespacesWithPrefix(`${prefix}-`);
-    return new NetnsLab(prefix, randomBytes(3).toString("hex"));
+    await removeLeftoverNamespaces(prefix);
+    return new NetnsLab(prefix, `${process.pid}x${randomBytes(3).toString("hex")}`);
   }
 
   /** Creates namespaces (loopback up, IPv6 duplicate address detection off) and returns their full names. */

@@ -1,0 +1,143 @@
+// The lb-pod data-plane topology, shared by the test files in this folder:
+//
+//   client ns                       pod ns (runs the real `node dist/cli.js lb-pod`)          backend ns
+//   10.70.0.2, .3   fd70::2, ::3 -- 10.70.0.1  fd70::1 | 10.71.0.1  fd71::1 -- 10.71.0.2, .3   fd71::2, ::3
+//
+// The backend answers "b2" on its .2/::2 addresses and "b3" on .3/::3, on TCP and UDP ports 8080 and 8081, and
+// names the client address it saw (so a test sees MASQUERADE at work). Addresses repeat across tests: each test has
+// its own namespaces.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { RunResult } from "../../src/lib/exec.js";
+import type { Family } from "../../src/lib/rules/model.js";
+import { NetnsLab } from "../support/netns.js";
+
+export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+export const BIN_DIR = fileURLToPath(new URL("../../bin/", import.meta.url));
+/** Every namespace of these suites starts with this; leftovers of killed runs are removed before each test. */
+export const LAB_PREFIX = "bt-lbp";
+
+/** The built CLI is what runs in pods; the test command builds it before mocha runs. */
+export function requireBuiltCli(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (\`npm test\` builds before running mocha)`);
+}
+
+export const ADDR = {
+  ipv4: { pod: "10.70.0.1", client: "10.70.0.2", otherClient: "10.70.0.3", podInside: "10.71.0.1", b2: "10.71.0.2", b3: "10.71.0.3" },
+  ipv6: { pod: "fd70::1", client: "fd70::2", otherClient: "fd70::3", podInside: "fd71::1", b2: "fd71::2", b3: "fd71::3" },
+} as const;
+
+export const BACKEND_PORTS = [8080, 8081];
+
+export interface Topology {
+  lab: NetnsLab;
+  client: string;
+  pod: string;
+  backend: string;
+  /** A state dir of this test's own (the pod's /run/berth). */
+  stateDir: string;
+  /** Runs `node dist/cli.js <args>` inside the pod namespace, with extra environment variables. */
+  berth(args: readonly string[], env?: Record<string, string>): Promise<RunResult>;
+  destroy(): Promise<void>;
+}
+
+export interface TopologyOptions {
+  /** Forwarding sysctls to set in the pod (default: both on). */
+  forwarding?: Partial<Record<Family, boolean>>;
+}
+
+export async function createTopology(options: TopologyOptions = {}): Promise<Topology> {
+  const lab = await NetnsLab.create(LAB_PREFIX);
+  try {
+    const [client, pod, backend] = (await lab.addNamespaces("client", "pod", "backend")) as [string, string, string];
+    await Promise.all([
+      lab.link(
+        { ns: client, ifname: "eth0", addresses: [`${ADDR.ipv4.client}/24`, `${ADDR.ipv4.otherClient}/24`, `${ADDR.ipv6.client}/64`, `${ADDR.ipv6.otherClient}/64`] },
+        { ns: pod, ifname: "eth0", addresses: [`${ADDR.ipv4.pod}/24`, `${ADDR.ipv6.pod}/64`] },
+      ),
+      lab.link(
+        { ns: pod, ifname: "eth1", addresses: [`${ADDR.ipv4.podInside}/24`, `${ADDR.ipv6.podInside}/64`] },
+        { ns: backend, ifname: "eth0", addresses: [`${ADDR.ipv4.b2}/24`, `${ADDR.ipv4.b3}/24`, `${ADDR.ipv6.b2}/64`, `${ADDR.ipv6.b3}/64`] },
+      ),
+    ]);
+    const forwarding = { ipv4: true, ipv6: true, ...options.forwarding };
+    await lab.sysctls(pod, {
+      "net.ipv4.ip_forward": forwarding.ipv4 ? "1" : "0",
+      "net.ipv6.conf.all.forwarding": forwarding.ipv6 ? "1" : "0",
+    });
+    const listen = (ip: string) => BACKEND_PORTS.flatMap((port) => (["tcp", "udp"] as const).map((protocol) => ({ protocol, ip, port })));
+    await Promise.all([
+      lab.startServer(backend, { reply: "b2", listen: [...listen(ADDR.ipv4.b2), ...listen(ADDR.ipv6.b2)] }),
+      lab.startServer(backend, { reply: "b3", listen: [...listen(ADDR.ipv4.b3), ...listen(ADDR.ipv6.b3)] }),
+    ]);
+    const stateDir = `/tmp/${pod}-state`;
+    return {
+      lab,
+      client,
+      pod,
+      backend,
+      stateDir,
+      berth: (args, env = {}) =>
+        lab.exec(pod, "env", [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, ...args], { timeoutMs: 30_000 }),
+      destroy: async () => {
+        await lab.destroy();
+        await lab.runner.run("rm", ["-rf", stateDir]);
+      },
+    };
+  } catch (error) {
+    await lab.destroy();
+    throw error;
+  }
+}
+
+/** `lb-pod apply` arguments for ports and destinations, with this test's state dir. */
+export function lbPodArgs(topology: Topology, config: { ports: string[]; destinations: string[]; sourceRanges?: string[]; backend?: string }): string[] {
+  return [
+    "--state-dir",
+    topology.stateDir,
+    ...config.ports.flatMap((port) => ["--port", port]),
+    ...config.destinations.flatMap((ip) => ["--destination-ip", ip]),
+    ...(config.sourceRanges ?? []).flatMap((range) => ["--source-range", range]),
+    ...(config.backend ? ["--backend", config.backend] : []),
+  ];
+}
+
+export type IptablesBackend = "iptables-nft" | "iptables-legacy";
+
+/**
+ * Everything netfilter holds in a namespace, per front end, normalised for comparison (counters and the
+ * "Generated by" timestamps removed): iptables-nft and iptables-legacy (both families) and the nftables ruleset
+ * minus the tables iptables-nft itself keeps there.
+ */
+export async function rulesets(lab: NetnsLab, ns: string): Promise<Record<"iptables-nft" | "iptables-legacy" | "nftables", string>> {
+  const save = async (tool: string): Promise<string> => {
+    const result = await lab.exec(ns, tool, []);
+    return result.stdout
+      .split("\n")
+      .filter((line) => !line.startsWith("#"))
+      .map((line) => line.replace(/\[\d+:\d+\]/g, "[0:0]"))
+      .join("\n");
+  };
+  const [nft4, nft6, legacy4, legacy6, nft] = await Promise.all([
+    save("iptables-nft-save"),
+    save("ip6tables-nft-save"),
+    save("iptables-legacy-save"),
+    save("ip6tables-legacy-save"),
+    lab.exec(ns, "nft", ["list", "table", "inet", "berth"]),
+  ]);
+  return {
+    "iptables-nft": `${nft4}\n${nft6}`,
+    "iptables-legacy": `${legacy4}\n${legacy6}`,
+    nftables: nft.exitCode === 0 ? nft.stdout.replace(/counter packets \d+ bytes \d+/g, "counter") : "",
+  };
+}
+
+/** Whether berth has anything in a namespace's rulesets, per front end. */
+export async function berthRulesPresent(lab: NetnsLab, ns: string): Promise<Record<"iptables-nft" | "iptables-legacy" | "nftables", boolean>> {
+  const all = await rulesets(lab, ns);
+  return {
+    "iptables-nft": /BERTH-|--comment berth/.test(all["iptables-nft"]),
+    "iptables-legacy": /BERTH-|--comment berth/.test(all["iptables-legacy"]),
+    nftables: all.nftables !== "",
+  };
+}
