@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { berthVersion } from "./lib/version.js";
 import { UsageError } from "./lib/errors.js";
 import { lbPodCommand } from "./lb-pod/command.js";
+import { sandboxCommand } from "./sandbox/command.js";
 
 export function buildProgram(): Command {
   const program = new Command("berth")
@@ -26,7 +27,10 @@ export function buildProgram(): Command {
 }
 
 function roleCommands(): Command[] {
-  return [lbPodCommand()];
+  return [
+    lbPodCommand(),
+    sandboxCommand(),
+  ];
 }
 
 /** Runs the CLI; every failure ends as one line on stderr and a non-zero exit code (2 for bad input). */
