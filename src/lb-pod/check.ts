@@ -213,6 +213,11 @@ export function expectedIptables(plan: RulePlan, family: Family): IptablesOwned 
     const deleted = /^-X (\S+)$/.exec(line);
     if (deleted?.[1]) owned.chains.get(table)?.delete(deleted[1]);
   }
+  // iptables-save leaves out a match on every source ("-s 0.0.0.0/0", "-s ::/0"; k3s's default SRC_RANGES is
+  // 0.0.0.0/0), so the rendered rule carries a match the listing never shows.
+  for (const byChain of owned.chains.values()) {
+    for (const [chain, rules] of byChain) byChain.set(chain, rules.map((rule) => rule.replace(/ -s (0\.0\.0\.0|::)\/0(?= )/, "")));
+  }
   return { chains: owned.chains, jumps };
 }
 

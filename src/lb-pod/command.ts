@@ -39,7 +39,10 @@ function withConfigOptions(command: Command): Command {
 export function lbPodCommand(): Command {
   // `apply` is the default subcommand, so `berth lb-pod [--check] [options]` works without naming one. (Options on
   // lb-pod itself would be swallowed before its subcommands unless the root program enabled positional options.)
+  // exitOverride: commands added with addCommand() do not inherit the root's, and a bad flag must end in main()'s
+  // one-line, exit-code-2 handling instead of commander's own process.exit(1).
   const lbPod = new Command("lb-pod")
+    .exitOverride()
     .description("forward a Service's ports from this pod's network namespace (hostPort mode)")
     .addHelpText(
       "after",
@@ -51,7 +54,7 @@ Node.js process stays resident. The readiness probe is \`berth lb-pod check\` wi
 ${CONFIG_HELP}`,
     );
   lbPod.addCommand(
-    withConfigOptions(new Command("apply"))
+    withConfigOptions(new Command("apply").exitOverride())
       .description("apply the rules atomically (replacing any earlier berth rules), then exit [default]")
       .option("--check", "do not apply: run `lb-pod check` instead")
       .addHelpText("after", CONFIG_HELP)
@@ -59,7 +62,7 @@ ${CONFIG_HELP}`,
     { isDefault: true },
   );
   lbPod.addCommand(
-    withConfigOptions(new Command("check"))
+    withConfigOptions(new Command("check").exitOverride())
       .description("readiness probe: exit 0 only when the complete rule set for this configuration is in place")
       .addHelpText("after", CONFIG_HELP)
       .action(async (options: LbPodOptions) => runCheck(options)),

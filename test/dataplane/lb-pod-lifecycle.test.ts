@@ -1,0 +1,269 @@
+// The lb-pod over its life: which backend it picks, restarts with a changed configuration, the readiness check,
+// refusing to apply (forwarding off, bad input, no IPVS), IPv6 disabled, stale UDP conntrack entries, and the
+// waiter that stays resident and cleans up on SIGTERM. Real `dist/cli.js` and `bin/berth-lb-pod` in namespaces.
+import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { needsRoot, skipBecause } from "../support/skip.js";
+import {
+  ADDR,
+  BIN_DIR,
+  CLI,
+  berthRulesPresent,
+  createTopology,
+  lbPodArgs,
+  requireBuiltCli,
+  rulesets,
+  type Topology,
+} from "./lb-pod-fixture.js";
+
+describe("lb-pod data plane: lifecycle", function () {
+  let topology: Topology | undefined;
+
+  before(function () {
+    const reason = needsRoot();
+    if (reason) skipBecause(this, reason);
+    requireBuiltCli();
+  });
+
+  afterEach(async () => {
+    await topology?.destroy();
+    topology = undefined;
+  });
+
+  describe("automatic backend choice", () => {
+    const cases = [
+      { name: "picks iptables-nft in a namespace with no rules", prepare: [] as string[][], expect: "iptables-nft" as const },
+      {
+        name: "picks iptables-legacy when the namespace already holds legacy rules",
+        prepare: [["iptables-legacy", "-t", "filter", "-A", "INPUT", "-s", "192.0.2.1", "-j", "ACCEPT"]],
+        expect: "iptables-legacy" as const,
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const t = (topology = await createTopology());
+        for (const [tool, ...args] of c.prepare) assert.equal((await t.lab.exec(t.pod, tool ?? "", args)).exitCode, 0);
+        const applied = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2] })]);
+        assert.equal(applied.exitCode, 0, applied.stderr);
+        assert.match(applied.stdout, new RegExp(`backend ${c.expect} `));
+        const present = await berthRulesPresent(t.lab, t.pod);
+        assert.deepEqual(present, { "iptables-nft": c.expect === "iptables-nft", "iptables-legacy": c.expect === "iptables-legacy", nftables: false });
+        assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
+      });
+    }
+  });
+
+  describe("restart with a changed configuration", () => {
+    const transitions = [
+      { from: "iptables-nft", to: "iptables-nft" },
+      { from: "nftables", to: "nftables" },
+      { from: "iptables-legacy", to: "nftables" },
+      { from: "nftables", to: "iptables-nft" },
+    ] as const;
+    for (const { from, to } of transitions) {
+      it(`${from} -> ${to}: replaces the old rules completely (old port and family no longer forwarded, new port forwarded)`, async () => {
+        const t = (topology = await createTopology());
+        const old = await t.berth([
+          "lb-pod",
+          "apply",
+          ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], backend: from }),
+        ]);
+        assert.equal(old.exitCode, 0, old.stderr);
+        assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv6.pod, port: 80 }), "b2");
+
+        const changed = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:81:8081"], destinations: [ADDR.ipv4.b3], backend: to })]);
+        assert.equal(changed.exitCode, 0, changed.stderr);
+        const [oldPort, oldFamily, newPort] = await Promise.all([
+          t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }),
+          t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv6.pod, port: 80 }),
+          t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 81 }),
+        ]);
+        // Not forwarded any more: the pod itself answers with a reset (nothing listens there).
+        assert.deepEqual([oldPort, oldFamily, newPort], ["<refused>", "<refused>", "b3"]);
+        const all = await rulesets(t.lab, t.pod);
+        for (const [frontEnd, text] of Object.entries(all)) {
+          assert.doesNotMatch(text, /tcp\/80|fd71::2|10\.71\.0\.2/, `${frontEnd} still holds rules of the old configuration`);
+          if (frontEnd !== to) assert.doesNotMatch(text, /BERTH-|berth/, `${frontEnd} still holds berth rules after switching to ${to}`);
+        }
+        assert.match(all[to], /tcp\/81/);
+      });
+    }
+  });
+
+  describe("readiness check", () => {
+    const flushes = [
+      { backend: "iptables-nft", flush: ["iptables-nft", "-t", "nat", "-F"] },
+      { backend: "iptables-legacy", flush: ["iptables-legacy", "-t", "nat", "-F", "BERTH-DNAT"] },
+      { backend: "nftables", flush: ["nft", "flush", "ruleset"] },
+    ];
+    for (const { backend, flush } of flushes) {
+      it(`${backend}: false before apply, true after, false once the rules are flushed, false after a config change until re-applied`, async () => {
+        const t = (topology = await createTopology());
+        const config = lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], sourceRanges: [ADDR.ipv4.client], backend });
+        const changed = lbPodArgs(t, { ports: ["tcp:80:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], sourceRanges: [ADDR.ipv4.client], backend });
+        const check = async (args: string[]): Promise<number> => (await t.berth(["lb-pod", "check", ...args])).exitCode;
+        // `berth lb-pod --check` is the same command as `berth lb-pod check`.
+        const viaFlag = await t.berth(["lb-pod", "--check", ...config]);
+        assert.equal(viaFlag.exitCode, 1);
+        assert.match(viaFlag.stderr, /not ready: not applied/);
+
+        assert.equal((await t.berth(["lb-pod", "apply", ...config])).exitCode, 0);
+        assert.equal(await check(config), 0, "after apply");
+        assert.equal(await check(changed), 1, "with a changed configuration, before it is applied");
+
+        assert.equal((await t.lab.exec(t.pod, flush[0] ?? "", flush.slice(1))).exitCode, 0);
+        const flushed = await t.berth(["lb-pod", "check", ...config]);
+        assert.equal(flushed.exitCode, 1, "after the rules were flushed");
+        assert.equal(flushed.stderr.trim().split("\n").length, 1, flushed.stderr);
+
+        assert.equal((await t.berth(["lb-pod", "apply", ...changed])).exitCode, 0);
+        assert.equal(await check(changed), 0, "after the changed configuration is applied");
+        assert.equal(await check(config), 1, "the old configuration is no longer what is in place");
+      });
+    }
+  });
+
+  describe("refusing to apply", () => {
+    const forwardingOff = [
+      { family: "ipv4" as const, sysctl: "net.ipv4.ip_forward", destinations: [ADDR.ipv4.b2] },
+      { family: "ipv6" as const, sysctl: "net.ipv6.conf.all.forwarding", destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2] },
+    ];
+    for (const c of forwardingOff) {
+      it(`exits 2 naming ${c.sysctl} when it is off, and applies nothing`, async () => {
+        const t = (topology = await createTopology({ forwarding: { [c.family]: false } }));
+        const result = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: c.destinations })]);
+        assert.equal(result.exitCode, 2);
+        assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+        assert.match(result.stderr, new RegExp(c.sysctl.replaceAll(".", "\\.")));
+        assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: false });
+        assert.equal(existsSync(join(t.stateDir, "state.json")), false);
+      });
+    }
+
+    it("exits 2 with one line and applies nothing for each kind of bad input", async () => {
+      const t = (topology = await createTopology());
+      const bad: { args: string[]; env?: Record<string, string>; message: RegExp }[] = [
+        { args: ["--port", "tcp:70000:80", "--destination-ip", ADDR.ipv4.b2], message: /out of range/ },
+        { args: ["--port", "icmp:80:80", "--destination-ip", ADDR.ipv4.b2], message: /unknown protocol/ },
+        { args: ["--port", "tcp:80:80", "--destination-ip", "10.71.0.300"], message: /10\.71\.0\.300/ },
+        { args: ["--port", "tcp:80:80", "--destination-ip", ADDR.ipv4.b2, "--source-range", "10.0.0.0/33"], message: /10\.0\.0\.0\/33/ },
+        { args: [], env: { SRC_PORT: "80", DEST_PROTO: "TCP", DEST_PORT: "eighty", DEST_IPS: ADDR.ipv4.b2 }, message: /DEST_PORT/ },
+        { args: ["--port", "tcp:80:80", "--destination-ip", ADDR.ipv4.b2, "--backend", "ipchains"], message: /ipchains/ },
+      ];
+      for (const c of bad) {
+        const result = await t.berth(["lb-pod", "apply", "--state-dir", t.stateDir, ...c.args], c.env);
+        assert.equal(result.exitCode, 2, `${c.args.join(" ")}: ${result.stderr}`);
+        assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+        assert.match(result.stderr, c.message);
+      }
+      assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: false });
+    });
+
+    it("refuses --backend ipvs with one line saying the kernel lacks IPVS (/proc/net/ip_vs)", async function () {
+      if (existsSync("/proc/net/ip_vs")) skipBecause(this, "this kernel has IPVS, so there is nothing to refuse");
+      const t = (topology = await createTopology());
+      const result = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2], backend: "ipvs" })]);
+      assert.equal(result.exitCode, 2);
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.match(result.stderr, /kernel lacks IPVS \(\/proc\/net\/ip_vs does not exist/);
+      assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: false });
+    });
+
+    it("forwards TCP with the ipvs backend", async function () {
+      if (!existsSync("/proc/net/ip_vs")) skipBecause(this, "the kernel lacks IPVS: /proc/net/ip_vs does not exist");
+      const t = (topology = await createTopology());
+      const result = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2], backend: "ipvs" })]);
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
+    });
+  });
+
+  it("forwards an IPv4-only Service with IPv6 disabled in the pod, never touching ip6tables", async () => {
+    const t = (topology = await createTopology());
+    await t.lab.sysctls(t.pod, { "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1" });
+    const args = lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8080"], destinations: [ADDR.ipv4.b2], sourceRanges: ["10.70.0.0/24"] });
+    const applied = await t.berth(["lb-pod", "apply", ...args]);
+    assert.equal(applied.exitCode, 0, applied.stderr);
+    assert.equal((await t.berth(["lb-pod", "check", ...args])).exitCode, 0);
+    assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
+    assert.equal(await t.lab.ask(t.client, { protocol: "udp", ip: ADDR.ipv4.pod, port: 53 }), "b2");
+    const ip6 = await t.lab.exec(t.pod, "ip6tables-nft-save", []);
+    assert.doesNotMatch(ip6.stdout, /BERTH|berth/);
+  });
+
+  it("accepts klipper-lb's environment contract (SRC_PORT, DEST_PROTO, DEST_PORT, DEST_IPS, SRC_RANGES)", async () => {
+    const t = (topology = await createTopology());
+    const env = { SRC_PORT: "53", DEST_PROTO: "UDP", DEST_PORT: "8081", DEST_IPS: `${ADDR.ipv4.b3} ${ADDR.ipv6.b3}`, SRC_RANGES: "0.0.0.0/0,::/0" };
+    const applied = await t.berth(["lb-pod", "apply", "--state-dir", t.stateDir], env);
+    assert.equal(applied.exitCode, 0, applied.stderr);
+    assert.equal(await t.lab.ask(t.client, { protocol: "udp", ip: ADDR.ipv4.pod, port: 53 }), "b3");
+    assert.equal(await t.lab.ask(t.client, { protocol: "udp", ip: ADDR.ipv6.pod, port: 53 }), "b3");
+    assert.equal((await t.berth(["lb-pod", "check", "--state-dir", t.stateDir], env)).exitCode, 0);
+  });
+
+  describe("UDP conntrack entries", () => {
+    it("forwards a UDP flow that hit a port before the port was forwarded, once it is", async () => {
+      const t = (topology = await createTopology());
+      const flow = { protocol: "udp", ip: ADDR.ipv4.pod, port: 54, sourceIp: ADDR.ipv4.client, sourcePort: 40001 } as const;
+      const before = ["apply", ...lbPodArgs(t, { ports: ["udp:53:8080"], destinations: [ADDR.ipv4.b2] })];
+      assert.equal((await t.berth(["lb-pod", ...before])).exitCode, 0);
+      // Port 54 is not forwarded yet: the packet finds no rule and no listener, and leaves an unreplied, un-NATed
+      // conntrack entry that would capture the flow for as long as it keeps sending (klipper-lb never flushes it).
+      assert.equal(await t.lab.ask(t.client, { ...flow, timeoutMs: 300 }), "<timeout>");
+      const entries = await t.lab.exec(t.pod, "conntrack", ["-L", "-p", "udp", "--orig-port-dst", "54"]);
+      assert.match(entries.stdout, /sport=40001/, "the stale entry exists before the port is forwarded");
+      const after = ["apply", ...lbPodArgs(t, { ports: ["udp:53:8080", "udp:54:8081"], destinations: [ADDR.ipv4.b2] })];
+      assert.equal((await t.berth(["lb-pod", ...after])).exitCode, 0);
+      assert.equal(await t.lab.ask(t.client, flow), "b2");
+    });
+
+    it("moves a live UDP flow to the new destination when the configuration changes", async () => {
+      const t = (topology = await createTopology());
+      const flow = { protocol: "udp", ip: ADDR.ipv4.pod, port: 53, sourceIp: ADDR.ipv4.client, sourcePort: 40002 } as const;
+      assert.equal((await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["udp:53:8080"], destinations: [ADDR.ipv4.b2] })])).exitCode, 0);
+      assert.equal(await t.lab.ask(t.client, flow), "b2");
+      assert.equal((await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["udp:53:8080"], destinations: [ADDR.ipv4.b3] })])).exitCode, 0);
+      assert.equal(await t.lab.ask(t.client, flow), "b3", "the flow's old conntrack entry would still send it to b2");
+    });
+  });
+
+  it("entrypoint: leaves no Node.js process resident, and the waiter removes the rules and exits 0 within 1 s of SIGTERM", async () => {
+    const t = (topology = await createTopology());
+    const args = lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2] });
+    // `ip netns exec` execs the entrypoint, which execs the waiter: the child's PID is the waiter's in the end.
+    const entry = spawn("ip", ["netns", "exec", t.pod, "env", `BERTH_CLI=${CLI}`, `BERTH_NODE=${process.execPath}`, join(BIN_DIR, "berth-lb-pod"), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    entry.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    entry.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) => entry.on("exit", (code) => resolve({ code, at: Date.now() })));
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((await t.berth(["lb-pod", "check", ...args])).exitCode !== 0) {
+        assert.ok(Date.now() < deadline, `not ready after 10 s: ${output}`);
+        assert.equal(entry.exitCode, null, `the entrypoint exited: ${output}`);
+      }
+      // Ready. What runs in the pod now is the waiter and its sleep, and nothing else (the check has exited).
+      const pids = (await t.lab.runner.run("ip", ["netns", "pids", t.pod])).stdout.split("\n").filter(Boolean);
+      const commands = pids.map((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim());
+      assert.ok(!commands.includes("node"), `a node process is still resident: ${commands.join(", ")}`);
+      assert.ok(pids.includes(String(entry.pid)), "the entrypoint's process (now the waiter) still runs");
+      assert.equal(readFileSync(`/proc/${entry.pid}/comm`, "utf8").trim(), "berth-wait");
+      assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
+
+      const sent = Date.now();
+      entry.kill("SIGTERM");
+      const { code, at } = await exited;
+      assert.equal(code, 0, output);
+      assert.ok(at - sent < 1000, `the waiter took ${at - sent} ms to exit`);
+      assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: false });
+      assert.equal(existsSync(join(t.stateDir, "state.json")), false, "the state file is gone, so --check says not ready");
+      assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "<refused>");
+    } finally {
+      entry.kill("SIGKILL");
+    }
+  });
+});
