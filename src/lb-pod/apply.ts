@@ -27,7 +27,9 @@ import {
   renderIptablesCleanup,
   renderIptablesRestore,
   requiredIptablesJumps,
+  type IptablesJump,
 } from "../lib/rules/render-iptables.js";
+import { renderIpvs } from "../lib/rules/render-ipvs.js";
 import { renderNftables, renderNftablesCleanup } from "../lib/rules/render-nftables.js";
 import {
   chooseBackend,
@@ -88,19 +90,24 @@ export async function applyLbPod(plan: RulePlan, options: ApplyOptions, io: Appl
 
   const { facts, saves, nftTables } = await gatherBackendFacts(io.runner, fileExists);
   const choice = chooseBackend(options.backend, facts);
-  const variant = variantOf(choice.backend);
+  // IPVS mode marks and masquerades with iptables, in the variant the namespace uses (chosen as for iptables mode).
+  const ipvsVariant = choice.backend === "ipvs" ? variantOf(chooseBackend("iptables", facts).backend) : undefined;
+  const variant = variantOf(choice.backend) ?? ipvsVariant;
 
-  if (variant) {
+  if (choice.backend === "ipvs" && ipvsVariant) {
+    await applyIpvs(io.runner, ipvsVariant, plan, saves, options.procDir ?? "/proc");
+  } else if (variant) {
     await Promise.all(plan.families.map((family) => applyIptablesFamily(io.runner, variant, family, plan, saves)));
   } else if (choice.backend === "nftables") {
     await runChecked(io.runner, "nft", ["-f", "-"], { input: renderNftables(plan), timeoutMs: 30_000 });
   } else {
-    throw new UsageError(`backend ${choice.backend}: applying is not supported by this build`);
+    throw new UsageError(`backend ${choice.backend}: no iptables variant runs here`);
   }
 
   const removedLeftovers = await removeLeftovers(io.runner, plan, variant, saves, nftTables);
+  if (choice.backend !== "ipvs" && facts.ipvsAvailable && (await clearIpvsLeftovers(io.runner))) removedLeftovers.push("IPVS services");
 
-  const problem = await liveRulesProblem(plan, choice.backend, io.runner);
+  const problem = await liveRulesProblem(plan, choice.backend, io.runner, ipvsVariant);
   if (problem) throw new ApplyVerificationError(`rules applied with ${choice.backend} but not as planned: ${problem}`);
 
   const flushedUdpPorts = await flushUdpConntrack(io, plan, previous);
@@ -110,13 +117,46 @@ export async function applyLbPod(plan: RulePlan, options: ApplyOptions, io: Appl
       version: 1,
       planHash: planHash(plan),
       backend: choice.backend,
+      ...(ipvsVariant ? { ipvsIptablesVariant: ipvsVariant } : {}),
       families: plan.families,
       udpPorts: udpPortsOf(plan),
       appliedAt: new Date().toISOString(),
     },
-    cleanup: cleanupScript(plan, choice.backend),
+    cleanup: cleanupScript(plan, choice.backend, ipvsVariant),
   });
   return { choice, removedLeftovers, flushedUdpPorts };
+}
+
+/**
+ * IPVS mode (not exercised on the reference machine, whose kernel has no IPVS): the namespaced sysctls IPVS needs,
+ * the iptables part per family (marks, MASQUERADE, source check; it also removes iptables-mode chains), then the
+ * virtual services with `ipvsadm-restore` (which replaces all of the namespace's services; they are all ours).
+ */
+async function applyIpvs(runner: CommandRunner, variant: IptablesVariant, plan: RulePlan, saves: IptablesSaves, procDir: string): Promise<void> {
+  const presentJumps: Partial<Record<Family, IptablesJump[]>> = {};
+  for (const family of plan.families) presentJumps[family] = presentIptablesJumps(saves[variant][family] ?? "");
+  const rendering = renderIpvs(plan, { presentJumps });
+  for (const [name, value] of Object.entries(rendering.sysctls)) {
+    try {
+      await writeFile(join(procDir, "sys", ...name.split(".")), value);
+    } catch (error) {
+      throw new UsageError(`backend ipvs needs ${name}=${value} in the pod's network namespace and setting it failed (${(error as Error).message}); set it with the pod's securityContext.sysctls`);
+    }
+  }
+  await Promise.all(
+    plan.families.map((family) =>
+      runChecked(runner, iptablesBinary(variant, family, "restore"), ["--noflush"], { input: rendering.iptablesRestore[family] ?? "", timeoutMs: 30_000 }),
+    ),
+  );
+  await runChecked(runner, "ipvsadm-restore", [], { input: rendering.ipvsadmRestore, timeoutMs: 30_000 });
+}
+
+/** Clears IPVS virtual services left by an earlier IPVS-mode apply; true when there were some. */
+async function clearIpvsLeftovers(runner: CommandRunner): Promise<boolean> {
+  const save = await runner.run("ipvsadm-save", ["-n"], { timeoutMs: 10_000 });
+  if (save.exitCode !== 0 || !/^-A /m.test(save.stdout)) return false;
+  await runChecked(runner, "ipvsadm", ["-C"], { timeoutMs: 10_000 });
+  return true;
 }
 
 async function applyIptablesFamily(
@@ -221,16 +261,19 @@ async function flushUdpConntrack(io: ApplyIo, plan: RulePlan, previous: LbPodSta
  * jump was removed behind our back, the first restore fails as a whole; the second one, which deletes no jumps,
  * then removes the chains.
  */
-export function cleanupScript(plan: RulePlan, backend: BackendChoice["backend"]): string {
+export function cleanupScript(plan: RulePlan, backend: BackendChoice["backend"], ipvsVariant?: IptablesVariant): string {
   const lines = ["#!/bin/sh", `# Written by berth lb-pod apply (backend ${backend}): removes the rules it applied. Run by bin/berth-wait.`, "status=0"];
   // The rest of the command line (`|| status=1`) goes before the here-document's body, not after its end marker.
   const heredoc = (command: string, text: string, rest = ""): string => `${command} <<'BERTH_EOF'${rest}\n${text.trimEnd()}\nBERTH_EOF`;
-  const variant = variantOf(backend);
+  const variant = variantOf(backend) ?? ipvsVariant;
+  if (backend === "ipvs") lines.push("ipvsadm -C || status=1");
   if (variant) {
+    const required = backend === "ipvs" ? renderIpvs(plan).requiredJumps : undefined;
     for (const family of plan.families) {
       const restore = `${iptablesBinary(variant, family, "restore")} --noflush`;
+      const jumps = required ? (required[family] ?? []) : requiredIptablesJumps(plan, family);
       lines.push(
-        `if ! ${heredoc(restore, renderIptablesCleanup({ presentJumps: requiredIptablesJumps(plan, family) }))}`,
+        `if ! ${heredoc(restore, renderIptablesCleanup({ presentJumps: jumps }))}`,
         `then ${heredoc(restore, renderIptablesCleanup({ presentJumps: [] }))}`,
         "fi || status=1",
       );

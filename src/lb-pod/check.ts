@@ -26,6 +26,7 @@ import {
   requiredIptablesJumps,
   type IptablesJump,
 } from "../lib/rules/render-iptables.js";
+import { renderIpvs, type IpvsRendering } from "../lib/rules/render-ipvs.js";
 import { renderNftablesTable } from "../lib/rules/render-nftables.js";
 import { iptablesBinary, type BackendName, type IptablesVariant } from "./backend.js";
 
@@ -40,6 +41,8 @@ export interface LbPodState {
   /** planHash(plan) of the plan that was applied. */
   planHash: string;
   backend: BackendName;
+  /** The iptables variant used alongside IPVS (marks, MASQUERADE); unset for the other backends. */
+  ipvsIptablesVariant?: IptablesVariant;
   families: Family[];
   /** UDP ports forwarded per family: the next apply also flushes conntrack for ports it no longer forwards. */
   udpPorts: Partial<Record<Family, number[]>>;
@@ -96,7 +99,7 @@ export async function readState(stateDir: string): Promise<LbPodState | undefine
   }
 }
 
-/** Which iptables variant a backend writes with (IPVS uses iptables too, for marking and masquerading). */
+/** Which iptables variant an iptables backend writes with (IPVS's own variant is recorded separately). */
 export function variantOf(backend: BackendName): IptablesVariant | undefined {
   if (backend === "iptables-nft") return "nft";
   if (backend === "iptables-legacy") return "legacy";
@@ -115,7 +118,7 @@ export async function checkLbPod(
   }
   const forwarding = await forwardingProblem(plan, io.procDir);
   if (forwarding) return { ready: false, reason: forwarding };
-  const problem = await liveRulesProblem(plan, state.backend, io.runner);
+  const problem = await liveRulesProblem(plan, state.backend, io.runner, state.ipvsIptablesVariant);
   return problem ? { ready: false, reason: problem } : { ready: true, backend: state.backend };
 }
 
@@ -124,15 +127,21 @@ export async function liveRulesProblem(
   plan: RulePlan,
   backend: BackendName,
   runner: CommandRunner,
+  ipvsIptablesVariant?: IptablesVariant,
 ): Promise<string | undefined> {
-  const variant = variantOf(backend);
+  const variant = variantOf(backend) ?? (backend === "ipvs" ? ipvsIptablesVariant : undefined);
   if (variant) {
+    const ipvs = backend === "ipvs" ? renderIpvsAsApplied(plan) : undefined;
     for (const family of plan.families) {
       const save = await runner.run(iptablesBinary(variant, family, "save"), [], { timeoutMs: 10_000 });
       if (save.exitCode !== 0) return `${save.command} failed (exit ${save.exitCode}): ${save.stderr.trim().split("\n")[0] ?? ""}`;
-      const problem = compareIptables(plan, family, save.stdout);
-      if (problem) return `${family} (${backend}): ${problem}`;
+      const want = ipvs
+        ? expectedFromRestore(ipvs.iptablesRestore[family] ?? "", ipvs.requiredJumps[family] ?? [])
+        : expectedIptables(plan, family);
+      const problem = compareOwned(want, ownedIptables(save.stdout));
+      if (problem) return `${family} (${backend}, iptables-${variant}): ${problem}`;
     }
+    if (ipvs) return ipvsProblem(ipvs.ipvsadmRestore, runner);
     return undefined;
   }
   if (backend === "nftables") {
@@ -142,7 +151,30 @@ export async function liveRulesProblem(
     if (live !== want) return `nftables table ${NFT_FAMILY} ${NFT_TABLE} differs from the plan: ${firstDifference(want, live)}`;
     return undefined;
   }
-  return `checking the ${backend} backend is not supported`;
+  return `no iptables variant recorded for the ${backend} backend`;
+}
+
+/** The IPVS rendering as it looks once applied (its jumps in place, so the iptables text holds no jump changes). */
+function renderIpvsAsApplied(plan: RulePlan): IpvsRendering {
+  const required = renderIpvs(plan).requiredJumps;
+  return renderIpvs(plan, { presentJumps: required });
+}
+
+/**
+ * IPVS virtual services: `ipvsadm-save -n` must list exactly the rendered services and real servers (as sets of
+ * lines: ipvsadm lists real servers in its own order).
+ */
+async function ipvsProblem(rendered: string, runner: CommandRunner): Promise<string | undefined> {
+  const save = await runner.run("ipvsadm-save", ["-n"], { timeoutMs: 10_000 });
+  if (save.exitCode !== 0) return `${save.command} failed (exit ${save.exitCode}): ${save.stderr.trim().split("\n")[0] ?? ""}`;
+  const lines = (text: string): string[] => text.split("\n").map((line) => line.trim().replace(/\s+/g, " ")).filter(Boolean).sort();
+  const want = lines(rendered);
+  const have = lines(save.stdout);
+  const missing = want.find((line) => !have.includes(line));
+  if (missing) return `IPVS: "${missing}" is missing`;
+  const extra = have.find((line) => !want.includes(line));
+  if (extra) return `IPVS: unexpected "${extra}"`;
+  return undefined;
 }
 
 /** `nft list table inet berth`, normalised (counters zeroed), or undefined when the table does not exist. */
@@ -205,7 +237,11 @@ export function ownedIptables(save: string): IptablesOwned {
 export function expectedIptables(plan: RulePlan, family: Family): IptablesOwned {
   const jumps = requiredIptablesJumps(plan, family);
   // Rendered as if the jumps were already in place, the text holds no jump changes: only chains and their rules.
-  const text = renderIptablesRestore(plan, family, { presentJumps: jumps });
+  return expectedFromRestore(renderIptablesRestore(plan, family, { presentJumps: jumps }), jumps);
+}
+
+/** Berth's chains and rules as a restore text leaves them (chains it deletes with -X removed), plus the jumps. */
+function expectedFromRestore(text: string, jumps: IptablesJump[]): IptablesOwned {
   const owned = ownedIptables(text);
   let table = "";
   for (const line of text.split("\n")) {
@@ -223,8 +259,10 @@ export function expectedIptables(plan: RulePlan, family: Family): IptablesOwned 
 
 /** Why a family's live iptables rules (iptables-save output) are not exactly the plan's, or undefined. */
 export function compareIptables(plan: RulePlan, family: Family, save: string): string | undefined {
-  const want = expectedIptables(plan, family);
-  const have = ownedIptables(save);
+  return compareOwned(expectedIptables(plan, family), ownedIptables(save));
+}
+
+function compareOwned(want: IptablesOwned, have: IptablesOwned): string | undefined {
   for (const table of new Set([...want.chains.keys(), ...have.chains.keys()])) {
     const wantChains = want.chains.get(table) ?? new Map<string, string[]>();
     const haveChains = have.chains.get(table) ?? new Map<string, string[]>();

@@ -291,6 +291,16 @@ export class NetnsLab {
     return outcome.answered ? outcome.reply : `<${outcome.reason}>`;
   }
 
+  /** Deletes some of this lab's namespaces now (killing what runs in them), e.g. between benchmark runs. */
+  async removeNamespaces(...names: string[]): Promise<void> {
+    for (const name of names) {
+      const index = this.namespaces.indexOf(name);
+      if (index < 0) throw new Error(`${name} is not a namespace of this lab`);
+      this.namespaces.splice(index, 1);
+      await deleteNamespace(name, this.runner);
+    }
+  }
+
   /** Stops every server and deletes every namespace of this lab. Safe to call twice and after a failed setup. */
   async destroy(): Promise<void> {
     for (const child of this.servers) child.kill("SIGKILL");
