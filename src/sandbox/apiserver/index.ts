@@ -1,0 +1,116 @@
+// Entry point of the sandbox's in-memory Kubernetes API server (a test and demo server, not a production one):
+// one call gives a listening server, its bearer token, the fault switches and the store behind it.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { isIP } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Faults } from "./faults.js";
+import { ResourceRegistry } from "./resources.js";
+import { ApiServer } from "./server.js";
+import { ServiceAllocator } from "./services.js";
+import { Store, type StoreHooks } from "./store.js";
+import { validateObject } from "./validation.js";
+
+export interface ApiServerOptions {
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  host?: string;
+  /** Bearer token clients must send; a random one by default. */
+  token?: string;
+  serviceCidrs?: { ipv4?: string; ipv6?: string };
+  /** Watch events kept per resource; a watch or continue from an older resourceVersion gets 410 Gone. */
+  historyLimit?: number;
+  /** Interval of BOOKMARK events on watches that allow them (default 60 s, like kube-apiserver). */
+  bookmarkIntervalMs?: number;
+  /** Bound pods linger after DELETE until gracePeriodSeconds=0 confirms them (default true, as on a real cluster). */
+  podGracefulDeletion?: boolean;
+  clock?: () => Date;
+  /**
+   * Serve HTTPS with a fresh self-signed certificate (made with the openssl CLI). kubectl's clientcmd sends a
+   * kubeconfig's bearer token only over TLS, so the CLI uses this; in-process tests can stay on plain HTTP.
+   */
+  tls?: boolean;
+}
+
+export interface ApiServerHandle {
+  /** e.g. http://127.0.0.1:41234 */
+  url: string;
+  port: number;
+  token: string;
+  /** PEM certificate to trust (kubeconfig certificate-authority-data), when serving TLS. */
+  caCert?: string;
+  faults: Faults;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** Namespaces every cluster has from the start. */
+const INITIAL_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+export async function startApiServer(options: ApiServerOptions = {}): Promise<ApiServerHandle> {
+  const host = options.host ?? "127.0.0.1";
+  const token = options.token ?? randomBytes(16).toString("hex");
+  const registry = new ResourceRegistry();
+  const services = new ServiceAllocator({ serviceCidrs: options.serviceCidrs ?? {} });
+  const hooks: StoreHooks = { validate: validateObject, services };
+  const store = new Store({
+    registry,
+    hooks,
+    ...(options.historyLimit !== undefined ? { historyLimit: options.historyLimit } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.podGracefulDeletion !== undefined ? { podGracefulDeletion: options.podGracefulDeletion } : {}),
+  });
+  const namespaces = store.resourceFor("v1", "Namespace");
+  for (const name of INITIAL_NAMESPACES) store.create(namespaces, undefined, { metadata: { name } });
+  const faults = new Faults();
+  const tls = options.tls ? await selfSignedCertificate(host) : undefined;
+  const server = new ApiServer({
+    store,
+    faults,
+    token,
+    ...(tls ? { tls } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
+  });
+  const port = await server.listen(options.port ?? 0, host);
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `${tls ? "https" : "http"}://${urlHost}:${port}`,
+    port,
+    token,
+    ...(tls ? { caCert: tls.cert } : {}),
+    faults,
+    store,
+    close: () => server.close(),
+  };
+}
+
+/** A self-signed P-256 certificate valid for the listen address, loopback and localhost. */
+async function selfSignedCertificate(host: string): Promise<{ cert: string; key: string }> {
+  const sans = new Set(["IP:127.0.0.1", "IP:::1", "DNS:localhost"]);
+  sans.add(isIP(host) ? `IP:${host}` : `DNS:${host}`);
+  const dir = await mkdtemp(join(tmpdir(), "berth-apiserver-tls-"));
+  try {
+    const keyFile = join(dir, "key.pem");
+    const certFile = join(dir, "cert.pem");
+    const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", keyFile, "-out", certFile, "-days", "3650", "-subj", "/CN=berth-sandbox-apiserver",
+      "-addext", `subjectAltName=${[...sans].join(",")}`];
+    await new Promise<void>((resolve, reject) => {
+      execFile("openssl", args, (error, _stdout, stderr) => {
+        if (error) reject(new Error(`cannot make the sandbox API server's TLS certificate with openssl: ${stderr || error.message}`));
+        else resolve();
+      });
+    });
+    return { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8") };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export { ApiServer } from "./server.js";
+export { Store } from "./store.js";
+export { Faults, type FaultRule } from "./faults.js";
+export { ResourceRegistry } from "./resources.js";
