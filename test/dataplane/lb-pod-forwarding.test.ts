@@ -11,10 +11,12 @@ const FAMILIES: Family[] = ["ipv4", "ipv6"];
 describe("lb-pod data plane: forwarding", function () {
   let topology: Topology | undefined;
 
-  before(function () {
+  before(() => requireBuiltCli());
+
+  // Per test, so that every skipped test carries the reason in its own title.
+  beforeEach(function () {
     const reason = needsRoot();
     if (reason) skipBecause(this, reason);
-    requireBuiltCli();
   });
 
   afterEach(async () => {

@@ -21,10 +21,12 @@ import {
 describe("lb-pod data plane: lifecycle", function () {
   let topology: Topology | undefined;
 
-  before(function () {
+  before(() => requireBuiltCli());
+
+  // Per test, so that every skipped test carries the reason in its own title.
+  beforeEach(function () {
     const reason = needsRoot();
     if (reason) skipBecause(this, reason);
-    requireBuiltCli();
   });
 
   afterEach(async () => {
@@ -227,6 +229,21 @@ describe("lb-pod data plane: lifecycle", function () {
       assert.equal((await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["udp:53:8080"], destinations: [ADDR.ipv4.b3] })])).exitCode, 0);
       assert.equal(await t.lab.ask(t.client, flow), "b3", "the flow's old conntrack entry would still send it to b2");
     });
+  });
+
+  it("entrypoint: a SIGTERM during apply ends with the rules removed and exit 0, not with rules nobody cleans up", async () => {
+    const t = (topology = await createTopology());
+    const args = lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2] });
+    const entry = spawn("ip", ["netns", "exec", t.pod, "env", `BERTH_CLI=${CLI}`, `BERTH_NODE=${process.execPath}`, join(BIN_DIR, "berth-lb-pod"), ...args], {
+      stdio: "ignore",
+    });
+    const exited = new Promise<number | null>((resolve) => entry.on("exit", (code) => resolve(code)));
+    // The shell sets its trap within milliseconds; Node.js alone needs ~100 ms to start, so apply is still running.
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    entry.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: false });
+    assert.equal(existsSync(join(t.stateDir, "state.json")), false);
   });
 
   it("entrypoint: leaves no Node.js process resident, and the waiter removes the rules and exits 0 within 1 s of SIGTERM", async () => {
