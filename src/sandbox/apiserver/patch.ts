@@ -616,8 +616,17 @@ function readManagers(obj: KubeObject | undefined): Manager[] {
   }));
 }
 
+/**
+ * Entries with an empty set are dropped; the rest ordered as kube's fieldmanager sorts them
+ * (sortEncodedManagedFields): operation (Apply before Update), time, manager, apiVersion, subresource.
+ */
 function writeManagers(managers: Manager[]): ManagedFieldsEntry[] {
-  return managers.filter((m) => m.set.size > 0).map((m) => ({
+  const seconds = (m: Manager) => (m.time ? Math.floor(Date.parse(m.time) / 1000) : 0);
+  const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const sorted = managers.filter((m) => m.set.size > 0).sort((p, q) => compare(p.operation, q.operation)
+    || seconds(p) - seconds(q) || compare(p.manager, q.manager) || compare(p.apiVersion, q.apiVersion)
+    || compare(p.subresource ?? "", q.subresource ?? ""));
+  return sorted.map((m) => ({
     manager: m.manager,
     operation: m.operation,
     apiVersion: m.apiVersion,
@@ -730,6 +739,9 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
   }
   const meta = isRecord(config.metadata) ? config.metadata : {};
   config.metadata = meta;
+  if (meta.managedFields !== undefined && meta.managedFields !== null) {
+    throw new ApiError(400, "BadRequest", `metadata.managedFields must be nil but was ${JSON.stringify(meta.managedFields)}`);
+  }
   delete meta.managedFields;
   for (const field of Object.keys(config)) {
     if (field !== "apiVersion" && field !== "kind" && field !== "metadata" && !ownable(def, opts.subresource, field)) delete config[field];

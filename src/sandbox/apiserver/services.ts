@@ -357,6 +357,18 @@ export class ServiceAllocator {
     if (spec.healthCheckNodePort) this.ports.release(spec.healthCheckNodePort);
   }
 
+  /**
+   * Undoes a `prepareUpdate` whose result will not be stored after all (validation failed later, dry run, lost
+   * race): frees what `prepared` holds and `old` doesn't, takes back what `old` holds and `prepared` released.
+   */
+  revertUpdate(old: KubeObject, prepared: KubeObject): void {
+    const before = allocationsOf(specOf(structuredClone(old)));
+    const after = allocationsOf(specOf(structuredClone(prepared)));
+    for (const ip of after.ips) if (!before.ips.includes(ip)) this.releaseIp(ip);
+    for (const port of after.ports) if (!before.ports.includes(port)) this.ports.release(port);
+    this.restore(old);
+  }
+
   /** Marks a stored Service's allocations as used (when loading objects that were allocated before). */
   restore(svc: KubeObject): void {
     const spec = specOf(structuredClone(svc));
@@ -627,6 +639,12 @@ function shouldAllocateNodePorts(spec: Spec): boolean {
 
 function needsHealthCheck(spec: Spec): boolean {
   return spec.type === "LoadBalancer" && spec.externalTrafficPolicy === "Local";
+}
+
+function allocationsOf(spec: Spec): { ips: string[]; ports: number[] } {
+  const ips = (spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : [])).filter((ip) => ip !== "None" && ip !== "");
+  const ports = [...nodePortsOf(spec), ...(spec.healthCheckNodePort ? [spec.healthCheckNodePort] : [])];
+  return { ips, ports };
 }
 
 function nodePortsOf(spec: Spec): number[] {

@@ -269,6 +269,12 @@ describe("sandbox server-side apply", () => {
     assert.deepEqual(dropped.data, { a: "1" }, "a is still owned by 'one'");
   });
 
+  it("sorts Apply entries before Update entries, then by time", () => {
+    let current = recordUpdateManagedFields(CONFIGMAPS, undefined, { ...cm({ a: "1" }) } as KubeObject, "kubectl-create", NOW);
+    current = apply(current, cm({ b: "1" }), "zeta");
+    assert.deepEqual(current.metadata.managedFields?.map((m) => `${m.operation}/${m.manager}`), ["Apply/zeta", "Update/kubectl-create"]);
+  });
+
   it("lists several conflicts grouped by manager", () => {
     let current = apply(undefined, cm({ a: "1", b: "1" }), "berth");
     current = recordUpdateManagedFields(CONFIGMAPS, current, { ...current, data: { a: "2", b: "2" } }, "kubectl", NOW);
@@ -299,13 +305,15 @@ describe("sandbox server-side apply", () => {
     const status = applyPatch(PODS, created, "apply", { ...body, spec: { nodeName: "n2" } }, { fieldManager: "kubelet", now: NOW, subresource: "status" });
     assert.deepEqual(status.status, { phase: "Running" });
     assert.deepEqual(status.spec, { nodeName: "n1" });
-    assert.deepEqual(status.metadata.managedFields?.map((m) => [m.manager, m.subresource]), [["m", undefined], ["kubelet", "status"]]);
+    assert.deepEqual(status.metadata.managedFields?.map((m) => [m.manager, m.subresource]), [["kubelet", "status"], ["m", undefined]],
+      "entries sorted as kube sorts them: operation, time, then manager");
   });
 
   const refusals: { name: string; body: unknown; manager?: string; code: number }[] = [
     { name: "requires a fieldManager", body: cm({}), manager: "", code: 400 },
     { name: "refuses a body of another kind", body: { ...cm({}), kind: "Secret" }, code: 400 },
     { name: "refuses a body without apiVersion", body: { kind: "ConfigMap", metadata: { name: "c" } }, code: 400 },
+    { name: "refuses managedFields in the applied configuration", body: { ...cm({}), metadata: { name: "c", managedFields: [] } }, code: 400 },
   ];
   for (const c of refusals) {
     it(c.name, () => assert.equal(apiError(() => apply(undefined, c.body, c.manager ?? "m")).code, c.code));
@@ -333,6 +341,6 @@ describe("sandbox managedFields for Update operations (POST, PUT, PATCH)", () =>
     const p = recordUpdateManagedFields(PODS, undefined, { ...pod({ nodeName: "n" }), status: { phase: "Pending" } }, "creator", NOW);
     const withStatus = recordUpdateManagedFields(PODS, p, { ...p, status: { phase: "Running" } }, "kubelet", NOW, "status");
     const relabelled = recordUpdateManagedFields(PODS, withStatus, { ...withStatus, metadata: { ...withStatus.metadata, labels: { a: "b" } } }, "kubectl-label", NOW);
-    assert.deepEqual(relabelled.metadata.managedFields?.map((m) => [m.manager, m.subresource]), [["creator", undefined], ["kubelet", "status"], ["kubectl-label", undefined]]);
+    assert.deepEqual(relabelled.metadata.managedFields?.map((m) => [m.manager, m.subresource]), [["creator", undefined], ["kubectl-label", undefined], ["kubelet", "status"]]);
   });
 });

@@ -370,6 +370,19 @@ describe("sandbox Service updates (immutability, carried-over and released alloc
     assert.equal(allocator.capacity().ipv4, free);
   });
 
+  it("puts allocations back as they were when a prepared update is abandoned", () => {
+    const allocator = v4only();
+    const old = allocator.prepareCreate(svc({ type: "NodePort", ports: [{ name: "a", port: 80, nodePort: 30080 }] }));
+    const before = allocator.capacity();
+    const prepared = allocator.prepareUpdate(old, svc({ type: "NodePort", ports: [{ name: "a", port: 80, nodePort: 30081 }, { name: "b", port: 81 }] }));
+    assert.equal(allocator.capacity().nodePorts, before.nodePorts - 1, "30080 freed, 30081 and one more taken");
+    allocator.revertUpdate(old, prepared);
+    assert.deepEqual(allocator.capacity(), before);
+    const error = apiError(() => allocator.prepareCreate(svc({ type: "NodePort", ports: [{ port: 80, nodePort: 30080 }] }, "other")));
+    assert.deepEqual(causes(error), ["spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"]);
+    allocator.prepareCreate(svc({ type: "NodePort", ports: [{ port: 80, nodePort: 30081 }] }, "third"));
+  });
+
   it("refuses a changed healthCheckNodePort", () => {
     const allocator = v4only();
     const old = allocator.prepareCreate(svc({ type: "LoadBalancer", externalTrafficPolicy: "Local", ports: [{ port: 80 }] }));
