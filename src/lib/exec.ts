@@ -37,7 +37,7 @@ export class CommandError extends Error {
   override name = "CommandError";
   constructor(readonly result: RunResult) {
     const detail = firstLine(result.stderr) || firstLine(result.stdout) || "no output";
-    super(`\`${result.command}\` failed (exit ${result.exitCode}): ${detail}`);
+    super(`\`${result.command.replace(/\n/g, "\\n")}\` failed (exit ${result.exitCode}): ${detail}`);
   }
 }
 
