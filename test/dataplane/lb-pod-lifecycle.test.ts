@@ -101,7 +101,7 @@ describe("lb-pod data plane: lifecycle", function () {
       { backend: "nftables", flush: ["nft", "flush", "ruleset"] },
     ];
     for (const { backend, flush } of flushes) {
-      it(`${backend}: false before apply, true after, false once the rules are flushed, false after a config change until re-applied`, async () => {
+      it(`${backend}: false before apply, true after, false without forwarding, false once the rules are flushed, false after a config change until re-applied`, async () => {
         const t = (topology = await createTopology());
         const config = lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], sourceRanges: [ADDR.ipv4.client], backend });
         const changed = lbPodArgs(t, { ports: ["tcp:80:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], sourceRanges: [ADDR.ipv4.client], backend });
@@ -114,6 +114,13 @@ describe("lb-pod data plane: lifecycle", function () {
         assert.equal((await t.berth(["lb-pod", "apply", ...config])).exitCode, 0);
         assert.equal(await check(config), 0, "after apply");
         assert.equal(await check(changed), 1, "with a changed configuration, before it is applied");
+
+        await t.lab.sysctls(t.pod, { "net.ipv6.conf.all.forwarding": "0" });
+        const noForwarding = await t.berth(["lb-pod", "check", ...config]);
+        assert.equal(noForwarding.exitCode, 1, "with IPv6 forwarding turned off");
+        assert.match(noForwarding.stderr, /net\.ipv6\.conf\.all\.forwarding is 0/);
+        await t.lab.sysctls(t.pod, { "net.ipv6.conf.all.forwarding": "1" });
+        assert.equal(await check(config), 0, "with forwarding back on");
 
         assert.equal((await t.lab.exec(t.pod, flush[0] ?? "", flush.slice(1))).exitCode, 0);
         const flushed = await t.berth(["lb-pod", "check", ...config]);
