@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Faults } from "./faults.js";
+import { applyPatch, recordUpdateManagedFields } from "./patch.js";
 import { ResourceRegistry } from "./resources.js";
 import { ApiServer } from "./server.js";
 import { ServiceAllocator } from "./services.js";
@@ -54,7 +55,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const token = options.token ?? randomBytes(16).toString("hex");
   const registry = new ResourceRegistry();
   const services = new ServiceAllocator({ serviceCidrs: options.serviceCidrs ?? {} });
-  const hooks: StoreHooks = { validate: validateObject, services };
+  const hooks: StoreHooks = { validate: validateObject, services, applyPatch, recordUpdate: recordUpdateManagedFields };
   const store = new Store({
     registry,
     hooks,

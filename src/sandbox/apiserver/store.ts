@@ -36,6 +36,8 @@ export interface StoreHooks {
     prepareCreate(svc: KubeObject): KubeObject;
     prepareUpdate(old: KubeObject, next: KubeObject): KubeObject;
     prepareStatus?(old: KubeObject, next: KubeObject): KubeObject;
+    /** Undoes a prepareUpdate whose result is not stored (later validation failure, dry run, no-op). */
+    revertUpdate?(old: KubeObject, prepared: KubeObject): void;
     release(svc: KubeObject): void;
   };
   /** Patch application, including server-side apply and its managedFields (patch.ts). */
@@ -802,24 +804,39 @@ export class Store {
       checkCrd(next);
       next.status = { ...crdStatus(next, formatTime(this.now())), ...(current.status as object) };
     }
-    if (res.storageKey === "/services" && this.hooks.services) {
+    let prepared: KubeObject | undefined;
+    const services = this.hooks.services;
+    if (res.storageKey === "/services" && services) {
       if (sub === "status") {
-        if (this.hooks.services.prepareStatus) next = this.hooks.services.prepareStatus(current, next);
+        if (services.prepareStatus) next = services.prepareStatus(current, next);
         else defaultIngressIpMode(next);
       } else if (sub === undefined) {
-        next = this.hooks.services.prepareUpdate(current, next);
+        next = services.prepareUpdate(current, next);
+        prepared = next;
       }
     } else if (res.storageKey === "/services" && sub === "status") {
       defaultIngressIpMode(next);
     }
-    this.validate(res, next, current);
-    if (res.tracksGeneration && !deepEqual(generationPart(res, next), generationPart(res, current))) {
-      next.metadata.generation = (current.metadata.generation ?? 0) + 1;
+    const abandon = (): void => {
+      if (prepared) services?.revertUpdate?.(current, prepared);
+    };
+    try {
+      this.validate(res, next, current);
+      if (res.tracksGeneration && !deepEqual(generationPart(res, next), generationPart(res, current))) {
+        next.metadata.generation = (current.metadata.generation ?? 0) + 1;
+      }
+      if (recordManager) this.recordManager(res, current, next, opts.fieldManager, sub);
+    } catch (error) {
+      abandon();
+      throw error;
     }
-    if (recordManager) this.recordManager(res, current, next, opts.fieldManager, sub);
     // An update that changes nothing is not written: same resourceVersion, no event (etcd3 store's GuaranteedUpdate).
-    if (deepEqual(withoutVolatileMeta(next), withoutVolatileMeta(current))) return current;
+    if (deepEqual(withoutVolatileMeta(next), withoutVolatileMeta(current))) {
+      abandon();
+      return current;
+    }
     if (opts.dryRun) {
+      abandon();
       next.metadata.resourceVersion = current.metadata.resourceVersion;
       return next;
     }
