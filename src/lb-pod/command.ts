@@ -49,7 +49,7 @@ export function lbPodCommand(): Command {
       `
 \`berth lb-pod [options]\` is \`berth lb-pod apply [options]\`: it applies the rules once and exits, leaving them in
 place; with --check it is \`berth lb-pod check\`. In a pod, use bin/berth-lb-pod as the container entrypoint: it runs
-\`lb-pod apply\`, then hands over to bin/berth-wait (a shell, ~0.2 MiB) which removes the rules on SIGTERM, so no
+\`lb-pod apply\`, then hands over to bin/berth-wait (a shell and a sleep, ~0.4 MiB) which removes the rules on SIGTERM, so no
 Node.js process stays resident. The readiness probe is \`berth lb-pod check\` with the same configuration.
 ${CONFIG_HELP}`,
     );
