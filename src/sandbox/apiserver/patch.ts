@@ -84,7 +84,7 @@ const MAX_JSON_PATCH_OPERATIONS = 10000;
 function jsonPatch(doc: Json, body: unknown): Json {
   if (!Array.isArray(body)) throw new ApiError(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
   if (body.length > MAX_JSON_PATCH_OPERATIONS) {
-    throw new ApiError(422, "RequestEntityTooLarge", `The allowed maximum operations in a JSON patch is ${MAX_JSON_PATCH_OPERATIONS}, got ${body.length}`);
+    throw new ApiError(413, "RequestEntityTooLarge", `Request entity too large: The allowed maximum operations in a JSON patch is ${MAX_JSON_PATCH_OPERATIONS}, got ${body.length}`);
   }
   let result = doc;
   for (const op of body) {
@@ -139,10 +139,16 @@ function jsonPatch(doc: Json, body: unknown): Json {
 
 const MISSING = Symbol("missing");
 
+/**
+ * kube-apiserver answers a JSON patch that does not apply with errors.NewGenericServerResponse(422, ...,
+ * isUnexpectedResponse=false): a bare "Invalid" whose message does not say what failed (kubectl prints "The request
+ * is invalid: the server rejected our request due to an error in our request"). The json-patch library's reason
+ * is kept as the error's `cause`, for logs and tests, not sent.
+ */
 function notApplicable(message: string): never {
-  throw new ApiError(422, "Invalid", "the server rejected our request due to an error in our request", {
-    causes: [{ reason: "UnexpectedServerResponse", message, field: "" }],
-  });
+  const error = new ApiError(422, "Invalid", "the server rejected our request due to an error in our request", {});
+  Object.defineProperty(error, "cause", { value: message, enumerable: false });
+  throw error;
 }
 
 function cloneValue(op: JsonObject, name: string): Json {
@@ -248,7 +254,8 @@ function strategicMerge(def: ResourceDefinition, path: string[], original: JsonO
       delete copy[DIRECTIVE];
       return cleanNew(def, path, copy) as JsonObject;
     }
-    if (directive === "delete") return undefined;
+    // sic: kube's handleDirectiveInMergeMap answers "$patch: delete" on a map with an empty map, not no field.
+    if (directive === "delete") return {};
     badPatch(`Unknown patch type: ${String(directive)} in map: ${JSON.stringify(patch)}`);
   }
   const out: JsonObject = original ?? {};
