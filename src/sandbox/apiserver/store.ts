@@ -326,6 +326,7 @@ export class Store {
   readonly registry: ResourceRegistry;
   private readonly collections = new Map<string, Collection>();
   private rv = 0;
+  private expiredAt = 0;
   private readonly historyLimit: number;
   private readonly clock: () => Date;
   private readonly hooks: StoreHooks;
@@ -344,8 +345,13 @@ export class Store {
     return String(this.rv);
   }
 
-  /** Forgets all watch history: a watch or continue from any earlier resourceVersion gets 410 Gone. */
+  /**
+   * Forgets all watch history: a watch or continue from any resourceVersion handed out so far gets 410 Gone.
+   * The resourceVersion moves on by one (as if compaction were a write), so a relist gets one that works.
+   */
   expireHistory(): void {
+    this.rv++;
+    this.expiredAt = this.rv;
     for (const c of this.collections.values()) c.history.clear(this.rv);
   }
 
@@ -366,7 +372,8 @@ export class Store {
     let c = this.collections.get(storageKey);
     if (!c) {
       c = { objects: new Map(), history: new History(this.historyLimit), watchers: new Set() };
-      c.history.oldestRv = this.rv;
+      // A resource never written has missed no events: only an explicit expiry limits how far back it goes.
+      c.history.oldestRv = this.expiredAt;
       this.collections.set(storageKey, c);
     }
     return c;
