@@ -132,8 +132,10 @@ export async function liveRulesProblem(
   const variant = variantOf(backend) ?? (backend === "ipvs" ? ipvsIptablesVariant : undefined);
   if (variant) {
     const ipvs = backend === "ipvs" ? renderIpvsAsApplied(plan) : undefined;
-    for (const family of plan.families) {
-      const save = await runner.run(iptablesBinary(variant, family, "save"), [], { timeoutMs: 10_000 });
+    const saves = await Promise.all(plan.families.map((family) => runner.run(iptablesBinary(variant, family, "save"), [], { timeoutMs: 10_000 })));
+    for (const [index, family] of plan.families.entries()) {
+      const save = saves[index];
+      if (!save) continue;
       if (save.exitCode !== 0) return `${save.command} failed (exit ${save.exitCode}): ${save.stderr.trim().split("\n")[0] ?? ""}`;
       const want = ipvs
         ? expectedFromRestore(ipvs.iptablesRestore[family] ?? "", ipvs.requiredJumps[family] ?? [])
