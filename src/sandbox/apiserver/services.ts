@@ -303,9 +303,8 @@ export class ServiceAllocator {
     const oldSpec = specOf(structuredClone(old));
     applyServiceDefaults(out);
     out.status = structuredClone(old.status ?? { loadBalancer: {} });
-    syncClusterIP(spec);
     patchAllocatedValues(spec, oldSpec);
-    syncClusterIP(spec);
+    normalizeClusterIPs(spec, oldSpec);
     dropTypeDependentFields(out, oldSpec);
     const name = out.metadata.name;
     const errs = new FieldErrors();
@@ -658,7 +657,24 @@ function isMatchingPreferDualStack(spec: Spec, old: Spec): boolean {
     && deepEqual(old.clusterIPs, spec.clusterIPs) && deepEqual(old.ipFamilies, spec.ipFamilies);
 }
 
-/** The v1 conversion keeps clusterIP and clusterIPs[0] in step, whichever one the client wrote. */
+/**
+ * storage.go normalizeClusterIPs on update: an old client that changed only clusterIP gets clusterIPs to match (so
+ * the immutability check names clusterIPs[0]), one that cleared clusterIP with clusterIPs untouched clears both.
+ */
+function normalizeClusterIPs(spec: Spec, old: Spec): void {
+  if ((old.clusterIPs ?? []).length > 0 && (spec.clusterIPs ?? []).length === 0 && old.clusterIP === spec.clusterIP) {
+    spec.clusterIPs = [...(old.clusterIPs ?? [])];
+  }
+  if ((old.clusterIP ?? "") !== (spec.clusterIP ?? "")) {
+    if (old.clusterIP && !spec.clusterIP) {
+      if (deepEqual(old.clusterIPs, spec.clusterIPs)) delete spec.clusterIPs;
+    } else if (deepEqual(old.clusterIPs, spec.clusterIPs) && spec.clusterIP) {
+      spec.clusterIPs = [spec.clusterIP];
+    }
+  }
+}
+
+/** On create a client that wrote only one of clusterIP and clusterIPs gets the other filled in. */
 function syncClusterIP(spec: Spec): void {
   const ips = spec.clusterIPs ?? [];
   if (spec.clusterIP && ips.length === 0) spec.clusterIPs = [spec.clusterIP];

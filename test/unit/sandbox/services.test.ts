@@ -307,6 +307,13 @@ describe("sandbox Service updates (immutability, carried-over and released alloc
     assert.deepEqual(causes(error), ['spec.clusterIPs[0]: Invalid value: []string{"10.43.0.99"}: may not change once set']);
   });
 
+  it("refuses a clusterIP changed alone (an old client's patch), naming clusterIPs[0] as kube does", () => {
+    const allocator = v4only();
+    const old = allocator.prepareCreate(svc({ ports: [{ port: 80 }] }));
+    const error = apiError(() => allocator.prepareUpdate(old, { ...old, spec: { ...(old.spec as object), clusterIP: "10.43.9.9" } }));
+    assert.deepEqual(causes(error), ['spec.clusterIPs[0]: Invalid value: []string{"10.43.9.9"}: may not change once set']);
+  });
+
   it("refuses a changed loadBalancerClass on a LoadBalancer Service", () => {
     const allocator = v4only();
     const old = allocator.prepareCreate(svc({ type: "LoadBalancer", loadBalancerClass: "berth.io/lb", ports: [{ port: 80 }] }));
