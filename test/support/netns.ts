@@ -48,7 +48,10 @@ export interface RequestOptions {
   sourceIp?: string;
   /** Source port to bind (UDP flows that must hit the same conntrack entry use a fixed one). */
   sourcePort?: number;
-  /** Give up after this long; "no answer" is a normal outcome (dropped traffic). Default 700 ms. */
+  /**
+   * Give up after this long; "no answer" is a normal outcome (dropped traffic). Default 2000 ms, generous for a busy
+   * machine: pass a short one where no answer is the expected outcome.
+   */
   timeoutMs?: number;
 }
 
@@ -264,7 +267,7 @@ export class NetnsLab {
 
   /** Sends one request from a namespace and reports what came back. */
   async request(ns: string, options: RequestOptions): Promise<Outcome> {
-    const timeoutMs = options.timeoutMs ?? 700;
+    const timeoutMs = options.timeoutMs ?? 2000;
     const args = [
       "--input-type=module",
       "-e",
