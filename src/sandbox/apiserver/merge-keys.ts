@@ -127,3 +127,20 @@ export function isAtomicStruct(def: Pick<ResourceDefinition, "group" | "kind" | 
 
 /** Key fields that kube defaults before keying list items (so a port without protocol keys as "TCP"). */
 export const DEFAULTED_KEY_FIELDS: Record<string, unknown> = { protocol: "TCP" };
+
+/** Maps with arbitrary keys (omitempty in Go), which an Update operation owns as a whole when it creates them. */
+const GRANULAR_MAPS = new Set(["labels", "annotations", "data", "binaryData", "stringData", "nodeSelector", "matchLabels"]);
+
+/**
+ * True when an Update operation that makes the map or list at `path` appear owns the node itself too, which
+ * FieldsV1 shows as `".": {}` (kube's field manager compares against the zero value of the Go type: omitempty maps
+ * and keyed lists are absent there, structs and non-omitempty lists such as containers are not). Apply operations
+ * never own such nodes.
+ */
+export function ownsNodeOnUpdate(def: Pick<ResourceDefinition, "group" | "kind" | "custom">, path: readonly string[]): boolean {
+  const last = path[path.length - 1] ?? "";
+  if (GRANULAR_MAPS.has(last)) return true;
+  if (!def.custom && def.group === "" && def.kind === "Service" && rulePath(path) === "spec.selector") return true;
+  if (last === "containers") return false;
+  return listRule(def, path).ssa.type !== "atomic";
+}

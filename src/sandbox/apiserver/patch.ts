@@ -4,7 +4,7 @@
 // the store owns resourceVersion, uid and persistence; this module computes the patched object and its
 // managedFields, and answers kube-apiserver's errors (400 malformed, 404 missing, 409 apply conflict, 415 strategic
 // patch on a custom resource, 422 a JSON patch that does not apply).
-import { DEFAULTED_KEY_FIELDS, isAtomicStruct, listRule } from "./merge-keys.js";
+import { DEFAULTED_KEY_FIELDS, isAtomicStruct, listRule, ownsNodeOnUpdate } from "./merge-keys.js";
 import { ApiError, apiVersionOf, type KubeObject, type ManagedFieldsEntry, type ResourceDefinition } from "./types.js";
 import { deepEqual, isRecord } from "./validation.js";
 
@@ -694,6 +694,7 @@ export function recordUpdateManagedFields(
       }
     }
   }
+  for (const path of newlyOwnedNodes(def, old, out, nextSet)) changed.add(path);
   if (changed.size > 0) {
     for (const m of managers) {
       if (sameManager(m, manager, "Update", subresource)) continue;
@@ -712,6 +713,29 @@ export function recordUpdateManagedFields(
   if (written.length > 0) out.metadata.managedFields = written;
   else delete out.metadata.managedFields;
   return out;
+}
+
+/** Maps and keyed lists that `next` has and `old` lacks, which an Update operation owns as nodes (see ownsNodeOnUpdate). */
+function newlyOwnedNodes(def: ResourceDefinition, old: KubeObject | undefined, next: KubeObject, nextSet: Set<string>): string[] {
+  const found: string[] = [];
+  const prefixes = new Set<string>();
+  for (const path of nextSet) {
+    const steps = splitPath(path);
+    for (let i = 1; i < steps.length; i++) prefixes.add(joinPath(steps.slice(0, i)));
+  }
+  for (const key of prefixes) {
+    const steps = splitPath(key);
+    const last = steps[steps.length - 1] ?? "";
+    if (!last.startsWith("f:")) continue;
+    const names: string[] = [];
+    for (const step of steps) if (step.startsWith("f:")) names.push(step.slice(2));
+    else if (step.startsWith("k:")) names.push("[]");
+    if (!ownsNodeOnUpdate(def, names)) continue;
+    if (old && valueAt(old, key, def) !== MISSING) continue;
+    if (valueAt(next, key, def) === MISSING) continue;
+    found.push(key);
+  }
+  return found;
 }
 
 function inScope(def: ResourceDefinition, subresource: string | undefined, path: string): boolean {
@@ -823,7 +847,7 @@ function pruneEmptyParents(obj: JsonObject, path: string, keep: Set<string>, def
   const steps = splitPath(path);
   for (let i = steps.length - 1; i >= 1; i--) {
     const parentKey = joinPath(steps.slice(0, i));
-    if (keep.has(parentKey) && [...keep].some((k) => k.startsWith(parentKey + SEP))) return;
+    if (keep.has(parentKey)) return;
     const value = valueAt(obj, parentKey, def);
     const empty = (isRecord(value) && Object.keys(value).length === 0) || (Array.isArray(value) && value.length === 0);
     if (!empty || (steps[i - 1] ?? "").startsWith("k:")) return;

@@ -325,10 +325,12 @@ describe("sandbox server-side apply", () => {
 describe("sandbox managedFields for Update operations (POST, PUT, PATCH)", () => {
   it("gives the creator every field, then moves changed fields to the updater and drops removed ones", () => {
     const created = recordUpdateManagedFields(CONFIGMAPS, undefined, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", labels: { a: "1" } }, data: { x: "1", y: "1" } }, "kubectl-create", NOW);
-    assert.deepEqual(created.metadata.managedFields?.[0]?.fieldsV1, { "f:data": { "f:x": {}, "f:y": {} }, "f:metadata": { "f:labels": { "f:a": {} } } });
+    assert.deepEqual(created.metadata.managedFields?.[0]?.fieldsV1,
+      { "f:data": { ".": {}, "f:x": {}, "f:y": {} }, "f:metadata": { "f:labels": { ".": {}, "f:a": {} } } },
+      "an Update that creates a map owns the map itself too ('.'), as kube's field manager records it");
     const updated = recordUpdateManagedFields(CONFIGMAPS, created, { ...created, data: { x: "2" } }, "kubectl-edit", new Date("2026-11-24T08:00:00Z"));
     assert.deepEqual(updated.metadata.managedFields?.map((m) => [m.manager, m.operation, m.time, m.fieldsV1]), [
-      ["kubectl-create", "Update", "2026-11-24T07:00:00Z", { "f:metadata": { "f:labels": { "f:a": {} } } }],
+      ["kubectl-create", "Update", "2026-11-24T07:00:00Z", { "f:data": {}, "f:metadata": { "f:labels": { ".": {}, "f:a": {} } } }],
       ["kubectl-edit", "Update", "2026-11-24T08:00:00Z", { "f:data": { "f:x": {} } }],
     ]);
   });
