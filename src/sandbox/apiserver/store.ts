@@ -849,6 +849,11 @@ export class Store {
     }
     const c = this.collection(res.storageKey);
     const prevStored = c.objects.get(key) as KubeObject;
+    if (next.metadata.deletionTimestamp && (next.metadata.finalizers ?? []).length === 0 && this.readyToRemove(res, next)) {
+      // The update that empties the finalizers of a terminating object deletes it instead of writing it
+      // (genericregistry Store.Update's errEmptiedFinalizers): one DELETED event carrying the last stored state.
+      return this.serve(res, this.remove(res, key, prevStored));
+    }
     this.rv++;
     next.metadata.resourceVersion = String(this.rv);
     const stored = this.toStorage(res, next);
@@ -856,9 +861,6 @@ export class Store {
     this.emit(res, "MODIFIED", key, stored, prevStored);
     if (res.storageKey === "apiextensions.k8s.io/customresourcedefinitions" && !stored.metadata.deletionTimestamp) {
       this.registry.registerCrd(stored);
-    }
-    if (stored.metadata.deletionTimestamp && (stored.metadata.finalizers ?? []).length === 0 && this.readyToRemove(res, stored)) {
-      this.remove(res, key, stored);
     }
     return this.serve(res, stored);
   }
