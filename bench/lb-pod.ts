@@ -13,7 +13,7 @@
 // Then the memory of a set-up pod: bin/berth-lb-pod is started in a namespace and, once `lb-pod check` passes,
 // the private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process left in the pod
 // (the waiter and its sleep) is summed, next to an idle `node` process for comparison.
-// Prints a table and writes bench/results/lb-pod.json with the machine it ran on.
+// Also the readiness probe's run time (`lb-pod check` in the set-up pod). Prints a table and writes bench/results/lb-pod.json with the machine it ran on.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
@@ -81,7 +81,9 @@ function privateKib(pid: number): { private: number; rss: number } {
   return { private: field("Private_Clean") + field("Private_Dirty"), rss: field("Rss") };
 }
 
-async function waiterMemory(lab: NetnsLab): Promise<{ processes: { comm: string; privateKib: number; rssKib: number }[]; totalPrivateKib: number }> {
+async function waiterMemory(
+  lab: NetnsLab,
+): Promise<{ processes: { comm: string; privateKib: number; rssKib: number }[]; totalPrivateKib: number; checkMedianMs: number }> {
   const [ns] = (await lab.addNamespaces("mem")) as [string];
   await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
   const stateDir = `/tmp/${ns}-state`;
@@ -94,13 +96,21 @@ async function waiterMemory(lab: NetnsLab): Promise<{ processes: { comm: string;
       if (i > 50) throw new Error("the lb-pod never became ready");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    // The readiness probe's cost: one `lb-pod check` per probe period, per pod.
+    const checkMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const started = process.hrtime.bigint();
+      const check = spawnSync("ip", ["netns", "exec", ns, process.execPath, CLI, "lb-pod", "check", ...args]);
+      checkMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+      if (check.status !== 0) throw new Error(`lb-pod check failed: ${String(check.stderr)}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
     const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
     const processes = pids.map((pid) => {
       const memory = privateKib(pid);
       return { comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim(), privateKib: memory.private, rssKib: memory.rss };
     });
-    return { processes, totalPrivateKib: processes.reduce((sum, p) => sum + p.privateKib, 0) };
+    return { processes, totalPrivateKib: processes.reduce((sum, p) => sum + p.privateKib, 0), checkMedianMs: Math.round(median(checkMs)) };
   } finally {
     entry.kill("SIGTERM");
     await new Promise((resolve) => entry.once("exit", resolve));
@@ -155,6 +165,7 @@ async function main(): Promise<void> {
     for (const p of waiter.processes) console.log(`  lb-pod ${p.comm}: ${p.privateKib} KiB private (${p.rssKib} KiB RSS)`);
     console.log(`  lb-pod total: ${waiter.totalPrivateKib} KiB`);
     console.log(`  idle node process: ${idleNode.privateKib} KiB private (${idleNode.rssKib} KiB RSS)`);
+    console.log(`\nreadiness probe (lb-pod check, 1 port): median ${waiter.checkMedianMs} ms`);
 
     const result = {
       benchmark: "lb-pod",
