@@ -61,8 +61,14 @@ export function invalidError(kind: { group: string; kind: string }, name: string
   });
 }
 
+/** A value already rendered as kube-apiserver prints it (a Go struct's %#v or String()). */
+export class GoText {
+  constructor(readonly text: string) {}
+}
+
 /** Values as Go's %#v prints them in field errors: quoted strings, bare numbers, []string{...} for string lists. */
 function goValue(value: unknown): string {
+  if (value instanceof GoText) return value.text;
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (value === null || value === undefined) return "null";
@@ -372,20 +378,18 @@ function validateDaemonSet(obj: KubeObject, errs: FieldErrors, old?: KubeObject)
   const selector = spec.selector;
   const template = isRecord(spec.template) ? spec.template : undefined;
   const templateLabels = isRecord(template?.metadata) && isRecord(template.metadata.labels) ? template.metadata.labels : {};
-  if (!isRecord(selector)) {
-    errs.required("spec.selector");
-  } else {
-    const matchLabels = isRecord(selector.matchLabels) ? selector.matchLabels : {};
-    const expressions = asArray(selector.matchExpressions);
-    if (Object.keys(matchLabels).length === 0 && expressions.length === 0) {
-      errs.invalid("spec.selector", selector, "empty selector is invalid for daemonset");
-    } else if (!selectorMatches(matchLabels, expressions, templateLabels as Record<string, unknown>)) {
-      errs.invalid("spec.template.metadata.labels", templateLabels, "`selector` does not match template `labels`");
-    }
-    if (old) {
-      const oldSelector = recordAt(old, "spec")?.selector;
-      if (!deepEqual(oldSelector, selector)) errs.invalid("spec.selector", selector, "field is immutable");
-    }
+  // ValidateDaemonSetSpec: a missing selector selects nothing (LabelSelectorAsSelector(nil)), so it shows up as
+  // the template's labels not matching; an empty one selects everything and is refused on its own.
+  const matchLabels = isRecord(selector) && isRecord(selector.matchLabels) ? selector.matchLabels : {};
+  const expressions = isRecord(selector) ? asArray(selector.matchExpressions) : [];
+  const empty = Object.keys(matchLabels).length === 0 && expressions.length === 0;
+  if (!isRecord(selector) || (!empty && !selectorMatches(matchLabels, expressions, templateLabels as Record<string, unknown>))) {
+    errs.invalid("spec.template.metadata.labels", templateLabels, "`selector` does not match template `labels`");
+  }
+  if (isRecord(selector) && empty) errs.invalid("spec.selector", labelSelectorText(selector), "empty selector is invalid for daemonset");
+  if (old) {
+    const oldSelector = recordAt(old, "spec")?.selector;
+    if (!deepEqual(oldSelector, selector)) errs.invalid("spec.selector", labelSelectorText(selector), "field is immutable");
   }
   if (!template) {
     errs.required("spec.template");
@@ -397,6 +401,18 @@ function validateDaemonSet(obj: KubeObject, errs: FieldErrors, old?: KubeObject)
   if (restartPolicy !== undefined && restartPolicy !== "Always") {
     errs.notSupported("spec.template.spec.restartPolicy", restartPolicy, ["Always"]);
   }
+}
+
+/** metav1.LabelSelector's generated String(), which kube prints for selector field errors. */
+function labelSelectorText(selector: unknown): GoText {
+  if (!isRecord(selector)) return new GoText("nil");
+  const labels = isRecord(selector.matchLabels) ? selector.matchLabels : {};
+  const labelText = Object.keys(labels).sort().map((k) => `${k}: ${String(labels[k])},`).join("");
+  const expressions = asArray(selector.matchExpressions).map((e) => {
+    const r = isRecord(e) ? e : {};
+    return `LabelSelectorRequirement{Key:${String(r.key ?? "")},Operator:${String(r.operator ?? "")},Values:[${asArray(r.values).map(String).join(" ")}],}`;
+  }).join(",");
+  return new GoText(`&LabelSelector{MatchLabels:map[string]string{${labelText}},MatchExpressions:[]LabelSelectorRequirement{${expressions}},}`);
 }
 
 function selectorMatches(matchLabels: Record<string, unknown>, expressions: unknown[], labels: Record<string, unknown>): boolean {
@@ -622,7 +638,10 @@ export function validateServiceSpec(spec: Record<string, unknown> | undefined, e
       nodePortKeys.add(nodeKey);
     }
     const key = `${protocol}/${String(p.port)}`;
-    if (portOk && portKeys.has(key)) errs.duplicate(path, { port: p.port, protocol });
+    // kube keys duplicates on a core.ServicePort holding only protocol and port, and prints that struct.
+    if (portOk && portKeys.has(key)) {
+      errs.duplicate(path, new GoText(`core.ServicePort{Name:"", Protocol:${JSON.stringify(protocol)}, AppProtocol:(*string)(nil), Port:${String(p.port)}, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}`));
+    }
     portKeys.add(key);
   });
   const affinities = ["ClientIP", "None"];

@@ -161,7 +161,7 @@ describe("sandbox Service defaults and allocation (kube-apiserver 1.32 behaviour
     {
       name: "refuses the same port and protocol twice",
       spec: { ports: [{ name: "a", port: 80 }, { name: "b", port: 80, protocol: "TCP" }] },
-      want: ['spec.ports[1]: Duplicate value: {"port":80,"protocol":"TCP"}'],
+      want: ['spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}'],
     },
     {
       name: "refuses an unknown protocol",

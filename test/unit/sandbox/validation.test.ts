@@ -124,10 +124,16 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       want: ['spec.template.metadata.labels: Invalid value: map[string]string{"app":"lb"}: `selector` does not match template `labels`'],
     },
     {
-      name: "requires a DaemonSet selector and template containers",
+      name: "refuses a DaemonSet without selector (it selects nothing) or template containers",
       def: defs.daemonset,
       obj: obj("DaemonSet", { name: "lb", ...ns }, { spec: { template: { metadata: {}, spec: { containers: [] } } } }),
-      want: ["spec.selector: Required value", "spec.template.spec.containers: Required value"],
+      want: ["spec.template.metadata.labels: Invalid value: map[string]string{}: `selector` does not match template `labels`", "spec.template.spec.containers: Required value"],
+    },
+    {
+      name: "refuses an empty DaemonSet selector",
+      def: defs.daemonset,
+      obj: obj("DaemonSet", { name: "lb", ...ns }, { spec: { selector: {}, template: podTemplate } }),
+      want: ["spec.selector: Invalid value: &LabelSelector{MatchLabels:map[string]string{},MatchExpressions:[]LabelSelectorRequirement{},}: empty selector is invalid for daemonset"],
     },
     {
       name: "accepts a DaemonSet selected by matchExpressions",
@@ -140,7 +146,7 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       def: defs.daemonset,
       obj: obj("DaemonSet", { name: "lb", ...ns }, { spec: { selector: { matchLabels: { app: "lb" } }, template: { ...podTemplate, metadata: { labels: { app: "lb", v: "2" } } } } }),
       old: obj("DaemonSet", { name: "lb", ...ns }, { spec: { selector: { matchLabels: { app: "lb", v: "1" } }, template: podTemplate } }),
-      want: ['spec.selector: Invalid value: {"matchLabels":{"app":"lb"}}: field is immutable'],
+      want: ["spec.selector: Invalid value: &LabelSelector{MatchLabels:map[string]string{app: lb,},MatchExpressions:[]LabelSelectorRequirement{},}: field is immutable"],
     },
     {
       name: "requires an EndpointSlice addressType and at least one address per endpoint",
@@ -226,7 +232,7 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
 
   it("renders the message as kube does: qualified kind, name, one cause bare, several in brackets", () => {
     const one = causesOf(() => validateObject(defs.daemonset, obj("DaemonSet", { name: "lb", ...ns }, { spec: { template: podTemplate } })));
-    assert.equal(one.message, 'DaemonSet.apps "lb" is invalid: spec.selector: Required value');
+    assert.equal(one.message, 'DaemonSet.apps "lb" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"lb"}: `selector` does not match template `labels`');
     const two = causesOf(() => validateObject(defs.pod, pod({ name: "A" })));
     assert.match(two.message, /^Pod "A" is invalid: \[metadata\.name: Invalid value: "A": .*, metadata\.namespace: Required value\]$/);
   });
