@@ -92,9 +92,14 @@ const RULES: Record<string, Record<string, ListRule>> = {
   "apiextensions.k8s.io/CustomResourceDefinition": { ...prefixed("status", CONDITIONS) },
 };
 
-/** Struct fields that server-side apply owns whole (`+structType=atomic`), e.g. a LabelSelector. */
+/**
+ * Maps that server-side apply owns whole: `+structType=atomic` structs (metav1.LabelSelector) and
+ * `+mapType=atomic` maps (ServiceSpec.selector, PodSpec.nodeSelector). FieldsV1 shows them as `f:selector: {}`.
+ */
 const ATOMIC_STRUCTS: Record<string, string[]> = {
-  "apps/DaemonSet": ["spec.selector"],
+  "/Service": ["spec.selector"],
+  "/Pod": ["spec.nodeSelector"],
+  "apps/DaemonSet": ["spec.selector", "spec.template.spec.nodeSelector"],
 };
 
 function prefixed(prefix: string, rules: Record<string, ListRule>): Record<string, ListRule> {
@@ -129,7 +134,7 @@ export function isAtomicStruct(def: Pick<ResourceDefinition, "group" | "kind" | 
 export const DEFAULTED_KEY_FIELDS: Record<string, unknown> = { protocol: "TCP" };
 
 /** Maps with arbitrary keys (omitempty in Go), which an Update operation owns as a whole when it creates them. */
-const GRANULAR_MAPS = new Set(["labels", "annotations", "data", "binaryData", "stringData", "nodeSelector", "matchLabels"]);
+const GRANULAR_MAPS = new Set(["labels", "annotations", "data", "binaryData", "stringData"]);
 
 /**
  * True when an Update operation that makes the map or list at `path` appear owns the node itself too, which
@@ -140,7 +145,6 @@ const GRANULAR_MAPS = new Set(["labels", "annotations", "data", "binaryData", "s
 export function ownsNodeOnUpdate(def: Pick<ResourceDefinition, "group" | "kind" | "custom">, path: readonly string[]): boolean {
   const last = path[path.length - 1] ?? "";
   if (GRANULAR_MAPS.has(last)) return true;
-  if (!def.custom && def.group === "" && def.kind === "Service" && rulePath(path) === "spec.selector") return true;
   if (last === "containers") return false;
   return listRule(def, path).ssa.type !== "atomic";
 }

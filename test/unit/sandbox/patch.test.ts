@@ -335,6 +335,16 @@ describe("sandbox managedFields for Update operations (POST, PUT, PATCH)", () =>
     ]);
   });
 
+  it("records a Service's selector as one atomic value and its ports keyed by port and protocol, as kube shows them", () => {
+    const svc: KubeObject = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "default" },
+      spec: { type: "ClusterIP", selector: { app: "web" }, ports: [{ port: 80, protocol: "TCP", targetPort: 80 }] } };
+    const out = recordUpdateManagedFields(SERVICES, undefined, svc, "kubectl-client-side-apply", NOW);
+    assert.deepEqual(out.metadata.managedFields?.[0]?.fieldsV1, { "f:spec": {
+      "f:ports": { ".": {}, 'k:{"port":80,"protocol":"TCP"}': { ".": {}, "f:port": {}, "f:protocol": {}, "f:targetPort": {} } },
+      "f:selector": {}, "f:type": {},
+    } });
+  });
+
   it("adds no entry for an update that changes nothing", () => {
     const created = recordUpdateManagedFields(CONFIGMAPS, undefined, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" }, data: { x: "1" } }, "a", NOW);
     const same = recordUpdateManagedFields(CONFIGMAPS, created, created, "b", NOW);
