@@ -240,9 +240,39 @@ function validateMeta(def: ResourceDefinition, obj: KubeObject, errs: FieldError
     }
     if (size > TOTAL_ANNOTATION_SIZE) errs.tooLong("metadata.annotations", TOTAL_ANNOTATION_SIZE);
   }
-  meta.finalizers?.forEach((finalizer, i) => {
-    for (const msg of qualifiedName(finalizer)) errs.invalid(`metadata.finalizers[${i}]`, finalizer, msg);
-  });
+  // ValidateFinalizers reports on the list's path, without an index.
+  const finalizers = meta.finalizers ?? [];
+  for (const finalizer of finalizers) {
+    for (const msg of qualifiedName(finalizer)) errs.invalid("metadata.finalizers", finalizer, msg);
+  }
+  if (finalizers.includes("orphan") && finalizers.includes("foregroundDeletion")) {
+    errs.invalid("metadata.finalizers", finalizers, "finalizer orphan and foregroundDeletion cannot be both set");
+  }
+  validateOwnerReferences(meta.ownerReferences, errs);
+}
+
+/** ValidateOwnerReferences: errors on `metadata.ownerReferences.<field>`, without an index, as kube reports them. */
+function validateOwnerReferences(refs: unknown[] | undefined, errs: FieldErrors): void {
+  const path = "metadata.ownerReferences";
+  let controller = "";
+  for (const ref of refs ?? []) {
+    const r = isRecord(ref) ? ref : {};
+    const apiVersion = typeof r.apiVersion === "string" ? r.apiVersion : "";
+    const version = apiVersion.includes("/") ? apiVersion.slice(apiVersion.indexOf("/") + 1) : apiVersion;
+    const text = (field: string) => (typeof r[field] === "string" ? (r[field] as string) : "");
+    if (version === "") errs.invalid(`${path}.apiVersion`, apiVersion, "version must not be empty");
+    if (text("kind") === "") errs.invalid(`${path}.kind`, text("kind"), "kind must not be empty");
+    if (text("name") === "") errs.invalid(`${path}.name`, text("name"), "name must not be empty");
+    if (text("uid") === "") errs.invalid(`${path}.uid`, text("uid"), "uid must not be empty");
+    if (r.controller === true) {
+      const current = `${text("kind")}/${text("name")}`;
+      if (controller !== "") {
+        errs.invalid(path, refs, `Only one reference can have Controller set to true. Found "true" in references for ${controller} and ${current}`);
+      } else {
+        controller = current;
+      }
+    }
+  }
 }
 
 function validateMetaUpdate(obj: KubeObject, old: KubeObject, errs: FieldErrors): void {

@@ -92,6 +92,24 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       want: ["metadata.annotations: Too long: may not be more than 262144 bytes"],
     },
     {
+      name: "refuses finalizers that are not qualified names, on the list's path",
+      def: defs.node, obj: obj("Node", { name: "n1", finalizers: ["berth.io/ok", "a/b/c"] }),
+      want: ["metadata.finalizers: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"],
+    },
+    {
+      name: "refuses ownerReferences without uid or apiVersion, and two controllers",
+      def: defs.daemonset,
+      obj: obj("DaemonSet", { name: "lb", ...ns, ownerReferences: [
+        { apiVersion: "v1", kind: "Service", name: "web", uid: "u1", controller: true },
+        { apiVersion: "", kind: "Service", name: "db", uid: "", controller: true },
+      ] }, { spec: { selector: { matchLabels: { app: "lb" } }, template: podTemplate } }),
+      want: [
+        'metadata.ownerReferences.apiVersion: Invalid value: "": version must not be empty',
+        'metadata.ownerReferences.uid: Invalid value: "": uid must not be empty',
+        'metadata.ownerReferences: Invalid value: [{"apiVersion":"v1","kind":"Service","name":"web","uid":"u1","controller":true},{"apiVersion":"","kind":"Service","name":"db","uid":"","controller":true}]: Only one reference can have Controller set to true. Found "true" in references for Service/web and Service/db',
+      ],
+    },
+    {
       name: "refuses a pod without containers",
       def: defs.pod, obj: pod({ name: "a", ...ns }, { containers: [] }),
       want: ["spec.containers: Required value"],
