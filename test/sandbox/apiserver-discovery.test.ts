@@ -66,6 +66,24 @@ describe("sandbox apiserver: discovery and auth", () => {
     assert.ok((crd.body.resources as { name: string; shortNames?: string[] }[]).some((x) => x.shortNames?.includes("crd")));
   });
 
+  it("serves aggregated discovery (apidiscovery.k8s.io/v2) when kubectl asks for it first", async () => {
+    const accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    const core = await client().get("/api", { Accept: accept });
+    assert.equal(core.headers.get("content-type"), "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+    assert.equal(core.body.kind, "APIGroupDiscoveryList");
+    const v1 = core.body.items[0].versions[0];
+    assert.equal(v1.version, "v1");
+    const svc = (v1.resources as { resource: string }[]).find((r) => r.resource === "services") as Record<string, unknown>;
+    assert.deepEqual(svc.responseKind, { group: "", version: "v1", kind: "Service" });
+    assert.equal(svc.scope, "Namespaced");
+    assert.deepEqual(svc.shortNames, ["svc"]);
+    assert.deepEqual((svc.subresources as { subresource: string }[]).map((s) => s.subresource), ["status"]);
+    const apis = await client().get("/apis", { Accept: accept });
+    assert.ok((apis.body.items as { metadata: { name: string } }[]).some((g) => g.metadata.name === "apps"));
+    const plain = await client().get("/api", { Accept: "application/json" });
+    assert.equal(plain.body.kind, "APIVersions");
+  });
+
   it("answers a group's APIGroup with its preferred version", async () => {
     const r = await client().get("/apis/coordination.k8s.io");
     assert.equal(r.body.kind, "APIGroup");

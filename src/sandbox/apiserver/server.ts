@@ -221,6 +221,12 @@ export class ApiServer {
     if (path === "/") return this.send(res, 200, { paths: this.rootPaths() });
     if (path.startsWith("/openapi/")) return this.openapi(res, path);
     const segs = path.split("/").filter(Boolean).map(decodeURIComponent);
+    if ((path === "/api" || path === "/apis") && aggregatedDiscoveryVersion(req)) {
+      const v = aggregatedDiscoveryVersion(req) as string;
+      return this.send(res, 200, this.aggregatedDiscovery(path === "/api", v), {
+        "Content-Type": `application/json;g=apidiscovery.k8s.io;v=${v};as=APIGroupDiscoveryList`,
+      });
+    }
     if (segs[0] === "api") {
       if (segs.length === 1) return this.send(res, 200, this.coreVersions(req));
       if (segs[1] !== "v1") throw notFoundPage();
@@ -646,6 +652,46 @@ export class ApiServer {
     };
   }
 
+  /**
+   * Aggregated discovery (apidiscovery.k8s.io/v2, GA in 1.30): every group, version and resource in one answer to
+   * /api or /apis, which kubectl 1.32 asks for first and which saves it one request per group version.
+   */
+  private aggregatedDiscovery(core: boolean, apiVersion: string): Record<string, unknown> {
+    const groups = core ? [{ name: "", versions: ["v1"] }] : this.registry.groups();
+    return {
+      kind: "APIGroupDiscoveryList",
+      apiVersion: `apidiscovery.k8s.io/${apiVersion}`,
+      metadata: {},
+      items: groups.map((g) => ({
+        metadata: { name: g.name, creationTimestamp: null },
+        versions: g.versions.map((version) => ({
+          version,
+          resources: this.registry.inGroupVersion(g.name, version).map((r) => {
+            const d = r.def;
+            const responseKind = { group: d.group, version: d.version, kind: d.kind };
+            return {
+              resource: d.plural,
+              responseKind,
+              scope: d.namespaced ? "Namespaced" : "Cluster",
+              singularResource: d.singular,
+              verbs: d.verbs,
+              ...(d.shortNames.length ? { shortNames: d.shortNames } : {}),
+              ...(r.categories.length ? { categories: r.categories } : {}),
+              ...(d.subresources.length ? {
+                subresources: d.subresources.map((sub) => ({
+                  subresource: sub,
+                  responseKind,
+                  verbs: sub === "finalize" ? ["update"] : ["get", "patch", "update"],
+                })),
+              } : {}),
+            };
+          }),
+          freshness: "Current",
+        })),
+      })),
+    };
+  }
+
   private resourceList(group: string, version: string): Record<string, unknown> {
     const resources: Record<string, unknown>[] = [];
     for (const r of this.registry.inGroupVersion(group, version)) {
@@ -746,6 +792,17 @@ export class ApiServer {
     }
     throw notFoundPage();
   }
+}
+
+/** "v2" or "v2beta1" when the client accepts aggregated discovery before plain JSON, else undefined. */
+function aggregatedDiscoveryVersion(req: IncomingMessage): string | undefined {
+  for (const r of acceptRanges(req.headers.accept)) {
+    if (r.params.as === "APIGroupDiscoveryList" && r.params.g === "apidiscovery.k8s.io" && (r.params.v === "v2" || r.params.v === "v2beta1")) {
+      return r.params.v;
+    }
+    if (r.params.as === undefined) return undefined;
+  }
+  return undefined;
 }
 
 function parseDryRun(values: string[]): boolean {
