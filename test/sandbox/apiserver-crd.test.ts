@@ -126,6 +126,16 @@ describe("sandbox apiserver: custom resources", () => {
     assert.deepEqual((await client().get(POOLS)).body.items, []);
   });
 
+  it("answers a custom resource DELETE with a Success Status (the CR store does not return the object)", async () => {
+    await client().post(CRDS, poolCrd());
+    await client().post(POOLS, pool("p1"));
+    const d = await client().del(`${POOLS}/p1`);
+    assert.equal(d.status, 200);
+    assert.equal(d.body.kind, "Status");
+    assert.equal(d.body.details.kind, "addresspools");
+    assert.equal(d.body.details.group, "berth.dev");
+  });
+
   it("serves a namespaced custom resource under its namespaces", async () => {
     const crd = poolCrd({ scope: "Namespaced" });
     await client().post(CRDS, crd);

@@ -65,6 +65,20 @@ describe("sandbox apiserver: watch", () => {
     assert.ok(await w.waitEnd());
   });
 
+  it("answers a resourceVersion from the future with an ERROR event carrying 504 ResourceVersionTooLarge", async () => {
+    const w = await client().watch(`${CM}?resourceVersion=999999`);
+    assert.equal(w.status, 200);
+    const ev = await w.next();
+    assert.equal(ev?.type, "ERROR");
+    assert.equal(ev?.object.code, 504);
+    assert.equal(ev?.object.details.causes[0].reason, "ResourceVersionTooLarge");
+  });
+
+  it("answers 400 to a resourceVersion that is not a number", async () => {
+    const w = await client().watch(`${CM}?resourceVersion=abc`);
+    assert.equal(w.status, 400);
+  });
+
   it("sends BOOKMARK events with only the resourceVersion when allowWatchBookmarks is set", async () => {
     const c = await client().post(CM, configMap("a"));
     const w = await client().watch(`${CM}?resourceVersion=${c.body.metadata.resourceVersion}&allowWatchBookmarks=true`);

@@ -18,7 +18,7 @@ export interface ServedResource {
   allowCreateOnUpdate: boolean;
   /** PUT without metadata.resourceVersion is accepted (custom resources require it). */
   allowUnconditionalUpdate: boolean;
-  /** DELETE answers with the deleted object rather than a Status (pods, services, namespaces, custom resources). */
+  /** DELETE answers with the deleted object rather than a Status (ReturnDeletedObject: pods, services, namespaces, serviceaccounts). */
   returnDeletedObject: boolean;
   /** Fields beyond metadata.name/namespace usable in fieldSelector. */
   fieldLabels: readonly string[];
@@ -216,7 +216,8 @@ function builtins(): ServedResource[] {
         "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
         "reportingComponent", "source", "type"] }),
     builtin({ group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", shortNames: ["cm"] }),
-    builtin({ group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", shortNames: ["sa"] }),
+    builtin({ group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", shortNames: ["sa"],
+      returnDeletedObject: true }),
     builtin({ group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", shortNames: ["ds"],
       subresources: ["status"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareDaemonSet }),
     builtin({ group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
@@ -398,7 +399,8 @@ export function resourcesFromCrd(crd: KubeObject): ServedResource[] {
       tracksGeneration: true,
       allowCreateOnUpdate: false,
       allowUnconditionalUpdate: false,
-      returnDeletedObject: true,
+      // apiextensions-apiserver's customresource store leaves ReturnDeletedObject unset: DELETE answers a Status.
+      returnDeletedObject: false,
       fieldLabels: [],
       prepareCreate: subresources.includes("status") ? (obj) => { delete obj.status; } : undefined,
     } as ServedResource);

@@ -576,9 +576,10 @@ export class ApiServer {
         allowWatchBookmarks: allowBookmarks,
       }, write);
     } catch (error) {
-      // The watch cache answers a too-old resourceVersion with 200 and one ERROR event (cacher's newErrWatcher),
-      // which is what client-go and client-node reflectors look for before relisting.
-      if (error instanceof ApiError && error.code === 410) {
+      // Once the resourceVersion parses, the cacher answers its errors (too old: 410, too new: 504) with 200 and
+      // one ERROR event (newErrWatcher: "to match the uncached watch implementation"), which is what client-go and
+      // client-node reflectors look for before relisting.
+      if (error instanceof ApiError && (error.code === 410 || error.code === 504)) {
         res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
         res.end(`${JSON.stringify({ type: "ERROR", object: error.toStatus() })}\n`);
         return;
