@@ -184,6 +184,7 @@ type NameRule = (value: string) => string[];
 function nameRuleFor(def: ResourceDefinition): NameRule {
   if (def.group === "" && def.kind === "Service") return dns1035Label;
   if (def.group === "" && def.kind === "Namespace") return dns1123Label;
+  if (def.group === "" && def.kind === "Event") return pathSegmentName;
   return dns1123Subdomain;
 }
 
@@ -533,30 +534,53 @@ function decodeError(field: string, goType: string, value: unknown): ApiError {
 }
 
 /**
- * Events (ValidateEventCreate): old-style events (no eventTime) must sit in their involved object's namespace;
- * new-style events (events.k8s.io, or core events with eventTime) need the reporting fields, action and reason.
+ * Events (ValidateEventCreate, legacyValidateEvent). Old-style events (no eventTime) must sit in their involved
+ * object's namespace. New-style events (eventTime set) need the reporting fields, action and reason, and may sit in
+ * "default" or "kube-system" when the involved object is cluster-scoped. events.k8s.io requests are validated
+ * strictly on top (eventTime, type, the deprecated fields unset); kube names the fields as the internal type does
+ * (involvedObject, message, firstTimestamp...), whatever the request's API spells them, so do we.
  */
 function validateEvent(obj: KubeObject, errs: FieldErrors, api: "core" | "events"): void {
   const namespace = obj.metadata.namespace ?? "";
   const involvedField = api === "core" ? "involvedObject" : "regarding";
   const involved = isRecord(obj[involvedField]) ? (obj[involvedField] as Record<string, unknown>) : {};
   const involvedNamespace = typeof involved.namespace === "string" ? involved.namespace : "";
-  const eventTime = obj.eventTime;
-  if (api === "core" && (eventTime === undefined || eventTime === null || eventTime === "")) {
+  const unset = (v: unknown) => v === undefined || v === null || v === "" || v === 0;
+  const text = (field: string) => (typeof obj[field] === "string" ? (obj[field] as string) : "");
+  if (unset(obj.eventTime)) {
     if (involvedNamespace === "" ? namespace !== "" && namespace !== "default" : namespace !== involvedNamespace) {
       errs.invalid("involvedObject.namespace", involvedNamespace, "does not match event.namespace");
     }
   } else {
-    if (api === "events" && (eventTime === undefined || eventTime === null || eventTime === "")) errs.required("eventTime");
+    if (involvedNamespace === "" && namespace !== "default" && namespace !== "kube-system") {
+      errs.invalid("involvedObject.namespace", involvedNamespace, "does not match event.namespace");
+    }
     const controllerField = api === "core" ? "reportingComponent" : "reportingController";
-    const controller = obj[controllerField];
-    if (typeof controller !== "string" || controller === "") errs.required(controllerField);
-    else for (const msg of qualifiedName(controller)) errs.invalid(controllerField, controller, msg);
-    if (typeof obj.reportingInstance !== "string" || obj.reportingInstance === "") errs.required("reportingInstance");
-    if (typeof obj.action !== "string" || obj.action === "") errs.required("action");
-    if (typeof obj.reason !== "string" || obj.reason === "") errs.required("reason");
-    if (obj.type !== "Normal" && obj.type !== "Warning") errs.notSupported("type", obj.type ?? "", ["Normal", "Warning"]);
+    const controller = text(controllerField);
+    if (controller === "") errs.required(controllerField);
+    for (const msg of controller === "" ? [] : qualifiedName(controller)) errs.invalid(controllerField, controller, msg);
+    const limits: [string, string, number][] = [["reportingInstance", "reportingInstance", 128], ["action", "action", 128], ["reason", "reason", 128]];
+    for (const [field, path, limit] of limits) {
+      if (text(field) === "") errs.required(path);
+      if (text(field).length > limit) errs.invalid(path, "", `can have at most ${limit} characters`);
+    }
+    if (text(api === "core" ? "message" : "note").length > 1024) errs.invalid("message", "", "can have at most 1024 characters");
   }
+  if (api === "events") {
+    if (unset(obj.eventTime)) errs.required("eventTime");
+    if (obj.type !== "Normal" && obj.type !== "Warning") errs.invalid("type", "", `has invalid value: ${text("type")}`);
+    if (!unset(obj.deprecatedFirstTimestamp)) errs.invalid("firstTimestamp", "", "needs to be unset");
+    if (!unset(obj.deprecatedLastTimestamp)) errs.invalid("lastTimestamp", "", "needs to be unset");
+    if (!unset(obj.deprecatedCount)) errs.invalid("count", "", "needs to be unset");
+    const source = isRecord(obj.deprecatedSource) ? obj.deprecatedSource : {};
+    if (!unset(source.component) || !unset(source.host)) errs.invalid("source", "", "needs to be unset");
+  }
+}
+
+/** IsValidPathSegmentName: the only rule core/v1 Event names follow (their strategy skips name validation). */
+function pathSegmentName(value: string): string[] {
+  if (value === "." || value === "..") return [`may not be '${value}'`];
+  return ["/", "%"].filter((c) => value.includes(c)).map((c) => `may not contain '${c}'`);
 }
 
 function validateCrd(obj: KubeObject, errs: FieldErrors, old?: KubeObject): void {

@@ -208,6 +208,25 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       def: defs.eventsV1, obj: obj("Event", { name: "web.1", ...ns }, { eventTime: "2026-11-24T07:00:00.000000Z", type: "Normal" }),
       want: ["reportingController: Required value", "reportingInstance: Required value", "action: Required value", "reason: Required value"],
     },
+    {
+      name: "refuses an events.k8s.io Event with a bad type or deprecated fields set",
+      def: defs.eventsV1,
+      obj: obj("Event", { name: "web.1", ...ns }, { eventTime: "2026-11-24T07:00:00.000000Z", type: "Info", reportingController: "berth.io/controller",
+        reportingInstance: "c-1", action: "Allocate", reason: "Allocated", regarding: { kind: "Service", namespace: "default", name: "web" }, deprecatedCount: 2 }),
+      want: ["type: Invalid value: \"\": has invalid value: Info", "count: Invalid value: \"\": needs to be unset"],
+    },
+    {
+      name: "accepts a new-style Event about a cluster-scoped object in default",
+      def: defs.eventsV1,
+      obj: obj("Event", { name: "n1.1", ...ns }, { eventTime: "2026-11-24T07:00:00.000000Z", type: "Normal", reportingController: "berth.io/speaker",
+        reportingInstance: "speaker-n1", action: "Announce", reason: "Announcing", regarding: { kind: "Node", name: "n1" } }),
+      want: [],
+    },
+    {
+      name: "accepts a core Event name that is no DNS subdomain (core events skip name validation)",
+      def: defs.event, obj: obj("Event", { name: "Web_1", ...ns }, { involvedObject: { kind: "Service", namespace: "default", name: "web" } }),
+      want: [],
+    },
     { name: "accepts a valid CRD", def: defs.crd, obj: obj("CustomResourceDefinition", { name: "addresspools.berth.io" }, { spec: goodCrd }), want: [] },
     {
       name: "refuses a CRD whose name is not plural.group",
