@@ -709,10 +709,51 @@ export function recordUpdateManagedFields(
     mine.time = timeOf(now);
     mine.apiVersion = apiVersionOf(def);
   }
-  const written = writeManagers(managers);
+  const written = writeManagers(capUpdateManagers(managers));
   if (written.length > 0) out.metadata.managedFields = written;
   else delete out.metadata.managedFields;
   return out;
+}
+
+const BEFORE_FIRST_APPLY = "before-first-apply";
+const ANCIENT_CHANGES = "ancient-changes";
+/** capManagersManager's DefaultMaxUpdateManagers. */
+const MAX_UPDATE_MANAGERS = 10;
+
+/**
+ * capManagersManager: past ten Update entries, the oldest are folded into one "ancient-changes" entry, so an object
+ * written by many clients keeps bounded managedFields.
+ */
+function capUpdateManagers(managers: Manager[]): Manager[] {
+  const updates = managers.filter((m) => m.operation === "Update" && m.set.size > 0);
+  if (updates.length <= MAX_UPDATE_MANAGERS) return managers;
+  const byAge = [...updates].sort((a, b) => Date.parse(a.time ?? "") - Date.parse(b.time ?? ""));
+  const ancient = managers.find((m) => m.manager === ANCIENT_CHANGES && m.operation === "Update" && !m.subresource);
+  const fold = byAge.filter((m) => m !== ancient).slice(0, updates.length - MAX_UPDATE_MANAGERS + (ancient ? 0 : 1));
+  const target: Manager = ancient ?? { manager: ANCIENT_CHANGES, operation: "Update", apiVersion: fold[0]?.apiVersion ?? "v1", set: new Set() };
+  for (const m of fold) {
+    for (const path of m.set) target.set.add(path);
+    if (!target.time || Date.parse(m.time ?? "") > Date.parse(target.time)) target.time = m.time;
+  }
+  const kept = managers.filter((m) => !fold.includes(m) && m !== ancient);
+  return [...kept, target];
+}
+
+/**
+ * lastAppliedUpdater: a server-side apply by kubectl ("kubectl" manager) keeps an existing client-side apply
+ * annotation in step with what it applied, so switching back to client-side apply does not undo it.
+ */
+function syncLastApplied(merged: KubeObject, config: JsonObject): void {
+  const key = "kubectl.kubernetes.io/last-applied-configuration";
+  const annotations = merged.metadata?.annotations;
+  if (!annotations || !(key in annotations)) return;
+  const applied = structuredClone(config);
+  const meta = isRecord(applied.metadata) ? applied.metadata : {};
+  if (isRecord(meta.annotations)) {
+    delete meta.annotations[key];
+    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  }
+  annotations[key] = `${sortedJson(applied)}\n`;
 }
 
 /** Maps and keyed lists that `next` has and `old` lacks, which an Update operation owns as nodes (see ownsNodeOnUpdate). */
@@ -789,7 +830,13 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
       ...(def.namespaced ? { namespace: (meta.namespace as string | undefined) ?? opts.namespace } : {}),
     },
   };
-  const managers = readManagers(current);
+  let managers = readManagers(current);
+  if (current && managers.length === 0) {
+    // skipNonAppliedManager: fields of an object nobody tracked yet belong to "before-first-apply", so a first
+    // apply conflicts with them instead of silently taking them over.
+    const tracked = recordUpdateManagedFields(def, undefined, current, BEFORE_FIRST_APPLY, opts.now, opts.subresource);
+    managers = readManagers(tracked);
+  }
   const newSet = fieldSetOf(def, config, opts.subresource);
   const mine = managers.find((m) => sameManager(m, manager, "Apply", opts.subresource));
   const previous = mine?.set ?? new Set<string>();
@@ -835,6 +882,7 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
   entry.time = timeOf(opts.now);
   entry.apiVersion = config.apiVersion;
   const all = mine ? managers : [...managers, entry];
+  if (manager === "kubectl") syncLastApplied(merged, config);
   const written = writeManagers(all);
   merged.metadata = isRecord(merged.metadata) ? merged.metadata : {};
   if (written.length > 0) merged.metadata.managedFields = written;

@@ -311,6 +311,24 @@ describe("sandbox server-side apply", () => {
       "entries sorted as kube sorts them: operation, time, then manager");
   });
 
+  it("gives the fields of an untracked object to before-first-apply, so a first apply conflicts with them", () => {
+    const untracked = { ...cm({ a: "1", b: "1" }) } as KubeObject;
+    const error = apiError(() => apply(untracked, cm({ a: "2" }), "berth"));
+    assert.equal(error.message, 'Apply failed with 1 conflict: conflict with "before-first-apply" using v1 at 2026-11-24T07:00:00Z: .data.a');
+    const same = apply(untracked, cm({ a: "1" }), "berth");
+    assert.deepEqual(same.metadata.managedFields?.map((m) => `${m.operation}/${m.manager}`), ["Apply/berth", "Update/before-first-apply"]);
+  });
+
+  it("keeps kubectl's client-side apply annotation in step when kubectl applies server-side", () => {
+    const key = "kubectl.kubernetes.io/last-applied-configuration";
+    const live = { ...cm({ a: "1" }), metadata: { name: "c", namespace: "default", annotations: { [key]: "{}\n" } } } as KubeObject;
+    const tracked = recordUpdateManagedFields(CONFIGMAPS, undefined, live, "kubectl-client-side-apply", NOW);
+    const out = apply(tracked, cm({ a: "1", b: "2" }), "kubectl");
+    assert.equal(out.metadata.annotations?.[key], '{"apiVersion":"v1","data":{"a":"1","b":"2"},"kind":"ConfigMap","metadata":{"name":"c","namespace":"default"}}\n');
+    const other = apply(tracked, cm({ a: "1", b: "2" }), "berth");
+    assert.equal(other.metadata.annotations?.[key], "{}\n", "only the kubectl manager syncs it, as kube does");
+  });
+
   const refusals: { name: string; body: unknown; manager?: string; code: number }[] = [
     { name: "requires a fieldManager", body: cm({}), manager: "", code: 400 },
     { name: "refuses a body of another kind", body: { ...cm({}), kind: "Secret" }, code: 400 },
@@ -343,6 +361,19 @@ describe("sandbox managedFields for Update operations (POST, PUT, PATCH)", () =>
       "f:ports": { ".": {}, 'k:{"port":80,"protocol":"TCP"}': { ".": {}, "f:port": {}, "f:protocol": {}, "f:targetPort": {} } },
       "f:selector": {}, "f:type": {},
     } });
+  });
+
+  it("folds the oldest of more than ten Update managers into ancient-changes", () => {
+    let current = recordUpdateManagedFields(CONFIGMAPS, undefined, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" }, data: {} }, "creator", NOW);
+    for (let i = 0; i < 12; i++) {
+      const at = new Date(NOW.getTime() + (i + 1) * 60_000);
+      current = recordUpdateManagedFields(CONFIGMAPS, current, { ...current, data: { ...(current.data as object), [`k${i}`]: "v" } }, `writer-${i}`, at);
+    }
+    const managers = current.metadata.managedFields?.map((m) => m.manager) ?? [];
+    assert.equal(managers.length, 10);
+    assert.equal(managers[0], "ancient-changes");
+    assert.deepEqual(managers.slice(1), ["writer-3", "writer-4", "writer-5", "writer-6", "writer-7", "writer-8", "writer-9", "writer-10", "writer-11"]);
+    assert.deepEqual(Object.keys(current.metadata.managedFields?.[0]?.fieldsV1["f:data"] as object), [".", "f:k0", "f:k1", "f:k2"]);
   });
 
   it("adds no entry for an update that changes nothing", () => {
