@@ -109,6 +109,18 @@ describe("sandbox apiserver: fault injection", () => {
     assert.equal((await again.next())?.type, "ADDED");
   });
 
+  it("ends every open watch on closeWatches, in-process and through the admin endpoint", async () => {
+    const a = await client().watch(CM);
+    const b = await client().watch("/api/v1/namespaces/default/services");
+    assert.equal(server().faults.closeWatches(), 2);
+    assert.ok(await a.waitEnd());
+    assert.ok(await b.waitEnd());
+    const c = await client().watch(CM);
+    const r = await client().post("/_sandbox/faults/close-watches", {});
+    assert.equal(r.body.closed, 1);
+    assert.ok(await c.waitEnd());
+  });
+
   it("adds, lists and removes rules through the admin endpoint", async () => {
     const add = await client().post("/_sandbox/faults", { verb: "list", resource: "configmaps", error: 503 });
     assert.equal(add.status, 201);

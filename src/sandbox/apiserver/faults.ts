@@ -97,6 +97,8 @@ export class Faults {
   private rules: ActiveFault[] = [];
   private nextId = 1;
 
+  private closeAll: () => number = () => 0;
+
   constructor(
     private readonly random: () => number = Math.random,
     private expire: () => void = () => undefined,
@@ -105,6 +107,19 @@ export class Faults {
   /** Connects history expiry to a store; called once by the server. */
   bindHistoryExpiry(expire: () => void): void {
     this.expire = expire;
+  }
+
+  /** Connects closeWatches to a server; called once by the server. */
+  bindWatchCloser(closeAll: () => number): void {
+    this.closeAll = closeAll;
+  }
+
+  /**
+   * Ends every open watch now, as an API server restart or a load balancer timeout would. Together with
+   * expireHistory this makes every informer resume, get 410 Gone and relist. Returns how many watches ended.
+   */
+  closeWatches(): number {
+    return this.closeAll();
   }
 
   add(rule: FaultRule): number {

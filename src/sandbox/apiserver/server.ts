@@ -118,6 +118,11 @@ export class ApiServer {
     this.maxWatchBufferBytes = opts.maxWatchBufferBytes ?? 16 * 1024 * 1024;
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
     this.faults.bindHistoryExpiry(() => this.store.expireHistory());
+    this.faults.bindWatchCloser(() => {
+      const open = [...this.watches];
+      for (const w of open) w.end();
+      return open.length;
+    });
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((error: unknown) => this.fail(res, error));
     };
@@ -785,6 +790,9 @@ export class ApiServer {
     if (path === "/_sandbox/faults/expire-history" && method === "POST") {
       this.faults.expireHistory();
       return this.send(res, 200, { resourceVersion: this.store.resourceVersion() });
+    }
+    if (path === "/_sandbox/faults/close-watches" && method === "POST") {
+      return this.send(res, 200, { closed: this.faults.closeWatches() });
     }
     const m = /^\/_sandbox\/faults\/(\d+)$/.exec(path);
     if (m && method === "DELETE") {
