@@ -39,11 +39,18 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.ok(rvs[0]! < rvs[1]! && rvs[1]! < rvs[2]!, `not increasing: ${rvs.join(",")}`);
   });
 
-  it("ignores client-sent uid, creationTimestamp and resourceVersion on create", async () => {
-    const r = await client().post(CM, { metadata: { name: "a", uid: "x", creationTimestamp: "2000-01-01T00:00:00Z", resourceVersion: "5" } });
+  it("ignores client-sent uid and creationTimestamp on create", async () => {
+    const r = await client().post(CM, { metadata: { name: "a", uid: "x", creationTimestamp: "2000-01-01T00:00:00Z" } });
     assert.equal(r.status, 201);
     assert.notEqual(r.body.metadata.uid, "x");
     assert.notEqual(r.body.metadata.creationTimestamp, "2000-01-01T00:00:00Z");
+  });
+
+  it("answers 500 to a create that carries a resourceVersion, as etcd3's store does", async () => {
+    const r = await client().post(CM, { metadata: { name: "a", resourceVersion: "5" } });
+    assert.equal(r.status, 500);
+    assert.equal(r.body.message, "resourceVersion should not be set on objects to be created");
+    assert.equal((await client().get(`${CM}/a`)).status, 404);
   });
 
   it("generates a name from generateName with a five-character suffix", async () => {

@@ -675,6 +675,10 @@ export class Store {
       throw new ApiError(409, "AlreadyExists", `${qualified} "${name}" already exists`,
         { name, group: res.def.group, kind: res.def.plural });
     }
+    if (typeof meta.resourceVersion === "string" && /^\d+$/.test(meta.resourceVersion) && Number(meta.resourceVersion) > 0) {
+      // etcd3 store's Create refuses it, as an internal error: the object was most likely copied from a read.
+      throw new ApiError(500, "InternalError", "resourceVersion should not be set on objects to be created");
+    }
     const now = this.now();
     meta.uid = randomUUID();
     meta.creationTimestamp = formatTime(now);
