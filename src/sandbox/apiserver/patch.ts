@@ -455,36 +455,50 @@ function ownable(def: ResourceDefinition, subresource: string | undefined, field
   return !(field === "status" && def.subresources.includes("status"));
 }
 
-/** The set of paths an object's fields make up (leaves, list elements by key or value). */
-function fieldSetOf(def: ResourceDefinition, obj: JsonObject, subresource: string | undefined): Set<string> {
+/** An object's field set, and the value at every path it walked (maps and lists on the way included). */
+interface FieldIndex {
+  set: Set<string>;
+  values: Map<string, Json>;
+}
+
+/** The set of paths an object's fields make up (leaves, list elements by key or value), with their values. */
+function indexFields(def: ResourceDefinition, obj: JsonObject, subresource: string | undefined): FieldIndex {
   const set = new Set<string>();
-  const walk = (value: Json, path: FieldPath, names: string[]) => {
+  const values = new Map<string, Json>();
+  const child = (path: string, step: string) => (path === "" ? step : path + SEP + step);
+  const walk = (value: Json, path: string, names: string[]) => {
+    values.set(path, value);
     if (isRecord(value)) {
       const keys = Object.keys(value);
       if (keys.length === 0 || isAtomicStruct(def, names)) {
-        set.add(joinPath(path));
+        set.add(path);
         return;
       }
-      for (const key of keys) walk(value[key], [...path, `f:${key}`], [...names, key]);
+      for (const key of keys) walk(value[key], child(path, `f:${key}`), [...names, key]);
     } else if (Array.isArray(value)) {
       const rule = listRule(def, names).ssa;
       if (rule.type === "atomic" || value.length === 0) {
-        set.add(joinPath(path));
+        set.add(path);
       } else if (rule.type === "set") {
-        for (const item of value) set.add(joinPath([...path, `v:${sortedJson(item)}`]));
-      } else {
         for (const item of value) {
-          if (!isRecord(item)) {
-            set.add(joinPath(path));
-            return;
-          }
-          const elementPath = [...path, keyStep(item, rule.keys, names.join("."))];
-          set.add(joinPath(elementPath));
-          for (const key of Object.keys(item)) walk(item[key], [...elementPath, `f:${key}`], [...names, "[]", key]);
+          const itemPath = child(path, `v:${sortedJson(item)}`);
+          set.add(itemPath);
+          values.set(itemPath, item);
+        }
+      } else {
+        if (!value.every(isRecord)) {
+          set.add(path);
+          return;
+        }
+        for (const item of value) {
+          const elementPath = child(path, keyStep(item, rule.keys, names.join(".")));
+          set.add(elementPath);
+          values.set(elementPath, item);
+          for (const key of Object.keys(item)) walk(item[key], child(elementPath, `f:${key}`), [...names, "[]", key]);
         }
       }
     } else {
-      set.add(joinPath(path));
+      set.add(path);
     }
   };
   for (const [field, value] of Object.entries(obj)) {
@@ -492,28 +506,27 @@ function fieldSetOf(def: ResourceDefinition, obj: JsonObject, subresource: strin
     if (field === "metadata" && isRecord(value)) {
       for (const [metaField, metaValue] of Object.entries(value)) {
         if (STRIPPED_META.has(metaField)) continue;
-        walk(metaValue, ["f:metadata", `f:${metaField}`], ["metadata", metaField]);
+        walk(metaValue, `f:metadata${SEP}f:${metaField}`, ["metadata", metaField]);
       }
       continue;
     }
-    walk(value, [`f:${field}`], [field]);
+    walk(value, `f:${field}`, [field]);
   }
-  return set;
+  return { set, values };
 }
 
 /** Encodes a field set as FieldsV1 (`{"f:spec":{"f:ports":{"k:{...}":{".":{},"f:port":{}}}}}`). */
 export function toFieldsV1(set: Iterable<string>): Record<string, unknown> {
   const root: JsonObject = {};
-  const paths = [...set].map(splitPath);
-  const prefixes = new Set<string>();
-  for (const path of paths) for (let i = 1; i < path.length; i++) prefixes.add(joinPath(path.slice(0, i)));
+  const paths = [...set];
+  const parents = parentsOf(paths);
   for (const path of paths) {
     let node = root;
-    for (const step of path) {
+    for (const step of splitPath(path)) {
       if (!isRecord(node[step])) node[step] = {};
       node = node[step] as JsonObject;
     }
-    if (prefixes.has(joinPath(path))) node["."] = {};
+    if (parents.has(path)) node["."] = {};
   }
   return sortFields(root);
 }
@@ -672,17 +685,20 @@ export function recordUpdateManagedFields(
   } else {
     managers = readManagers(old);
   }
-  const nextSet = fieldSetOf(def, out, subresource);
+  const nextIndex = indexFields(def, out, subresource);
+  const nextSet = nextIndex.set;
+  const nextParents = parentsOf(nextSet);
+  const oldIndex = old ? indexFields(def, old, subresource) : undefined;
   let changed: Set<string>;
   if (!old) {
     changed = nextSet;
   } else {
-    const oldSet = fieldSetOf(def, old, subresource);
+    const oldSet = oldIndex?.set ?? new Set<string>();
     changed = new Set<string>();
     for (const path of nextSet) {
-      const before = valueAt(old, path, def);
-      const after = valueAt(out, path, def);
-      const isLeafInNext = !hasChildIn(nextSet, path);
+      const before = oldIndex?.values.has(path) ? oldIndex.values.get(path) : MISSING;
+      const after = nextIndex.values.get(path);
+      const isLeafInNext = !nextParents.has(path);
       if (!oldSet.has(path) || (isLeafInNext && (before === MISSING || !deepEqual(before, after)))) changed.add(path);
     }
     // Fields gone from the object leave their owners; fields outside this endpoint's reach (status on the main
@@ -690,11 +706,11 @@ export function recordUpdateManagedFields(
     for (const m of managers) {
       for (const path of [...m.set]) {
         if (!inScope(def, subresource, path)) continue;
-        if (!nextSet.has(path) && !hasChildIn(nextSet, path)) m.set.delete(path);
+        if (!nextSet.has(path) && !nextParents.has(path)) m.set.delete(path);
       }
     }
   }
-  for (const path of newlyOwnedNodes(def, old, out, nextSet)) changed.add(path);
+  for (const path of newlyOwnedNodes(def, oldIndex, nextIndex, nextParents)) changed.add(path);
   if (changed.size > 0) {
     for (const m of managers) {
       if (sameManager(m, manager, "Update", subresource)) continue;
@@ -757,24 +773,17 @@ function syncLastApplied(merged: KubeObject, config: JsonObject): void {
 }
 
 /** Maps and keyed lists that `next` has and `old` lacks, which an Update operation owns as nodes (see ownsNodeOnUpdate). */
-function newlyOwnedNodes(def: ResourceDefinition, old: KubeObject | undefined, next: KubeObject, nextSet: Set<string>): string[] {
+function newlyOwnedNodes(def: ResourceDefinition, old: FieldIndex | undefined, next: FieldIndex, nextParents: Set<string>): string[] {
   const found: string[] = [];
-  const prefixes = new Set<string>();
-  for (const path of nextSet) {
-    const steps = splitPath(path);
-    for (let i = 1; i < steps.length; i++) prefixes.add(joinPath(steps.slice(0, i)));
-  }
-  for (const key of prefixes) {
+  for (const key of nextParents) {
     const steps = splitPath(key);
     const last = steps[steps.length - 1] ?? "";
     if (!last.startsWith("f:")) continue;
+    if (old?.values.has(key) || !next.values.has(key)) continue;
     const names: string[] = [];
     for (const step of steps) if (step.startsWith("f:")) names.push(step.slice(2));
     else if (step.startsWith("k:")) names.push("[]");
-    if (!ownsNodeOnUpdate(def, names)) continue;
-    if (old && valueAt(old, key, def) !== MISSING) continue;
-    if (valueAt(next, key, def) === MISSING) continue;
-    found.push(key);
+    if (ownsNodeOnUpdate(def, names)) found.push(key);
   }
   return found;
 }
@@ -784,10 +793,19 @@ function inScope(def: ResourceDefinition, subresource: string | undefined, path:
   return first.startsWith("f:") && ownable(def, subresource, first.slice(2));
 }
 
-function hasChildIn(set: Set<string>, path: string): boolean {
-  const prefix = path + SEP;
-  for (const p of set) if (p.startsWith(prefix)) return true;
-  return false;
+/** Every proper prefix of the set's paths: the paths that have children in it. */
+function parentsOf(set: Iterable<string>): Set<string> {
+  const parents = new Set<string>();
+  for (const path of set) {
+    let end = path.lastIndexOf(SEP);
+    while (end > 0) {
+      const prefix = path.slice(0, end);
+      if (parents.has(prefix)) break;
+      parents.add(prefix);
+      end = prefix.lastIndexOf(SEP);
+    }
+  }
+  return parents;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -837,16 +855,20 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
     const tracked = recordUpdateManagedFields(def, undefined, current, BEFORE_FIRST_APPLY, opts.now, opts.subresource);
     managers = readManagers(tracked);
   }
-  const newSet = fieldSetOf(def, config, opts.subresource);
+  const configIndex = indexFields(def, config, opts.subresource);
+  const liveIndex = indexFields(def, live, opts.subresource);
+  const newSet = configIndex.set;
+  const newParents = parentsOf(newSet);
   const mine = managers.find((m) => sameManager(m, manager, "Apply", opts.subresource));
   const previous = mine?.set ?? new Set<string>();
 
   const conflicts: { manager: Manager; path: string }[] = [];
   for (const path of newSet) {
-    if (hasChildIn(newSet, path)) continue;
-    const applied = valueAt(config, path, def);
-    const existing = valueAt(live, path, def);
-    if (existing === MISSING || deepEqual(existing, applied)) continue;
+    if (newParents.has(path)) continue;
+    if (!liveIndex.values.has(path)) continue;
+    const applied = configIndex.values.get(path);
+    const existing = liveIndex.values.get(path);
+    if (deepEqual(existing, applied)) continue;
     for (const other of managers) {
       if (other === mine || !other.set.has(path)) continue;
       conflicts.push({ manager: other, path });
