@@ -178,6 +178,15 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.equal(status.body.metadata.generation, 2);
   });
 
+  it("omits emptied labels, annotations and finalizers, as Go's omitempty does", async () => {
+    const c = await client().post(CM, { metadata: { name: "a", labels: { x: "1" }, annotations: {}, finalizers: [] } });
+    assert.equal(c.body.metadata.annotations, undefined);
+    assert.equal(c.body.metadata.finalizers, undefined);
+    const u = await client().put(`${CM}/a`, { ...c.body, metadata: { ...c.body.metadata, labels: {} } });
+    assert.equal(u.body.metadata.labels, undefined);
+    assert.equal("labels" in u.body.metadata, false);
+  });
+
   it("has no generation on kinds kube does not track it for (configmaps, services)", async () => {
     const c = await client().post(CM, configMap("a"));
     assert.equal(c.body.metadata.generation, undefined);

@@ -271,6 +271,20 @@ function basicValidate(res: ServedResource, obj: KubeObject): void {
   }
 }
 
+/**
+ * ObjectMeta's maps and lists are `omitempty` in Go: an emptied labels map (e.g. after `kubectl label x k-`) is
+ * absent from what kube-apiserver returns, not `{}`. Custom resources' metadata goes through ObjectMeta too.
+ */
+function pruneMetadata(meta: KubeObject["metadata"]): void {
+  for (const key of ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"]) {
+    const v = meta[key];
+    if (v === null || (Array.isArray(v) && v.length === 0) ||
+      (v !== undefined && typeof v === "object" && !Array.isArray(v) && Object.keys(v as object).length === 0)) {
+      delete meta[key];
+    }
+  }
+}
+
 function objectKey(res: ServedResource, namespace: string | undefined, name: string): string {
   return res.def.namespaced ? `${namespace ?? ""}/${name}` : name;
 }
@@ -703,6 +717,7 @@ export class Store {
     try {
       this.validate(res, obj);
       if (recordManager) this.recordManager(res, undefined, obj, opts.fieldManager);
+      pruneMetadata(obj.metadata);
     } catch (error) {
       if (allocated) this.hooks.services?.release(allocated);
       throw error;
@@ -837,6 +852,7 @@ export class Store {
         next.metadata.generation = (current.metadata.generation ?? 0) + 1;
       }
       if (recordManager) this.recordManager(res, current, next, opts.fieldManager, sub);
+      pruneMetadata(next.metadata);
     } catch (error) {
       abandon();
       throw error;
