@@ -83,6 +83,12 @@ describe("sandbox apiserver: fault injection", () => {
     assert.ok(await w.waitEnd());
   });
 
+  it("ends a watch at once with closeWatchAfterEvents 0", async () => {
+    server().faults.add({ resource: "configmaps", closeWatchAfterEvents: 0 });
+    const w = await client().watch(CM);
+    assert.ok(await w.waitEnd(1000));
+  });
+
   it("ends watches after closeWatchAfterSeconds", async () => {
     server().faults.add({ resource: "configmaps", closeWatchAfterSeconds: 0.3 });
     const w = await client().watch(CM);

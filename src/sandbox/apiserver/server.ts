@@ -599,6 +599,7 @@ export class ApiServer {
     req.on("close", finish);
     res.on("close", finish);
     res.on("error", finish);
+    if (decision.closeWatchAfterEvents !== undefined && sent >= decision.closeWatchAfterEvents) finish();
     if (ended) return;
     if (timeoutSeconds !== undefined) timers.push(setTimeout(finish, timeoutSeconds * 1000));
     if (decision.closeWatchAfterSeconds !== undefined) timers.push(setTimeout(finish, decision.closeWatchAfterSeconds * 1000));
