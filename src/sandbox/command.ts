@@ -13,6 +13,7 @@ interface ApiServerFlags {
   kubeconfig: string;
   token?: string;
   historyLimit?: string;
+  plainHttp?: boolean;
 }
 
 export interface ApiServerSettings {
@@ -21,6 +22,7 @@ export interface ApiServerSettings {
   kubeconfig: string;
   token: string;
   historyLimit?: number;
+  plainHttp: boolean;
 }
 
 function parseInteger(flag: string, value: string, min: number, max: number): number {
@@ -37,7 +39,7 @@ export function parseApiServerFlags(flags: ApiServerFlags, randomToken: () => st
   if (flags.kubeconfig.trim() === "") throw new UsageError("invalid --kubeconfig: expected a file path");
   const token = flags.token ?? randomToken();
   if (token === "" || /\s/.test(token)) throw new UsageError("invalid --token: expected a non-empty value without whitespace");
-  const settings: ApiServerSettings = { port, host: flags.host, kubeconfig: resolve(flags.kubeconfig), token };
+  const settings: ApiServerSettings = { port, host: flags.host, kubeconfig: resolve(flags.kubeconfig), token, plainHttp: flags.plainHttp === true };
   if (flags.historyLimit !== undefined) settings.historyLimit = parseInteger("--history-limit", flags.historyLimit, 1, 10_000_000);
   return settings;
 }
@@ -55,28 +57,23 @@ function nextStopSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-// TODO(B2): switch to a literal import of ./apiserver/index.js (and its types) once that module is committed.
-interface ApiServerModule {
-  startApiServer(options: { port?: number; host?: string; token?: string; historyLimit?: number }): Promise<{
-    url: string;
-    token: string;
-    close(): Promise<void>;
-  }>;
-}
-const SERVER_MODULE = "./apiserver/index.js";
-
 async function runApiServer(settings: ApiServerSettings): Promise<void> {
-  const { startApiServer } = (await import(SERVER_MODULE)) as ApiServerModule;
+  const { startApiServer } = await import("./apiserver/index.js");
   const { writeKubeconfig } = await import("./kubeconfig.js");
   const stopped = nextStopSignal();
   const server = await startApiServer({
     port: settings.port,
     host: settings.host,
     token: settings.token,
+    tls: !settings.plainHttp,
     ...(settings.historyLimit !== undefined ? { historyLimit: settings.historyLimit } : {}),
   });
   try {
-    writeKubeconfig(settings.kubeconfig, { server: server.url, token: server.token });
+    writeKubeconfig(settings.kubeconfig, {
+      server: server.url,
+      token: server.token,
+      ...(server.caCert !== undefined ? { caCert: server.caCert } : {}),
+    });
   } catch (err) {
     await server.close();
     throw new UsageError(`cannot write --kubeconfig ${settings.kubeconfig}: ${err instanceof Error ? err.message : String(err)}`);
@@ -89,16 +86,20 @@ async function runApiServer(settings: ApiServerSettings): Promise<void> {
 }
 
 export function sandboxCommand(): Command {
-  const sandbox = new Command("sandbox").description("a local test and demo cluster (not for production)");
+  // addCommand() does not pass the root's exitOverride down, so each level throws commander's errors to main(),
+  // which prints one line and exits 2 instead of commander's own exit 1.
+  const sandbox = new Command("sandbox").description("a local test and demo cluster (not for production)").exitOverride();
 
   sandbox
     .command("apiserver")
+    .exitOverride()
     .description("serve the in-memory Kubernetes API server (a test and demo server) until SIGTERM")
     .option("--port <port>", "TCP port to listen on (0 picks a free one)", "6443")
     .option("--host <ip>", "address to listen on", "127.0.0.1")
     .requiredOption("--kubeconfig <file>", "write a kubeconfig for kubectl and client-node here (mode 0600)")
     .option("--token <token>", "bearer token clients must send (default: a random one, written to the kubeconfig)")
     .option("--history-limit <n>", "watch events kept for resuming watches; older resourceVersions get 410 Gone")
+    .option("--plain-http", "serve http instead of https (kubectl then sends no token: client-go sends tokens only over TLS)")
     .action(async (flags: ApiServerFlags) => {
       await runApiServer(parseApiServerFlags(flags, () => randomBytes(16).toString("hex")));
     });

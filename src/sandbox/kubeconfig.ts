@@ -1,5 +1,7 @@
 // A kubeconfig for the sandbox's API server that kubectl and @kubernetes/client-node both load unchanged: one
-// cluster (plain http on loopback, so no certificate data), one user with a bearer token, one current context.
+// cluster, one user with a bearer token, one current context. kubectl (client-go's clientcmd) sends a kubeconfig's
+// token only over TLS, so for kubectl the server is https with its self-signed certificate as the trusted CA;
+// an http server works for client-node and plain HTTP clients only.
 import { chmodSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
@@ -7,6 +9,8 @@ export interface KubeconfigOptions {
   /** e.g. http://127.0.0.1:6443 */
   server: string;
   token: string;
+  /** PEM certificate to trust for an https server (certificate-authority-data). */
+  caCert?: string;
   /** Name of the cluster, user and context; default "berth-sandbox". */
   context?: string;
   /** The context's default namespace; default "default". */
@@ -22,6 +26,7 @@ export function renderKubeconfig(options: KubeconfigOptions): string {
   if (options.token === "" || /\s/.test(options.token)) throw new Error("kubeconfig token must be non-empty and contain no whitespace");
   const name = options.context ?? "berth-sandbox";
   const server = options.server.replace(/\/+$/, "");
+  if (url.protocol === "https:" && options.caCert === undefined) throw new Error("an https kubeconfig server needs caCert");
   return [
     "apiVersion: v1",
     "kind: Config",
@@ -29,6 +34,7 @@ export function renderKubeconfig(options: KubeconfigOptions): string {
     `- name: ${q(name)}`,
     "  cluster:",
     `    server: ${q(server)}`,
+    ...(options.caCert !== undefined ? [`    certificate-authority-data: ${q(Buffer.from(options.caCert).toString("base64"))}`] : []),
     "users:",
     `- name: ${q(name)}`,
     "  user:",

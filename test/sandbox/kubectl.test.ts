@@ -1,0 +1,381 @@
+// The real kubectl (1.32, /usr/bin/kubectl) against the sandbox API server over HTTP: everything asserted here is
+// kubectl's own output, so a server that answers differently from kube-apiserver shows up as a kubectl failure or
+// a different line on the screen.
+/* eslint-disable @typescript-eslint/no-explicit-any -- kubectl's JSON output is read field by field, as untyped JSON */
+import { strict as assert } from "node:assert";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startApiServer } from "../../src/sandbox/apiserver/index.js";
+import { writeKubeconfig } from "../../src/sandbox/kubeconfig.js";
+import { skipBecause } from "../support/skip.js";
+
+const KUBECTL = "/usr/bin/kubectl";
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+type Server = Awaited<ReturnType<typeof startApiServer>>;
+
+describe("kubectl against the sandbox API server", function () {
+  this.timeout(30_000);
+  let server: Server | undefined;
+  let dir = "";
+  let kubeconfig = "";
+  const children: ChildProcess[] = [];
+
+  before(async function () {
+    if (!existsSync(KUBECTL)) skipBecause(this, "kubectl is not installed at /usr/bin/kubectl (.ci/run installs it)");
+    // kubectl sends a kubeconfig's bearer token only over TLS, as a real cluster is served.
+    server = await startApiServer({ port: 0, tls: true });
+    dir = mkdtempSync(join(tmpdir(), "berth-b2-kubectl-"));
+    kubeconfig = join(dir, "kubeconfig");
+    writeKubeconfig(kubeconfig, { server: server.url, token: server.token, caCert: server.caCert ?? "" });
+  });
+
+  after(async () => {
+    for (const child of children) child.kill("SIGKILL");
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** kubectl, asynchronously: the server runs in this process, so a synchronous spawn would deadlock. */
+  function kubectl(args: string[], input?: string): Promise<Run> {
+    return new Promise((done, fail) => {
+      const child = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args], { stdio: "pipe" });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      child.on("error", fail);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        done({ code, stdout, stderr });
+      });
+      child.stdin.end(input ?? "");
+    });
+  }
+
+  async function ok(args: string[], input?: string): Promise<string> {
+    const r = await kubectl(args, input);
+    assert.equal(r.code, 0, `kubectl ${args.join(" ")} failed:\n${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  async function json(args: string[]): Promise<Record<string, any>> {
+    return JSON.parse(await ok([...args, "-o", "json"])) as Record<string, any>;
+  }
+
+  /** A direct API call over HTTPS, as a controller would make it. */
+  function api(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<Record<string, any>> {
+    const s = server;
+    assert.ok(s);
+    return new Promise((done, fail) => {
+      const req = request(`${s.url}${path}`, {
+        method,
+        ca: s.caCert,
+        headers: { authorization: `Bearer ${s.token}`, "content-type": contentType, accept: "application/json" },
+      }, (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status > 299) fail(new Error(`${method} ${path} answered ${status}: ${text}`));
+          else done(JSON.parse(text) as Record<string, any>);
+        });
+      });
+      req.on("error", fail);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  /** Splits kubectl's table output into rows of whitespace-separated cells. */
+  const table = (out: string): string[][] => out.trim().split("\n").map((line) => line.trim().split(/\s{2,}/));
+
+  let nsCounter = 0;
+  async function namespace(): Promise<string> {
+    const name = `b2-${process.pid}-${++nsCounter}`;
+    // `kubectl create namespace` sends protobuf, which the sandbox does not decode; create -f sends JSON.
+    const out = await ok(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name } }));
+    assert.equal(out.trim(), `namespace/${name} created`);
+    return name;
+  }
+
+  describe("apply -f (client-side apply)", () => {
+    it("creates, then configures with a three-way merge that removes dropped keys and records last-applied", async () => {
+      const ns = await namespace();
+      const manifest = (data: Record<string, string>, labels: Record<string, string> = {}): string =>
+        JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: ns, labels }, data });
+      const file = join(dir, `cm-${ns}.json`);
+
+      writeFileSync(file, manifest({ a: "1", b: "2" }));
+      assert.equal((await ok(["apply", "-f", file])).trim(), "configmap/settings created");
+
+      writeFileSync(file, manifest({ a: "10" }, { tier: "front" }));
+      assert.equal((await ok(["apply", "-f", file])).trim(), "configmap/settings configured");
+      const cm = await json(["get", "configmap", "settings", "-n", ns]);
+      assert.deepEqual(cm.data, { a: "10" });
+      assert.deepEqual(cm.metadata.labels, { tier: "front" });
+      const lastApplied = JSON.parse(cm.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]) as Record<string, any>;
+      assert.deepEqual(lastApplied.data, { a: "10" });
+
+      assert.equal((await ok(["apply", "-f", file])).trim(), "configmap/settings unchanged");
+    });
+
+    it("applies a Namespace, a LoadBalancer Service, a ConfigMap, a DaemonSet, a CRD and a custom resource", async () => {
+      const ns = `b2-apply-${process.pid}`;
+      const crd = {
+        apiVersion: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        metadata: { name: "addresspools.b2.berth.test" },
+        spec: {
+          group: "b2.berth.test",
+          scope: "Namespaced",
+          names: { plural: "addresspools", singular: "addresspool", kind: "AddressPool", shortNames: ["b2pool"] },
+          versions: [{
+            name: "v1", served: true, storage: true,
+            schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+            subresources: { status: {} },
+            additionalPrinterColumns: [
+              { name: "Range", type: "string", jsonPath: ".spec.range" },
+              { name: "Free", type: "integer", jsonPath: ".status.free" },
+              { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+            ],
+          }],
+        },
+      };
+      writeFileSync(join(dir, "crd.json"), JSON.stringify(crd));
+      assert.equal((await ok(["apply", "-f", join(dir, "crd.json")])).trim(), "customresourcedefinition.apiextensions.k8s.io/addresspools.b2.berth.test created");
+      await ok(["wait", "--for", "condition=established", "--timeout", "10s", "crd/addresspools.b2.berth.test"]);
+
+      const objects = [
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+        {
+          apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns },
+          spec: { type: "LoadBalancer", selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] },
+        },
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "pool", namespace: ns }, data: { range: "192.0.2.0/28" } },
+        {
+          apiVersion: "apps/v1", kind: "DaemonSet", metadata: { name: "svclb-web", namespace: ns },
+          spec: {
+            selector: { matchLabels: { app: "svclb-web" } },
+            template: {
+              metadata: { labels: { app: "svclb-web" } },
+              spec: { nodeSelector: { "kubernetes.io/os": "linux" }, containers: [{ name: "lb-tcp-80", image: "berth:dev" }] },
+            },
+          },
+        },
+        { apiVersion: "b2.berth.test/v1", kind: "AddressPool", metadata: { name: "lan", namespace: ns }, spec: { range: "192.0.2.0/28" } },
+      ];
+      // A multi-document YAML stream (JSON is YAML; the leading comment keeps kubectl from reading it as a JSON stream).
+      writeFileSync(join(dir, "set.yaml"), `# berth sandbox test manifests\n${objects.map((o) => JSON.stringify(o)).join("\n---\n")}\n`);
+      const applied = (await ok(["apply", "-f", join(dir, "set.yaml")])).trim().split("\n");
+      assert.deepEqual(applied, [
+        `namespace/${ns} created`,
+        "service/web created",
+        "configmap/pool created",
+        "daemonset.apps/svclb-web created",
+        "addresspool.b2.berth.test/lan created",
+      ]);
+
+      const svc = table(await ok(["get", "svc", "-n", ns]));
+      assert.deepEqual(svc[0], ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
+      assert.equal(svc[1]?.[0], "web");
+      assert.equal(svc[1]?.[1], "LoadBalancer");
+      assert.match(svc[1]?.[2] ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+      assert.equal(svc[1]?.[3], "<pending>");
+      assert.match(svc[1]?.[4] ?? "", /^80:3\d{4}\/TCP$/);
+
+      const ds = table(await ok(["get", "ds", "-n", ns]));
+      assert.deepEqual(ds[0], ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]);
+      assert.deepEqual(ds[1]?.slice(0, 7), ["svclb-web", "0", "0", "0", "0", "0", "kubernetes.io/os=linux"]);
+
+      await api("PATCH", `/apis/b2.berth.test/v1/namespaces/${ns}/addresspools/lan/status`, { status: { free: 14 } }, "application/merge-patch+json");
+      const pools = table(await ok(["get", "b2pool", "-n", ns]));
+      assert.deepEqual(pools[0], ["NAME", "RANGE", "FREE", "AGE"]);
+      assert.deepEqual(pools[1]?.slice(0, 3), ["lan", "192.0.2.0/28", "14"]);
+
+      const crds = table(await ok(["get", "crd", "addresspools.b2.berth.test"]));
+      assert.deepEqual(crds[0], ["NAME", "CREATED AT"]);
+      assert.match(crds[1]?.[1] ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    });
+  });
+
+  describe("get", () => {
+    let ns = "";
+    before(async () => {
+      ns = await namespace();
+      await api("POST", `/api/v1/namespaces/${ns}/services`, {
+        apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns, labels: { app: "web" } },
+        spec: { type: "LoadBalancer", selector: { app: "web" }, ports: [{ name: "http", port: 80, protocol: "TCP" }, { name: "dns", port: 53, protocol: "UDP" }] },
+      });
+    });
+
+    it("prints -o yaml and -o json of the stored object", async () => {
+      const yaml = await ok(["get", "svc", "web", "-n", ns, "-o", "yaml"]);
+      assert.match(yaml, /^apiVersion: v1\nkind: Service\nmetadata:\n/);
+      assert.match(yaml, /\n {2}name: web\n/);
+      assert.match(yaml, /\n {2}type: LoadBalancer\n/);
+      const obj = await json(["get", "svc", "web", "-n", ns]);
+      assert.equal(obj.kind, "Service");
+      assert.equal(obj.metadata.namespace, ns);
+      assert.match(obj.metadata.uid, /^[0-9a-f-]{36}$/);
+      const list = await json(["get", "svc", "-n", ns]);
+      assert.equal(list.kind, "List");
+      assert.deepEqual(list.items.map((i: any) => i.metadata.name), ["web"]);
+    });
+
+    it("shows the selector column with -o wide and filters with -l", async () => {
+      const wide = table(await ok(["get", "svc", "-n", ns, "-o", "wide"]));
+      assert.deepEqual(wide[0], ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"]);
+      assert.equal(wide[1]?.[6], "app=web");
+      assert.match(wide[1]?.[4] ?? "", /^80:\d+\/TCP,53:\d+\/UDP$/);
+      const none = await kubectl(["get", "svc", "-n", ns, "-l", "app=other"]);
+      assert.equal(none.code, 0);
+      assert.equal(none.stderr.trim(), `No resources found in ${ns} namespace.`);
+    });
+
+    it("shows EXTERNAL-IP <pending>, then the address a status update sets, also in -w", async () => {
+      const before = table(await ok(["get", "svc", "web", "-n", ns]));
+      assert.equal(before[1]?.[3], "<pending>");
+
+      const watch = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), "get", "svc", "web", "-n", ns, "-w"]);
+      children.push(watch);
+      let out = "";
+      const seen = (pattern: RegExp): Promise<void> =>
+        new Promise((done, fail) => {
+          const timer = setTimeout(() => fail(new Error(`kubectl -w never printed ${pattern}; got:\n${out}`)), 15_000);
+          const check = (): void => {
+            if (pattern.test(out)) {
+              clearTimeout(timer);
+              watch.stdout.off("data", onData);
+              done();
+            }
+          };
+          const onData = (d: Buffer): void => {
+            out += d.toString();
+            check();
+          };
+          watch.stdout.on("data", onData);
+          check();
+        });
+      await seen(/^web\s+LoadBalancer\s+\S+\s+<pending>/m);
+
+      await api("PATCH", `/api/v1/namespaces/${ns}/services/web/status`,
+        { status: { loadBalancer: { ingress: [{ ip: "192.0.2.10", ipMode: "VIP" }] } } }, "application/merge-patch+json");
+      await seen(/^web\s+LoadBalancer\s+\S+\s+192\.0\.2\.10\s/m);
+      watch.kill("SIGTERM");
+
+      const after = table(await ok(["get", "svc", "web", "-n", ns]));
+      assert.equal(after[1]?.[3], "192.0.2.10");
+    });
+  });
+
+  it("describes a service with the events that involve it", async () => {
+    const ns = await namespace();
+    const svc = await api("POST", `/api/v1/namespaces/${ns}/services`, {
+      apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }] },
+    });
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+    await api("POST", `/api/v1/namespaces/${ns}/events`, {
+      apiVersion: "v1", kind: "Event", metadata: { name: "web.1" },
+      involvedObject: { apiVersion: "v1", kind: "Service", name: "web", namespace: ns, uid: svc.metadata.uid, resourceVersion: svc.metadata.resourceVersion },
+      reason: "AllocationFailed", message: "no free address in pool lan", type: "Warning",
+      source: { component: "berth-controller" }, firstTimestamp: now, lastTimestamp: now, count: 1,
+    });
+    const out = await ok(["describe", "service", "web", "-n", ns]);
+    assert.match(out, /^Name:\s+web$/m);
+    assert.match(out, /^Type:\s+LoadBalancer$/m);
+    assert.match(out, /^Events:\n\s+Type\s+Reason\s+Age\s+From\s+Message\n\s+----/m);
+    assert.match(out, /^\s+Warning\s+AllocationFailed\s+\d+s\s+berth-controller\s+no free address in pool lan$/m);
+  });
+
+  it("labels and annotates, refusing to overwrite without --overwrite, and removes with key-", async () => {
+    const ns = await namespace();
+    await ok(["create", "-n", ns, "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" }, data: { a: "1" } }));
+    assert.equal((await ok(["label", "configmap", "c", "-n", ns, "tier=front"])).trim(), "configmap/c labeled");
+    const clash = await kubectl(["label", "configmap", "c", "-n", ns, "tier=back"]);
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /'tier' already has a value \(front\), and --overwrite is false/);
+    await ok(["label", "configmap", "c", "-n", ns, "tier=back", "--overwrite"]);
+    assert.deepEqual((await json(["get", "configmap", "c", "-n", ns])).metadata.labels, { tier: "back" });
+    assert.equal((await ok(["label", "configmap", "c", "-n", ns, "tier-"])).trim(), "configmap/c unlabeled");
+    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.labels?.tier, undefined);
+
+    assert.equal((await ok(["annotate", "configmap", "c", "-n", ns, "berth.test/owner=b2"])).trim(), "configmap/c annotated");
+    await ok(["annotate", "configmap", "c", "-n", ns, "berth.test/owner=b3", "--overwrite"]);
+    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.annotations["berth.test/owner"], "b3");
+    await ok(["annotate", "configmap", "c", "-n", ns, "berth.test/owner-"]);
+    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.annotations?.["berth.test/owner"], undefined);
+  });
+
+  it("patches with strategic merge (ports merged by port), merge (list replaced) and JSON patch", async () => {
+    const ns = await namespace();
+    await api("POST", `/api/v1/namespaces/${ns}/services`, {
+      apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { ports: [{ name: "http", port: 80, protocol: "TCP" }] },
+    });
+    const httpsPort = { name: "https", port: 443, protocol: "TCP" };
+    assert.equal((await ok(["patch", "svc", "web", "-n", ns, "-p", JSON.stringify({ spec: { ports: [httpsPort] } })])).trim(), "service/web patched");
+    let ports = (await json(["get", "svc", "web", "-n", ns])).spec.ports.map((p: any) => p.port);
+    assert.deepEqual(ports.sort(), [443, 80]);
+
+    await ok(["patch", "svc", "web", "-n", ns, "--type", "merge", "-p", JSON.stringify({ spec: { ports: [{ name: "dns", port: 53, protocol: "UDP" }] } })]);
+    ports = (await json(["get", "svc", "web", "-n", ns])).spec.ports.map((p: any) => p.port);
+    assert.deepEqual(ports, [53]);
+
+    await ok(["patch", "svc", "web", "-n", ns, "--type", "json", "-p", JSON.stringify([{ op: "add", path: "/metadata/labels", value: { app: "web" } }])]);
+    assert.deepEqual((await json(["get", "svc", "web", "-n", ns])).metadata.labels, { app: "web" });
+
+    const bad = await kubectl(["patch", "svc", "web", "-n", ns, "--type", "json", "-p", JSON.stringify([{ op: "test", path: "/metadata/name", value: "other" }])]);
+    assert.equal(bad.code, 1);
+    // A failed JSON patch test op is a 422 Invalid without causes (kube-apiserver's NewGenericServerResponse).
+    assert.equal(bad.stderr.trim(), "The request is invalid: the server rejected our request due to an error in our request");
+  });
+
+  it("deletes an object with a finalizer only once the finalizer is removed; it shows as Terminating meanwhile", async () => {
+    const ns = await namespace();
+    await api("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+      apiVersion: "v1", kind: "ConfigMap", metadata: { name: "held", finalizers: ["berth.test/hold"] }, data: { a: "1" },
+    });
+    assert.equal((await ok(["delete", "configmap", "held", "-n", ns, "--wait=false"])).trim(), 'configmap "held" deleted');
+    const held = await json(["get", "configmap", "held", "-n", ns]);
+    assert.match(held.metadata.deletionTimestamp, /^\d{4}-\d\d-\d\dT/);
+    assert.deepEqual(held.metadata.finalizers, ["berth.test/hold"]);
+
+    await ok(["patch", "configmap", "held", "-n", ns, "--type", "json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]']);
+    const gone = await kubectl(["get", "configmap", "held", "-n", ns]);
+    assert.equal(gone.code, 1);
+    assert.equal(gone.stderr.trim(), 'Error from server (NotFound): configmaps "held" not found');
+  });
+
+  it("waits in a plain delete until the finalizer goes", async () => {
+    const ns = await namespace();
+    await api("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+      apiVersion: "v1", kind: "ConfigMap", metadata: { name: "held", finalizers: ["berth.test/hold"] },
+    });
+    const deleting = kubectl(["delete", "configmap", "held", "-n", ns, "--timeout=15s"]);
+    let finished = false;
+    void deleting.then(() => (finished = true));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(finished, false, "kubectl delete returned while the finalizer still held the object");
+    await api("PATCH", `/api/v1/namespaces/${ns}/configmaps/held`, { metadata: { finalizers: null } }, "application/merge-patch+json");
+    const r = await deleting;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'configmap "held" deleted');
+  });
+
+  it("reports a missing object and an unknown kind the way kube-apiserver does", async () => {
+    const missing = await kubectl(["get", "svc", "nope", "-n", "default"]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr.trim(), 'Error from server (NotFound): services "nope" not found');
+    const unknown = await kubectl(["get", "frobnicators"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /the server doesn't have a resource type "frobnicators"/);
+  });
+});
