@@ -11,7 +11,7 @@ import ipaddr from "ipaddr.js";
 
 import { parseCidr, parseIp } from "../../lib/addresses.js";
 import { ApiError, type KubeObject } from "./types.js";
-import { deepEqual, FieldErrors, invalidError, isRecord, validateServiceSpec } from "./validation.js";
+import { deepEqual, FieldErrors, invalidError, isRecord, validateConditions, validateServiceSpec } from "./validation.js";
 
 export type IpFamily = "IPv4" | "IPv6";
 
@@ -329,7 +329,8 @@ export class ServiceAllocator {
   /**
    * A write to services/status: spec kept from `old` (serviceStatusStrategy), metadata and status from `next`,
    * `status.loadBalancer.ingress[].ipMode` defaulted to "VIP" where an `ip` is set on a LoadBalancer Service (as
-   * 1.32 does), and the ingress list validated (422 with `status.loadBalancer.ingress[i]...` causes).
+   * 1.32 does), and the ingress list and conditions validated (422 with `status.loadBalancer.ingress[i]...` and
+   * `status.conditions[i]...` causes, as ValidateServiceStatusUpdate gives them).
    */
   prepareStatus(old: KubeObject, next: KubeObject): KubeObject {
     const out: KubeObject = {
@@ -344,6 +345,7 @@ export class ServiceAllocator {
     applyServiceDefaults(out);
     const errs = new FieldErrors();
     validateLoadBalancerStatus(status.loadBalancer as Record<string, unknown>, errs);
+    validateConditions(status.conditions, "status.conditions", errs);
     errs.throwIfAny(SERVICE_KIND, out.metadata.name);
     return out;
   }

@@ -174,6 +174,8 @@ export function portName(value: string): string[] {
 }
 
 const TOTAL_ANNOTATION_SIZE = 256 * 1024;
+/** core.MaxSecretSize, which ValidateConfigMap also applies to data plus binaryData. */
+const CONFIGMAP_MAX_BYTES = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Object validation.
@@ -226,21 +228,7 @@ function validateMeta(def: ResourceDefinition, obj: KubeObject, errs: FieldError
   } else if (meta.namespace) {
     errs.forbidden("metadata.namespace", "not allowed on this type");
   }
-  if (meta.labels !== undefined) {
-    for (const [key, value] of Object.entries(meta.labels)) {
-      for (const msg of qualifiedName(key)) errs.invalid("metadata.labels", key, msg);
-      if (typeof value !== "string") errs.invalid(`metadata.labels`, value, "must be a string");
-      else for (const msg of labelValue(value)) errs.invalid("metadata.labels", value, msg);
-    }
-  }
-  if (meta.annotations !== undefined) {
-    let size = 0;
-    for (const [key, value] of Object.entries(meta.annotations)) {
-      for (const msg of qualifiedName(key.toLowerCase())) errs.invalid("metadata.annotations", key, msg);
-      size += key.length + (typeof value === "string" ? value.length : 0);
-    }
-    if (size > TOTAL_ANNOTATION_SIZE) errs.tooLong("metadata.annotations", TOTAL_ANNOTATION_SIZE);
-  }
+  validateLabelsAndAnnotations(meta, "metadata", errs);
   // ValidateFinalizers reports on the list's path, without an index.
   const finalizers = meta.finalizers ?? [];
   for (const finalizer of finalizers) {
@@ -250,6 +238,56 @@ function validateMeta(def: ResourceDefinition, obj: KubeObject, errs: FieldError
     errs.invalid("metadata.finalizers", finalizers, "finalizer orphan and foregroundDeletion cannot be both set");
   }
   validateOwnerReferences(meta.ownerReferences, errs);
+}
+
+/** ValidateLabels and ValidateAnnotations on an ObjectMeta at `path`. */
+function validateLabelsAndAnnotations(meta: Record<string, unknown>, path: string, errs: FieldErrors): void {
+  if (isRecord(meta.labels)) {
+    for (const [key, value] of Object.entries(meta.labels)) {
+      for (const msg of qualifiedName(key)) errs.invalid(`${path}.labels`, key, msg);
+      if (typeof value !== "string") errs.invalid(`${path}.labels`, value, "must be a string");
+      else for (const msg of labelValue(value)) errs.invalid(`${path}.labels`, value, msg);
+    }
+  }
+  if (isRecord(meta.annotations)) {
+    let size = 0;
+    for (const [key, value] of Object.entries(meta.annotations)) {
+      for (const msg of qualifiedName(key.toLowerCase())) errs.invalid(`${path}.annotations`, key, msg);
+      size += key.length + (typeof value === "string" ? value.length : 0);
+    }
+    if (size > TOTAL_ANNOTATION_SIZE) errs.tooLong(`${path}.annotations`, TOTAL_ANNOTATION_SIZE);
+  }
+}
+
+/**
+ * metav1 ValidateConditions (Service, and any status using metav1.Condition): unique type, a label-name type,
+ * status True/False/Unknown, lastTransitionTime and a CamelCase-ish reason set, length limits.
+ */
+export function validateConditions(conditions: unknown, path: string, errs: FieldErrors): void {
+  const seen = new Set<string>();
+  asArray(conditions).forEach((condition, i) => {
+    const c = isRecord(condition) ? condition : {};
+    const at = `${path}[${i}]`;
+    const type = typeof c.type === "string" ? c.type : "";
+    if (seen.has(type)) errs.duplicate(`${at}.type`, type);
+    seen.add(type);
+    for (const msg of qualifiedName(type)) errs.invalid(`${at}.type`, type, msg);
+    if (c.status !== "True" && c.status !== "False" && c.status !== "Unknown") errs.notSupported(`${at}.status`, c.status ?? "", ["False", "True", "Unknown"]);
+    if (typeof c.observedGeneration === "number" && c.observedGeneration < 0) {
+      errs.invalid(`${at}.observedGeneration`, c.observedGeneration, "must be greater than or equal to zero");
+    }
+    if (typeof c.lastTransitionTime !== "string" || c.lastTransitionTime === "") errs.required(`${at}.lastTransitionTime`, "must be set");
+    const reason = typeof c.reason === "string" ? c.reason : "";
+    if (reason === "") {
+      errs.required(`${at}.reason`, "must be set");
+    } else {
+      if (!/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/.test(reason)) {
+        errs.invalid(`${at}.reason`, reason, "a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_' (e.g. 'my_name',  or 'MY_NAME',  or 'MyName',  or 'ReasonA,ReasonB',  or 'ReasonA:ReasonB', regex used for validation is '[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?')");
+      }
+      if (reason.length > 1024) errs.tooLong(`${at}.reason`, 1024);
+    }
+    if (typeof c.message === "string" && c.message.length > 32 * 1024) errs.tooLong(`${at}.message`, 32 * 1024);
+  });
 }
 
 /** ValidateOwnerReferences: errors on `metadata.ownerReferences.<field>`, without an index, as kube reports them. */
@@ -304,15 +342,22 @@ const kindValidators: Record<string, KindValidator> = {
   },
   "/Namespace": () => undefined,
   "/ConfigMap": (obj, errs) => {
+    let size = 0;
     for (const field of ["data", "binaryData"]) {
       const data = obj[field];
       if (!isRecord(data)) continue;
-      for (const key of Object.keys(data)) {
+      for (const [key, value] of Object.entries(data)) {
         if (key.length > 253 || !/^[-._a-zA-Z0-9]+$/.test(key)) {
           errs.invalid(`${field}[${key}]`, key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
         }
+        if (field === "binaryData" && isRecord(obj.data) && Object.hasOwn(obj.data, key)) {
+          errs.invalid(`data[${key}]`, key, "duplicate of key present in binaryData");
+        }
+        // binaryData is base64 on the wire; kube counts the decoded bytes.
+        size += typeof value === "string" ? (field === "binaryData" ? Buffer.from(value, "base64").length : Buffer.byteLength(value)) : 0;
       }
     }
+    if (size > CONFIGMAP_MAX_BYTES) errs.tooLong("", CONFIGMAP_MAX_BYTES);
   },
   "/Endpoints": (obj, errs) => {
     asArray(obj.subsets).forEach((subset, i) => {
@@ -426,6 +471,8 @@ function validateDaemonSet(obj: KubeObject, errs: FieldErrors, old?: KubeObject)
     errs.required("spec.template");
     return;
   }
+  // ValidatePodTemplateSpec checks the template's labels and annotations as object metadata.
+  validateLabelsAndAnnotations(isRecord(template.metadata) ? template.metadata : {}, "spec.template.metadata", errs);
   const podSpec = isRecord(template.spec) ? template.spec : undefined;
   validatePodSpec(podSpec, "spec.template.spec", errs);
   const restartPolicy = podSpec?.restartPolicy;

@@ -419,6 +419,45 @@ describe("sandbox Service status writes", () => {
     { name: "refuses an unknown ipMode", ingress: [{ ip: "192.0.2.1", ipMode: "Tunnel" }], causes: ['status.loadBalancer.ingress[0].ipMode: Unsupported value: "Tunnel": supported values: "VIP", "Proxy"'] },
     { name: "refuses an IP address as hostname", ingress: [{ hostname: "192.0.2.1" }], causes: ['status.loadBalancer.ingress[0].hostname: Invalid value: "192.0.2.1": must be a DNS name, not an IP address'] },
   ];
+  const conditionCases: { name: string; conditions: unknown[]; causes: string[] }[] = [
+    {
+      name: "accepts a well-formed condition",
+      conditions: [{ type: "berth.io/Allocated", status: "True", reason: "AddressAssigned", message: "192.0.2.10 from lan", lastTransitionTime: "2026-11-24T07:00:00Z" }],
+      causes: [],
+    },
+    {
+      name: "refuses a condition without lastTransitionTime or reason, with an unknown status",
+      conditions: [{ type: "Ready", status: "Yes" }],
+      causes: [
+        'status.conditions[0].status: Unsupported value: "Yes": supported values: "False", "True", "Unknown"',
+        "status.conditions[0].lastTransitionTime: Required value: must be set",
+        "status.conditions[0].reason: Required value: must be set",
+      ],
+    },
+    {
+      name: "refuses a reason that is not CamelCase-like and a repeated type",
+      conditions: [
+        { type: "Ready", status: "True", reason: "Ok", lastTransitionTime: "2026-11-24T07:00:00Z" },
+        { type: "Ready", status: "False", reason: "no pool", lastTransitionTime: "2026-11-24T07:00:00Z" },
+      ],
+      causes: [
+        'status.conditions[1].type: Duplicate value: "Ready"',
+        "status.conditions[1].reason: Invalid value: \"no pool\": a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_' (e.g. 'my_name',  or 'MY_NAME',  or 'MyName',  or 'ReasonA,ReasonB',  or 'ReasonA:ReasonB', regex used for validation is '[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?')",
+      ],
+    },
+  ];
+  for (const c of conditionCases) {
+    it(`conditions: ${c.name}`, () => {
+      const { allocator, old } = lb();
+      const next = { ...old, status: { loadBalancer: {}, conditions: c.conditions } };
+      if (c.causes.length === 0) {
+        assert.deepEqual((allocator.prepareStatus(old, next).status as { conditions: unknown }).conditions, c.conditions);
+        return;
+      }
+      assert.deepEqual(causes(apiError(() => allocator.prepareStatus(old, next))), c.causes);
+    });
+  }
+
   for (const c of statusCases) {
     it(c.name, () => {
       const { allocator, old } = lb();

@@ -254,6 +254,17 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       ],
     },
     {
+      name: "checks a DaemonSet's pod template labels as object metadata",
+      def: defs.daemonset,
+      obj: obj("DaemonSet", { name: "lb", ...ns }, { spec: { selector: { matchLabels: { app: "lb" } }, template: { ...podTemplate, metadata: { labels: { app: "lb", "bad key!": "x" } } } } }),
+      want: ["spec.template.metadata.labels: Invalid value: \"bad key!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"],
+    },
+    {
+      name: "refuses a ConfigMap key in both data and binaryData, and more than 1 MiB in total",
+      def: defs.configmap, obj: obj("ConfigMap", { name: "c", ...ns }, { data: { a: "x".repeat(1024 * 1024) }, binaryData: { a: "eA==" } }),
+      want: ['data[a]: Invalid value: "a": duplicate of key present in binaryData', ": Too long: may not be more than 1048576 bytes"],
+    },
+    {
       name: "refuses ConfigMap keys with slashes",
       def: defs.configmap, obj: obj("ConfigMap", { name: "c", ...ns }, { data: { "a/b": "x" } }),
       want: ["data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"],
