@@ -187,6 +187,13 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.equal("labels" in u.body.metadata, false);
   });
 
+  it("omits emptied omitempty maps and lists of built-in kinds (ConfigMap data, Service selector)", async () => {
+    const c = await client().post(CM, { metadata: { name: "a" }, data: {} });
+    assert.equal("data" in c.body, false);
+    const s = await client().post("/api/v1/namespaces/default/services", { metadata: { name: "s" }, spec: { selector: {}, ports: [{ port: 80 }] } });
+    assert.equal("selector" in s.body.spec, false);
+  });
+
   it("has no generation on kinds kube does not track it for (configmaps, services)", async () => {
     const c = await client().post(CM, configMap("a"));
     assert.equal(c.body.metadata.generation, undefined);

@@ -168,6 +168,50 @@ function prepareEndpointSlice(obj: KubeObject): void {
   if (Array.isArray(ports)) for (const p of ports as Record<string, unknown>[]) setDefault(p, "protocol", "TCP");
 }
 
+/**
+ * Paths of `omitempty` maps and lists in the Go types of the built-in kinds: kube-apiserver decodes every write into
+ * the typed object and encodes it again, so an emptied one is absent from what it returns (and what watchers see),
+ * not `{}` or `[]`. `[]` steps into every element of a list. Metadata is handled for all kinds by the store.
+ */
+const POD_SPEC_OMITEMPTY = ["nodeSelector", "tolerations", "volumes", "initContainers", "imagePullSecrets",
+  "containers[].env", "containers[].ports", "containers[].args", "containers[].command", "containers[].volumeMounts",
+  "containers[].envFrom"];
+const OMITEMPTY: Record<string, string[]> = {
+  "/configmaps": ["data", "binaryData"],
+  "/services": ["spec.selector", "spec.externalIPs", "spec.loadBalancerSourceRanges", "spec.ports",
+    "status.loadBalancer.ingress", "status.conditions"],
+  "/pods": POD_SPEC_OMITEMPTY.map((p) => `spec.${p}`),
+  "apps/daemonsets": [...POD_SPEC_OMITEMPTY.map((p) => `spec.template.spec.${p}`), "spec.template.metadata.labels",
+    "spec.template.metadata.annotations", "status.conditions"],
+  "/endpoints": ["subsets"],
+  "/nodes": ["spec.taints", "spec.podCIDRs", "status.addresses", "status.conditions"],
+};
+
+function pruneAt(value: unknown, steps: string[]): void {
+  if (!value || typeof value !== "object") return;
+  const [step, ...rest] = steps as [string, ...string[]];
+  const list = step.endsWith("[]");
+  const key = list ? step.slice(0, -2) : step;
+  const rec = value as Record<string, unknown>;
+  const child = rec[key];
+  if (rest.length === 0) {
+    const empty = child === null || (Array.isArray(child) && child.length === 0) ||
+      (child !== undefined && typeof child === "object" && !Array.isArray(child) && Object.keys(child as object).length === 0);
+    if (empty) delete rec[key];
+    return;
+  }
+  if (list) {
+    if (Array.isArray(child)) for (const item of child) pruneAt(item, rest);
+  } else {
+    pruneAt(child, rest);
+  }
+}
+
+/** Drops the emptied omitempty fields of a built-in kind (see OMITEMPTY). Custom resources keep what they hold. */
+export function pruneOmitEmpty(storageKey: string, obj: KubeObject): void {
+  for (const path of OMITEMPTY[storageKey] ?? []) pruneAt(obj, path.split("."));
+}
+
 // events.k8s.io/v1 Events are core/v1 Events in another shape; both APIs read and write the same objects
 // (kube-apiserver stores them once), so `kubectl describe` sees what a controller wrote through events.k8s.io.
 const EVENT_FIELD_PAIRS: [string, string][] = [

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import {
   checkCrd,
   crdStatus,
+  pruneOmitEmpty,
   resourcesFromCrd,
   type ResourceRegistry,
   type ServedResource,
@@ -716,6 +717,7 @@ export class Store {
     }
     try {
       this.validate(res, obj);
+      pruneOmitEmpty(res.storageKey, obj);
       if (recordManager) this.recordManager(res, undefined, obj, opts.fieldManager);
       pruneMetadata(obj.metadata);
     } catch (error) {
@@ -851,6 +853,7 @@ export class Store {
       if (res.tracksGeneration && !deepEqual(generationPart(res, next), generationPart(res, current))) {
         next.metadata.generation = (current.metadata.generation ?? 0) + 1;
       }
+      pruneOmitEmpty(res.storageKey, next);
       if (recordManager) this.recordManager(res, current, next, opts.fieldManager, sub);
       pruneMetadata(next.metadata);
     } catch (error) {
