@@ -475,7 +475,8 @@ export class ServiceAllocator {
     try {
       const ip = requested === "" ? pool.allocateNext() : pool.allocate(requested);
       txn.allocated(() => pool.release(ip));
-      return ip;
+      // A requested address is stored as the client wrote it (kube does not rewrite "fd00:43:0::a").
+      return requested === "" ? ip : requested;
     } catch (error) {
       if (!(error instanceof AllocationError)) throw error;
       if (error.full) {

@@ -113,13 +113,13 @@ describe("sandbox Service defaults and allocation (kube-apiserver 1.32 behaviour
       },
     },
     {
-      name: "reserves a requested ClusterIP and infers its family",
+      name: "reserves a requested ClusterIP as written and infers its family",
       allocator: dual,
-      spec: { clusterIP: "fd00:43::a", ports: [{ port: 80 }] },
+      spec: { clusterIP: "fd00:43:0::a", ports: [{ port: 80 }] },
       want: {
         type: "ClusterIP", sessionAffinity: "None", internalTrafficPolicy: "Cluster",
         ports: [{ port: 80, protocol: "TCP", targetPort: 80 }],
-        ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv6"], clusterIP: "fd00:43::a", clusterIPs: ["fd00:43::a"],
+        ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv6"], clusterIP: "fd00:43:0::a", clusterIPs: ["fd00:43:0::a"],
       },
     },
     {
@@ -179,6 +179,12 @@ describe("sandbox Service defaults and allocation (kube-apiserver 1.32 behaviour
       before: [{ clusterIP: "10.43.0.10", ports: [{ port: 53 }] }],
       spec: { clusterIP: "10.43.0.10", ports: [{ port: 80 }] },
       want: ['spec.clusterIPs: Invalid value: []string{"10.43.0.10"}: failed to allocate IP 10.43.0.10: provided IP is already allocated'],
+    },
+    {
+      name: "refuses an IPv6 ClusterIP already in use under another spelling",
+      before: [{ clusterIP: "fd00:43:0::a", ports: [{ port: 53 }] }],
+      spec: { clusterIP: "fd00:43::a", ports: [{ port: 80 }] },
+      want: ['spec.clusterIPs: Invalid value: []string{"fd00:43::a"}: failed to allocate IP fd00:43::a: provided IP is already allocated'],
     },
     {
       name: "refuses a NodePort already in use",
