@@ -213,7 +213,7 @@ describe("sandbox managedFields encoding", () => {
 });
 
 describe("sandbox server-side apply", () => {
-  const cm = (data: Record<string, string>, labels?: Record<string, string>): Record<string, unknown> => ({
+  const cm = (data: Record<string, string>, labels?: Record<string, string>): KubeObject => ({
     apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", namespace: "default", ...(labels ? { labels } : {}) }, data,
   });
   const apply = (current: KubeObject | undefined, body: unknown, fieldManager: string, force = false, d = CONFIGMAPS) =>
