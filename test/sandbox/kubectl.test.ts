@@ -277,6 +277,65 @@ describe("kubectl against the sandbox API server", function () {
     });
   });
 
+  it("prints nodes, pods, events, leases and endpointslices with the columns and cells of a real cluster", async () => {
+    const ns = await namespace();
+    const past = (seconds: number): string => new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const node = `b2-node-${process.pid}`;
+    const objects = [
+      {
+        apiVersion: "v1", kind: "Node", metadata: { name: node, labels: { "node-role.kubernetes.io/control-plane": "" } },
+        spec: { unschedulable: true },
+        status: {
+          conditions: [{ type: "Ready", status: "True" }], addresses: [{ type: "InternalIP", address: "172.31.0.2" }],
+          nodeInfo: { kubeletVersion: "v1.32.0", osImage: "Debian GNU/Linux 12 (bookworm)", kernelVersion: "6.1.0", containerRuntimeVersion: "containerd://1.7.0" },
+        },
+      },
+      { apiVersion: "v1", kind: "Pod", metadata: { name: "web-1", namespace: ns }, spec: { nodeName: node, containers: [{ name: "web", image: "nginx" }, { name: "side", image: "busybox" }] } },
+      {
+        apiVersion: "v1", kind: "Event", metadata: { name: "web-1.started", namespace: ns },
+        involvedObject: { apiVersion: "v1", kind: "Pod", name: "web-1", namespace: ns }, reason: "Scheduled", message: "assigned to a node",
+        type: "Normal", source: { component: "default-scheduler" }, firstTimestamp: past(3600), lastTimestamp: past(1800), count: 3,
+      },
+      { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: "berth-controller", namespace: ns }, spec: { holderIdentity: "controller-0", leaseDurationSeconds: 15 } },
+      {
+        apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", metadata: { name: "web-x1", namespace: ns, labels: { "kubernetes.io/service-name": "web" } },
+        addressType: "IPv4", ports: [{ name: "http", port: 8080, protocol: "TCP" }], endpoints: [{ addresses: ["10.42.0.5"] }, { addresses: ["10.42.1.7"] }],
+      },
+    ];
+    await ok(["create", "-f", "-"], objects.map((o) => JSON.stringify(o)).join("\n"));
+    try {
+      const nodes = table(await ok(["get", "node", node, "-o", "wide"]));
+      assert.deepEqual(nodes[0], ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]);
+      assert.deepEqual([...(nodes[1] ?? []).slice(0, 3), ...(nodes[1] ?? []).slice(4)],
+        [node, "Ready,SchedulingDisabled", "control-plane", "v1.32.0", "172.31.0.2", "<none>", "Debian GNU/Linux 12 (bookworm)", "6.1.0", "containerd://1.7.0"]);
+
+      const pods = table(await ok(["get", "pods", "-n", ns, "-o", "wide"]));
+      assert.deepEqual(pods[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+      assert.deepEqual([...(pods[1] ?? []).slice(0, 4), ...(pods[1] ?? []).slice(5)], ["web-1", "0/2", "Pending", "0", "<none>", node, "<none>", "<none>"]);
+
+      assert.deepEqual(table(await ok(["get", "events", "-n", ns])), [
+        ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        ["30m", "Normal", "Scheduled", "pod/web-1", "assigned to a node"],
+      ]);
+      const leases = table(await ok(["get", "leases", "-n", ns]));
+      assert.deepEqual(leases[0], ["NAME", "HOLDER", "AGE"]);
+      assert.deepEqual(leases[1]?.slice(0, 2), ["berth-controller", "controller-0"]);
+      const slices = table(await ok(["get", "endpointslices", "-n", ns]));
+      assert.deepEqual(slices[0], ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]);
+      assert.deepEqual(slices[1]?.slice(0, 4), ["web-x1", "IPv4", "8080", "10.42.0.5,10.42.1.7"]);
+    } finally {
+      await ok(["delete", "node", node]);
+    }
+  });
+
+  it("pages a list with --chunk-size and shows every object once", async () => {
+    const ns = await namespace();
+    const names = ["c1", "c2", "c3", "c4", "c5"];
+    await ok(["create", "-n", ns, "-f", "-"], names.map((name) => JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name } })).join("\n"));
+    const rows = table(await ok(["get", "configmaps", "-n", ns, "--chunk-size=2"]));
+    assert.deepEqual(rows.map((r) => r[0]), ["NAME", ...names]);
+  });
+
   it("describes a service with the events that involve it", async () => {
     const ns = await namespace();
     const svc = await api("POST", `/api/v1/namespaces/${ns}/services`, {
@@ -338,7 +397,7 @@ describe("kubectl against the sandbox API server", function () {
     assert.equal(bad.stderr.trim(), "The request is invalid: the server rejected our request due to an error in our request");
   });
 
-  it("deletes an object with a finalizer only once the finalizer is removed; it shows as Terminating meanwhile", async () => {
+  it("deletes an object with a finalizer only once the finalizer is removed, keeping it with a deletionTimestamp meanwhile", async () => {
     const ns = await namespace();
     await api("POST", `/api/v1/namespaces/${ns}/configmaps`, {
       apiVersion: "v1", kind: "ConfigMap", metadata: { name: "held", finalizers: ["berth.test/hold"] }, data: { a: "1" },
