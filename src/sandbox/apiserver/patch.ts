@@ -278,6 +278,8 @@ function strategicMerge(def: ResourceDefinition, path: string[], original: JsonO
     if (patchList !== undefined && patchList !== null && !Array.isArray(patchList)) {
       badPatch(`invalid patch format: ${field} must be a list when ${key} is set`, 422);
     }
+    // Only merging lists have an order to set; on any other list the directive is moot.
+    if (listRule(def, [...path, field]).strategy !== "merge" && (patchList === undefined || patchList === null)) continue;
     const originalList = Array.isArray(out[field]) ? (out[field] as Json[]) : [];
     const deletions = patch[`${DELETE_FROM_PRIMITIVE_LIST}${field}`];
     const merged = mergeList(def, [...path, field], originalList, (patchList ?? []) as Json[], order,

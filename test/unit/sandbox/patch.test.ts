@@ -142,6 +142,12 @@ describe("sandbox PATCH: strategic merge patch", () => {
       want: { containers: [{ name: "c" }, { name: "a", image: "new" }, { name: "b" }] },
     },
     {
+      name: "leaves an atomic list alone when a $setElementOrder names it without a patch list",
+      current: { tolerations: [{ key: "a", operator: "Exists" }] },
+      body: { spec: { "$setElementOrder/tolerations": [{ key: "a" }] } },
+      want: { tolerations: [{ key: "a", operator: "Exists" }] },
+    },
+    {
       name: "keeps only $retainKeys in a volume (how kubectl switches a volume's source)",
       current: { volumes: [{ name: "v", emptyDir: {} }] },
       body: { spec: { volumes: [{ name: "v", $retainKeys: ["configMap", "name"], configMap: { name: "cm" } }] } },
