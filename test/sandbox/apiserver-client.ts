@@ -101,9 +101,9 @@ export class Client {
   async req(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
     const h: Record<string, string> = { ...headers };
     if (this.token !== undefined) h.Authorization = `Bearer ${this.token}`;
-    let payload: string | undefined;
+    let payload: string | Uint8Array | undefined;
     if (body !== undefined) {
-      payload = typeof body === "string" ? body : JSON.stringify(body);
+      payload = typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body);
       h["Content-Type"] ??= "application/json";
     }
     const res = await fetch(this.server.url + path, { method, headers: h, ...(payload !== undefined ? { body: payload } : {}) });

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Faults, type FaultDecision, type FaultRule } from "./faults.js";
+import { decodeKubeProtobuf } from "./protobuf.js";
 import { type ResourceRegistry, type ServedResource } from "./resources.js";
 import { parseSelectors, type Selectors } from "./selectors.js";
 import type { DeleteOptions, PatchType, Store, WatchEvent, WatchHandle } from "./store.js";
@@ -174,7 +175,7 @@ export class ApiServer {
     this.send(res, e.code, e.toStatus(), headers);
   }
 
-  private async readBody(req: IncomingMessage): Promise<string> {
+  private async readBody(req: IncomingMessage): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {
@@ -183,16 +184,18 @@ export class ApiServer {
       if (size > this.maxBodyBytes) throw new ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728");
       chunks.push(b);
     }
-    return Buffer.concat(chunks).toString("utf8");
+    return Buffer.concat(chunks);
   }
 
-  private async parseBody(req: IncomingMessage, text: string): Promise<unknown> {
+  private async parseBody(req: IncomingMessage, body: Buffer): Promise<unknown> {
     const type = (req.headers["content-type"] ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
+    if (type === "application/vnd.kubernetes.protobuf") return decodeKubeProtobuf(body);
+    const text = body.toString("utf8");
     if (text.trim() === "") throw new ApiError(400, "BadRequest", "the request body is empty; an object is required");
     if (type.includes("yaml")) return parseYaml(text);
     if (type !== "application/json" && !type.endsWith("+json")) {
       throw new ApiError(415, "UnsupportedMediaType",
-        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
+        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf`);
     }
     try {
       return JSON.parse(text) as unknown;
@@ -404,10 +407,10 @@ export class ApiServer {
   }
 
   private async deleteOptions(req: IncomingMessage, q: URLSearchParams, dryRun: boolean): Promise<DeleteOptions> {
-    const text = await this.readBody(req);
+    const raw = await this.readBody(req);
     let body: Record<string, unknown> = {};
-    if (text.trim() !== "") {
-      const parsed = await this.parseBody(req, text);
+    if (raw.toString("utf8").trim() !== "") {
+      const parsed = await this.parseBody(req, raw);
       if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
     }
     const policy = (body.propagationPolicy ?? q.get("propagationPolicy") ?? undefined) as string | undefined;
@@ -451,7 +454,7 @@ export class ApiServer {
     if (patchType !== "apply" && force !== undefined) {
       throw new ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch");
     }
-    const text = await this.readBody(req);
+    const text = (await this.readBody(req)).toString("utf8");
     let body: unknown;
     if (patchType === "apply") {
       body = await parseYaml(text);
