@@ -1,7 +1,7 @@
 // A kubeconfig for the sandbox's API server that kubectl and @kubernetes/client-node both load unchanged: one
 // cluster, one user with a bearer token, one current context. kubectl (client-go's clientcmd) sends a kubeconfig's
 // token only over TLS, so for kubectl the server is https with its self-signed certificate as the trusted CA;
-// an http server works for client-node and plain HTTP clients only.
+// an http server works for client-node (given insecure-skip-tls-verify) and plain HTTP clients only.
 import { chmodSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
@@ -35,6 +35,8 @@ export function renderKubeconfig(options: KubeconfigOptions): string {
     "  cluster:",
     `    server: ${q(server)}`,
     ...(options.caCert !== undefined ? [`    certificate-authority-data: ${q(Buffer.from(options.caCert).toString("base64"))}`] : []),
+    // client-node 1.x refuses an http:// server unless the cluster skips TLS verification (there is none to skip).
+    ...(url.protocol === "http:" ? ["    insecure-skip-tls-verify: true"] : []),
     "users:",
     `- name: ${q(name)}`,
     "  user:",

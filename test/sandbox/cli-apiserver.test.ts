@@ -127,6 +127,12 @@ describe("berth sandbox apiserver (the built CLI)", function () {
     const res = await fetch(`${s.url}/version`, { headers: { authorization: "Bearer plain" } });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { major?: string }).major, "1");
+    // client-node refuses http:// unless the kubeconfig says insecure-skip-tls-verify, which it does.
+    const { KubeConfig, CoreV1Api } = await import("@kubernetes/client-node");
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const list = await kc.makeApiClient(CoreV1Api).listNamespace();
+    assert.ok(list.items.some((n) => n.metadata?.name === "default"));
     s.child.kill("SIGTERM");
     assert.equal(await s.exited, 0);
   });

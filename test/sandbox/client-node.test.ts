@@ -4,6 +4,7 @@
 import { strict as assert } from "node:assert";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { request } from "node:https";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { startApiServer } from "../../src/sandbox/apiserver/index.js";
@@ -49,6 +50,19 @@ describe("@kubernetes/client-node against the sandbox API server", function () {
     await server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
+
+  /** A raw GET, to see the JSON exactly as served (client-node's typed objects re-serialize dates). */
+  function fetchJson(path: string): Promise<Record<string, unknown>> {
+    return new Promise((done, fail) => {
+      const req = request(`${server.url}${path}`, { ca: server.caCert, headers: { authorization: `Bearer ${server.token}`, accept: "application/json" } }, (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => done(JSON.parse(text) as Record<string, unknown>));
+      });
+      req.on("error", fail);
+      req.end();
+    });
+  }
 
   async function namespace(): Promise<string> {
     const name = `b2-cn-${process.pid}-${++nsCounter}`;
@@ -129,6 +143,117 @@ describe("@kubernetes/client-node against the sandbox API server", function () {
     assert.equal(errorEvent?.kind, "Status");
     assert.equal(errorEvent?.code, 410);
     assert.equal(errorEvent?.reason, "Expired");
+  });
+
+  it("lets only one of two lease holders win a renewal race (409 for the stale one), with MicroTime formatting", async () => {
+    const ns = await namespace();
+    const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    const lease = await coordination.createNamespacedLease({
+      namespace: ns,
+      body: { metadata: { name: "berth-controller" }, spec: { holderIdentity: "a", leaseDurationSeconds: 15, renewTime: new k8s.V1MicroTime("2026-01-01T00:00:00.5Z") } },
+    });
+    const raw = await fetchJson(`/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/berth-controller`);
+    assert.equal((raw.spec as Record<string, unknown>).renewTime, "2026-01-01T00:00:00.500000Z");
+
+    const renewA = coordination.replaceNamespacedLease({ name: "berth-controller", namespace: ns, body: { ...lease, spec: { ...lease.spec, holderIdentity: "a", renewTime: new k8s.V1MicroTime() } } });
+    const takeB = coordination.replaceNamespacedLease({ name: "berth-controller", namespace: ns, body: { ...lease, spec: { ...lease.spec, holderIdentity: "b", renewTime: new k8s.V1MicroTime() } } });
+    const results = await Promise.allSettled([renewA, takeB]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    const lost = results.find((r) => r.status === "rejected");
+    assert.ok(lost?.status === "rejected" && lost.reason instanceof k8s.ApiException && lost.reason.code === 409);
+  });
+
+  it("records events.k8s.io/v1 events that core/v1 readers see with the involved object", async () => {
+    const ns = await namespace();
+    const events = kc.makeApiClient(k8s.EventsV1Api);
+    await events.createNamespacedEvent({
+      namespace: ns,
+      body: {
+        metadata: { name: "web.ipallocated" }, eventTime: new k8s.V1MicroTime(), reportingController: "berth.io/controller", reportingInstance: "c-0",
+        action: "Allocate", reason: "IPAllocated", note: "192.0.2.10 from pool lan", type: "Normal",
+        regarding: { apiVersion: "v1", kind: "Service", name: "web", namespace: ns },
+      },
+    });
+    const core = await kc.makeApiClient(k8s.CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: "involvedObject.kind=Service,involvedObject.name=web" });
+    assert.deepEqual(core.items.map((e) => [e.reason, e.message, e.reportingComponent, e.involvedObject.name]), [["IPAllocated", "192.0.2.10 from pool lan", "berth.io/controller", "web"]]);
+  });
+
+  it("watches pods by field selector (spec.nodeName), seeing only the pods of that node", async () => {
+    const ns = await namespace();
+    const events: string[] = [];
+    const controller = await new k8s.Watch(kc).watch(`/api/v1/namespaces/${ns}/pods`, { fieldSelector: "spec.nodeName=n1" },
+      (type, obj: k8s.V1Pod) => events.push(`${type} ${obj.metadata?.name ?? ""}`), () => undefined);
+    stops.push(() => controller.abort());
+    const pod = (name: string, node: string): k8s.V1Pod => ({ metadata: { name }, spec: { nodeName: node, containers: [{ name: "c", image: "busybox" }] } });
+    await core.createNamespacedPod({ namespace: ns, body: pod("on-n1", "n1") });
+    await core.createNamespacedPod({ namespace: ns, body: pod("on-n2", "n2") });
+    await core.deleteNamespacedPod({ name: "on-n1", namespace: ns, gracePeriodSeconds: 0 });
+    await eventually("two events", () => events.length >= 2);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(events, ["ADDED on-n1", "DELETED on-n1"]);
+  });
+
+  it("sends BOOKMARK events to watches that allow them", async () => {
+    const local = await startApiServer({ port: 0, bookmarkIntervalMs: 200 });
+    try {
+      const file = join(dir, "kubeconfig-bookmarks");
+      writeKubeconfig(file, { server: local.url, token: local.token });
+      const lkc = new k8s.KubeConfig();
+      lkc.loadFromFile(file);
+      const list = await lkc.makeApiClient(k8s.CoreV1Api).listNamespacedConfigMap({ namespace: "default" });
+      const bookmarks: string[] = [];
+      const controller = await new k8s.Watch(lkc).watch("/api/v1/namespaces/default/configmaps",
+        { allowWatchBookmarks: true, resourceVersion: list.metadata?.resourceVersion },
+        (type, obj: k8s.KubernetesObject) => {
+          if (type === "BOOKMARK") bookmarks.push(obj.metadata?.resourceVersion ?? "");
+        }, () => undefined);
+      try {
+        await eventually("a bookmark", () => bookmarks.length > 0, 5_000);
+        assert.match(bookmarks[0] ?? "", /^\d+$/);
+      } finally {
+        controller.abort();
+      }
+    } finally {
+      await local.close();
+    }
+  });
+
+  it("runs an informer on a custom resource defined by a CRD", async () => {
+    const ns = await namespace();
+    const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+    await ext.createCustomResourceDefinition({
+      body: {
+        metadata: { name: "pools.b2cn.berth.test" },
+        spec: {
+          group: "b2cn.berth.test", scope: "Namespaced", names: { plural: "pools", singular: "pool", kind: "Pool" },
+          versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", x_kubernetes_preserve_unknown_fields: true } } }],
+        },
+      },
+    });
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const group = { group: "b2cn.berth.test", version: "v1", namespace: ns, plural: "pools" };
+    for (let i = 0; ; i++) {
+      try {
+        await custom.listNamespacedCustomObject(group);
+        break;
+      } catch (err) {
+        if (i > 50) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const informer = k8s.makeInformer(kc, `/apis/b2cn.berth.test/v1/namespaces/${ns}/pools`,
+      () => custom.listNamespacedCustomObject(group) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>);
+    const seen: string[] = [];
+    informer.on("add", (o) => seen.push(`add ${o.metadata?.name ?? ""}`));
+    informer.on("update", (o) => seen.push(`update ${o.metadata?.name ?? ""}`));
+    await informer.start();
+    stops.push(() => void informer.stop());
+    const created = (await custom.createNamespacedCustomObject({ ...group, body: { apiVersion: "b2cn.berth.test/v1", kind: "Pool", metadata: { name: "lan" }, spec: { range: "192.0.2.0/28" } } })) as k8s.KubernetesObject;
+    assert.equal(created.metadata?.name, "lan");
+    await custom.patchNamespacedCustomObject({ ...group, name: "lan", body: { spec: { range: "192.0.2.0/27" } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+    await eventually("add and update", () => seen.length >= 2);
+    assert.deepEqual(seen, ["add lan", "update lan"]);
   });
 
   it("drives an informer through add, update and delete, and through a relist after 410 Gone", async () => {
