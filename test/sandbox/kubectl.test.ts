@@ -101,9 +101,8 @@ describe("kubectl against the sandbox API server", function () {
   let nsCounter = 0;
   async function namespace(): Promise<string> {
     const name = `b2-${process.pid}-${++nsCounter}`;
-    // `kubectl create namespace` sends protobuf, which the sandbox does not decode; create -f sends JSON.
-    const out = await ok(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name } }));
-    assert.equal(out.trim(), `namespace/${name} created`);
+    // kubectl's create generators send protobuf bodies.
+    assert.equal((await ok(["create", "namespace", name])).trim(), `namespace/${name} created`);
     return name;
   }
 
@@ -328,6 +327,15 @@ describe("kubectl against the sandbox API server", function () {
     }
   });
 
+  it("creates a LoadBalancer service with kubectl's generator (a protobuf body)", async () => {
+    const ns = await namespace();
+    assert.equal((await ok(["create", "service", "loadbalancer", "lb", "-n", ns, "--tcp=80:8080"])).trim(), "service/lb created");
+    const svc = await json(["get", "svc", "lb", "-n", ns]);
+    assert.deepEqual(svc.spec.selector, { app: "lb" });
+    assert.equal(svc.spec.ports[0].targetPort, 8080);
+    assert.equal(table(await ok(["get", "svc", "lb", "-n", ns]))[1]?.[3], "<pending>");
+  });
+
   it("pages a list with --chunk-size and shows every object once", async () => {
     const ns = await namespace();
     const names = ["c1", "c2", "c3", "c4", "c5"];
@@ -357,7 +365,8 @@ describe("kubectl against the sandbox API server", function () {
 
   it("labels and annotates, refusing to overwrite without --overwrite, and removes with key-", async () => {
     const ns = await namespace();
-    await ok(["create", "-n", ns, "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" }, data: { a: "1" } }));
+    assert.equal((await ok(["create", "configmap", "c", "-n", ns, "--from-literal=a=1"])).trim(), "configmap/c created");
+    assert.deepEqual((await json(["get", "configmap", "c", "-n", ns])).data, { a: "1" });
     assert.equal((await ok(["label", "configmap", "c", "-n", ns, "tier=front"])).trim(), "configmap/c labeled");
     const clash = await kubectl(["label", "configmap", "c", "-n", ns, "tier=back"]);
     assert.equal(clash.code, 1);
@@ -365,13 +374,14 @@ describe("kubectl against the sandbox API server", function () {
     await ok(["label", "configmap", "c", "-n", ns, "tier=back", "--overwrite"]);
     assert.deepEqual((await json(["get", "configmap", "c", "-n", ns])).metadata.labels, { tier: "back" });
     assert.equal((await ok(["label", "configmap", "c", "-n", ns, "tier-"])).trim(), "configmap/c unlabeled");
-    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.labels?.tier, undefined);
+    // kube drops an emptied omitempty map: no `labels: {}` left behind.
+    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.labels, undefined);
 
     assert.equal((await ok(["annotate", "configmap", "c", "-n", ns, "berth.test/owner=b2"])).trim(), "configmap/c annotated");
     await ok(["annotate", "configmap", "c", "-n", ns, "berth.test/owner=b3", "--overwrite"]);
     assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.annotations["berth.test/owner"], "b3");
     await ok(["annotate", "configmap", "c", "-n", ns, "berth.test/owner-"]);
-    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.annotations?.["berth.test/owner"], undefined);
+    assert.equal((await json(["get", "configmap", "c", "-n", ns])).metadata.annotations, undefined);
   });
 
   it("patches with strategic merge (ports merged by port), merge (list replaced) and JSON patch", async () => {
