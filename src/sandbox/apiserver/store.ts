@@ -223,6 +223,18 @@ function normalizeTimes(value: unknown, path: string): void {
   }
 }
 
+/**
+ * Stored objects are frozen: reads hand them out without copying (lists of 10k objects, watch fan-out), so an
+ * in-process caller that mutates what it got fails loudly (TypeError in strict mode) instead of corrupting the store.
+ */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as object)) deepFreeze(v);
+  }
+  return value;
+}
+
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
@@ -731,7 +743,7 @@ export class Store {
     this.rv++;
     obj.metadata.resourceVersion = String(this.rv);
     const stored = this.toStorage(res, obj);
-    c.objects.set(key, stored);
+    c.objects.set(key, deepFreeze(stored));
     this.emit(res, "ADDED", key, stored);
     this.afterCreate(res, stored);
     return this.serve(res, stored);
@@ -880,7 +892,7 @@ export class Store {
     this.rv++;
     next.metadata.resourceVersion = String(this.rv);
     const stored = this.toStorage(res, next);
-    c.objects.set(key, stored);
+    c.objects.set(key, deepFreeze(stored));
     this.emit(res, "MODIFIED", key, stored, prevStored);
     if (res.storageKey === "apiextensions.k8s.io/customresourcedefinitions" && !stored.metadata.deletionTimestamp) {
       this.registry.registerCrd(stored);
@@ -957,7 +969,7 @@ export class Store {
       if (finalizers.length > 0 || grace > 0) {
         this.rv++;
         next.metadata.resourceVersion = String(this.rv);
-        c.objects.set(key, next);
+        c.objects.set(key, deepFreeze(next));
         this.emit(res, "MODIFIED", key, next, current);
         return { object: this.serve(res, next), deleted: false };
       }
@@ -1079,7 +1091,7 @@ export class Store {
     this.rv++;
     metadata.resourceVersion = String(this.rv);
     const next = { ...obj, metadata };
-    c.objects.set(key, next);
+    c.objects.set(key, deepFreeze(next));
     this.emit(res, "MODIFIED", key, next, obj);
   }
 
@@ -1097,7 +1109,7 @@ export class Store {
         metadata: { ...ns.metadata, deletionTimestamp: formatTime(this.now()), deletionGracePeriodSeconds: 0, resourceVersion: String(this.rv) },
         status: { ...((ns.status ?? {}) as object), phase: "Terminating" },
       };
-      c.objects.set(key, current);
+      c.objects.set(key, deepFreeze(current));
       this.emit(res, "MODIFIED", key, current, ns);
       const name = ns.metadata.name as string;
       for (const [storageKey, coll] of this.collections) {
@@ -1139,7 +1151,7 @@ export class Store {
         metadata: { ...ns.metadata, resourceVersion: String(this.rv) },
         spec: { ...spec, finalizers: (spec.finalizers ?? []).filter((f) => f !== "kubernetes") },
       };
-      this.collection(res.storageKey).objects.set(name, current);
+      this.collection(res.storageKey).objects.set(name, deepFreeze(current));
       this.emit(res, "MODIFIED", name, current, ns);
     }
     if ((current.metadata.finalizers ?? []).length === 0 && this.readyToRemove(res, current)) this.remove(res, name, current);
