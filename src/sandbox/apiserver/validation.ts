@@ -33,6 +33,10 @@ export class FieldErrors {
     this.causes.push({ reason: "FieldValueNotSupported", field, message: `Unsupported value: ${goValue(value)}: supported values: ${list}` });
   }
 
+  notFound(field: string, value: unknown): void {
+    this.causes.push({ reason: "FieldValueNotFound", field, message: `Not found: ${goValue(value)}` });
+  }
+
   tooLong(field: string, max: number): void {
     this.causes.push({ reason: "FieldValueTooLong", field, message: `Too long: may not be more than ${max} bytes` });
   }
@@ -384,14 +388,28 @@ const kindValidators: Record<string, KindValidator> = {
 
 const PROTOCOLS = ["SCTP", "TCP", "UDP"];
 
+const VOLUME_SOURCES = ["hostPath", "emptyDir", "gitRepo", "gcePersistentDisk", "awsElasticBlockStore", "secret", "nfs", "iscsi",
+  "glusterfs", "flocker", "persistentVolumeClaim", "rbd", "cinder", "cephfs", "quobyte", "downwardAPI", "fc", "flexVolume",
+  "configMap", "azureFile", "vsphereVolume", "photonPersistentDisk", "portworxVolume", "azureDisk", "storageos", "csi",
+  "projected", "scaleIO", "ephemeral", "image"];
+const HOST_PATH_TYPES = ["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"];
+const ENV_VAR_NAME = "[-._a-zA-Z][-._a-zA-Z0-9]*";
+
+/**
+ * ValidatePodSpec, the parts a DaemonSet's pod template exercises: containers (names, images, ports, env,
+ * volumeMounts against volumes), volumes (one source each, hostPath rules), host port conflicts, hostNetwork ports,
+ * tolerations, restart and DNS policies.
+ */
 function validatePodSpec(spec: Record<string, unknown> | undefined, path: string, errs: FieldErrors): void {
   if (!spec) {
     errs.required(`${path}.containers`);
     return;
   }
+  const volumeNames = validateVolumes(asArray(spec.volumes), `${path}.volumes`, errs);
   const containers = asArray(spec.containers);
   if (containers.length === 0) errs.required(`${path}.containers`);
   const names = new Set<string>();
+  const hostNetwork = spec.hostNetwork === true;
   const checkContainers = (list: unknown[], listPath: string) => {
     list.forEach((container, i) => {
       const c = isRecord(container) ? container : {};
@@ -403,29 +421,132 @@ function validatePodSpec(spec: Record<string, unknown> | undefined, path: string
         names.add(c.name);
       }
       if (typeof c.image !== "string" || c.image.trim() === "") errs.required(`${cPath}.image`);
+      const portNames = new Set<string>();
       asArray(c.ports).forEach((port, j) => {
         const p = isRecord(port) ? port : {};
         const pPath = `${cPath}.ports[${j}]`;
-        if (typeof p.containerPort !== "number" || p.containerPort < 1 || p.containerPort > 65535) {
-          errs.invalid(`${pPath}.containerPort`, p.containerPort ?? 0, "must be between 1 and 65535, inclusive");
+        if (typeof p.name === "string" && p.name !== "") {
+          const problems = portName(p.name);
+          for (const msg of problems) errs.invalid(`${pPath}.name`, p.name, msg);
+          if (problems.length === 0 && portNames.has(p.name)) errs.duplicate(`${pPath}.name`, p.name);
+          portNames.add(p.name);
         }
-        if (p.hostPort !== undefined && (typeof p.hostPort !== "number" || p.hostPort < 0 || p.hostPort > 65535)) {
+        if (p.containerPort === undefined || p.containerPort === 0) errs.required(`${pPath}.containerPort`);
+        else if (!Number.isInteger(p.containerPort) || (p.containerPort as number) < 1 || (p.containerPort as number) > 65535) {
+          errs.invalid(`${pPath}.containerPort`, p.containerPort, "must be between 1 and 65535, inclusive");
+        }
+        if (p.hostPort !== undefined && p.hostPort !== 0 && (!Number.isInteger(p.hostPort) || (p.hostPort as number) < 1 || (p.hostPort as number) > 65535)) {
           errs.invalid(`${pPath}.hostPort`, p.hostPort, "must be between 1 and 65535, inclusive");
         }
         if (p.protocol !== undefined && !PROTOCOLS.includes(p.protocol as string)) errs.notSupported(`${pPath}.protocol`, p.protocol, PROTOCOLS);
-        if (typeof p.name === "string") for (const msg of portName(p.name)) errs.invalid(`${pPath}.name`, p.name, msg);
+        // Defaulting makes hostPort = containerPort under hostNetwork; only an explicit different one is an error.
+        if (hostNetwork && p.hostPort !== undefined && p.hostPort !== 0 && p.hostPort !== p.containerPort) {
+          errs.invalid(`${pPath}.containerPort`, p.containerPort ?? 0, "must match `hostPort` when `hostNetwork` is true");
+        }
       });
       asArray(c.env).forEach((env, j) => {
-        if (!isRecord(env) || typeof env.name !== "string" || env.name === "") errs.required(`${cPath}.env[${j}].name`);
+        const name = isRecord(env) && typeof env.name === "string" ? env.name : "";
+        if (name === "") errs.required(`${cPath}.env[${j}].name`);
+        else if (!new RegExp(`^${ENV_VAR_NAME}$`).test(name)) {
+          errs.invalid(`${cPath}.env[${j}].name`, name, regexMessage("a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit", ENV_VAR_NAME, ["my.env-name", "MY_ENV.NAME", "MyEnvName1"]));
+        }
+      });
+      const mountPaths = new Set<string>();
+      asArray(c.volumeMounts).forEach((mount, j) => {
+        const m = isRecord(mount) ? mount : {};
+        const mPath = `${cPath}.volumeMounts[${j}]`;
+        const name = typeof m.name === "string" ? m.name : "";
+        if (name === "") errs.required(`${mPath}.name`);
+        if (!volumeNames.has(name)) errs.notFound(`${mPath}.name`, name);
+        const mountPath = typeof m.mountPath === "string" ? m.mountPath : "";
+        if (mountPath === "") errs.required(`${mPath}.mountPath`);
+        if (mountPaths.has(mountPath)) errs.invalid(`${mPath}.mountPath`, mountPath, "must be unique");
+        mountPaths.add(mountPath);
       });
     });
   };
   checkContainers(containers, `${path}.containers`);
   checkContainers(asArray(spec.initContainers), `${path}.initContainers`);
+  // AccumulateUniqueHostPorts: one hostIP/protocol/hostPort per pod.
+  const hostPorts = new Set<string>();
+  containers.forEach((container, i) => {
+    asArray(isRecord(container) ? container.ports : undefined).forEach((port, j) => {
+      const p = isRecord(port) ? port : {};
+      if (!p.hostPort) return;
+      const key = `${typeof p.hostIP === "string" ? p.hostIP : ""}/${typeof p.protocol === "string" ? p.protocol : "TCP"}/${String(p.hostPort)}`;
+      if (hostPorts.has(key)) errs.duplicate(`${path}.containers[${i}].ports[${j}].hostPort`, key);
+      hostPorts.add(key);
+    });
+  });
+  validateTolerations(asArray(spec.tolerations), `${path}.tolerations`, errs);
   const restartPolicies = ["Always", "OnFailure", "Never"];
   if (spec.restartPolicy !== undefined && !restartPolicies.includes(spec.restartPolicy as string)) {
     errs.notSupported(`${path}.restartPolicy`, spec.restartPolicy, restartPolicies);
   }
+  const dnsPolicies = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"];
+  if (spec.dnsPolicy !== undefined && !dnsPolicies.includes(spec.dnsPolicy as string)) {
+    errs.notSupported(`${path}.dnsPolicy`, spec.dnsPolicy, dnsPolicies);
+  }
+}
+
+/** ValidateVolumes: names unique DNS labels, exactly one source each, hostPath path and type. Returns the names. */
+function validateVolumes(volumes: unknown[], path: string, errs: FieldErrors): Set<string> {
+  const names = new Set<string>();
+  volumes.forEach((volume, i) => {
+    const v = isRecord(volume) ? volume : {};
+    const vPath = `${path}[${i}]`;
+    const sources = VOLUME_SOURCES.filter((source) => v[source] !== undefined && v[source] !== null);
+    if (sources.length === 0) errs.required(vPath, "must specify a volume type");
+    for (const extra of sources.slice(1)) errs.forbidden(`${vPath}.${extra}`, "may not specify more than 1 volume type");
+    const hostPath = isRecord(v.hostPath) ? v.hostPath : undefined;
+    if (hostPath) {
+      const p = typeof hostPath.path === "string" ? hostPath.path : "";
+      if (p === "") errs.required(`${vPath}.hostPath.path`);
+      else if (p.split("/").includes("..")) errs.invalid(`${vPath}.hostPath.path`, p, "must not contain '..'");
+      const type = hostPath.type ?? "";
+      if (!HOST_PATH_TYPES.includes(type as string)) errs.notSupported(`${vPath}.hostPath.type`, type, HOST_PATH_TYPES);
+    }
+    const name = typeof v.name === "string" ? v.name : "";
+    if (name === "") errs.required(`${vPath}.name`);
+    else for (const msg of dns1123Label(name)) errs.invalid(`${vPath}.name`, name, msg);
+    if (names.has(name)) errs.duplicate(`${vPath}.name`, name);
+    names.add(name);
+  });
+  return names;
+}
+
+/** ValidateTolerations. */
+function validateTolerations(tolerations: unknown[], path: string, errs: FieldErrors): void {
+  tolerations.forEach((toleration, i) => {
+    const t = isRecord(toleration) ? toleration : {};
+    const tPath = `${path}[${i}]`;
+    const key = typeof t.key === "string" ? t.key : "";
+    const operator = typeof t.operator === "string" ? t.operator : "";
+    const value = typeof t.value === "string" ? t.value : "";
+    const effect = typeof t.effect === "string" ? t.effect : "";
+    if (key !== "") for (const msg of qualifiedName(key)) errs.invalid(`${tPath}.key`, key, msg);
+    if (key === "" && operator !== "Exists") {
+      errs.invalid(`${tPath}.operator`, operator, "operator must be Exists when `key` is empty, which means \"match all values and all keys\"");
+    }
+    if (t.tolerationSeconds !== undefined && t.tolerationSeconds !== null && effect !== "NoExecute") {
+      errs.invalid(`${tPath}.effect`, effect, "effect must be 'NoExecute' when `tolerationSeconds` is set");
+    }
+    if (operator === "Equal" || operator === "") {
+      const problems = labelValue(value);
+      if (problems.length > 0) errs.invalid(`${tPath}.operator`, value, problems.join(";"));
+    } else if (operator === "Exists") {
+      if (value !== "") {
+        const seconds = typeof t.tolerationSeconds === "number" ? `&${t.tolerationSeconds}` : "(*int64)(nil)";
+        errs.invalid(`${tPath}.operator`, new GoText(`core.Toleration{Key:${JSON.stringify(key)}, Operator:"Exists", Value:${JSON.stringify(value)}, Effect:${JSON.stringify(effect)}, TolerationSeconds:${seconds}}`),
+          "value must be empty when `operator` is 'Exists'");
+      }
+    } else {
+      errs.notSupported(`${tPath}.operator`, operator, ["Equal", "Exists"]);
+    }
+    if (effect !== "" && !["NoSchedule", "PreferNoSchedule", "NoExecute"].includes(effect)) {
+      errs.notSupported(`${tPath}.effect`, effect, ["NoSchedule", "PreferNoSchedule", "NoExecute"]);
+    }
+  });
 }
 
 /**

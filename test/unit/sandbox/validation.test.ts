@@ -120,6 +120,62 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       want: ["spec.containers[0].name: Required value", "spec.containers[1].image: Required value", "spec.containers[2].name: Duplicate value: \"b\""],
     },
     {
+      name: "refuses a volumeMount of an undeclared volume, a repeated mountPath and a volume without source",
+      def: defs.pod,
+      obj: pod({ name: "a", ...ns }, {
+        volumes: [{ name: "lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } }, { name: "empty" }],
+        containers: [{ name: "app", image: "x", volumeMounts: [{ name: "lock", mountPath: "/run/xtables.lock" }, { name: "modules", mountPath: "/run/xtables.lock" }] }],
+      }),
+      want: [
+        "spec.volumes[1]: Required value: must specify a volume type",
+        'spec.containers[0].volumeMounts[1].name: Not found: "modules"',
+        'spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/run/xtables.lock": must be unique',
+      ],
+    },
+    {
+      name: "refuses two volume sources and a bad hostPath type",
+      def: defs.pod,
+      obj: pod({ name: "a", ...ns }, { volumes: [{ name: "v", hostPath: { path: "/x", type: "Dir" }, emptyDir: {} }], containers: [{ name: "app", image: "x" }] }),
+      want: [
+        "spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type",
+        'spec.volumes[0].hostPath.type: Unsupported value: "Dir": supported values: "", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"',
+      ],
+    },
+    {
+      name: "refuses the same hostPort and protocol twice in a pod, and a hostPort unlike containerPort under hostNetwork",
+      def: defs.pod,
+      obj: pod({ name: "a", ...ns }, { hostNetwork: true, containers: [
+        { name: "a", image: "x", ports: [{ containerPort: 80, hostPort: 80, protocol: "TCP" }, { containerPort: 53, hostPort: 53, protocol: "UDP" }] },
+        { name: "b", image: "x", ports: [{ containerPort: 8080, hostPort: 80, protocol: "TCP" }, { containerPort: 53, hostPort: 53, protocol: "TCP" }] },
+      ] }),
+      want: [
+        "spec.containers[1].ports[0].containerPort: Invalid value: 8080: must match `hostPort` when `hostNetwork` is true",
+        'spec.containers[1].ports[0].hostPort: Duplicate value: "/TCP/80"',
+      ],
+    },
+    {
+      name: "refuses malformed tolerations",
+      def: defs.pod,
+      obj: pod({ name: "a", ...ns }, { containers: [{ name: "a", image: "x" }], tolerations: [
+        { operator: "Equal", value: "x" },
+        { key: "k", operator: "Exists", value: "v" },
+        { key: "k", operator: "Exists", effect: "NoSchedule", tolerationSeconds: 30 },
+        { key: "k", operator: "Exists", effect: "Never" },
+      ] }),
+      want: [
+        'spec.tolerations[0].operator: Invalid value: "Equal": operator must be Exists when `key` is empty, which means "match all values and all keys"',
+        'spec.tolerations[1].operator: Invalid value: core.Toleration{Key:"k", Operator:"Exists", Value:"v", Effect:"", TolerationSeconds:(*int64)(nil)}: value must be empty when `operator` is \'Exists\'',
+        'spec.tolerations[2].effect: Invalid value: "NoSchedule": effect must be \'NoExecute\' when `tolerationSeconds` is set',
+        'spec.tolerations[3].effect: Unsupported value: "Never": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"',
+      ],
+    },
+    {
+      name: "refuses an environment variable name starting with a digit",
+      def: defs.pod,
+      obj: pod({ name: "a", ...ns }, { containers: [{ name: "a", image: "x", env: [{ name: "1X", value: "y" }] }] }),
+      want: ["spec.containers[0].env[0].name: Invalid value: \"1X\": a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"],
+    },
+    {
       name: "refuses pod updates beyond images (spec.nodeName goes through binding)",
       def: defs.pod, obj: pod({ name: "a", ...ns }, { nodeName: "n1", containers: [{ name: "app", image: "busybox" }] }),
       old: pod({ name: "a", ...ns }),
