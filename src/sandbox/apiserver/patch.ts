@@ -941,23 +941,75 @@ function applyMerge(def: ResourceDefinition, names: string[], live: Json, config
   if (Array.isArray(config)) {
     const rule = listRule(def, names).ssa;
     if (!Array.isArray(live) || rule.type === "atomic") return structuredClone(config);
+    let identify: (item: Json) => string | undefined;
     if (rule.type === "set") {
-      const out = [...live];
-      for (const item of config) if (!out.some((o) => deepEqual(o, item))) out.push(structuredClone(item));
-      return out;
+      identify = (item) => `v:${sortedJson(item)}`;
+    } else {
+      if (!config.every(isRecord)) return structuredClone(config);
+      const listPath = names.join(".");
+      for (const item of config) keyStep(item as JsonObject, rule.keys, listPath);
+      identify = (item) => (isRecord(item) ? lookupKey(item, rule.keys) : undefined);
     }
-    const out = [...live];
-    const listPath = names.join(".");
-    for (const item of config) {
-      if (!isRecord(item)) return structuredClone(config);
-      const step = keyStep(item, rule.keys, listPath);
-      const index = out.findIndex((o) => isRecord(o) && lookupKey(o, rule.keys) === step);
-      if (index >= 0) out[index] = applyMerge(def, [...names, "[]"], out[index], item);
-      else out.push(structuredClone(item));
-    }
-    return out;
+    return mergeListItems(live, config, identify, (l, r) => (rule.type === "set" ? structuredClone(r) : applyMerge(def, [...names, "[]"], l, r)));
   }
   return structuredClone(config);
+}
+
+/**
+ * structured-merge-diff's visitListItems order: live-only items keep their places, items the config names come in
+ * the config's order (merged with their live version), new ones where the config puts them.
+ */
+function mergeListItems(live: Json[], config: Json[], identify: (item: Json) => string | undefined,
+  merge: (live: Json, applied: Json) => Json): Json[] {
+  const liveIds = live.map(identify);
+  const configIds = config.map(identify);
+  const liveById = new Map<string, Json>();
+  liveIds.forEach((id, i) => { if (id !== undefined && !liveById.has(id)) liveById.set(id, live[i]); });
+  const configSet = new Set(configIds.filter((id): id is string => id !== undefined));
+  const shared = configIds.filter((id) => id !== undefined && liveById.has(id));
+  let sharedIndex = 0;
+  const nextShared = () => shared[sharedIndex];
+  const merged = new Set<string>();
+  const out: Json[] = [];
+  let l = 0;
+  let r = 0;
+  while (l < live.length || r < config.length) {
+    if (l < live.length && r < config.length) {
+      const id = liveIds[l];
+      if (id !== undefined && id === configIds[r]) {
+        merged.add(id);
+        out.push(merge(live[l], config[r]));
+        l++;
+        r++;
+        sharedIndex++;
+        continue;
+      }
+      if (id !== undefined && configSet.has(id) && nextShared() !== undefined && nextShared() !== id) {
+        l++;
+        continue;
+      }
+    }
+    if (l < live.length) {
+      const id = liveIds[l];
+      if (id === undefined || !configSet.has(id)) {
+        out.push(live[l]);
+        l++;
+        continue;
+      }
+      if (merged.has(id)) {
+        l++;
+        continue;
+      }
+    }
+    if (r < config.length) {
+      const id = configIds[r] as string;
+      merged.add(id);
+      out.push(liveById.has(id) ? merge(liveById.get(id), config[r]) : structuredClone(config[r]));
+      r++;
+      if (nextShared() === id) sharedIndex++;
+    }
+  }
+  return out;
 }
 
 /** The 409 kube answers for apply conflicts (managedfields internal NewConflictError). */

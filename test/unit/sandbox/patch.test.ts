@@ -306,6 +306,15 @@ describe("sandbox server-side apply", () => {
     assert.deepEqual((second.spec as { ports: unknown }).ports, [{ name: "http", port: 80, targetPort: 8080 }]);
   });
 
+  it("orders merged list items as structured-merge-diff does: applied order for what it names, live places for the rest", () => {
+    const svc = (ports: unknown[]) => ({ apiVersion: "v1", kind: "Service", metadata: { name: "c", namespace: "default" }, spec: { ports } }) as KubeObject;
+    const live = recordUpdateManagedFields(SERVICES, undefined, svc([{ name: "a", port: 80 }, { name: "b", port: 81 }, { name: "z", port: 89 }]), "creator", NOW);
+    const out = apply(live, svc([{ name: "c", port: 82 }, { name: "a", port: 80 }]), "berth", false, SERVICES);
+    assert.deepEqual((out.spec as { ports: { name: string }[] }).ports.map((p) => p.name), ["c", "a", "b", "z"]);
+    const reordered = apply(live, svc([{ name: "z", port: 89 }, { name: "a", port: 80 }]), "berth", false, SERVICES);
+    assert.deepEqual((reordered.spec as { ports: { name: string }[] }).ports.map((p) => p.name), ["b", "z", "a"]);
+  });
+
   it("ignores status in an apply to the main resource and applies only status on /status", () => {
     const body = { ...cm({}), apiVersion: "v1", kind: "Pod", spec: { nodeName: "n1" }, status: { phase: "Running" } };
     const created = applyPatch(PODS, undefined, "apply", body, { fieldManager: "m", now: NOW, name: "c", namespace: "default" });
