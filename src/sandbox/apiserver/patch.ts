@@ -894,6 +894,10 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
   const removed = [...dropped].filter((path) => {
     const steps = splitPath(path);
     for (let i = 1; i < steps.length; i++) if (dropped.has(joinPath(steps.slice(0, i)))) return false;
+    // An element that stays keeps its key fields (structured-merge-diff's EnsureNamedFieldsAreMembers).
+    const element = steps[steps.length - 2] ?? "";
+    const last = steps[steps.length - 1] ?? "";
+    if (element.startsWith("k:") && last.startsWith("f:") && Object.hasOwn(JSON.parse(element.slice(2)) as object, last.slice(2))) return false;
     return true;
   }).sort((a, b) => splitPath(b).length - splitPath(a).length);
   for (const path of removed) {

@@ -304,6 +304,9 @@ describe("sandbox server-side apply", () => {
     }, "kubectl-edit", NOW);
     const second = apply(withTarget, svc([{ name: "http", port: 80 }]), "berth", false, SERVICES);
     assert.deepEqual((second.spec as { ports: unknown }).ports, [{ name: "http", port: 80, targetPort: 8080 }]);
+    const third = apply(second, svc([{ name: "dns", port: 53, protocol: "UDP" }]), "berth", false, SERVICES);
+    assert.deepEqual((third.spec as { ports: unknown }).ports, [{ port: 80, targetPort: 8080 }, { name: "dns", port: 53, protocol: "UDP" }],
+      "port 80 stays for kubectl-edit's targetPort, with its key field, losing only berth's name");
   });
 
   it("orders merged list items as structured-merge-diff does: applied order for what it names, live places for the rest", () => {
