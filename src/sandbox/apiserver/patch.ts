@@ -819,7 +819,8 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
     throw new ApiError(400, "BadRequest", "PATCH, application/apply-patch+yaml requires fieldManager to be set");
   }
   if (!isRecord(body)) throw new ApiError(400, "BadRequest", "error decoding YAML: the applied configuration is not an object");
-  const config = structuredClone(body) as JsonObject;
+  // A null in an applied configuration says nothing: the field is neither set nor owned (as if omitted).
+  const config = dropNulls(structuredClone(body)) as JsonObject;
   if (typeof config.apiVersion !== "string" || config.apiVersion === "") throw new ApiError(400, "BadRequest", "apiVersion must be set in the applied configuration");
   if (typeof config.kind !== "string" || config.kind === "") throw new ApiError(400, "BadRequest", "kind must be set in the applied configuration");
   if (config.kind !== def.kind) {
@@ -916,6 +917,17 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
   if (written.length > 0) merged.metadata.managedFields = written;
   else delete merged.metadata.managedFields;
   return merged;
+}
+
+function dropNulls(value: Json): Json {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (isRecord(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      if (child === null) delete value[key];
+      else value[key] = dropNulls(child);
+    }
+  }
+  return value;
 }
 
 /** After removing a dropped field, maps it leaves empty go too when nobody owns them (no `labels: {}` left over). */

@@ -329,6 +329,13 @@ describe("sandbox server-side apply", () => {
       "entries sorted as kube sorts them: operation, time, then manager");
   });
 
+  it("treats nulls in the applied configuration as omitted fields", () => {
+    const out = apply(undefined, { ...cm({ a: "1" }), binaryData: null, metadata: { name: "c", namespace: "default", labels: null } }, "berth");
+    assert.equal("binaryData" in out, false);
+    assert.equal("labels" in out.metadata, false);
+    assert.deepEqual(out.metadata.managedFields?.[0]?.fieldsV1, { "f:data": { "f:a": {} } });
+  });
+
   it("gives the fields of an untracked object to before-first-apply, so a first apply conflicts with them", () => {
     const untracked = { ...cm({ a: "1", b: "1" }) } as KubeObject;
     const error = apiError(() => apply(untracked, cm({ a: "2" }), "berth"));
