@@ -832,7 +832,7 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
   }
   const meta = isRecord(config.metadata) ? config.metadata : {};
   config.metadata = meta;
-  if (meta.managedFields !== undefined && meta.managedFields !== null) {
+  if (Array.isArray(meta.managedFields) ? meta.managedFields.length > 0 : meta.managedFields !== undefined) {
     throw new ApiError(400, "BadRequest", `metadata.managedFields must be nil but was ${JSON.stringify(meta.managedFields)}`);
   }
   delete meta.managedFields;
