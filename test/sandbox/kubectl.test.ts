@@ -1,11 +1,12 @@
 // The real kubectl (1.32, /usr/bin/kubectl) against the sandbox API server over HTTP: everything asserted here is
 // kubectl's own output, so a server that answers differently from kube-apiserver shows up as a kubectl failure or
-// a different line on the screen.
+// a different line on the screen. With BERTH_TEST_KUBECONFIG set, the same tests run against that cluster instead
+// (a disposable one without a LoadBalancer controller, e.g. kind): that is how the sandbox is held against a real
+// kube-apiserver.
 /* eslint-disable @typescript-eslint/no-explicit-any -- kubectl's JSON output is read field by field, as untyped JSON */
 import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startApiServer } from "../../src/sandbox/apiserver/index.js";
@@ -29,17 +30,31 @@ describe("kubectl against the sandbox API server", function () {
   let kubeconfig = "";
   const children: ChildProcess[] = [];
 
+  let external = false;
+  const createdNamespaces: string[] = [];
+
   before(async function () {
     if (!existsSync(KUBECTL)) skipBecause(this, "kubectl is not installed at /usr/bin/kubectl (.ci/run installs it)");
+    dir = mkdtempSync(join(tmpdir(), "berth-b2-kubectl-"));
+    const target = process.env.BERTH_TEST_KUBECONFIG;
+    if (target) {
+      external = true;
+      kubeconfig = target;
+      return;
+    }
     // kubectl sends a kubeconfig's bearer token only over TLS, as a real cluster is served.
     server = await startApiServer({ port: 0, tls: true });
-    dir = mkdtempSync(join(tmpdir(), "berth-b2-kubectl-"));
     kubeconfig = join(dir, "kubeconfig");
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token, caCert: server.caCert ?? "" });
   });
 
   after(async () => {
     for (const child of children) child.kill("SIGKILL");
+    if (kubeconfig && external) {
+      // Leave a real cluster as we found it; the sandbox just goes away.
+      if (createdNamespaces.length > 0) await kubectl(["delete", "namespace", "--wait=false", "--ignore-not-found", ...createdNamespaces]);
+      await kubectl(["delete", "crd", "--ignore-not-found", "addresspools.b2.berth.test"]);
+    }
     await server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -72,27 +87,14 @@ describe("kubectl against the sandbox API server", function () {
     return JSON.parse(await ok([...args, "-o", "json"])) as Record<string, any>;
   }
 
-  /** A direct API call over HTTPS, as a controller would make it. */
-  function api(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<Record<string, any>> {
-    const s = server;
-    assert.ok(s);
-    return new Promise((done, fail) => {
-      const req = request(`${s.url}${path}`, {
-        method,
-        ca: s.caCert,
-        headers: { authorization: `Bearer ${s.token}`, "content-type": contentType, accept: "application/json" },
-      }, (res) => {
-        let text = "";
-        res.on("data", (d: Buffer) => (text += d.toString()));
-        res.on("end", () => {
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status > 299) fail(new Error(`${method} ${path} answered ${status}: ${text}`));
-          else done(JSON.parse(text) as Record<string, any>);
-        });
-      });
-      req.on("error", fail);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  /** A raw POST through kubectl (works the same against the sandbox and a real cluster), answering the created object. */
+  async function post(path: string, body: unknown): Promise<Record<string, any>> {
+    return JSON.parse(await ok(["create", "--raw", path, "-f", "-"], JSON.stringify(body))) as Record<string, any>;
+  }
+
+  /** A merge patch of the status subresource, as a controller writes status. */
+  async function patchStatus(resource: string, name: string, ns: string, status: unknown): Promise<void> {
+    await ok(["patch", resource, name, "-n", ns, "--subresource=status", "--type", "merge", "-p", JSON.stringify({ status })]);
   }
 
   /** Splits kubectl's table output into rows of whitespace-separated cells. */
@@ -103,6 +105,7 @@ describe("kubectl against the sandbox API server", function () {
     const name = `b2-${process.pid}-${++nsCounter}`;
     // kubectl's create generators send protobuf bodies.
     assert.equal((await ok(["create", "namespace", name])).trim(), `namespace/${name} created`);
+    createdNamespaces.push(name);
     return name;
   }
 
@@ -129,6 +132,7 @@ describe("kubectl against the sandbox API server", function () {
 
     it("applies a Namespace, a LoadBalancer Service, a ConfigMap, a DaemonSet, a CRD and a custom resource", async () => {
       const ns = `b2-apply-${process.pid}`;
+      createdNamespaces.push(ns);
       const crd = {
         apiVersion: "apiextensions.k8s.io/v1",
         kind: "CustomResourceDefinition",
@@ -195,7 +199,7 @@ describe("kubectl against the sandbox API server", function () {
       assert.deepEqual(ds[0], ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]);
       assert.deepEqual(ds[1]?.slice(0, 7), ["svclb-web", "0", "0", "0", "0", "0", "kubernetes.io/os=linux"]);
 
-      await api("PATCH", `/apis/b2.berth.test/v1/namespaces/${ns}/addresspools/lan/status`, { status: { free: 14 } }, "application/merge-patch+json");
+      await patchStatus("addresspools.b2.berth.test", "lan", ns, { free: 14 });
       const pools = table(await ok(["get", "b2pool", "-n", ns]));
       assert.deepEqual(pools[0], ["NAME", "RANGE", "FREE", "AGE"]);
       assert.deepEqual(pools[1]?.slice(0, 3), ["lan", "192.0.2.0/28", "14"]);
@@ -210,7 +214,7 @@ describe("kubectl against the sandbox API server", function () {
     let ns = "";
     before(async () => {
       ns = await namespace();
-      await api("POST", `/api/v1/namespaces/${ns}/services`, {
+      await post(`/api/v1/namespaces/${ns}/services`, {
         apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns, labels: { app: "web" } },
         spec: { type: "LoadBalancer", selector: { app: "web" }, ports: [{ name: "http", port: 80, protocol: "TCP" }, { name: "dns", port: 53, protocol: "UDP" }] },
       });
@@ -244,31 +248,27 @@ describe("kubectl against the sandbox API server", function () {
       const before = table(await ok(["get", "svc", "web", "-n", ns]));
       assert.equal(before[1]?.[3], "<pending>");
 
-      const watch = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), "get", "svc", "web", "-n", ns, "-w"]);
+      // -v=6 logs the watch request once its response headers arrive, i.e. once the server has registered the watch.
+      const watch = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), "get", "svc", "web", "-n", ns, "-w", "-v=6"]);
       children.push(watch);
       let out = "";
-      const seen = (pattern: RegExp): Promise<void> =>
-        new Promise((done, fail) => {
-          const timer = setTimeout(() => fail(new Error(`kubectl -w never printed ${pattern}; got:\n${out}`)), 15_000);
-          const check = (): void => {
-            if (pattern.test(out)) {
-              clearTimeout(timer);
-              watch.stdout.off("data", onData);
-              done();
-            }
-          };
-          const onData = (d: Buffer): void => {
-            out += d.toString();
-            check();
-          };
-          watch.stdout.on("data", onData);
-          check();
-        });
-      await seen(/^web\s+LoadBalancer\s+\S+\s+<pending>/m);
-
-      await api("PATCH", `/api/v1/namespaces/${ns}/services/web/status`,
-        { status: { loadBalancer: { ingress: [{ ip: "192.0.2.10", ipMode: "VIP" }] } } }, "application/merge-patch+json");
-      await seen(/^web\s+LoadBalancer\s+\S+\s+192\.0\.2\.10\s/m);
+      let log = "";
+      watch.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      watch.stderr.on("data", (d: Buffer) => (log += d.toString()));
+      const seen = async (what: string, done: () => boolean): Promise<void> => {
+        const deadline = Date.now() + 15_000;
+        while (!done()) {
+          if (Date.now() > deadline) throw new Error(`kubectl -w never showed ${what}; stdout:\n${out}\nlog:\n${log}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await seen("the pending row", () => /^web\s+LoadBalancer\s+\S+\s+<pending>/m.test(out));
+      // A single object is watched from resourceVersion 0 and kubectl drops that watch's first (synthetic ADDED)
+      // event; a status written before the watch is registered would arrive inside that dropped event, on a real
+      // cluster too. So write it only once the watch is established.
+      await seen("the watch request", () => /watch=true 200 OK/.test(log));
+      await patchStatus("service", "web", ns, { loadBalancer: { ingress: [{ ip: "192.0.2.10", ipMode: "VIP" }] } });
+      await seen("the address", () => /^web\s+LoadBalancer\s+\S+\s+192\.0\.2\.10\s/m.test(out));
       watch.kill("SIGTERM");
 
       const after = table(await ok(["get", "svc", "web", "-n", ns]));
@@ -276,7 +276,8 @@ describe("kubectl against the sandbox API server", function () {
     });
   });
 
-  it("prints nodes, pods, events, leases and endpointslices with the columns and cells of a real cluster", async () => {
+  it("prints nodes, pods, events, leases and endpointslices with the columns and cells of a real cluster", async function () {
+    if (external) skipBecause(this, "creates a Node object, which a real cluster's node controller would act on");
     const ns = await namespace();
     const past = (seconds: number): string => new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
     const node = `b2-node-${process.pid}`;
@@ -346,11 +347,11 @@ describe("kubectl against the sandbox API server", function () {
 
   it("describes a service with the events that involve it", async () => {
     const ns = await namespace();
-    const svc = await api("POST", `/api/v1/namespaces/${ns}/services`, {
+    const svc = await post(`/api/v1/namespaces/${ns}/services`, {
       apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }] },
     });
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
-    await api("POST", `/api/v1/namespaces/${ns}/events`, {
+    await post(`/api/v1/namespaces/${ns}/events`, {
       apiVersion: "v1", kind: "Event", metadata: { name: "web.1" },
       involvedObject: { apiVersion: "v1", kind: "Service", name: "web", namespace: ns, uid: svc.metadata.uid, resourceVersion: svc.metadata.resourceVersion },
       reason: "AllocationFailed", message: "no free address in pool lan", type: "Warning",
@@ -386,7 +387,7 @@ describe("kubectl against the sandbox API server", function () {
 
   it("patches with strategic merge (ports merged by port), merge (list replaced) and JSON patch", async () => {
     const ns = await namespace();
-    await api("POST", `/api/v1/namespaces/${ns}/services`, {
+    await post(`/api/v1/namespaces/${ns}/services`, {
       apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { ports: [{ name: "http", port: 80, protocol: "TCP" }] },
     });
     const httpsPort = { name: "https", port: 443, protocol: "TCP" };
@@ -409,7 +410,7 @@ describe("kubectl against the sandbox API server", function () {
 
   it("deletes an object with a finalizer only once the finalizer is removed, keeping it with a deletionTimestamp meanwhile", async () => {
     const ns = await namespace();
-    await api("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+    await post(`/api/v1/namespaces/${ns}/configmaps`, {
       apiVersion: "v1", kind: "ConfigMap", metadata: { name: "held", finalizers: ["berth.test/hold"] }, data: { a: "1" },
     });
     assert.equal((await ok(["delete", "configmap", "held", "-n", ns, "--wait=false"])).trim(), 'configmap "held" deleted');
@@ -425,7 +426,7 @@ describe("kubectl against the sandbox API server", function () {
 
   it("waits in a plain delete until the finalizer goes", async () => {
     const ns = await namespace();
-    await api("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+    await post(`/api/v1/namespaces/${ns}/configmaps`, {
       apiVersion: "v1", kind: "ConfigMap", metadata: { name: "held", finalizers: ["berth.test/hold"] },
     });
     const deleting = kubectl(["delete", "configmap", "held", "-n", ns, "--timeout=15s"]);
@@ -433,7 +434,7 @@ describe("kubectl against the sandbox API server", function () {
     void deleting.then(() => (finished = true));
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(finished, false, "kubectl delete returned while the finalizer still held the object");
-    await api("PATCH", `/api/v1/namespaces/${ns}/configmaps/held`, { metadata: { finalizers: null } }, "application/merge-patch+json");
+    await ok(["patch", "configmap", "held", "-n", ns, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}']);
     const r = await deleting;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'configmap "held" deleted');
