@@ -376,7 +376,8 @@ function podRow(pod: KubeObject, now: Date): Cell[] {
 
   const restartsCell = restarts !== 0 && lastRestart !== 0 ? `${restarts} (${humanDuration(now.getTime() - lastRestart)} ago)` : String(restarts);
 
-  const podIP = str(obj(arr(status.podIPs)[0]).ip);
+  // The printer reads podIPs[0]; v1 -> internal conversion fills podIPs from a lone podIP, so do the same.
+  const podIP = str(obj(arr(status.podIPs)[0]).ip) || str(status.podIP);
   const gates = arr(spec.readinessGates).map(obj);
   let readinessGates = "<none>";
   if (gates.length > 0) {

@@ -208,6 +208,7 @@ describe("server-side Table output", () => {
       const r = row(PODS, pod({ phase: "Running", podIP: "10.42.0.9", podIPs: [{ ip: "10.42.0.9" }, { ip: "fd00::9" }], conditions: [{ type: "example.com/gate", status: "True" }] },
         { nodeName: "n1", readinessGates: [{ conditionType: "example.com/gate" }, { conditionType: "other" }] }));
       assert.deepEqual([r.IP, r.Node, r["Nominated Node"], r["Readiness Gates"]], ["10.42.0.9", "n1", "<none>", "1/2"]);
+      assert.equal(row(PODS, pod({ phase: "Running", podIP: "10.42.0.7" })).IP, "10.42.0.7", "a lone podIP counts, as conversion fills podIPs from it");
       const bare = row(PODS, pod({ phase: "Pending" }));
       assert.deepEqual([bare.IP, bare.Node, bare["Readiness Gates"]], ["<none>", "<none>", "<none>"]);
     });
