@@ -820,6 +820,8 @@ export function validateServiceSpec(spec: Record<string, unknown> | undefined, e
     if (clusterIPs.length > 0 || (typeof s.clusterIP === "string" && s.clusterIP !== "")) {
       errs.forbidden("spec.clusterIPs", "may not be set for ExternalName services");
     }
+    if (asArray(s.ipFamilies).length > 0) errs.forbidden("spec.ipFamilies", "may not be set for ExternalName services");
+    if (s.ipFamilyPolicy !== undefined && s.ipFamilyPolicy !== null) errs.forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services");
   } else if (ports.length === 0 && !headless) {
     errs.required("spec.ports");
   }

@@ -230,6 +230,11 @@ describe("sandbox Service defaults and allocation (kube-apiserver 1.32 behaviour
       want: ["spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for LoadBalancer services"],
     },
     {
+      name: "refuses IP family fields on an ExternalName Service",
+      spec: { type: "ExternalName", externalName: "db.example.com", ipFamilies: ["IPv4"], ipFamilyPolicy: "SingleStack" },
+      want: ["spec.ipFamilies: Forbidden: may not be set for ExternalName services", "spec.ipFamilyPolicy: Forbidden: may not be set for ExternalName services"],
+    },
+    {
       name: "refuses externalTrafficPolicy on a ClusterIP Service",
       spec: { externalTrafficPolicy: "Local", ports: [{ port: 80 }] },
       want: ['spec.externalTrafficPolicy: Invalid value: "Local": may only be set for externally-accessible services'],
