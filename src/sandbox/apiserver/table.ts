@@ -220,7 +220,8 @@ const servicePrinter: Printer = {
     return [
       svc.metadata.name,
       str(spec.type),
-      clusterIPs[0] ?? "<none>",
+      // Conversion fills clusterIPs from a lone clusterIP before the printer reads clusterIPs[0].
+      clusterIPs[0] ?? (str(spec.clusterIP) || "<none>"),
       serviceExternalIP(svc),
       ports === "" ? "<none>" : ports,
       age(svc, now),

@@ -132,6 +132,7 @@ describe("server-side Table output", () => {
       assert.equal(r["Port(s)"], "<none>");
       assert.equal(r.Selector, "<none>");
       assert.equal(row(SERVICES, k("Service", "n", { spec: { type: "ClusterIP" } }))["Cluster-IP"], "<none>");
+      assert.equal(row(SERVICES, k("Service", "o", { spec: { type: "ClusterIP", clusterIP: "10.43.0.9" } }))["Cluster-IP"], "10.43.0.9");
     });
   });
 
