@@ -12,6 +12,7 @@ import { ResourceRegistry } from "./resources.js";
 import { ApiServer } from "./server.js";
 import { ServiceAllocator } from "./services.js";
 import { Store, type StoreHooks } from "./store.js";
+import { decodeTyped, loadTypeCatalog } from "./typed.js";
 import { validateObject } from "./validation.js";
 
 export interface ApiServerOptions {
@@ -55,7 +56,11 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const token = options.token ?? randomBytes(16).toString("hex");
   const registry = new ResourceRegistry();
   const services = new ServiceAllocator({ serviceCidrs: options.serviceCidrs ?? {} });
-  const hooks: StoreHooks = { validate: validateObject, services, applyPatch, recordUpdate: recordUpdateManagedFields };
+  const types = await loadTypeCatalog();
+  const hooks: StoreHooks = {
+    validate: validateObject, services, applyPatch, recordUpdate: recordUpdateManagedFields,
+    decode: (def, obj) => decodeTyped(types, def, obj),
+  };
   const store = new Store({
     registry,
     hooks,

@@ -10,6 +10,7 @@ import { decodeKubeProtobuf } from "./protobuf.js";
 import { type ResourceRegistry, type ServedResource } from "./resources.js";
 import { parseSelectors, type Selectors } from "./selectors.js";
 import type { DeleteOptions, PatchType, Store, WatchEvent, WatchHandle } from "./store.js";
+import type { FieldValidation } from "./typed.js";
 import { toTable, type IncludeObject } from "./table.js";
 import { ApiError, apiVersionOf, type KubeObject } from "./types.js";
 
@@ -331,6 +332,16 @@ export class ApiServer {
       throw new ApiError(422, "Invalid", `fieldManager: Too long: may not be more than 128 bytes`);
     }
     const manager = fieldManager ?? managerFromUserAgent(req.headers["user-agent"]);
+    const validation = q.get("fieldValidation") ?? "Warn";
+    if (validation !== "Strict" && validation !== "Warn" && validation !== "Ignore") {
+      throw new ApiError(400, "BadRequest", `fieldValidation: Unsupported value: "${validation}": supported values: "Ignore", "Strict", "Warn"`);
+    }
+    const warnings: string[] = [];
+    const fieldValidation = validation as FieldValidation;
+    // Warnings travel as HTTP headers (RFC 7234 Warning, code 299), which kubectl prints as "Warning: ...".
+    const flushWarnings = (): void => {
+      if (warnings.length > 0 && !res.headersSent) res.setHeader("Warning", warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    };
     const res_ = r.resource;
     switch (r.verb) {
       case "get": {
@@ -356,19 +367,22 @@ export class ApiServer {
         return this.watch(req, res, q, r, decision);
       case "create": {
         const body = await this.parseBody(req, await this.readBody(req));
-        const obj = this.store.create(res_, r.namespace, body, { dryRun, fieldManager: manager });
+        const obj = this.store.create(res_, r.namespace, body, { dryRun, fieldManager: manager, fieldValidation, warnings });
+        flushWarnings();
         return this.sendObject(req, res, q, res_, 201, obj);
       }
       case "update": {
         const body = await this.parseBody(req, await this.readBody(req));
         const existed = this.exists(res_, r.namespace, r.name as string);
         const obj = this.store.update(res_, r.namespace, r.name as string, body, {
-          dryRun, fieldManager: manager, ...(r.subresource ? { subresource: r.subresource } : {}),
+          dryRun, fieldManager: manager, fieldValidation, warnings, ...(r.subresource ? { subresource: r.subresource } : {}),
         });
+        flushWarnings();
         return this.sendObject(req, res, q, res_, existed ? 200 : 201, obj);
       }
       case "patch":
-        return this.patch(req, res, q, r, dryRun, fieldManager, manager);
+        await this.patch(req, res, q, r, dryRun, fieldManager, manager, { fieldValidation, warnings, flush: flushWarnings });
+        return;
       case "delete": {
         const opts = await this.deleteOptions(req, q, dryRun);
         const { object, deleted } = this.store.delete(res_, r.namespace, r.name as string, opts);
@@ -438,7 +452,8 @@ export class ApiServer {
   }
 
   private async patch(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, r: ResourceRequest, dryRun: boolean,
-    fieldManager: string | undefined, manager: string): Promise<void> {
+    fieldManager: string | undefined, manager: string,
+    validation: { fieldValidation: FieldValidation; warnings: string[]; flush(): void }): Promise<void> {
     const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
     const patchType = PATCH_TYPES[contentType];
     if (!patchType || (patchType === "strategic" && r.resource.def.custom)) {
@@ -467,9 +482,11 @@ export class ApiServer {
     }
     const { object, created } = this.store.patch(r.resource, r.namespace, r.name as string, patchType, body, {
       dryRun, fieldManager: patchType === "apply" ? (fieldManager as string) : manager,
+      fieldValidation: validation.fieldValidation, warnings: validation.warnings,
       ...(force !== undefined ? { force } : {}),
       ...(r.subresource ? { subresource: r.subresource } : {}),
     });
+    validation.flush();
     return this.sendObject(req, res, q, r.resource, created ? 201 : 200, object);
   }
 

@@ -17,6 +17,7 @@ import {
   type ServedResource,
 } from "./resources.js";
 import { isEmptySelector, matchesSelectors, type Selectors } from "./selectors.js";
+import { strictError, type FieldValidation } from "./typed.js";
 import { ApiError, apiVersionOf, type KubeObject, type ResourceDefinition } from "./types.js";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
@@ -49,6 +50,8 @@ export interface StoreHooks {
     body: unknown,
     opts: { fieldManager?: string; force?: boolean; now: Date; subresource?: string; name?: string; namespace?: string },
   ): KubeObject;
+  /** Typed decoding of built-in kinds (typed.ts): unknown fields dropped and listed, wrong JSON types a 400. */
+  decode?(def: ResourceDefinition, obj: KubeObject): { object: KubeObject; unknown: string[] };
   /** managedFields bookkeeping for create/update/non-apply patches (patch.ts). */
   recordUpdate?(def: ResourceDefinition, old: KubeObject | undefined, next: KubeObject, manager: string, now: Date,
     subresource?: string): KubeObject;
@@ -69,6 +72,10 @@ export interface WriteOptions {
   fieldManager?: string;
   /** Subresource written by an update or patch ("status", "finalize"). */
   subresource?: string;
+  /** What unknown fields of built-in kinds cause: 400 (Strict), a warning (Warn, the default) or nothing. */
+  fieldValidation?: FieldValidation;
+  /** Receives the request's warnings (answered as `Warning: 299 - "..."` headers). */
+  warnings?: string[];
 }
 
 export interface DeleteOptions {
@@ -672,8 +679,20 @@ export class Store {
     return `${base.slice(0, 58)}${randomUUID().slice(0, 5)}`;
   }
 
+  /** The typed round trip of a body (see StoreHooks.decode), with fieldValidation applied to unknown fields. */
+  private typed(res: ServedResource, obj: KubeObject, opts: WriteOptions, forPatch: boolean): KubeObject {
+    if (!this.hooks.decode) return obj;
+    const { object, unknown } = this.hooks.decode(res.def, obj);
+    if (unknown.length > 0) {
+      const mode = opts.fieldValidation ?? "Warn";
+      if (mode === "Strict") throw strictError(res.def, unknown, forPatch);
+      if (mode === "Warn") opts.warnings?.push(...unknown.map((p) => `unknown field ${JSON.stringify(p)}`));
+    }
+    return object;
+  }
+
   create(res: ServedResource, namespace: string | undefined, body: unknown, opts: WriteOptions = {}): KubeObject {
-    const obj = this.checkBody(res, body);
+    const obj = this.typed(res, this.checkBody(res, body), opts, false);
     return this.createChecked(res, namespace, obj, opts, true);
   }
 
@@ -764,7 +783,7 @@ export class Store {
 
   /** PUT semantics: optimistic concurrency, status/main split, server-owned metadata kept, create-on-update. */
   update(res: ServedResource, namespace: string | undefined, name: string, body: unknown, opts: WriteOptions = {}): KubeObject {
-    const obj = this.checkBody(res, body);
+    const obj = this.typed(res, this.checkBody(res, body), opts, false);
     if (obj.metadata.name !== undefined && obj.metadata.name !== name) {
       throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);
     }
@@ -915,7 +934,7 @@ export class Store {
       ...(opts.fieldManager !== undefined ? { fieldManager: opts.fieldManager } : {}),
       ...(opts.force !== undefined ? { force: opts.force } : {}) };
     const result = apply(res.def, current ? structuredClone(current) : undefined, patchType, body, patchOpts);
-    const obj = this.checkBody(res, result);
+    const obj = this.typed(res, this.checkBody(res, result), opts, true);
     if (obj.metadata.name !== undefined && obj.metadata.name !== name) {
       throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);
     }
