@@ -337,7 +337,12 @@ const kindValidators: Record<string, KindValidator> = {
   "/Pod": (obj, errs, old) => {
     const spec = recordAt(obj, "spec");
     validatePodSpec(spec, "spec", errs);
-    if (old) validatePodUpdate(spec, recordAt(old, "spec"), errs);
+    if (old) {
+      validatePodUpdate(spec, recordAt(old, "spec"), errs);
+      const status = recordAt(obj, "status") ?? {};
+      validateIpList(status.podIPs, "status.podIPs", errs);
+      validateIpList(status.hostIPs, "status.hostIPs", errs);
+    }
   },
   "apps/DaemonSet": (obj, errs, old) => validateDaemonSet(obj, errs, old),
   "/Service": (obj, errs, old) => {
@@ -486,6 +491,26 @@ function validatePodSpec(spec: Record<string, unknown> | undefined, path: string
   const dnsPolicies = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"];
   if (spec.dnsPolicy !== undefined && !dnsPolicies.includes(spec.dnsPolicy as string)) {
     errs.notSupported(`${path}.dnsPolicy`, spec.dnsPolicy, dnsPolicies);
+  }
+}
+
+/** validatePodIPs / validateHostIPs: valid addresses, at most one per family, no repeats. */
+function validateIpList(list: unknown, path: string, errs: FieldErrors): void {
+  const entries = asArray(list);
+  const ips = entries.map((e) => (isRecord(e) && typeof e.ip === "string" ? e.ip : ""));
+  ips.forEach((ip, i) => {
+    if (!validIp(ip)) errs.invalid(`${path}[${i}]`, ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+  });
+  if (entries.length > 1) {
+    const families = ips.filter(validIp).map((ip) => parseIp(ip).family);
+    if (entries.length > 2 || new Set(families).size !== families.length) {
+      errs.invalid(path, entries, "may specify no more than one IP for each IP family");
+    }
+    const seen = new Set<string>();
+    ips.forEach((ip, i) => {
+      if (seen.has(ip)) errs.duplicate(`${path}[${i}]`, entries[i]);
+      seen.add(ip);
+    });
   }
 }
 

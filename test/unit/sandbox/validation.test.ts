@@ -182,6 +182,16 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       want: ["spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"],
     },
     {
+      name: "refuses pod status with an invalid pod IP or two IPs of one family",
+      def: defs.pod,
+      obj: { ...pod({ name: "a", ...ns }), status: { podIPs: [{ ip: "10.42.0.5" }, { ip: "10.42.0.6" }], hostIPs: [{ ip: "node-1" }] } },
+      old: pod({ name: "a", ...ns }),
+      want: [
+        'status.podIPs: Invalid value: [{"ip":"10.42.0.5"},{"ip":"10.42.0.6"}]: may specify no more than one IP for each IP family',
+        'status.hostIPs[0]: Invalid value: "node-1": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)',
+      ],
+    },
+    {
       name: "allows a pod image update",
       def: defs.pod, obj: pod({ name: "a", ...ns }, { containers: [{ name: "app", image: "busybox:2" }] }), old: pod({ name: "a", ...ns }),
       want: [],
