@@ -92,6 +92,12 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.equal(r.status, 400);
   });
 
+  it("answers 413 to a body over kube-apiserver's 3 MiB limit", async () => {
+    const r = await client().post(CM, configMap("big", {}, { k: "x".repeat(3 * 1024 * 1024) }));
+    assert.equal(r.status, 413);
+    assert.equal(r.body.reason, "RequestEntityTooLarge");
+  });
+
   it("answers 422 Invalid with field causes for an invalid name", async () => {
     const r = await client().post(CM, configMap("Not_Valid"));
     assert.equal(r.status, 422);

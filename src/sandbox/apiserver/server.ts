@@ -118,7 +118,8 @@ export class ApiServer {
     this.clock = opts.clock ?? (() => new Date());
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 60_000;
     this.maxWatchBufferBytes = opts.maxWatchBufferBytes ?? 16 * 1024 * 1024;
-    this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+    // kube-apiserver's limit for a request body (apiserver.Config.MaxRequestBodyBytes: 3 MiB).
+    this.maxBodyBytes = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.faults.bindHistoryExpiry(() => this.store.expireHistory());
     this.faults.bindWatchCloser(() => {
       const open = [...this.watches];
@@ -182,7 +183,7 @@ export class ApiServer {
     for await (const chunk of req) {
       const b = chunk as Buffer;
       size += b.length;
-      if (size > this.maxBodyBytes) throw new ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728");
+      if (size > this.maxBodyBytes) throw new ApiError(413, "RequestEntityTooLarge", `Request entity too large: limit is ${this.maxBodyBytes}`);
       chunks.push(b);
     }
     return Buffer.concat(chunks);
