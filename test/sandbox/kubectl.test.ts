@@ -345,7 +345,7 @@ describe("kubectl against the sandbox API server", function () {
     assert.deepEqual(rows.map((r) => r[0]), ["NAME", ...names]);
   });
 
-  it("describes a service with the events that involve it", async () => {
+  it("describes a service with the core/v1 and events.k8s.io/v1 events that involve it", async () => {
     const ns = await namespace();
     const svc = await post(`/api/v1/namespaces/${ns}/services`, {
       apiVersion: "v1", kind: "Service", metadata: { name: "web" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }] },
@@ -357,11 +357,18 @@ describe("kubectl against the sandbox API server", function () {
       reason: "AllocationFailed", message: "no free address in pool lan", type: "Warning",
       source: { component: "berth-controller" }, firstTimestamp: now, lastTimestamp: now, count: 1,
     });
+    await post(`/apis/events.k8s.io/v1/namespaces/${ns}/events`, {
+      apiVersion: "events.k8s.io/v1", kind: "Event", metadata: { name: "web.2" }, eventTime: new Date().toISOString().replace("Z", "000Z"),
+      reportingController: "berth.io/controller", reportingInstance: "controller-0", action: "Allocate", reason: "IPAllocated",
+      note: "192.0.2.7 from pool lan", type: "Normal",
+      regarding: { apiVersion: "v1", kind: "Service", name: "web", namespace: ns, uid: svc.metadata.uid },
+    });
     const out = await ok(["describe", "service", "web", "-n", ns]);
     assert.match(out, /^Name:\s+web$/m);
     assert.match(out, /^Type:\s+LoadBalancer$/m);
     assert.match(out, /^Events:\n\s+Type\s+Reason\s+Age\s+From\s+Message\n\s+----/m);
     assert.match(out, /^\s+Warning\s+AllocationFailed\s+\d+s\s+berth-controller\s+no free address in pool lan$/m);
+    assert.match(out, /^\s+Normal\s+IPAllocated\s+\d+s\s+berth\.io\/controller\s+192\.0\.2\.7 from pool lan$/m);
   });
 
   it("labels and annotates, refusing to overwrite without --overwrite, and removes with key-", async () => {
