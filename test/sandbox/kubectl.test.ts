@@ -337,6 +337,34 @@ describe("kubectl against the sandbox API server", function () {
     assert.equal(table(await ok(["get", "svc", "lb", "-n", ns]))[1]?.[3], "<pending>");
   });
 
+  it("rejects unknown fields (kubectl's strict validation), warns with --validate=warn, and never stores them", async () => {
+    const ns = await namespace();
+    const svc = (name: string): string => JSON.stringify({
+      apiVersion: "v1", kind: "Service", metadata: { name },
+      spec: { type: "LoadBalancer", bogus: 1, ports: [{ port: 80 }] },
+    });
+    const strict = await kubectl(["create", "-n", ns, "-f", "-"], svc("strict"));
+    assert.equal(strict.code, 1);
+    assert.equal(strict.stderr.trim(),
+      'Error from server (BadRequest): error when creating "STDIN": Service in version "v1" cannot be handled as a Service: strict decoding error: unknown field "spec.bogus"');
+
+    const warned = await kubectl(["create", "-n", ns, "--validate=warn", "-f", "-"], svc("warned"));
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.equal(warned.stdout.trim(), "service/warned created");
+    assert.match(warned.stderr, /^Warning: unknown field "spec\.bogus"$/m);
+    assert.equal((await json(["get", "svc", "warned", "-n", ns])).spec.bogus, undefined);
+  });
+
+  it("answers a field of the wrong JSON type with kube's 400 decoding error", async () => {
+    const ns = await namespace();
+    // YAML 1.1 reads an unquoted Y as true: a classic way to send a boolean where a string belongs.
+    const manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox\n    env:\n    - name: Y\n      value: \"1\"\n";
+    const r = await kubectl(["create", "-n", ns, "-f", "-"], manifest);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim(),
+      'Error from server (BadRequest): error when creating "STDIN": Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal bool into Go struct field EnvVar.spec.containers.env.name of type string');
+  });
+
   it("pages a list with --chunk-size and shows every object once", async () => {
     const ns = await namespace();
     const names = ["c1", "c2", "c3", "c4", "c5"];
