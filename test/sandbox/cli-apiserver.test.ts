@@ -40,9 +40,13 @@ describe("berth sandbox apiserver (the built CLI)", function () {
   let dir = "";
   const running: ChildProcessWithoutNullStreams[] = [];
 
-  before(function () {
-    if (!existsSync(cli)) skipBecause(this, "dist/cli.js is missing: run `npm run build` first (the test command does)");
+  before(() => {
     dir = mkdtempSync(join(tmpdir(), "berth-b2-cli-"));
+  });
+
+  // Per test, so that each skipped test's title carries the reason.
+  beforeEach(function () {
+    if (!existsSync(cli)) skipBecause(this, "dist/cli.js is missing: run `npm run build` first (the test command does)");
   });
 
   after(() => {
