@@ -157,3 +157,104 @@ describe("sandbox apiserver: custom resources", () => {
     assert.equal(group.body.preferredVersion.version, "v1beta1");
   });
 });
+
+describe("sandbox apiserver: custom resources and their structural schema", () => {
+  const { client } = useServer();
+  const WIDGETS = "/apis/example.com/v1/namespaces/default/widgets";
+
+  beforeEach(async () => {
+    const r = await client().post(CRDS, {
+      metadata: { name: "widgets.example.com" },
+      spec: {
+        group: "example.com", scope: "Namespaced", names: { plural: "widgets", kind: "Widget" },
+        versions: [{
+          name: "v1", served: true, storage: true,
+          schema: { openAPIV3Schema: {
+            type: "object",
+            properties: {
+              spec: {
+                type: "object",
+                required: ["size"],
+                properties: {
+                  size: { type: "integer", minimum: 1, maximum: 10 },
+                  mode: { type: "string", enum: ["fast", "slow"], default: "fast" },
+                  autoAssign: { type: "boolean", default: true },
+                  name: { type: "string", maxLength: 5, pattern: "^[a-z]+$" },
+                  tags: { type: "array", maxItems: 2, items: { type: "string" } },
+                  port: { "x-kubernetes-int-or-string": true },
+                  note: { type: "string", nullable: true },
+                  extra: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+                },
+              },
+              status: { type: "object", properties: { ready: { type: "boolean" } } },
+            },
+          } },
+        }],
+      },
+    });
+    assert.equal(r.status, 201, r.text);
+  });
+
+  const widget = (spec: Record<string, unknown>): Record<string, unknown> =>
+    ({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" }, spec });
+
+  it("applies the schema's defaults to missing fields", async () => {
+    const r = await client().post(WIDGETS, widget({ size: 3 }));
+    assert.equal(r.status, 201, r.text);
+    assert.deepEqual(r.body.spec, { size: 3, mode: "fast", autoAssign: true });
+  });
+
+  it("prunes fields the schema does not declare, with a warning, and keeps preserved subtrees", async () => {
+    const r = await client().post(WIDGETS, widget({ size: 3, bogus: 1, extra: { anything: [1] } }));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.spec.bogus, undefined);
+    assert.deepEqual(r.body.spec.extra, { anything: [1] });
+    assert.equal(r.headers.get("warning"), '299 - "unknown field \\"spec.bogus\\""');
+  });
+
+  it("refuses an undeclared field under fieldValidation=Strict", async () => {
+    const r = await client().post(`${WIDGETS}?fieldValidation=Strict`, widget({ size: 3, bogus: 1 }));
+    assert.equal(r.status, 400);
+    assert.match(r.body.message, /strict decoding error: unknown field "spec\.bogus"/);
+  });
+
+  it("answers 422 with kube-openapi's message for a value of the wrong type", async () => {
+    const r = await client().post(WIDGETS, widget({ size: "3" }));
+    assert.equal(r.status, 422);
+    assert.equal(r.body.details.causes[0].field, "spec.size");
+    assert.equal(r.body.message, 'Widget.example.com "w" is invalid: spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"');
+  });
+
+  it("answers 422 for a missing required field, an unsupported enum value and out-of-range numbers", async () => {
+    const missing = await client().post(WIDGETS, widget({ mode: "fast" }));
+    assert.equal(missing.status, 422);
+    assert.deepEqual(missing.body.details.causes, [{ reason: "FieldValueRequired", field: "spec.size", message: "Required value" }]);
+    const e = await client().post(WIDGETS, widget({ size: 3, mode: "medium" }));
+    assert.match(e.body.message, /spec\.mode: Unsupported value: "medium": supported values: "fast", "slow"/);
+    const big = await client().post(WIDGETS, widget({ size: 11 }));
+    assert.match(big.body.message, /spec\.size in body should be less than or equal to 10/);
+  });
+
+  it("checks maxLength, pattern and maxItems", async () => {
+    const r = await client().post(WIDGETS, widget({ size: 1, name: "Abcdef", tags: ["a", "b", "c"] }));
+    assert.equal(r.status, 422);
+    const fields = (r.body.details.causes as { field: string }[]).map((c) => c.field).sort();
+    assert.deepEqual(fields, ["spec.name", "spec.name", "spec.tags"]);
+  });
+
+  it("takes an int or a string for x-kubernetes-int-or-string and keeps null only where nullable", async () => {
+    const r = await client().post(WIDGETS, widget({ size: 1, port: "http", note: null, name: null }));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.spec.port, "http");
+    assert.equal(r.body.spec.note, null);
+    assert.equal("name" in r.body.spec, false);
+  });
+
+  it("validates status writes against the schema too", async () => {
+    const c = await client().post(WIDGETS, widget({ size: 1 }));
+    const r = await client().put(`${WIDGETS}/w`, { ...c.body, spec: { size: 1, mode: "slow" } });
+    assert.equal(r.status, 200, r.text);
+    const bad = await client().patch(`${WIDGETS}/w`, "application/merge-patch+json", { status: { ready: "yes" } });
+    assert.equal(bad.status, 422);
+  });
+});

@@ -2,6 +2,7 @@
 // CustomResourceDefinitions register while the server runs. Each kind carries the handful of per-kind rules in
 // which kube-apiserver's registries differ (generation tracking, create-on-update, what DELETE returns, status
 // reset on create), so store.ts can stay generic.
+import type { JsonSchema } from "./crd-schema.js";
 import { ApiError, apiVersionOf, type KubeObject, type PrinterColumn, type ResourceDefinition } from "./types.js";
 
 const ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -24,6 +25,8 @@ export interface ServedResource {
   fieldLabels: readonly string[];
   /** Fills what kube-apiserver's strategy fills on create (defaults, initial status). */
   prepareCreate?(obj: KubeObject): void;
+  /** A custom resource's structural schema (its CRD version's openAPIV3Schema): pruning, defaults, validation. */
+  schema?: JsonSchema;
   /** Storage <-> served form, for kinds served in two shapes (events.k8s.io/v1 Events over core/v1 storage). */
   toStorage?(obj: KubeObject): KubeObject;
   fromStorage?(obj: KubeObject): KubeObject;
@@ -389,6 +392,7 @@ interface CrdVersion {
   name?: string;
   served?: boolean;
   storage?: boolean;
+  schema?: { openAPIV3Schema?: JsonSchema };
   subresources?: { status?: unknown; scale?: unknown };
   additionalPrinterColumns?: { name?: string; type?: string; format?: string; description?: string; priority?: number; jsonPath?: string }[];
 }
@@ -446,8 +450,9 @@ export function resourcesFromCrd(crd: KubeObject): ServedResource[] {
       // apiextensions-apiserver's customresource store leaves ReturnDeletedObject unset: DELETE answers a Status.
       returnDeletedObject: false,
       fieldLabels: [],
-      prepareCreate: subresources.includes("status") ? (obj) => { delete obj.status; } : undefined,
-    } as ServedResource);
+      ...(subresources.includes("status") ? { prepareCreate: (obj: KubeObject) => { delete obj.status; } } : {}),
+      ...(v.schema?.openAPIV3Schema ? { schema: v.schema.openAPIV3Schema } : {}),
+    });
   }
   return out;
 }

@@ -17,6 +17,7 @@ import {
   type ServedResource,
 } from "./resources.js";
 import { isEmptySelector, matchesSelectors, type Selectors } from "./selectors.js";
+import { pruneAndDefault, validateSchema } from "./crd-schema.js";
 import { strictError, type FieldValidation } from "./typed.js";
 import { ApiError, apiVersionOf, type KubeObject, type ResourceDefinition } from "./types.js";
 
@@ -658,6 +659,10 @@ export class Store {
   private validate(res: ServedResource, obj: KubeObject, old?: KubeObject): void {
     if (this.hooks.validate) this.hooks.validate(res.def, obj, old);
     else basicValidate(res, obj);
+    if (res.schema) {
+      const causes = validateSchema(res.schema, obj);
+      if (causes.length > 0) throw invalid(res, obj.metadata.name ?? "", causes);
+    }
   }
 
   private recordManager(res: ServedResource, old: KubeObject | undefined, next: KubeObject, manager: string | undefined,
@@ -681,8 +686,14 @@ export class Store {
 
   /** The typed round trip of a body (see StoreHooks.decode), with fieldValidation applied to unknown fields. */
   private typed(res: ServedResource, obj: KubeObject, opts: WriteOptions, forPatch: boolean): KubeObject {
-    if (!this.hooks.decode) return obj;
-    const { object, unknown } = this.hooks.decode(res.def, obj);
+    let object = obj;
+    let unknown: string[] = [];
+    if (res.def.custom) {
+      // apiextensions-apiserver: unknown fields pruned and defaults applied per the structural schema.
+      if (res.schema) unknown = pruneAndDefault(res.schema, object);
+    } else if (this.hooks.decode) {
+      ({ object, unknown } = this.hooks.decode(res.def, obj));
+    }
     if (unknown.length > 0) {
       const mode = opts.fieldValidation ?? "Warn";
       if (mode === "Strict") throw strictError(res.def, unknown, forPatch);
