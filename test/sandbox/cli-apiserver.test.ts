@@ -12,16 +12,32 @@ const cli = new URL("../../dist/cli.js", import.meta.url).pathname;
 const READY = /^berth sandbox apiserver: serving on (https?:\/\/127\.0\.0\.1:(\d+)), kubeconfig (\S+)\n$/;
 
 /** What a kubeconfig-reading client sends: the token over https, trusting the kubeconfig's CA. */
-function get(url: string, kubeconfig: string, token?: string): Promise<number> {
+function call(method: string, url: string, kubeconfig: string, token?: string, body?: unknown): Promise<{ status: number; text: string }> {
   const text = readFileSync(kubeconfig, "utf8");
   const ca = Buffer.from(/certificate-authority-data: "([^"]+)"/.exec(text)?.[1] ?? "", "base64").toString("utf8");
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
   return new Promise((done, fail) => {
-    const req = request(url, { ca, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } }, (res) => {
-      res.resume();
-      res.on("end", () => done(res.statusCode ?? 0));
+    const req = request(url, { method, ca, headers }, (res) => {
+      let out = "";
+      res.on("data", (d: Buffer) => (out += d.toString()));
+      res.on("end", () => done({ status: res.statusCode ?? 0, text: out }));
     });
     req.on("error", fail);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+const get = async (url: string, kubeconfig: string, token?: string): Promise<number> => (await call("GET", url, kubeconfig, token)).status;
+
+function kubectl(kubeconfig: string, cacheDir: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const k = spawn("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", cacheDir, ...args]);
+    let stdout = "";
+    let stderr = "";
+    k.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    k.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    k.on("close", (code) => done({ code, stdout, stderr }));
   });
 }
 
@@ -107,18 +123,40 @@ describe("berth sandbox apiserver (the built CLI)", function () {
     assert.equal(await get(`${s.url}/api`, kubeconfig, "not-it"), 401);
     assert.equal(await get(`${s.url}/api`, kubeconfig, "b2-secret"), 200);
     if (existsSync("/usr/bin/kubectl")) {
-      const r = await new Promise<{ code: number | null; out: string }>((done) => {
-        const k = spawn("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), "get", "namespace", "default", "-o", "name"]);
-        let out = "";
-        k.stdout.on("data", (d: Buffer) => (out += d.toString()));
-        k.stderr.on("data", (d: Buffer) => (out += d.toString()));
-        k.on("close", (code) => done({ code, out }));
-      });
-      assert.deepEqual(r, { code: 0, out: "namespace/default\n" });
+      const r = await kubectl(kubeconfig, join(dir, "cache"), ["get", "namespace", "default", "-o", "name"]);
+      assert.deepEqual(r, { code: 0, stdout: "namespace/default\n", stderr: "" });
     } else {
       s.child.kill("SIGTERM");
       skipBecause(this, "kubectl is not installed at /usr/bin/kubectl");
     }
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0);
+  });
+
+  it("switches faults over its admin endpoint: kubectl waits out a 429's Retry-After and reports a 500", async function () {
+    if (!existsSync("/usr/bin/kubectl")) skipBecause(this, "kubectl is not installed at /usr/bin/kubectl");
+    const kubeconfig = join(dir, "kc-faults");
+    const s = await start(["--port", "0", "--kubeconfig", kubeconfig]);
+    const token = tokenOf(kubeconfig);
+    const cache = join(dir, "cache-faults");
+    assert.equal((await kubectl(kubeconfig, cache, ["get", "namespaces", "-o", "name"])).code, 0, "discovery cached first");
+
+    const added = await call("POST", `${s.url}/_sandbox/faults`, kubeconfig, token, { verb: "list", resource: "namespaces", error: 429, retryAfterSeconds: 1, times: 1 });
+    assert.equal(added.status, 201, added.text);
+    const started = Date.now();
+    const retried = await kubectl(kubeconfig, cache, ["get", "namespaces", "-o", "name"]);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, /^namespace\/default$/m);
+    assert.ok(Date.now() - started >= 900, "client-go honoured Retry-After");
+
+    await call("POST", `${s.url}/_sandbox/faults`, kubeconfig, token, { verb: "get", resource: "namespaces", error: 500, times: 1 });
+    const failed = await kubectl(kubeconfig, cache, ["get", "namespace", "default"]);
+    assert.equal(failed.code, 1);
+    assert.equal(failed.stderr.trim(), "Error from server (InternalError): Internal error occurred: injected fault");
+    const rules = await call("GET", `${s.url}/_sandbox/faults`, kubeconfig, token);
+    assert.deepEqual(JSON.parse(rules.text), { rules: [] }, "rules with times: 1 retire after their hit");
+    assert.equal((await call("GET", `${s.url}/_sandbox/faults`, kubeconfig)).status, 401, "the admin endpoint needs the token too");
+
     s.child.kill("SIGTERM");
     assert.equal(await s.exited, 0);
   });
