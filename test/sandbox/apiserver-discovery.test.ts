@@ -117,6 +117,15 @@ describe("sandbox apiserver: discovery and auth", () => {
     assert.equal(sa.status, 200);
   });
 
+  it("has the kubernetes Service on the first address of the service CIDR, with its EndpointSlice", async () => {
+    const svc = await client().get("/api/v1/namespaces/default/services/kubernetes");
+    assert.equal(svc.status, 200);
+    assert.equal(svc.body.spec.clusterIP, "10.43.0.1");
+    assert.equal(svc.body.spec.ports[0].port, 443);
+    const slice = await client().get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes");
+    assert.equal(slice.body.ports[0].port, server().port);
+  });
+
   it("answers 405 to a method the resource does not take", async () => {
     const r = await client().req("PUT", "/api/v1/namespaces/default/configmaps");
     assert.equal(r.status, 405);

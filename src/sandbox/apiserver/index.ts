@@ -81,6 +81,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
   });
   const port = await server.listen(options.port ?? 0, host);
+  createKubernetesService(store, services.serviceCidrs[0], host, port);
   const urlHost = host.includes(":") ? `[${host}]` : host;
   return {
     url: `${tls ? "https" : "http"}://${urlHost}:${port}`,
@@ -91,6 +92,47 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     store,
     close: () => server.close(),
   };
+}
+
+/**
+ * The `kubernetes` Service in `default`, which every cluster has: the first address of the primary service CIDR,
+ * port 443 (https) to the API server, with its EndpointSlice, as kube-apiserver's bootstrap controller keeps them.
+ */
+function createKubernetesService(store: Store, cidr: string | undefined, host: string, port: number): void {
+  const first = cidr ? firstAddress(cidr) : undefined;
+  const svc = store.resourceFor("v1", "Service");
+  store.create(svc, "default", {
+    metadata: { name: "kubernetes", labels: { component: "apiserver", provider: "kubernetes" } },
+    spec: {
+      type: "ClusterIP",
+      ...(first ? { clusterIP: first, clusterIPs: [first] } : {}),
+      ports: [{ name: "https", port: 443, protocol: "TCP", targetPort: port }],
+      sessionAffinity: "None",
+    },
+  }, { fieldManager: "kube-apiserver" });
+  const slice = store.resourceFor("discovery.k8s.io/v1", "EndpointSlice");
+  store.create(slice, "default", {
+    metadata: { name: "kubernetes", labels: { "kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io" } },
+    addressType: isIP(host) === 6 ? "IPv6" : "IPv4",
+    endpoints: [{ addresses: [isIP(host) ? host : "127.0.0.1"], conditions: { ready: true } }],
+    ports: [{ name: "https", port, protocol: "TCP" }],
+  }, { fieldManager: "kube-apiserver" });
+}
+
+/** The first usable address of a CIDR (network address + 1), for IPv4 and IPv6. */
+function firstAddress(cidr: string): string | undefined {
+  const [addr] = cidr.split("/");
+  if (!addr) return undefined;
+  if (isIP(addr) === 4) {
+    const parts = addr.split(".").map(Number);
+    const n = ((parts[0] ?? 0) * 2 ** 24 + (parts[1] ?? 0) * 2 ** 16 + (parts[2] ?? 0) * 2 ** 8 + (parts[3] ?? 0)) + 1;
+    return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+  }
+  if (isIP(addr) === 6) {
+    const expanded = new URL(`http://[${addr}]`).hostname.slice(1, -1);
+    return expanded.endsWith("::") ? `${expanded}1` : undefined;
+  }
+  return undefined;
 }
 
 /** A self-signed P-256 certificate valid for the listen address, loopback and localhost. */
