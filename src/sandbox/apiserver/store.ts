@@ -362,6 +362,10 @@ export class Store {
   private readonly collections = new Map<string, Collection>();
   private rv = 0;
   private expiredAt = 0;
+  /** owner uid -> "storageKey\0key" of its dependents. */
+  private readonly byOwner = new Map<string, Set<string>>();
+  /** namespace -> number of stored objects in it. */
+  private readonly namespaceCounts = new Map<string, number>();
   private readonly historyLimit: number;
   private readonly clock: () => Date;
   private readonly hooks: StoreHooks;
@@ -773,7 +777,7 @@ export class Store {
     this.rv++;
     obj.metadata.resourceVersion = String(this.rv);
     const stored = this.toStorage(res, obj);
-    c.objects.set(key, deepFreeze(stored));
+    this.put(res.storageKey, key, stored);
     this.emit(res, "ADDED", key, stored);
     this.afterCreate(res, stored);
     return this.serve(res, stored);
@@ -922,7 +926,7 @@ export class Store {
     this.rv++;
     next.metadata.resourceVersion = String(this.rv);
     const stored = this.toStorage(res, next);
-    c.objects.set(key, deepFreeze(stored));
+    this.put(res.storageKey, key, stored);
     this.emit(res, "MODIFIED", key, stored, prevStored);
     if (res.storageKey === "apiextensions.k8s.io/customresourcedefinitions" && !stored.metadata.deletionTimestamp) {
       this.registry.registerCrd(stored);
@@ -999,7 +1003,7 @@ export class Store {
       if (finalizers.length > 0 || grace > 0) {
         this.rv++;
         next.metadata.resourceVersion = String(this.rv);
-        c.objects.set(key, deepFreeze(next));
+        this.put(res.storageKey, key, next);
         this.emit(res, "MODIFIED", key, next, current);
         return { object: this.serve(res, next), deleted: false };
       }
@@ -1047,10 +1051,9 @@ export class Store {
 
   /** Removes an object for good: DELETED event, allocations released, dependents collected. */
   private remove(res: ServedResource, key: string, obj: KubeObject): KubeObject {
-    const c = this.collection(res.storageKey);
     this.rv++;
     const final: KubeObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.rv) } };
-    c.objects.delete(key);
+    this.drop(res.storageKey, key);
     this.emit(res, "DELETED", key, final, obj);
     if (res.storageKey === "/services") this.hooks.services?.release(obj);
     if (res.storageKey === "apiextensions.k8s.io/customresourcedefinitions") this.registry.unregisterCrd(obj);
@@ -1065,15 +1068,57 @@ export class Store {
     const uid = owner.metadata.uid;
     const out: { res: ServedResource; key: string; obj: KubeObject }[] = [];
     if (!uid) return out;
-    for (const [storageKey, c] of this.collections) {
+    for (const ref of this.byOwner.get(uid) ?? []) {
+      const [storageKey, key] = ref.split("\u0000") as [string, string];
       const res = this.registry.byStorage(storageKey)[0];
-      if (!res) continue;
-      for (const [key, obj] of c.objects) {
-        const refs = (obj.metadata.ownerReferences ?? []) as { uid?: string }[];
-        if (refs.some((r) => r.uid === uid)) out.push({ res, key, obj });
-      }
+      const obj = this.collections.get(storageKey)?.objects.get(key);
+      if (res && obj) out.push({ res, key, obj });
     }
     return out;
+  }
+
+  /**
+   * The one way objects enter storage: frozen, and indexed by owner uid (for the garbage collector) and by
+   * namespace (for namespace termination), so neither scans every object.
+   */
+  private put(storageKey: string, key: string, obj: KubeObject): void {
+    const c = this.collection(storageKey);
+    const prev = c.objects.get(key);
+    if (prev) this.unindex(storageKey, key, prev);
+    c.objects.set(key, deepFreeze(obj));
+    const ref = `${storageKey}\u0000${key}`;
+    for (const o of (obj.metadata.ownerReferences ?? []) as { uid?: string }[]) {
+      if (!o.uid) continue;
+      let set = this.byOwner.get(o.uid);
+      if (!set) this.byOwner.set(o.uid, (set = new Set()));
+      set.add(ref);
+    }
+    const ns = obj.metadata.namespace;
+    if (ns) this.namespaceCounts.set(ns, (this.namespaceCounts.get(ns) ?? 0) + 1);
+  }
+
+  private drop(storageKey: string, key: string): void {
+    const c = this.collection(storageKey);
+    const prev = c.objects.get(key);
+    if (!prev) return;
+    this.unindex(storageKey, key, prev);
+    c.objects.delete(key);
+  }
+
+  private unindex(storageKey: string, key: string, obj: KubeObject): void {
+    const ref = `${storageKey}\u0000${key}`;
+    for (const o of (obj.metadata.ownerReferences ?? []) as { uid?: string }[]) {
+      const set = o.uid ? this.byOwner.get(o.uid) : undefined;
+      if (!set) continue;
+      set.delete(ref);
+      if (set.size === 0) this.byOwner.delete(o.uid as string);
+    }
+    const ns = obj.metadata.namespace;
+    if (ns) {
+      const n = (this.namespaceCounts.get(ns) ?? 1) - 1;
+      if (n <= 0) this.namespaceCounts.delete(ns);
+      else this.namespaceCounts.set(ns, n);
+    }
   }
 
   /** The garbage collector's background deletion: dependents of a removed owner are deleted. */
@@ -1115,13 +1160,12 @@ export class Store {
   }
 
   private replaceMeta(res: ServedResource, key: string, obj: KubeObject, patch: Record<string, unknown>): void {
-    const c = this.collection(res.storageKey);
     const metadata = { ...obj.metadata, ...patch };
     for (const k of Object.keys(patch)) if (patch[k] === undefined) delete metadata[k];
     this.rv++;
     metadata.resourceVersion = String(this.rv);
     const next = { ...obj, metadata };
-    c.objects.set(key, deepFreeze(next));
+    this.put(res.storageKey, key, next);
     this.emit(res, "MODIFIED", key, next, obj);
   }
 
@@ -1130,7 +1174,6 @@ export class Store {
    * (objects with finalizers linger), then the "kubernetes" finalizer removed and the namespace with it once empty.
    */
   private terminateNamespace(res: ServedResource, key: string, ns: KubeObject): KubeObject {
-    const c = this.collection(res.storageKey);
     let current = ns;
     if (!ns.metadata.deletionTimestamp) {
       this.rv++;
@@ -1139,7 +1182,7 @@ export class Store {
         metadata: { ...ns.metadata, deletionTimestamp: formatTime(this.now()), deletionGracePeriodSeconds: 0, resourceVersion: String(this.rv) },
         status: { ...((ns.status ?? {}) as object), phase: "Terminating" },
       };
-      c.objects.set(key, deepFreeze(current));
+      this.put(res.storageKey, key, current);
       this.emit(res, "MODIFIED", key, current, ns);
       const name = ns.metadata.name as string;
       for (const [storageKey, coll] of this.collections) {
@@ -1160,12 +1203,7 @@ export class Store {
   }
 
   private namespaceEmpty(name: string): boolean {
-    for (const [storageKey, coll] of this.collections) {
-      const r = this.registry.byStorage(storageKey)[0];
-      if (!r || !r.def.namespaced) continue;
-      for (const k of coll.objects.keys()) if (k.startsWith(`${name}/`)) return false;
-    }
-    return true;
+    return (this.namespaceCounts.get(name) ?? 0) === 0;
   }
 
   private maybeFinishNamespace(name: string): void {
@@ -1181,7 +1219,7 @@ export class Store {
         metadata: { ...ns.metadata, resourceVersion: String(this.rv) },
         spec: { ...spec, finalizers: (spec.finalizers ?? []).filter((f) => f !== "kubernetes") },
       };
-      this.collection(res.storageKey).objects.set(name, deepFreeze(current));
+      this.put(res.storageKey, name, current);
       this.emit(res, "MODIFIED", name, current, ns);
     }
     if ((current.metadata.finalizers ?? []).length === 0 && this.readyToRemove(res, current)) this.remove(res, name, current);
