@@ -95,6 +95,12 @@ describe("sandbox apiserver: namespaces", () => {
     assert.equal((await client().get("/api/v1/namespaces/team")).status, 404);
   });
 
+  it("puts the metadata.name label back when an update drops it", async () => {
+    const c = await client().post("/api/v1/namespaces", { metadata: { name: "team", labels: { x: "y" } } });
+    const u = await client().put("/api/v1/namespaces/team", { ...c.body, metadata: { ...c.body.metadata, labels: { x: "z" } } });
+    assert.deepEqual(u.body.metadata.labels, { x: "z", "kubernetes.io/metadata.name": "team" });
+  });
+
   it("gives a new namespace the kubernetes finalizer, phase Active and the metadata.name label", async () => {
     const r = await client().post("/api/v1/namespaces", { metadata: { name: "team" } });
     assert.deepEqual(r.body.spec.finalizers, ["kubernetes"]);

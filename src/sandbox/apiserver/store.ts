@@ -850,8 +850,9 @@ export class Store {
         else next.status = structuredClone(current.status);
       }
       if (res.storageKey === "/namespaces") {
-        // spec.finalizers changes only through /finalize.
+        // spec.finalizers changes only through /finalize; the metadata.name label is the server's (1.22+).
         next.spec = { ...((next.spec ?? {}) as Record<string, unknown>), finalizers: (current.spec as { finalizers?: unknown } | undefined)?.finalizers ?? [] };
+        next.metadata.labels = { ...(next.metadata.labels ?? {}), "kubernetes.io/metadata.name": current.metadata.name ?? "" };
       }
     }
     const meta = next.metadata;
