@@ -253,7 +253,8 @@ export class ServiceAllocator {
 
   /** The configured service CIDRs, primary first. */
   get serviceCidrs(): string[] {
-    return [...this.pools.values()].sort((a) => (a.family === this.primaryFamily ? -1 : 1)).map((p) => p.cidr);
+    const rank = (p: IpPool) => (p.family === this.primaryFamily ? 0 : 1);
+    return [...this.pools.values()].sort((a, b) => rank(a) - rank(b)).map((p) => p.cidr);
   }
 
   /** Free entries left, for tests and metrics. */

@@ -266,6 +266,12 @@ describe("sandbox Service defaults and allocation (kube-apiserver 1.32 behaviour
     });
   }
 
+  it("lists the service CIDRs primary family first", () => {
+    assert.deepEqual(dual().serviceCidrs, ["10.43.0.0/16", "fd00:43::/112"]);
+    assert.deepEqual(new ServiceAllocator({ serviceCidrs: { ipv4: "10.43.0.0/16", ipv6: "fd00:43::/112" }, primaryFamily: "IPv6" }).serviceCidrs,
+      ["fd00:43::/112", "10.43.0.0/16"]);
+  });
+
   it("undoes every allocation of a refused create (no leaked ClusterIP or NodePort)", () => {
     const allocator = v4only();
     const before = allocator.capacity();
