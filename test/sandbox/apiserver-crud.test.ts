@@ -249,6 +249,16 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.equal(r.body.status.phase, "Pending");
   });
 
+  it("mirrors a pod's status.podIP into podIPs and podIPs[0] into podIP, as the v1 conversion does", async () => {
+    const pods = "/api/v1/namespaces/default/pods";
+    const c = await client().post(pods, { metadata: { name: "p" }, spec: { containers: [{ name: "c", image: "x" }] } });
+    const a = await client().put(`${pods}/p/status`, { ...c.body, status: { phase: "Running", podIP: "10.42.0.9" } });
+    assert.deepEqual(a.body.status.podIPs, [{ ip: "10.42.0.9" }]);
+    const b = await client().put(`${pods}/p/status`, { ...a.body, status: { phase: "Running", podIPs: [{ ip: "10.42.0.10" }], hostIPs: [{ ip: "192.0.2.1" }] } });
+    assert.equal(b.body.status.podIP, "10.42.0.10");
+    assert.equal(b.body.status.hostIP, "192.0.2.1");
+  });
+
   it("keeps the status a node is created with (kubelet registration)", async () => {
     const r = await client().post("/api/v1/nodes", { metadata: { name: "n1" }, status: { addresses: [{ type: "InternalIP", address: "10.0.0.1" }] } });
     assert.equal(r.status, 201);

@@ -39,7 +39,8 @@ describe("sandbox apiserver: discovery and auth", () => {
     const apis = await client().get("/apis");
     assert.equal(apis.body.kind, "APIGroupList");
     const names = (apis.body.groups as { name: string }[]).map((g) => g.name).sort();
-    assert.deepEqual(names, ["apiextensions.k8s.io", "apps", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io"]);
+    assert.deepEqual(names, ["apiextensions.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io",
+      "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io"]);
   });
 
   it("describes each resource with its kind, scope, verbs, short names and subresources", async () => {
@@ -124,6 +125,23 @@ describe("sandbox apiserver: discovery and auth", () => {
     assert.equal(svc.body.spec.ports[0].port, 443);
     const slice = await client().get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes");
     assert.equal(slice.body.ports[0].port, server().port);
+  });
+
+  it("allows every SelfSubjectAccessReview (kubectl auth can-i) without storing it", async () => {
+    const r = await client().post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+      apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview",
+      spec: { resourceAttributes: { verb: "delete", resource: "nodes" } },
+    });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.status.allowed, true);
+    assert.deepEqual(r.body.spec.resourceAttributes, { verb: "delete", resource: "nodes" });
+    assert.equal((await client().get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")).status, 405);
+  });
+
+  it("answers SelfSubjectReview (kubectl auth whoami) with the sandbox's one user", async () => {
+    const r = await client().post("/apis/authentication.k8s.io/v1/selfsubjectreviews", { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.status.userInfo.username, "berth-sandbox-admin");
   });
 
   it("answers 405 to a method the resource does not take", async () => {

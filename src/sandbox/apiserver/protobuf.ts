@@ -1,5 +1,6 @@
-// Decoding of the Kubernetes protobuf bodies kubectl's generators send (`kubectl create namespace|configmap|
-// serviceaccount|service ...` POST `application/vnd.kubernetes.protobuf`, with no JSON fallback). Only the kinds and
+// Decoding of the Kubernetes protobuf bodies kubectl's typed clients send (`kubectl create namespace|configmap|
+// serviceaccount|service ...`, `kubectl auth can-i|whoami` POST `application/vnd.kubernetes.protobuf`, with no JSON
+// fallback). Only the kinds and
 // fields those generators write are known; a body using any other field is refused with 415 rather than decoded
 // partially. Field numbers are those of k8s.io/api core/v1 and apimachinery meta/v1 generated.proto.
 import { ApiError, type KubeObject } from "./types.js";
@@ -91,6 +92,15 @@ const KINDS: Record<string, MessageSchema> = {
       3: { json: "imagePullSecrets", type: LOCAL_OBJECT_REFERENCE, repeated: true },
       4: { json: "automountServiceAccountToken", type: "bool" },
     },
+  },
+  // Access reviews are answered, not stored, and the sandbox allows everything: their spec need not be read.
+  "authorization.k8s.io/v1/SelfSubjectAccessReview": {
+    name: "SelfSubjectAccessReview",
+    fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "spec", type: "skip" }, 3: { json: "status", type: "skip" } },
+  },
+  "authentication.k8s.io/v1/SelfSubjectReview": {
+    name: "SelfSubjectReview",
+    fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "status", type: "skip" } },
   },
   "v1/Service": {
     name: "Service",

@@ -25,6 +25,13 @@ export interface ServedResource {
   fieldLabels: readonly string[];
   /** Fills what kube-apiserver's strategy fills on create (defaults, initial status). */
   prepareCreate?(obj: KubeObject): void;
+  /** Applied to every stored write (create, update, patch, status): kube's v1<->internal conversion round trip. */
+  normalize?(obj: KubeObject): void;
+  /**
+   * A create-only review kind (SelfSubjectAccessReview, SelfSubjectReview): nothing is stored, the request is
+   * answered with the object and its computed status.
+   */
+  review?(obj: KubeObject): KubeObject;
   /** A custom resource's structural schema (its CRD version's openAPIV3Schema): pruning, defaults, validation. */
   schema?: JsonSchema;
   /** Storage <-> served form, for kinds served in two shapes (events.k8s.io/v1 Events over core/v1 storage). */
@@ -54,6 +61,8 @@ interface BuiltinSpec {
   fieldLabels?: string[];
   storageKey?: string;
   prepareCreate?(obj: KubeObject): void;
+  normalize?(obj: KubeObject): void;
+  review?(obj: KubeObject): KubeObject;
   toStorage?(obj: KubeObject): KubeObject;
   fromStorage?(obj: KubeObject): KubeObject;
 }
@@ -81,6 +90,8 @@ function builtin(spec: BuiltinSpec): ServedResource {
     returnDeletedObject: spec.returnDeletedObject ?? false,
     fieldLabels: spec.fieldLabels ?? [],
     ...(spec.prepareCreate ? { prepareCreate: spec.prepareCreate } : {}),
+    ...(spec.normalize ? { normalize: spec.normalize } : {}),
+    ...(spec.review ? { review: spec.review } : {}),
     ...(spec.toStorage ? { toStorage: spec.toStorage } : {}),
     ...(spec.fromStorage ? { fromStorage: spec.fromStorage } : {}),
   };
@@ -127,6 +138,31 @@ function preparePod(obj: KubeObject): void {
   defaultPodSpec(record(obj, "spec"));
   // pod strategy PrepareForCreate: status starts as Pending whatever the client sent.
   obj.status = { phase: "Pending", qosClass: "BestEffort" };
+}
+
+/**
+ * Pod status IPs as the v1 <-> internal conversion leaves them (pkg/apis/core/v1/conversion.go): a lone podIP
+ * becomes podIPs[0] and podIPs[0] becomes podIP; the same for hostIP/hostIPs.
+ */
+function normalizePod(obj: KubeObject): void {
+  const status = obj.status;
+  if (!status || typeof status !== "object") return;
+  const st = status as Record<string, unknown>;
+  for (const [single, plural] of [["podIP", "podIPs"], ["hostIP", "hostIPs"]] as const) {
+    const list = Array.isArray(st[plural]) ? (st[plural] as { ip?: string }[]) : [];
+    if (list.length === 0 && typeof st[single] === "string" && st[single] !== "") st[plural] = [{ ip: st[single] }];
+    else if (list.length > 0 && (st[single] === undefined || st[single] === "")) st[single] = list[0]?.ip;
+  }
+}
+
+/** kubectl auth can-i: the sandbox has one all-powerful token, so every access review is allowed. */
+function reviewAccess(obj: KubeObject): KubeObject {
+  return { ...obj, status: { allowed: true, reason: "the sandbox API server's token may do everything" } };
+}
+
+/** kubectl auth whoami: the one user behind the sandbox's token. */
+function reviewSelf(obj: KubeObject): KubeObject {
+  return { ...obj, status: { userInfo: { username: "berth-sandbox-admin", groups: ["system:masters", "system:authenticated"] } } };
 }
 
 function prepareDaemonSet(obj: KubeObject): void {
@@ -250,7 +286,7 @@ function builtins(): ServedResource[] {
     builtin({ group: "", version: "v1", kind: "Node", plural: "nodes", shortNames: ["no"], namespaced: false,
       subresources: ["status"], fieldLabels: ["spec.unschedulable"] }),
     builtin({ group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"], subresources: ["status"],
-      categories: ["all"], returnDeletedObject: true, prepareCreate: preparePod,
+      categories: ["all"], returnDeletedObject: true, prepareCreate: preparePod, normalize: normalizePod,
       fieldLabels: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
         "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"] }),
     builtin({ group: "", version: "v1", kind: "Service", plural: "services", shortNames: ["svc"],
@@ -274,6 +310,10 @@ function builtins(): ServedResource[] {
       allowCreateOnUpdate: true, storageKey: "/events", toStorage: eventV1ToCore, fromStorage: eventCoreToV1,
       fieldLabels: ["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
         "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type"] }),
+    builtin({ group: "authorization.k8s.io", version: "v1", kind: "SelfSubjectAccessReview",
+      plural: "selfsubjectaccessreviews", namespaced: false, verbs: ["create"], review: reviewAccess }),
+    builtin({ group: "authentication.k8s.io", version: "v1", kind: "SelfSubjectReview",
+      plural: "selfsubjectreviews", namespaced: false, verbs: ["create"], review: reviewSelf }),
     builtin({ group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition",
       plural: "customresourcedefinitions", shortNames: ["crd", "crds"], namespaced: false, subresources: ["status"],
       categories: ["api-extensions"], tracksGeneration: true }),

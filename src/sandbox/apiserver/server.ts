@@ -368,6 +368,11 @@ export class ApiServer {
         return this.watch(req, res, q, r, decision);
       case "create": {
         const body = await this.parseBody(req, await this.readBody(req));
+        if (res_.review) {
+          const input = (body && typeof body === "object" ? body : {}) as KubeObject;
+          const reviewed = res_.review({ ...input, apiVersion: apiVersionOf(res_.def), kind: res_.def.kind, metadata: input.metadata ?? {} });
+          return this.send(res, 201, reviewed);
+        }
         const obj = this.store.create(res_, r.namespace, body, { dryRun, fieldManager: manager, fieldValidation, warnings });
         flushWarnings();
         return this.sendObject(req, res, q, res_, 201, obj);

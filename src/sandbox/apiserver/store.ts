@@ -762,6 +762,7 @@ export class Store {
       allocated = obj;
     }
     try {
+      res.normalize?.(obj);
       this.validate(res, obj);
       pruneOmitEmpty(res.storageKey, obj);
       if (recordManager) this.recordManager(res, undefined, obj, opts.fieldManager);
@@ -896,6 +897,7 @@ export class Store {
       if (prepared) services?.revertUpdate?.(current, prepared);
     };
     try {
+      res.normalize?.(next);
       this.validate(res, next, current);
       if (res.tracksGeneration && !deepEqual(generationPart(res, next), generationPart(res, current))) {
         next.metadata.generation = (current.metadata.generation ?? 0) + 1;
