@@ -179,6 +179,22 @@ describe("berth sandbox apiserver (the built CLI)", function () {
     assert.equal(await s.exited, 0);
   });
 
+  it("reports a port already in use with one line and exit code 1, writing nothing", async () => {
+    const { createServer } = await import("node:net");
+    const blocker = createServer();
+    await new Promise<void>((done) => blocker.listen(0, "127.0.0.1", done));
+    try {
+      const port = (blocker.address() as { port: number }).port;
+      const kubeconfig = join(dir, "kc-busy");
+      const r = spawnSync("node", [cli, "sandbox", "apiserver", "--port", String(port), "--kubeconfig", kubeconfig], { encoding: "utf8", timeout: 10_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `berth: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+      assert.equal(existsSync(kubeconfig), false);
+    } finally {
+      blocker.close();
+    }
+  });
+
   const bad: { name: string; args: string[]; message: RegExp }[] = [
     { name: "a port that is not a number", args: ["--port", "http", "--kubeconfig", "K"], message: /invalid --port "http": expected an integer from 0 to 65535/ },
     { name: "a port out of range", args: ["--port", "65536", "--kubeconfig", "K"], message: /invalid --port "65536"/ },
