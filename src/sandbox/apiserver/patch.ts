@@ -906,17 +906,25 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
     pruneEmptyParents(merged, path, keep, def);
   }
 
+  if (manager === "kubectl") syncLastApplied(merged, config);
+  // An apply that changes no field is a no-op (structured-merge-diff returns no object, so the field manager keeps
+  // the entry's time): re-applying the same intent leaves the object, resourceVersion included, as it was.
+  const unchanged = current !== undefined && deepEqual(withoutManagedFields(merged), withoutManagedFields(current));
   const entry: Manager = mine ?? { manager, operation: "Apply", apiVersion: apiVersionOf(def), set: new Set(), ...(opts.subresource ? { subresource: opts.subresource } : {}) };
   entry.set = newSet;
-  entry.time = timeOf(opts.now);
+  if (!unchanged || !entry.time) entry.time = timeOf(opts.now);
   entry.apiVersion = config.apiVersion;
   const all = mine ? managers : [...managers, entry];
-  if (manager === "kubectl") syncLastApplied(merged, config);
   const written = writeManagers(all);
   merged.metadata = isRecord(merged.metadata) ? merged.metadata : {};
   if (written.length > 0) merged.metadata.managedFields = written;
   else delete merged.metadata.managedFields;
   return merged;
+}
+
+function withoutManagedFields(obj: KubeObject): Json {
+  const { managedFields: _managedFields, ...metadata } = obj.metadata ?? {};
+  return { ...obj, metadata };
 }
 
 function dropNulls(value: Json): Json {

@@ -234,6 +234,14 @@ describe("sandbox server-side apply", () => {
     }]);
   });
 
+  it("leaves the object exactly as it was when the same intent is applied again (managedFields time included)", () => {
+    const first = apply(undefined, cm({ a: "1" }, { app: "x" }), "berth");
+    const again = applyPatch(CONFIGMAPS, first, "apply", cm({ a: "1" }, { app: "x" }), { fieldManager: "berth", now: new Date("2026-11-24T09:00:00Z") });
+    assert.deepEqual(again, first);
+    const changed = applyPatch(CONFIGMAPS, first, "apply", cm({ a: "2" }, { app: "x" }), { fieldManager: "berth", now: new Date("2026-11-24T09:00:00Z") });
+    assert.equal(changed.metadata.managedFields?.[0]?.time, "2026-11-24T09:00:00Z");
+  });
+
   it("removes the fields a manager drops on its next apply, but keeps fields others own", () => {
     const steps: { manager: string; body?: Record<string, unknown>; update?: (o: KubeObject) => KubeObject; wantData: Record<string, string>; wantLabels?: Record<string, string> }[] = [
       { manager: "berth", body: cm({ a: "1", b: "2" }, { app: "x", tier: "y" }), wantData: { a: "1", b: "2" }, wantLabels: { app: "x", tier: "y" } },
