@@ -185,3 +185,16 @@ describe("sandbox apiserver: watch", () => {
     assert.ok(await w.waitEnd());
   });
 });
+
+describe("sandbox apiserver: watch deadline bookmark", () => {
+  const { client } = useServer({ bookmarkIntervalMs: 60_000 });
+
+  it("sends a BOOKMARK 2 s before a watch's timeoutSeconds runs out", async () => {
+    const c = await client().post(CM, configMap("a"));
+    const w = await client().watch(`${CM}?resourceVersion=${c.body.metadata.resourceVersion}&allowWatchBookmarks=true&timeoutSeconds=3`);
+    const t0 = Date.now();
+    const first = await w.next(1800);
+    assert.equal(first?.type, "BOOKMARK");
+    assert.ok(Date.now() - t0 >= 800, `bookmark after ${Date.now() - t0} ms`);
+  });
+});

@@ -630,7 +630,11 @@ export class ApiServer {
     if (timeoutSeconds !== undefined) timers.push(setTimeout(finish, timeoutSeconds * 1000));
     if (decision.closeWatchAfterSeconds !== undefined) timers.push(setTimeout(finish, decision.closeWatchAfterSeconds * 1000));
     if (allowBookmarks) {
-      timers.push(setInterval(() => write({ type: "BOOKMARK", object: this.store.bookmarkObject(r.resource) }), this.bookmarkIntervalMs));
+      const bookmark = (): void => write({ type: "BOOKMARK", object: this.store.bookmarkObject(r.resource) });
+      timers.push(setInterval(bookmark, this.bookmarkIntervalMs));
+      // The cacher also sends one 2 s before a watch's deadline (cacheWatcher.nextBookmarkTime), so a reflector can
+      // resume from a recent resourceVersion.
+      if (timeoutSeconds !== undefined && timeoutSeconds > 2) timers.push(setTimeout(bookmark, (timeoutSeconds - 2) * 1000));
     }
   }
 
