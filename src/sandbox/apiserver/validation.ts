@@ -692,24 +692,33 @@ function validateEndpointSlice(obj: KubeObject, errs: FieldErrors, old?: KubeObj
 
 /**
  * Lease fields are typed in Go, so a wrong type fails decoding: kube answers 400 BadRequest (not 422) with the
- * decoder's message. MicroTime must parse as RFC 3339 with optional fraction.
+ * decoder's message. MicroTime parses with layout RFC3339Micro ("2006-01-02T15:04:05.000000Z07:00"), whose fixed
+ * ".000000" takes exactly six fractional digits: a JavaScript Date's three are refused on a real cluster (hence
+ * @kubernetes/client-node's V1MicroTime), so they are refused here.
  */
 function validateLease(obj: KubeObject): void {
   const spec = obj.spec;
   if (spec === undefined || spec === null) return;
-  if (!isRecord(spec)) throw decodeError("spec", "v1.LeaseSpec", spec);
-  const types: Record<string, "string" | "int32" | "bool" | "MicroTime"> = {
+  if (!isRecord(spec)) throw decodeError("Lease", "json: cannot unmarshal " + jsonTypeOf(spec) + " into Go struct field Lease.spec of type v1.LeaseSpec");
+  const types: Record<string, "string" | "int32" | "MicroTime"> = {
     holderIdentity: "string", leaseDurationSeconds: "int32", acquireTime: "MicroTime", renewTime: "MicroTime",
     leaseTransitions: "int32", strategy: "string", preferredHolder: "string",
   };
   for (const [field, type] of Object.entries(types)) {
     const value = spec[field];
     if (value === undefined || value === null) continue;
-    const ok = type === "string" ? typeof value === "string"
-      : type === "int32" ? Number.isInteger(value) && Math.abs(value as number) <= 2 ** 31
-        : type === "bool" ? typeof value === "boolean"
-          : typeof value === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(value);
-    if (!ok) throw decodeError(`spec.${field}`, type === "MicroTime" ? "v1.MicroTime" : type, value);
+    if (type === "MicroTime") {
+      if (typeof value !== "string") {
+        throw decodeError("Lease", `json: cannot unmarshal ${jsonTypeOf(value)} into Go value of type string`);
+      }
+      const problem = microTimeProblem(value);
+      if (problem) throw decodeError("Lease", `parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05.000000Z07:00": ${problem}`);
+      continue;
+    }
+    const ok = type === "string" ? typeof value === "string" : Number.isInteger(value) && Math.abs(value as number) <= 2 ** 31;
+    if (!ok) {
+      throw decodeError("Lease", `json: cannot unmarshal ${jsonTypeOf(value)} into Go struct field LeaseSpec.spec.${field} of type ${type}`);
+    }
   }
   const errs = new FieldErrors();
   if (typeof spec.leaseDurationSeconds === "number" && spec.leaseDurationSeconds <= 0) {
@@ -721,9 +730,26 @@ function validateLease(obj: KubeObject): void {
   errs.throwIfAny({ group: "coordination.k8s.io", kind: "Lease" }, obj.metadata.name);
 }
 
-function decodeError(field: string, goType: string, value: unknown): ApiError {
-  const jsonType = Array.isArray(value) ? "array" : typeof value === "object" ? "object" : typeof value;
-  return new ApiError(400, "BadRequest", `json: cannot unmarshal ${jsonType} into Go struct field ${field} of type ${goType}`);
+/** Why Go's time.Parse(RFC3339Micro, value) fails, in its words, or "" when it parses. */
+function microTimeProblem(value: string): string {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(.*)$/.exec(value);
+  if (!m) return `cannot parse ${JSON.stringify(value)} as "2006"`;
+  const rest = m[2] ?? "";
+  if (!/^\.\d{6}/.test(rest)) return `cannot parse ${JSON.stringify(rest)} as ".000000"`;
+  const zone = rest.slice(7);
+  if (!/^(Z|[+-]\d{2}:\d{2})$/.test(zone)) return `cannot parse ${JSON.stringify(zone)} as "Z07:00"`;
+  return "";
+}
+
+function jsonTypeOf(value: unknown): string {
+  if (Array.isArray(value)) return "array";
+  if (value === null) return "null";
+  return typeof value === "object" ? "object" : typeof value;
+}
+
+/** A body kube cannot decode into the kind's Go type: 400 "<Kind> in version ... cannot be handled as a <Kind>". */
+function decodeError(kind: string, detail: string): ApiError {
+  return new ApiError(400, "BadRequest", `${kind} in version "v1" cannot be handled as a ${kind}: ${detail}`);
 }
 
 /**

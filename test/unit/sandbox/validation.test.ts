@@ -260,6 +260,11 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       code: 400, want: [],
     },
     {
+      name: "answers 400 for a MicroTime with millisecond precision (a JavaScript Date), as kube's RFC3339Micro parse does",
+      def: defs.lease, obj: obj("Lease", { name: "l", ...ns }, { spec: { renewTime: "2026-11-24T07:00:00.123Z" } }),
+      code: 400, want: [],
+    },
+    {
       name: "accepts a lease with MicroTime fields",
       def: defs.lease, obj: obj("Lease", { name: "l", ...ns }, { spec: { holderIdentity: "a", leaseDurationSeconds: 15, renewTime: "2026-11-24T07:00:00.123456Z" } }),
       want: [],
@@ -343,6 +348,13 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       assert.equal(got.code, c.code ?? (c.want.length > 0 ? 422 : 0), got.message);
     });
   }
+
+  it("words lease decoding failures as kube's decoder does", () => {
+    const micro = causesOf(() => validateObject(defs.lease, obj("Lease", { name: "l", ...ns }, { spec: { renewTime: "2026-11-24T07:00:00Z" } })));
+    assert.equal(micro.message, 'Lease in version "v1" cannot be handled as a Lease: parsing time "2026-11-24T07:00:00Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "Z" as ".000000"');
+    const int = causesOf(() => validateObject(defs.lease, obj("Lease", { name: "l", ...ns }, { spec: { leaseDurationSeconds: "15" } })));
+    assert.equal(int.message, 'Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal string into Go struct field LeaseSpec.spec.leaseDurationSeconds of type int32');
+  });
 
   it("renders the message as kube does: qualified kind, name, one cause bare, several in brackets", () => {
     const one = causesOf(() => validateObject(defs.daemonset, obj("DaemonSet", { name: "lb", ...ns }, { spec: { template: podTemplate } })));
