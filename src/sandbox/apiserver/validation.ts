@@ -766,6 +766,11 @@ function validateEvent(obj: KubeObject, errs: FieldErrors, api: "core" | "events
   const involvedNamespace = typeof involved.namespace === "string" ? involved.namespace : "";
   const unset = (v: unknown) => v === undefined || v === null || v === "" || v === 0;
   const text = (field: string) => (typeof obj[field] === "string" ? (obj[field] as string) : "");
+  // eventTime is a MicroTime: six fractional digits or the decoder refuses the body (see validateLease).
+  if (typeof obj.eventTime === "string" && obj.eventTime !== "") {
+    const problem = microTimeProblem(obj.eventTime);
+    if (problem) throw decodeError("Event", `parsing time ${JSON.stringify(obj.eventTime)} as "2006-01-02T15:04:05.000000Z07:00": ${problem}`);
+  }
   if (unset(obj.eventTime)) {
     if (involvedNamespace === "" ? namespace !== "" && namespace !== "default" : namespace !== involvedNamespace) {
       errs.invalid("involvedObject.namespace", involvedNamespace, "does not match event.namespace");

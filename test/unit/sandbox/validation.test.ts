@@ -287,6 +287,11 @@ describe("sandbox object validation (kube-apiserver's 422 causes)", () => {
       want: ["type: Invalid value: \"\": has invalid value: Info", "count: Invalid value: \"\": needs to be unset"],
     },
     {
+      name: "answers 400 for an Event whose eventTime has millisecond precision",
+      def: defs.eventsV1, obj: obj("Event", { name: "web.1", ...ns }, { eventTime: "2026-11-24T07:00:00.000Z" }),
+      code: 400, want: [],
+    },
+    {
       name: "accepts a new-style Event about a cluster-scoped object in default",
       def: defs.eventsV1,
       obj: obj("Event", { name: "n1.1", ...ns }, { eventTime: "2026-11-24T07:00:00.000000Z", type: "Normal", reportingController: "berth.io/speaker",
