@@ -265,13 +265,22 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.equal(r.body.status.addresses[0].address, "10.0.0.1");
   });
 
-  it("formats Lease times as MicroTime with six fractional digits", async () => {
+  it("keeps Lease MicroTimes with their six fractional digits", async () => {
     const r = await client().post(LEASES, {
       metadata: { name: "l" },
-      spec: { holderIdentity: "a", leaseDurationSeconds: 10, acquireTime: "2026-11-24T06:50:00.123Z", renewTime: "2026-11-24T06:50:01Z" },
+      spec: { holderIdentity: "a", leaseDurationSeconds: 10, acquireTime: "2026-11-24T06:50:00.123456Z", renewTime: "2026-11-24T07:50:01.000000+01:00" },
     });
-    assert.equal(r.body.spec.acquireTime, "2026-11-24T06:50:00.123000Z");
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.spec.acquireTime, "2026-11-24T06:50:00.123456Z");
     assert.equal(r.body.spec.renewTime, "2026-11-24T06:50:01.000000Z");
+  });
+
+  it("answers 400 to a MicroTime without exactly six fractional digits (a JavaScript Date's toISOString)", async () => {
+    for (const t of ["2026-11-24T06:50:00.123Z", "2026-11-24T06:50:00Z"]) {
+      const r = await client().post(LEASES, { metadata: { name: "l" }, spec: { renewTime: t } });
+      assert.equal(r.status, 400, t);
+      assert.match(r.body.message, /^Lease in version "v1" cannot be handled as a Lease: parsing time .* as "2006-01-02T15:04:05\.000000Z07:00"/);
+    }
   });
 
   it("truncates condition times to seconds, as metav1.Time serialises", async () => {

@@ -126,6 +126,27 @@ describe("sandbox apiserver: patch", () => {
     assert.deepEqual(r.body.status.loadBalancer.ingress, [{ ip: "192.0.2.10", ipMode: "VIP" }]);
   });
 
+  it("records a server-side apply to /status as the applier's status entry", async () => {
+    await client().post(SVC, { metadata: { name: "s" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }] } });
+    const body = { apiVersion: "v1", kind: "Service", metadata: { name: "s" }, status: { loadBalancer: { ingress: [{ ip: "192.0.2.10" }] } } };
+    const r = await client().req("PATCH", `${SVC}/s/status?fieldManager=berth-controller&force=true`, JSON.stringify(body),
+      { "Content-Type": "application/apply-patch+yaml" });
+    assert.equal(r.status, 200, r.text);
+    const mf = r.body.metadata.managedFields as { manager: string; operation: string; subresource?: string }[];
+    assert.ok(mf.some((m) => m.manager === "berth-controller" && m.operation === "Apply" && m.subresource === "status"), JSON.stringify(mf));
+  });
+
+  it("does not make a Service's creator own the ClusterIP and NodePorts the server allocated", async () => {
+    const r = await client().post(`${SVC}?fieldManager=creator`, { metadata: { name: "s" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }] } });
+    const entry = (r.body.metadata.managedFields as { manager: string; fieldsV1: { "f:spec": Record<string, unknown> } }[])
+      .find((m) => m.manager === "creator");
+    assert.ok(entry);
+    const spec = entry.fieldsV1["f:spec"];
+    assert.equal(spec["f:clusterIP"], undefined);
+    assert.ok(spec["f:sessionAffinity"], "defaults are owned by the creator");
+    assert.ok(!JSON.stringify(spec).includes("f:nodePort"));
+  });
+
   it("ignores status in a patch of the main resource", async () => {
     await client().post(SVC, { metadata: { name: "s" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }] } });
     const r = await client().patch(`${SVC}/s`, "application/merge-patch+json", { status: { loadBalancer: { ingress: [{ ip: "192.0.2.10" }] } } });

@@ -10,7 +10,7 @@ import { Faults } from "./faults.js";
 import { applyPatch, recordUpdateManagedFields } from "./patch.js";
 import { ResourceRegistry } from "./resources.js";
 import { ApiServer } from "./server.js";
-import { ServiceAllocator } from "./services.js";
+import { applyServiceDefaults, ServiceAllocator } from "./services.js";
 import { Store, type StoreHooks } from "./store.js";
 import { decodeTyped, loadTypeCatalog } from "./typed.js";
 import { validateObject } from "./validation.js";
@@ -58,7 +58,17 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const services = new ServiceAllocator({ serviceCidrs: options.serviceCidrs ?? {} });
   const types = await loadTypeCatalog();
   const hooks: StoreHooks = {
-    validate: validateObject, services, applyPatch, recordUpdate: recordUpdateManagedFields,
+    validate: validateObject,
+    services: {
+      prepareCreate: (svc) => services.prepareCreate(svc),
+      prepareUpdate: (old, next) => services.prepareUpdate(old, next),
+      prepareStatus: (old, next) => services.prepareStatus(old, next),
+      revertUpdate: (old, prepared) => services.revertUpdate(old, prepared),
+      release: (svc) => services.release(svc),
+      applyDefaults: applyServiceDefaults,
+    },
+    applyPatch,
+    recordUpdate: recordUpdateManagedFields,
     decode: (def, obj) => decodeTyped(types, def, obj),
   };
   const store = new Store({

@@ -41,6 +41,8 @@ export interface StoreHooks {
     prepareStatus?(old: KubeObject, next: KubeObject): KubeObject;
     /** Undoes a prepareUpdate whose result is not stored (later validation failure, dry run, no-op). */
     revertUpdate?(old: KubeObject, prepared: KubeObject): void;
+    /** The defaults kube's decoding fills (sessionAffinity, type, ...), without any allocation. */
+    applyDefaults?(svc: KubeObject): void;
     release(svc: KubeObject): void;
   };
   /** Patch application, including server-side apply and its managedFields (patch.ts). */
@@ -198,7 +200,7 @@ function parseTimeField(value: unknown, field: string): { date: Date; micros: nu
   const date = m ? new Date(`${m[1]}${m[3]}`) : undefined;
   if (!m || !date || Number.isNaN(date.getTime())) {
     throw new ApiError(400, "BadRequest",
-      `${field}: parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05Z07:00": cannot parse`);
+      `parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05Z07:00": cannot parse ${JSON.stringify(field)} field`);
   }
   const micros = Number(((m[2] ?? "") + "000000").slice(0, 6));
   return { date, micros };
@@ -223,6 +225,14 @@ function normalizeTimes(value: unknown, path: string): void {
     if (typeof v === "string" && TIME_FIELDS.has(k)) {
       rec[k] = formatTime(parseTimeField(v, p).date);
     } else if (typeof v === "string" && MICRO_TIME_FIELDS.has(k)) {
+      // metav1.MicroTime parses with RFC3339Micro, whose ".000000" takes exactly six digits: a JavaScript Date's
+      // three (toISOString) are a 400 on a real cluster, which is why client-node has V1MicroTime.
+      const frac = RFC3339.exec(v)?.[2];
+      if (frac !== undefined && frac.length !== 6 || (frac === undefined && RFC3339.test(v))) {
+        const rest = v.slice(19);
+        throw new ApiError(400, "BadRequest",
+          `parsing time ${JSON.stringify(v)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse ${JSON.stringify(rest)} as ".000000"`);
+      }
       const t = parseTimeField(v, p);
       rec[k] = formatMicroTime(t.date, t.micros);
     } else if (v && typeof v === "object") {
@@ -656,7 +666,15 @@ export class Store {
     const { apiVersion: _a, kind: _k, ...rest } = structuredClone(input);
     const obj = { apiVersion, kind: res.def.kind, ...rest } as KubeObject;
     if (!obj.metadata || typeof obj.metadata !== "object" || Array.isArray(obj.metadata)) obj.metadata = {};
-    normalizeTimes(obj, "");
+    try {
+      normalizeTimes(obj, "");
+    } catch (error) {
+      // A time that does not parse fails the typed decoding, reported as kube's decoder reports it.
+      if (error instanceof ApiError) {
+        throw badRequest(`${res.def.kind} in version "${res.def.version}" cannot be handled as a ${res.def.kind}: ${error.message}`);
+      }
+      throw error;
+    }
     return obj;
   }
 
@@ -675,6 +693,16 @@ export class Store {
     const result = this.hooks.recordUpdate(res.def, old, next, manager, this.now(), subresource);
     if (result.metadata.managedFields === undefined) delete next.metadata.managedFields;
     else next.metadata.managedFields = result.metadata.managedFields;
+  }
+
+  /** The managedFields of a Service write as recorded before allocation: on a defaulted copy of the request. */
+  private managedBeforeAllocation(res: ServedResource, old: KubeObject | undefined, obj: KubeObject,
+    manager: string | undefined): KubeObject {
+    const copy = structuredClone(obj);
+    this.hooks.services?.applyDefaults?.(copy);
+    pruneOmitEmpty(res.storageKey, copy);
+    this.recordManager(res, old, copy, manager);
+    return copy;
   }
 
   private generateName(res: ServedResource, namespace: string | undefined, base: string): string {
@@ -757,7 +785,11 @@ export class Store {
       if (!finalizers.includes(CRD_FINALIZER)) meta.finalizers = [...finalizers, CRD_FINALIZER];
     }
     let allocated: KubeObject | undefined;
+    let preAllocation: KubeObject | undefined;
     if (res.storageKey === "/services" && this.hooks.services) {
+      // kube-apiserver's field manager sees the decoded, defaulted object; ClusterIPs and NodePorts are allocated
+      // later by the registry, so the creator does not own them.
+      if (recordManager) preAllocation = this.managedBeforeAllocation(res, undefined, obj, opts.fieldManager);
       obj = this.hooks.services.prepareCreate(obj);
       allocated = obj;
     }
@@ -765,7 +797,8 @@ export class Store {
       res.normalize?.(obj);
       this.validate(res, obj);
       pruneOmitEmpty(res.storageKey, obj);
-      if (recordManager) this.recordManager(res, undefined, obj, opts.fieldManager);
+      if (preAllocation) obj.metadata.managedFields = preAllocation.metadata.managedFields;
+      else if (recordManager) this.recordManager(res, undefined, obj, opts.fieldManager);
       pruneMetadata(obj.metadata);
     } catch (error) {
       if (allocated) this.hooks.services?.release(allocated);
@@ -838,6 +871,8 @@ export class Store {
     if (sub === "status") {
       next = { ...structuredClone(current), status: input.status };
       if (input.status === undefined) delete next.status;
+      // Server-side apply computed the managedFields of this write (recordManager is off for it): keep them.
+      if (!recordManager && input.metadata.managedFields !== undefined) next.metadata.managedFields = input.metadata.managedFields;
     } else if (sub === "finalize") {
       const spec = (current.spec ?? {}) as Record<string, unknown>;
       const finalizers = (input.spec as { finalizers?: unknown } | undefined)?.finalizers;
@@ -881,12 +916,14 @@ export class Store {
       next.status = { ...crdStatus(next, formatTime(this.now())), ...(current.status as object) };
     }
     let prepared: KubeObject | undefined;
+    let preAllocation: KubeObject | undefined;
     const services = this.hooks.services;
     if (res.storageKey === "/services" && services) {
       if (sub === "status") {
         if (services.prepareStatus) next = services.prepareStatus(current, next);
         else defaultIngressIpMode(next);
       } else if (sub === undefined) {
+        if (recordManager) preAllocation = this.managedBeforeAllocation(res, current, next, opts.fieldManager);
         next = services.prepareUpdate(current, next);
         prepared = next;
       }
@@ -903,7 +940,8 @@ export class Store {
         next.metadata.generation = (current.metadata.generation ?? 0) + 1;
       }
       pruneOmitEmpty(res.storageKey, next);
-      if (recordManager) this.recordManager(res, current, next, opts.fieldManager, sub);
+      if (preAllocation) next.metadata.managedFields = preAllocation.metadata.managedFields;
+      else if (recordManager) this.recordManager(res, current, next, opts.fieldManager, sub);
       pruneMetadata(next.metadata);
     } catch (error) {
       abandon();
