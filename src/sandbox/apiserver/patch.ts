@@ -877,7 +877,13 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
       conflicts.push({ manager: other, path });
     }
   }
-  if (conflicts.length > 0 && !opts.force) throw conflictError(conflicts);
+  if (conflicts.length > 0 && !opts.force) {
+    // lastAppliedManager: kubectl moving from client-side to server-side apply may take the fields whose live
+    // values are still what its last-applied annotation says; only the others conflict.
+    const allowed = manager === "kubectl" ? lastAppliedAllowed(def, live, liveIndex, opts.subresource) : new Set<string>();
+    const remaining = conflicts.filter((c) => !allowed.has(c.path));
+    if (remaining.length > 0) throw conflictError(remaining);
+  }
   for (const { manager: other, path } of conflicts) other.set.delete(path);
 
   const merged = applyMerge(def, [], live, config) as KubeObject;
@@ -920,6 +926,25 @@ function serverSideApply(def: ResourceDefinition, current: KubeObject | undefine
   if (written.length > 0) merged.metadata.managedFields = written;
   else delete merged.metadata.managedFields;
   return merged;
+}
+
+/** Paths of kubectl's last-applied configuration whose live values still equal it. */
+function lastAppliedAllowed(def: ResourceDefinition, live: KubeObject, liveIndex: FieldIndex, subresource: string | undefined): Set<string> {
+  const text = live.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"];
+  if (typeof text !== "string" || text === "") return new Set();
+  let lastApplied: unknown;
+  try {
+    lastApplied = JSON.parse(text);
+  } catch {
+    return new Set();
+  }
+  if (!isRecord(lastApplied)) return new Set();
+  const index = indexFields(def, lastApplied, subresource);
+  const allowed = new Set<string>();
+  for (const path of index.set) {
+    if (liveIndex.values.has(path) && deepEqual(liveIndex.values.get(path), index.values.get(path))) allowed.add(path);
+  }
+  return allowed;
 }
 
 function withoutManagedFields(obj: KubeObject): Json {

@@ -337,6 +337,19 @@ describe("sandbox server-side apply", () => {
       "entries sorted as kube sorts them: operation, time, then manager");
   });
 
+  it("lets kubectl move from client-side to server-side apply over fields its last-applied annotation still holds", () => {
+    const key = "kubectl.kubernetes.io/last-applied-configuration";
+    const lastApplied = JSON.stringify(cm({ a: "1", b: "1" }));
+    const created = recordUpdateManagedFields(CONFIGMAPS, undefined,
+      { ...cm({ a: "1", b: "1" }), metadata: { name: "c", namespace: "default", annotations: { [key]: lastApplied } } }, "kubectl-client-side-apply", NOW);
+    const edited = recordUpdateManagedFields(CONFIGMAPS, created, { ...created, data: { a: "1", b: "edited" } }, "kubectl-edit", NOW);
+    const moved = apply(edited, cm({ a: "2", b: "edited" }), "kubectl");
+    assert.deepEqual(moved.data, { a: "2", b: "edited" }, "a is still as last applied, so kubectl takes it over");
+    const error = apiError(() => apply(edited, cm({ a: "2", b: "mine" }), "kubectl"));
+    assert.deepEqual(error.details?.causes?.map((c) => c.field), [".data.b"], "b was changed by kubectl-edit since, so it conflicts");
+    assert.equal(apiError(() => apply(edited, cm({ a: "2", b: "edited" }), "someone-else")).code, 409, "only kubectl's own manager may");
+  });
+
   it("treats nulls in the applied configuration as omitted fields", () => {
     const out = apply(undefined, { ...cm({ a: "1" }), binaryData: null, metadata: { name: "c", namespace: "default", labels: null } }, "berth");
     assert.equal("binaryData" in out, false);
