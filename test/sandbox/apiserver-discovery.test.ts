@@ -125,6 +125,8 @@ describe("sandbox apiserver: discovery and auth", () => {
     assert.equal(svc.body.spec.ports[0].port, 443);
     const slice = await client().get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes");
     assert.equal(slice.body.ports[0].port, server().port);
+    const ep = await client().get("/api/v1/namespaces/default/endpoints/kubernetes");
+    assert.equal(ep.body.subsets[0].ports[0].port, server().port);
   });
 
   it("allows every SelfSubjectAccessReview (kubectl auth can-i) without storing it", async () => {

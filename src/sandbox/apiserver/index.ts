@@ -120,11 +120,17 @@ function createKubernetesService(store: Store, cidr: string | undefined, host: s
       sessionAffinity: "None",
     },
   }, { fieldManager: "kube-apiserver" });
+  const address = isIP(host) ? host : "127.0.0.1";
+  const endpoints = store.resourceFor("v1", "Endpoints");
+  store.create(endpoints, "default", {
+    metadata: { name: "kubernetes", labels: { "endpointslice.kubernetes.io/skip-mirror": "true" } },
+    subsets: [{ addresses: [{ ip: address }], ports: [{ name: "https", port, protocol: "TCP" }] }],
+  }, { fieldManager: "kube-apiserver" });
   const slice = store.resourceFor("discovery.k8s.io/v1", "EndpointSlice");
   store.create(slice, "default", {
-    metadata: { name: "kubernetes", labels: { "kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io" } },
+    metadata: { name: "kubernetes", labels: { "kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io" } },
     addressType: isIP(host) === 6 ? "IPv6" : "IPv4",
-    endpoints: [{ addresses: [isIP(host) ? host : "127.0.0.1"], conditions: { ready: true } }],
+    endpoints: [{ addresses: [address], conditions: { ready: true } }],
     ports: [{ name: "https", port, protocol: "TCP" }],
   }, { fieldManager: "kube-apiserver" });
 }
