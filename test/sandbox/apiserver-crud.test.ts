@@ -371,6 +371,21 @@ describe("sandbox apiserver: create, get, update, delete", () => {
     assert.equal(r.status, 400);
   });
 
+  it("writes a core Event's non-omitempty fields as Go zero values (null times, empty source)", async () => {
+    const r = await client().post("/api/v1/namespaces/default/events", {
+      metadata: { name: "e" }, involvedObject: { kind: "Service", name: "web" }, reason: "R", message: "m", type: "Normal",
+    });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.firstTimestamp, null);
+    assert.equal(r.body.lastTimestamp, null);
+    assert.equal(r.body.eventTime, null);
+    assert.deepEqual(r.body.source, {});
+    assert.equal(r.body.reportingComponent, "");
+    const v1 = await client().get("/apis/events.k8s.io/v1/namespaces/default/events/e");
+    assert.equal(v1.body.deprecatedFirstTimestamp, null);
+    assert.equal("reportingController" in v1.body, false);
+  });
+
   it("serves Table output for a single object when asked with as=Table", async () => {
     await client().post(CM, configMap("a", {}, { k: "v" }));
     const r = await client().get(`${CM}/a`, { Accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" });

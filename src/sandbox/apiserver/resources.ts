@@ -155,6 +155,17 @@ function normalizePod(obj: KubeObject): void {
   }
 }
 
+/**
+ * A core/v1 Event as its Go type serialises it: struct fields without omitempty are always present, as zero
+ * values (metav1.Time and MicroTime zero are `null`, an empty EventSource is `{}`, plain strings are `""`).
+ */
+function normalizeCoreEvent(obj: KubeObject): void {
+  for (const [field, zero] of [["involvedObject", {}], ["source", {}], ["firstTimestamp", null], ["lastTimestamp", null],
+    ["eventTime", null], ["reportingComponent", ""], ["reportingInstance", ""]] as const) {
+    if (obj[field] === undefined) obj[field] = structuredClone(zero);
+  }
+}
+
 /** kubectl auth can-i: the sandbox has one all-powerful token, so every access review is allowed. */
 function reviewAccess(obj: KubeObject): KubeObject {
   return { ...obj, status: { allowed: true, reason: "the sandbox API server's token may do everything" } };
@@ -275,6 +286,8 @@ export function eventCoreToV1(obj: KubeObject): KubeObject {
   const out: KubeObject = { apiVersion: "events.k8s.io/v1", kind: "Event", metadata: obj.metadata };
   for (const [v1, core] of EVENT_FIELD_PAIRS) if (obj[core] !== undefined) out[v1] = obj[core];
   for (const f of EVENT_SAME_FIELDS) if (obj[f] !== undefined) out[f] = obj[f];
+  // Unlike core/v1's, events.k8s.io/v1's reporting strings are omitempty.
+  for (const f of ["reportingController", "reportingInstance"]) if (out[f] === "") delete out[f];
   return out;
 }
 
@@ -295,6 +308,7 @@ function builtins(): ServedResource[] {
     builtin({ group: "", version: "v1", kind: "Endpoints", plural: "endpoints", shortNames: ["ep"],
       allowCreateOnUpdate: true }),
     builtin({ group: "", version: "v1", kind: "Event", plural: "events", shortNames: ["ev"], allowCreateOnUpdate: true,
+      normalize: normalizeCoreEvent,
       fieldLabels: ["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
         "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
         "reportingComponent", "source", "type"] }),
@@ -307,7 +321,12 @@ function builtins(): ServedResource[] {
       prepareCreate: prepareEndpointSlice, fieldLabels: ["addressType"] }),
     builtin({ group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", allowCreateOnUpdate: true }),
     builtin({ group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", shortNames: ["ev"],
-      allowCreateOnUpdate: true, storageKey: "/events", toStorage: eventV1ToCore, fromStorage: eventCoreToV1,
+      allowCreateOnUpdate: true, storageKey: "/events", fromStorage: eventCoreToV1,
+      toStorage: (obj) => {
+        const core = eventV1ToCore(obj);
+        normalizeCoreEvent(core);
+        return core;
+      },
       fieldLabels: ["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
         "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type"] }),
     builtin({ group: "authorization.k8s.io", version: "v1", kind: "SelfSubjectAccessReview",
