@@ -240,6 +240,12 @@ describe("kubectl against the sandbox API server", function () {
       assert.deepEqual(list.items.map((i: any) => i.metadata.name), ["web"]);
     });
 
+    it("has the default/kubernetes Service every cluster has", async () => {
+      const rows = table(await ok(["get", "svc", "kubernetes", "-n", "default"]));
+      assert.deepEqual([rows[1]?.[0], rows[1]?.[1], rows[1]?.[3], rows[1]?.[4]], ["kubernetes", "ClusterIP", "<none>", "443/TCP"]);
+      assert.match(rows[1]?.[2] ?? "", /^[0-9a-f.:]+$/);
+    });
+
     it("shows the selector column with -o wide and filters with -l", async () => {
       const wide = table(await ok(["get", "svc", "-n", ns, "-o", "wide"]));
       assert.deepEqual(wide[0], ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"]);
