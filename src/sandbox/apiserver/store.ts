@@ -1040,14 +1040,15 @@ export class Store {
           deletionGracePeriodSeconds: grace,
         },
       };
-      if (current.metadata.generation !== undefined) next.metadata.generation = current.metadata.generation + 1;
-      if (finalizers.length > 0 || grace > 0) {
-        this.rv++;
-        next.metadata.resourceVersion = String(this.rv);
-        this.put(res.storageKey, key, next);
-        this.emit(res, "MODIFIED", key, next, current);
-        return { object: this.serve(res, next), deleted: false };
+      // BeforeDelete bumps generation when deletion starts (a shortened grace period is no new start).
+      if (current.metadata.generation !== undefined && !current.metadata.deletionTimestamp) {
+        next.metadata.generation = current.metadata.generation + 1;
       }
+      this.rv++;
+      next.metadata.resourceVersion = String(this.rv);
+      this.put(res.storageKey, key, next);
+      this.emit(res, "MODIFIED", key, next, current);
+      return { object: this.serve(res, next), deleted: false };
     }
     const removed = this.remove(res, key, current);
     return { object: this.serve(res, removed), deleted: true };
@@ -1303,7 +1304,10 @@ function invalidOptions(field: string, value: string, message: string): ApiError
   });
 }
 
-/** 1.32 (LoadBalancerIPMode GA... beta, on by default) defaults ingress[].ipMode to VIP when an ip is set. */
+/**
+ * kube-apiserver 1.32 (LoadBalancerIPMode, beta and on by default) defaults status.loadBalancer.ingress[].ipMode to
+ * VIP where an ip is set. Used only when no ServiceAllocator is wired in (services.ts's prepareStatus does it).
+ */
 export function defaultIngressIpMode(svc: KubeObject): void {
   const ingress = (svc.status as { loadBalancer?: { ingress?: Record<string, unknown>[] } } | undefined)?.loadBalancer?.ingress;
   if (!Array.isArray(ingress)) return;
