@@ -104,6 +104,14 @@ describe("sandbox apiserver: list", () => {
     assert.equal(r.body.metadata.resourceVersion, a.body.metadata.resourceVersion);
   });
 
+  it("answers 410 Expired to an Exact list at a resourceVersion older than the history", async () => {
+    const a = await client().post(CM, configMap("a"));
+    server().faults.expireHistory();
+    const r = await client().get(`${CM}?resourceVersion=${a.body.metadata.resourceVersion}&resourceVersionMatch=Exact`);
+    assert.equal(r.status, 410);
+    assert.equal(r.body.message, "The resourceVersion for the provided list is too old.");
+  });
+
   it("answers 504 with ResourceVersionTooLarge for a resourceVersion from the future", async () => {
     const r = await client().get(`${CM}?resourceVersion=999999&resourceVersionMatch=NotOlderThan`);
     assert.equal(r.status, 504);

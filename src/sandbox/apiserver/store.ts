@@ -512,7 +512,8 @@ export class Store {
   private snapshot(res: ServedResource, rv: number): Map<string, KubeObject> {
     const c = this.collection(res.storageKey);
     if (rv >= this.rv) return c.objects;
-    if (rv < c.history.oldestRv) throw expired(rv, c.history.oldestRv);
+    // etcd3 store: a list at a compacted revision (interpretListError).
+    if (rv < c.history.oldestRv) throw new ApiError(410, "Expired", "The resourceVersion for the provided list is too old.");
     const state = new Map(c.objects);
     const newer = c.history.since(rv);
     for (let i = newer.length - 1; i >= 0; i--) {
