@@ -163,6 +163,32 @@ describe("sandbox apiserver: propagationPolicy and ownerReferences", () => {
   });
 });
 
+describe("sandbox apiserver: pod binding", () => {
+  const { client } = useServer();
+  const PODS = "/api/v1/namespaces/default/pods";
+  const bind = (node: string): Record<string, unknown> =>
+    ({ apiVersion: "v1", kind: "Binding", metadata: { name: "p" }, target: { apiVersion: "v1", kind: "Node", name: node } });
+
+  it("binds an unscheduled pod to a node through pods/binding, setting nodeName and PodScheduled", async () => {
+    await client().post(PODS, { metadata: { name: "p" }, spec: { containers: [{ name: "c", image: "i" }] } });
+    const w = await client().watch(`${PODS}?fieldSelector=spec.nodeName%3Dn1`);
+    const r = await client().post(`${PODS}/p/binding`, bind("n1"));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.status, "Success");
+    const pod = await client().get(`${PODS}/p`);
+    assert.equal(pod.body.spec.nodeName, "n1");
+    assert.ok((pod.body.status.conditions as { type: string; status: string }[]).some((c) => c.type === "PodScheduled" && c.status === "True"));
+    assert.equal((await w.next())?.type, "ADDED");
+  });
+
+  it("answers 409 to binding a pod that is already bound", async () => {
+    await client().post(PODS, { metadata: { name: "p" }, spec: { nodeName: "n1", containers: [{ name: "c", image: "i" }] } });
+    const r = await client().post(`${PODS}/p/binding`, bind("n2"));
+    assert.equal(r.status, 409);
+    assert.match(r.body.message, /is already assigned to node "n1"/);
+  });
+});
+
 describe("sandbox apiserver: pod deletion", () => {
   const { client } = useServer();
   const PODS = "/api/v1/namespaces/default/pods";

@@ -282,7 +282,7 @@ export class ApiServer {
     } else if (method === "GET") {
       verb = name === undefined ? "list" : "get";
     } else if (method === "POST") {
-      if (name !== undefined) throw methodNotAllowed();
+      if (name !== undefined && subresource !== "binding") throw methodNotAllowed();
       verb = "create";
     } else if (method === "PUT") {
       if (name === undefined) throw methodNotAllowed();
@@ -300,7 +300,7 @@ export class ApiServer {
     }
     if (resource.def.namespaced && namespace === undefined && verb === "get") throw notFoundPage();
     if (subresource !== undefined) {
-      const allowed = subresource === "finalize" ? ["update"] : ["get", "update", "patch"];
+      const allowed = subresource === "finalize" ? ["update"] : subresource === "binding" ? ["create"] : ["get", "update", "patch"];
       if (!allowed.includes(verb)) throw methodNotAllowed();
     } else if (!resource.def.verbs.includes(verb) && !(verb === "watch" && resource.def.verbs.includes("list"))) {
       throw methodNotAllowed();
@@ -372,6 +372,10 @@ export class ApiServer {
           const input = (body && typeof body === "object" ? body : {}) as KubeObject;
           const reviewed = res_.review({ ...input, apiVersion: apiVersionOf(res_.def), kind: res_.def.kind, metadata: input.metadata ?? {} });
           return this.send(res, 201, reviewed);
+        }
+        if (r.subresource === "binding") {
+          this.store.bind(res_, r.namespace, r.name as string, body, { dryRun, fieldManager: manager });
+          return this.send(res, 201, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 201 });
         }
         const obj = this.store.create(res_, r.namespace, body, { dryRun, fieldManager: manager, fieldValidation, warnings });
         flushWarnings();
@@ -718,7 +722,7 @@ export class ApiServer {
                 subresources: d.subresources.map((sub) => ({
                   subresource: sub,
                   responseKind,
-                  verbs: sub === "finalize" ? ["update"] : ["get", "patch", "update"],
+                  verbs: sub === "finalize" ? ["update"] : sub === "binding" ? ["create"] : ["get", "patch", "update"],
                 })),
               } : {}),
             };
@@ -748,7 +752,7 @@ export class ApiServer {
           singularName: "",
           namespaced: d.namespaced,
           kind: d.kind,
-          verbs: sub === "finalize" ? ["update"] : ["get", "patch", "update"],
+          verbs: sub === "finalize" ? ["update"] : sub === "binding" ? ["create"] : ["get", "patch", "update"],
         });
       }
     }

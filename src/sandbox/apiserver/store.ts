@@ -874,6 +874,8 @@ export class Store {
       if (input.status === undefined) delete next.status;
       // Server-side apply computed the managedFields of this write (recordManager is off for it): keep them.
       if (!recordManager && input.metadata.managedFields !== undefined) next.metadata.managedFields = input.metadata.managedFields;
+    } else if (sub === "binding") {
+      next = input;
     } else if (sub === "finalize") {
       const spec = (current.spec ?? {}) as Record<string, unknown>;
       const finalizers = (input.spec as { finalizers?: unknown } | undefined)?.finalizers;
@@ -936,7 +938,8 @@ export class Store {
     };
     try {
       res.normalize?.(next);
-      this.validate(res, next, current);
+      // A bind is not an update: BindingREST writes through GuaranteedUpdate, past the pod update validation.
+      if (sub !== "binding") this.validate(res, next, current);
       if (res.tracksGeneration && !deepEqual(generationPart(res, next), generationPart(res, current))) {
         next.metadata.generation = (current.metadata.generation ?? 0) + 1;
       }
@@ -1004,6 +1007,37 @@ export class Store {
       throw conflict(res, name, "the object has been modified; please apply your changes to the latest version and try again");
     }
     return { object: this.writeUpdate(res, key, current, obj, opts, patchType !== "apply"), created: false };
+  }
+
+  /**
+   * POST pods/{name}/binding, the scheduler's bind (pkg/registry/core/pod/storage BindingREST): sets spec.nodeName
+   * and the PodScheduled condition once; a pod already bound is a 409, a terminating one a 409 too.
+   */
+  bind(res: ServedResource, namespace: string | undefined, name: string, body: unknown, opts: WriteOptions = {}): KubeObject {
+    const binding = (body ?? {}) as { target?: { kind?: string; name?: string }; metadata?: { annotations?: Record<string, string> } };
+    const target = binding.target ?? {};
+    if (target.kind !== undefined && target.kind !== "" && target.kind !== "Node") {
+      throw invalid(res, name, [{ reason: "FieldValueNotSupported", field: "target.kind", message: `Unsupported value: "${target.kind}": supported values: "Node"` }]);
+    }
+    if (!target.name) throw invalid(res, name, [{ reason: "FieldValueRequired", field: "target.name", message: "Required value" }]);
+    const key = objectKey(res, namespace, name);
+    const stored = this.collection(res.storageKey).objects.get(key);
+    if (!stored) throw notFound(res, name);
+    const current = this.serve(res, stored);
+    if (current.metadata.deletionTimestamp) throw conflict(res, name, `pod ${name} is being deleted, cannot be assigned to a host`);
+    const spec = (current.spec ?? {}) as { nodeName?: string };
+    if (spec.nodeName) throw conflict(res, name, `pod ${name} is already assigned to node "${spec.nodeName}"`);
+    const next = structuredClone(current);
+    (next.spec as { nodeName?: string }).nodeName = target.name;
+    if (binding.metadata?.annotations) {
+      next.metadata.annotations = { ...(next.metadata.annotations ?? {}), ...binding.metadata.annotations };
+    }
+    const status = (next.status ?? {}) as { conditions?: { type: string }[] };
+    const conditions = (status.conditions ?? []).filter((c) => c.type !== "PodScheduled");
+    conditions.push({ type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: formatTime(this.now()) } as { type: string });
+    next.status = { ...status, conditions };
+    // The bind writes spec and status at once, which neither the main resource nor /status may: store it directly.
+    return this.writeUpdate(res, key, current, next, { ...opts, subresource: "binding" }, false);
   }
 
   /** DELETE semantics; `deleted` is false while finalizers or a grace period keep the object. */
