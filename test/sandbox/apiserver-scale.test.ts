@@ -1,5 +1,7 @@
 // Limits: 10k objects and 100 concurrent watches, over HTTP, with bounded memory and latency.
 import assert from "node:assert/strict";
+import { request } from "node:http";
+import { startApiServer, type ApiServerHandle } from "../../src/sandbox/apiserver/index.js";
 import { CM, configMap, useServer, type Watch } from "./apiserver-client.js";
 
 const OBJECTS = 10_000;
@@ -77,5 +79,35 @@ describe("sandbox apiserver: scale", function () {
     assert.equal((await client().get("/api/v1/namespaces/bulk")).status, 404);
     console.log(`      namespace with ${OBJECTS} objects terminated in ${ms} ms`);
     assert.ok(ms < 10_000, `took ${ms} ms`);
+  });
+});
+
+describe("sandbox apiserver: slow watchers", () => {
+  let server: ApiServerHandle | undefined;
+  afterEach(async () => server?.close());
+
+  it("drops a watch whose client stops reading once its backlog passes the limit, and keeps serving others", async () => {
+    server = await startApiServer({ port: 0, maxWatchBufferBytes: 256 * 1024 });
+    const s = server;
+    const url = new URL(`${s.url}${CM}?watch=true&resourceVersion=${s.store.resourceVersion()}`);
+    const stalled = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+      const req = request(url, { headers: { Authorization: `Bearer ${s.token}` } }, (res) => {
+        res.pause(); // never read
+        resolve(res);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(s.store.watcherCount(), 1);
+    const cm = s.store.resourceFor("v1", "ConfigMap");
+    const big = "x".repeat(64 * 1024);
+    for (let i = 0; i < 200 && s.store.watcherCount() > 0; i++) {
+      s.store.create(cm, "default", { metadata: { name: `big-${i}` }, data: { big } });
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(s.store.watcherCount(), 0, "the stalled watch was dropped");
+    stalled.destroy();
+    const ok = await fetch(`${s.url}${CM}?limit=1`, { headers: { Authorization: `Bearer ${s.token}` } });
+    assert.equal(ok.status, 200);
   });
 });

@@ -26,6 +26,8 @@ export interface ApiServerOptions {
   historyLimit?: number;
   /** Interval of BOOKMARK events on watches that allow them (default 60 s, like kube-apiserver). */
   bookmarkIntervalMs?: number;
+  /** A watch whose client stops reading is closed once this much output waits for it (default 8 MiB). */
+  maxWatchBufferBytes?: number;
   /** Bound pods linger after DELETE until gracePeriodSeconds=0 confirms them (default true, as on a real cluster). */
   podGracefulDeletion?: boolean;
   clock?: () => Date;
@@ -89,6 +91,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     ...(tls ? { tls } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
+    ...(options.maxWatchBufferBytes !== undefined ? { maxWatchBufferBytes: options.maxWatchBufferBytes } : {}),
   });
   const port = await server.listen(options.port ?? 0, host);
   createKubernetesService(store, services.serviceCidrs[0], host, port);

@@ -117,7 +117,7 @@ export class ApiServer {
     this.token = opts.token;
     this.clock = opts.clock ?? (() => new Date());
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 60_000;
-    this.maxWatchBufferBytes = opts.maxWatchBufferBytes ?? 16 * 1024 * 1024;
+    this.maxWatchBufferBytes = opts.maxWatchBufferBytes ?? 8 * 1024 * 1024;
     // kube-apiserver's limit for a request body (apiserver.Config.MaxRequestBodyBytes: 3 MiB).
     this.maxBodyBytes = opts.maxBodyBytes ?? 3 * 1024 * 1024;
     this.faults.bindHistoryExpiry(() => this.store.expireHistory());
@@ -585,6 +585,7 @@ export class ApiServer {
       }
       return `{"type":"${ev.type}","object":${text}}`;
     };
+    let initialBacklog = 0;
     const write = (ev: WatchEvent): void => {
       if (ended) return;
       if (!started) {
@@ -593,8 +594,9 @@ export class ApiServer {
       }
       res.write(`${encode(ev)}\n`);
       if (ev.type !== "BOOKMARK") sent++;
-      if (res.writableLength > this.maxWatchBufferBytes) {
+      if (res.writableLength > initialBacklog + this.maxWatchBufferBytes) {
         // The cacher's "Forcing watcher close due to unresponsiveness": a client that stops reading loses its watch.
+        // The initial ADDED burst is written before the client can read anything, so it does not count.
         finish();
         res.destroy();
         return;
@@ -625,7 +627,9 @@ export class ApiServer {
     res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private" });
     res.flushHeaders();
     started = true;
+    initialBacklog = Number.POSITIVE_INFINITY;
     for (const ev of pending.splice(0)) write(ev);
+    initialBacklog = res.writableLength;
     req.on("close", finish);
     res.on("close", finish);
     res.on("error", finish);
