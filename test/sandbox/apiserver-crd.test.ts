@@ -136,6 +136,16 @@ describe("sandbox apiserver: custom resources", () => {
     assert.equal(d.body.details.group, "berth.dev");
   });
 
+  it("ends watches on a custom resource when its CRD is deleted", async () => {
+    await client().post(CRDS, poolCrd());
+    await client().post(POOLS, pool("p1"));
+    const w = await client().watch(POOLS);
+    assert.equal((await w.next())?.type, "ADDED");
+    await client().del(`${CRDS}/addresspools.berth.dev`);
+    assert.equal((await w.next())?.type, "DELETED");
+    assert.ok(await w.waitEnd());
+  });
+
   it("serves a namespaced custom resource under its namespaces", async () => {
     const crd = poolCrd({ scope: "Namespaced" });
     await client().post(CRDS, crd);

@@ -611,7 +611,7 @@ export class ApiServer {
         ...(q.get("resourceVersionMatch") ? { resourceVersionMatch: q.get("resourceVersionMatch") as string } : {}),
         ...(sendInitial !== undefined ? { sendInitialEvents: sendInitial } : {}),
         allowWatchBookmarks: allowBookmarks,
-      }, write);
+      }, write, () => finish());
     } catch (error) {
       // Once the resourceVersion parses, the cacher answers its errors (too old: 410, too new: 504) with 200 and
       // one ERROR event (newErrWatcher: "to match the uncached watch implementation"), which is what client-go and

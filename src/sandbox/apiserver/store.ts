@@ -172,6 +172,8 @@ interface Watcher {
   namespace?: string;
   selectors?: Selectors;
   send(ev: WatchEvent): void;
+  /** Called when the store ends the watch itself (the resource stopped being served). */
+  end?(): void;
 }
 
 interface Collection {
@@ -592,11 +594,12 @@ export class Store {
    * Starts a watch. Events are delivered synchronously through `send`, in resourceVersion order; the initial
    * ADDED events (no resourceVersion, "0", or sendInitialEvents) are sent before this returns.
    */
-  watch(res: ServedResource, opts: WatchOptions, send: (ev: WatchEvent) => void): WatchHandle {
+  watch(res: ServedResource, opts: WatchOptions, send: (ev: WatchEvent) => void, end?: () => void): WatchHandle {
     const c = this.collection(res.storageKey);
     const w: Watcher = {
       resource: res,
       send,
+      ...(end ? { end } : {}),
       ...(opts.namespace !== undefined && res.def.namespaced ? { namespace: opts.namespace } : {}),
       ...(opts.selectors ? { selectors: opts.selectors } : {}),
     };
@@ -1312,6 +1315,9 @@ export class Store {
         // Custom resources with finalizers would block the CRD forever on a real cluster; the sandbox drops them.
         this.remove(r, key, obj);
       }
+      // The CRD's storage goes away with it, and so do the watches on it (their clients see the stream end).
+      for (const w of [...c.watchers]) w.end?.();
+      c.watchers.clear();
     }
     const res = this.registry.lookup({ group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions" });
     const key = crd.metadata.name as string;
