@@ -343,22 +343,22 @@ export class ApiServer {
     const flushWarnings = (): void => {
       if (warnings.length > 0 && !res.headersSent) res.setHeader("Warning", warnings.map((w) => `299 - ${JSON.stringify(w)}`));
     };
-    const res_ = r.resource;
+    const served = r.resource;
     switch (r.verb) {
       case "get": {
-        const obj = this.store.get(res_, r.namespace, r.name as string);
-        return this.sendObject(req, res, q, res_, 200, obj);
+        const obj = this.store.get(served, r.namespace, r.name as string);
+        return this.sendObject(req, res, q, served, 200, obj);
       }
       case "list": {
-        const result = this.store.list(res_, {
+        const result = this.store.list(served, {
           ...(r.namespace !== undefined ? { namespace: r.namespace } : {}),
-          selectors: this.selectors(res_, q),
+          selectors: this.selectors(served, q),
           ...limitParam(q),
           ...(q.get("continue") ? { continue: q.get("continue") as string } : {}),
           ...(q.get("resourceVersion") !== null ? { resourceVersion: q.get("resourceVersion") as string } : {}),
           ...(q.get("resourceVersionMatch") ? { resourceVersionMatch: q.get("resourceVersionMatch") as string } : {}),
         });
-        return this.sendList(req, res, q, res_, result.items, {
+        return this.sendList(req, res, q, served, result.items, {
           resourceVersion: result.resourceVersion,
           ...(result.continue ? { continue: result.continue } : {}),
           ...(result.remainingItemCount !== undefined ? { remainingItemCount: result.remainingItemCount } : {}),
@@ -368,50 +368,50 @@ export class ApiServer {
         return this.watch(req, res, q, r, decision);
       case "create": {
         const body = await this.parseBody(req, await this.readBody(req));
-        if (res_.review) {
+        if (served.review) {
           const input = (body && typeof body === "object" ? body : {}) as KubeObject;
-          const reviewed = res_.review({ ...input, apiVersion: apiVersionOf(res_.def), kind: res_.def.kind, metadata: input.metadata ?? {} });
+          const reviewed = served.review({ ...input, apiVersion: apiVersionOf(served.def), kind: served.def.kind, metadata: input.metadata ?? {} });
           return this.send(res, 201, reviewed);
         }
         if (r.subresource === "binding") {
-          this.store.bind(res_, r.namespace, r.name as string, body, { dryRun, fieldManager: manager });
+          this.store.bind(served, r.namespace, r.name as string, body, { dryRun, fieldManager: manager });
           return this.send(res, 201, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 201 });
         }
-        const obj = this.store.create(res_, r.namespace, body, { dryRun, fieldManager: manager, fieldValidation, warnings });
+        const obj = this.store.create(served, r.namespace, body, { dryRun, fieldManager: manager, fieldValidation, warnings });
         flushWarnings();
-        return this.sendObject(req, res, q, res_, 201, obj);
+        return this.sendObject(req, res, q, served, 201, obj);
       }
       case "update": {
         const body = await this.parseBody(req, await this.readBody(req));
-        const existed = this.exists(res_, r.namespace, r.name as string);
-        const obj = this.store.update(res_, r.namespace, r.name as string, body, {
+        const existed = this.exists(served, r.namespace, r.name as string);
+        const obj = this.store.update(served, r.namespace, r.name as string, body, {
           dryRun, fieldManager: manager, fieldValidation, warnings, ...(r.subresource ? { subresource: r.subresource } : {}),
         });
         flushWarnings();
-        return this.sendObject(req, res, q, res_, existed ? 200 : 201, obj);
+        return this.sendObject(req, res, q, served, existed ? 200 : 201, obj);
       }
       case "patch":
         await this.patch(req, res, q, r, dryRun, fieldManager, manager, { fieldValidation, warnings, flush: flushWarnings });
         return;
       case "delete": {
         const opts = await this.deleteOptions(req, q, dryRun);
-        const { object, deleted } = this.store.delete(res_, r.namespace, r.name as string, opts);
-        if (deleted && !res_.returnDeletedObject) {
+        const { object, deleted } = this.store.delete(served, r.namespace, r.name as string, opts);
+        if (deleted && !served.returnDeletedObject) {
           return this.send(res, 200, {
             kind: "Status", apiVersion: "v1", metadata: {}, status: "Success",
-            details: { name: r.name, group: res_.def.group, kind: res_.def.plural, uid: object.metadata.uid },
+            details: { name: r.name, group: served.def.group, kind: served.def.plural, uid: object.metadata.uid },
           });
         }
-        return this.sendObject(req, res, q, res_, 200, object);
+        return this.sendObject(req, res, q, served, 200, object);
       }
       case "deletecollection": {
         const opts = await this.deleteOptions(req, q, dryRun);
-        const items = this.store.deleteCollection(res_, {
+        const items = this.store.deleteCollection(served, {
           ...opts,
           ...(r.namespace !== undefined ? { namespace: r.namespace } : {}),
-          selectors: this.selectors(res_, q),
+          selectors: this.selectors(served, q),
         });
-        return this.sendList(req, res, q, res_, items, { resourceVersion: this.store.resourceVersion() });
+        return this.sendList(req, res, q, served, items, { resourceVersion: this.store.resourceVersion() });
       }
     }
     throw methodNotAllowed();
