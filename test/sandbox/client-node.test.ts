@@ -193,6 +193,14 @@ describe("@kubernetes/client-node against the sandbox API server", function () {
     assert.deepEqual(events, ["ADDED on-n1", "DELETED on-n1"]);
   });
 
+  it("mirrors a pod's lone status.podIP into podIPs, as kube's conversion does", async () => {
+    const ns = await namespace();
+    await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: "p" }, spec: { nodeName: "n1", containers: [{ name: "c", image: "busybox" }] } } });
+    const patched = await core.patchNamespacedPodStatus({ name: "p", namespace: ns, body: { status: { podIP: "10.42.0.9" } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+    assert.deepEqual(patched.status?.podIPs, [{ ip: "10.42.0.9" }]);
+  });
+
   it("sends BOOKMARK events to watches that allow them", async () => {
     const local = await startApiServer({ port: 0, bookmarkIntervalMs: 200 });
     try {
