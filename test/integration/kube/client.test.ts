@@ -1,0 +1,165 @@
+// KubeClient against the sandbox API server over HTTP: configuration loading, every verb, the patch content
+// types, server-side apply, watches, and errors as typed KubeErrors.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
+import { isConflict, isGone, isNotFound, isRetryable, KubeClient, KubeError, Resources, type KubeObject } from "../../../src/lib/kube/client.js";
+import { configMap, startFixture, type Fixture } from "./fixture.js";
+
+interface ConfigMap extends KubeObject {
+  data?: Record<string, string>;
+}
+
+describe("kube client (sandbox API server over HTTP)", function () {
+  let f: Fixture;
+  beforeEach(async () => {
+    f = await startFixture();
+  });
+  afterEach(async () => {
+    await f.close();
+  });
+
+  it("loads a kubeconfig file and sends its bearer token", async function () {
+    this.timeout(10_000);
+    const dir = mkdtempSync(join(tmpdir(), "bt-c2-kc-"));
+    try {
+      const file = join(dir, "kubeconfig");
+      writeKubeconfig(file, { server: f.api.url, token: f.api.token });
+      const client = await KubeClient.fromKubeconfig({ kubeconfig: file });
+      const ns = await client.get(Resources.namespaces, "default");
+      assert.equal(ns.metadata?.name, "default");
+      client.close();
+      writeKubeconfig(file, { server: f.api.url, token: "wrong-token" });
+      const bad = await KubeClient.fromKubeconfig({ kubeconfig: file });
+      await assert.rejects(bad.get(Resources.namespaces, "default"), (e: unknown) => e instanceof KubeError && e.code === 401);
+      bad.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("creates, reads, lists by label, replaces with optimistic concurrency and deletes", async () => {
+    const created = await f.client.create<ConfigMap>(Resources.configMaps, { ...configMap("a", { k: "1" }), metadata: { name: "a", namespace: "default", labels: { app: "x" } } });
+    await f.client.create(Resources.configMaps, configMap("b"));
+    assert.equal((await f.client.get<ConfigMap>(Resources.configMaps, "a", { namespace: "default" })).data?.k, "1");
+    assert.equal(await f.client.tryGet(Resources.configMaps, "missing", { namespace: "default" }), undefined);
+    await assert.rejects(f.client.get(Resources.configMaps, "missing", { namespace: "default" }), (e: unknown) => isNotFound(e) && (e as KubeError).reason === "NotFound");
+
+    const labelled = await f.client.list(Resources.configMaps, { namespace: "default", labelSelector: "app=x" });
+    assert.deepEqual(labelled.items.map((o) => o.metadata?.name), ["a"]);
+    const byName = await f.client.list(Resources.configMaps, { fieldSelector: "metadata.name=b" });
+    assert.deepEqual(byName.items.map((o) => o.metadata?.name), ["b"]);
+
+    const updated = await f.client.replace<ConfigMap>(Resources.configMaps, { ...created, data: { k: "2" } });
+    assert.equal(updated.data?.k, "2");
+    // The old resourceVersion is stale now: kube answers 409 Conflict.
+    await assert.rejects(f.client.replace(Resources.configMaps, { ...created, data: { k: "3" } }), isConflict);
+
+    await assert.rejects(f.client.delete(Resources.configMaps, "a", { namespace: "default", preconditions: { uid: "not-the-uid" } }), isConflict);
+    await f.client.delete(Resources.configMaps, "a", { namespace: "default", propagationPolicy: "Background", preconditions: { uid: created.metadata?.uid as string } });
+    assert.equal(await f.client.tryGet(Resources.configMaps, "a", { namespace: "default" }), undefined);
+  });
+
+  it("pages a list with limit and continue, and listAll gathers every page", async () => {
+    for (let i = 0; i < 7; i++) await f.client.create(Resources.configMaps, configMap(`p${i}`));
+    const first = await f.client.list(Resources.configMaps, { namespace: "default", limit: 3 });
+    assert.equal(first.items.length, 3);
+    assert.ok(first.metadata.continue, "first page has a continue token");
+    const second = await f.client.list(Resources.configMaps, { namespace: "default", limit: 3, continue: first.metadata.continue as string });
+    assert.equal(second.items.length, 3);
+    const all = await f.client.listAll(Resources.configMaps, { namespace: "default", pageSize: 2 });
+    assert.deepEqual(all.items.map((o) => o.metadata?.name).filter((n) => n?.startsWith("p")).sort(), ["p0", "p1", "p2", "p3", "p4", "p5", "p6"]);
+    assert.match(all.resourceVersion, /^\d+$/);
+  });
+
+  it("sends merge, JSON and strategic merge patches with their content types, and status patches", async () => {
+    await f.client.create(Resources.configMaps, configMap("m", { a: "1", b: "2" }));
+    const merged = await f.client.patch<ConfigMap>(Resources.configMaps, "m", "merge", { data: { a: null, c: "3" } }, { namespace: "default" });
+    assert.deepEqual(merged.data, { b: "2", c: "3" });
+    const jsonPatched = await f.client.patch<ConfigMap>(Resources.configMaps, "m", "json", [{ op: "replace", path: "/data/b", value: "9" }], { namespace: "default" });
+    assert.equal(jsonPatched.data?.b, "9");
+    const svc = await f.client.create(Resources.services, {
+      metadata: { name: "s", namespace: "default" },
+      spec: { type: "LoadBalancer", ports: [{ name: "http", port: 80, protocol: "TCP" }] },
+    } as KubeObject);
+    const strategic = await f.client.patch<KubeObject & { spec: { ports: { name: string }[] } }>(Resources.services, "s", "strategic",
+      { spec: { ports: [{ name: "https", port: 443, protocol: "TCP" }] } }, { namespace: "default" });
+    // Strategic merge merges ports by their key (port) instead of replacing the list, unlike a merge patch.
+    assert.deepEqual(strategic.spec.ports.map((p) => p.name).sort(), ["http", "https"]);
+    const withStatus = await f.client.patchStatus<KubeObject & { status: { loadBalancer: { ingress: { ip: string }[] } } }>(Resources.services, "s", "merge",
+      { status: { loadBalancer: { ingress: [{ ip: "192.0.2.10" }] } } }, { namespace: "default" });
+    assert.equal(withStatus.status.loadBalancer.ingress[0]?.ip, "192.0.2.10");
+    assert.ok(svc.metadata?.uid);
+    assert.ok(f.requests.includes("patch services/status 200"), f.requests.join("\n"));
+  });
+
+  it("server-side apply is idempotent, reports conflicts with other managers, and force takes over", async () => {
+    const intent = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ssa", namespace: "default", labels: { owner: "berth" } }, data: { x: "1" } };
+    const first = await f.client.apply<ConfigMap>(Resources.configMaps, intent, { fieldManager: "berth-controller" });
+    const again = await f.client.apply<ConfigMap>(Resources.configMaps, intent, { fieldManager: "berth-controller" });
+    assert.equal(again.metadata?.resourceVersion, first.metadata?.resourceVersion, "re-applying the same intent writes nothing");
+    const other = { ...intent, data: { x: "2" } };
+    await assert.rejects(f.client.apply(Resources.configMaps, other, { fieldManager: "someone-else" }), (e: unknown) => isConflict(e));
+    const forced = await f.client.apply<ConfigMap>(Resources.configMaps, other, { fieldManager: "someone-else", force: true });
+    assert.equal(forced.data?.x, "2");
+    assert.deepEqual(f.requests.filter((r) => r.startsWith("apply ")), ["apply configmaps 201", "apply configmaps 200", "apply configmaps 409", "apply configmaps 200"]);
+  });
+
+  it("watches events from a resourceVersion and throws 410 Gone once history has expired", async () => {
+    const list = await f.client.list(Resources.configMaps, { namespace: "default" });
+    const rv = list.metadata.resourceVersion as string;
+    await f.client.create(Resources.configMaps, configMap("w1"));
+    await f.client.patch(Resources.configMaps, "w1", "merge", { data: { a: "b" } }, { namespace: "default" });
+    await f.client.delete(Resources.configMaps, "w1", { namespace: "default" });
+    const seen: string[] = [];
+    const ac = new AbortController();
+    for await (const ev of f.client.watch(Resources.configMaps, { namespace: "default", resourceVersion: rv, signal: ac.signal })) {
+      seen.push(`${ev.type} ${ev.object.metadata?.name}`);
+      if (seen.length === 3) break;
+    }
+    assert.deepEqual(seen, ["ADDED w1", "MODIFIED w1", "DELETED w1"]);
+
+    f.api.faults.expireHistory();
+    await assert.rejects(async () => {
+      for await (const _ of f.client.watch(Resources.configMaps, { namespace: "default", resourceVersion: rv })) {
+        assert.fail("no event expected before the 410");
+      }
+    }, isGone);
+  });
+
+  it("aborting a watch ends the iteration quietly", async () => {
+    const ac = new AbortController();
+    const events: string[] = [];
+    const done = (async () => {
+      for await (const ev of f.client.watch(Resources.configMaps, { namespace: "default", signal: ac.signal })) events.push(ev.type);
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    await done;
+    assert.ok(events.every((t) => t === "ADDED"));
+  });
+
+  it("turns 429, 500 and 503 answers into typed, retryable errors with Retry-After", async () => {
+    f.api.faults.add({ verb: "get", resource: "namespaces", error: 429, retryAfterSeconds: 3, times: 1 });
+    await assert.rejects(f.client.get(Resources.namespaces, "default"), (e: unknown) =>
+      e instanceof KubeError && e.code === 429 && e.reason === "TooManyRequests" && e.retryAfterSeconds === 3 && isRetryable(e));
+    f.api.faults.add({ verb: "get", resource: "namespaces", error: 503, times: 1 });
+    await assert.rejects(f.client.get(Resources.namespaces, "default"), (e: unknown) => e instanceof KubeError && e.code === 503 && isRetryable(e));
+    f.api.faults.add({ verb: "list", resource: "namespaces", error: 500, times: 1 });
+    await assert.rejects(f.client.list(Resources.namespaces), (e: unknown) => e instanceof KubeError && e.code === 500 && e.reason === "InternalError");
+    assert.deepEqual(f.requests.slice(-3), ["get namespaces 429", "get namespaces 503", "list namespaces 500"]);
+    // Fault rules with `times` retire: the next call succeeds.
+    assert.equal((await f.client.get(Resources.namespaces, "default")).metadata?.name, "default");
+  });
+
+  it("reports an unreachable server as a retryable error with code 0", async () => {
+    const url = f.api.url;
+    await f.api.close();
+    const client = new KubeClient({ server: url, requestTimeoutMs: 2000 });
+    await assert.rejects(client.get(Resources.namespaces, "default"), (e: unknown) => e instanceof KubeError && e.code === 0 && isRetryable(e));
+    client.close();
+    f = await startFixture();
+  });
+});
