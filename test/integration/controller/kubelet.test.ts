@@ -1,0 +1,99 @@
+// The fake kubelet is what the controller tests stand on, so it is proven first: placement as the DaemonSet
+// controller and scheduler decide it, hostPort conflicts left Pending, readiness under the test's control.
+import assert from "node:assert/strict";
+import { create, dsPath, node, nodePath, NS, setNodeReady, startEnv, updateNode, waitFor, type Env, type Obj } from "./support.js";
+
+function daemonSet(name: string, opts: { port?: number; nodeSelector?: Record<string, string>; tolerations?: Obj[]; affinity?: Obj } = {}): Obj {
+  return {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name, labels: { app: name } },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [{ name: "lb", image: "berth:test", ports: [{ containerPort: opts.port ?? 80, hostPort: opts.port ?? 80, protocol: "TCP" }] }],
+          ...(opts.nodeSelector ? { nodeSelector: opts.nodeSelector } : {}),
+          ...(opts.tolerations ? { tolerations: opts.tolerations } : {}),
+          ...(opts.affinity ? { affinity: opts.affinity } : {}),
+        },
+      },
+    },
+  };
+}
+
+describe("fake kubelet (test stand-in for the DaemonSet controller, scheduler and kubelet)", function () {
+  let env: Env;
+  beforeEach(async () => {
+    env = await startEnv();
+    await create(env.client, nodePath(), node("n1", { internalIp: "192.0.2.1", labels: { zone: "a" } }));
+    await create(env.client, nodePath(), node("n2", { internalIp: "192.0.2.2", labels: { zone: "b" } }));
+    await create(env.client, nodePath(), node("n3", { internalIp: "192.0.2.3", taints: [{ key: "dedicated", value: "db", effect: "NoSchedule" }] }));
+  });
+  afterEach(async () => {
+    await env?.close();
+  });
+
+  const podsOf = async (ds: string): Promise<Obj[]> => {
+    const res = await env.client.get(`/api/v1/namespaces/${NS}/pods?labelSelector=app%3D${ds}`);
+    return res.body.items as Obj[];
+  };
+  const readyNodes = (pods: Obj[]): string[] => pods
+    .filter((p) => (p.status?.conditions ?? []).some((c: Obj) => c.type === "Ready" && c.status === "True"))
+    .map((p) => p.spec.nodeName as string).sort();
+
+  it("runs one Ready pod per node that passes nodeSelector, affinity and taints", async () => {
+    await create(env.client, dsPath(), daemonSet("all"));
+    await create(env.client, dsPath(), daemonSet("zone-a", { port: 81, nodeSelector: { zone: "a" } }));
+    await create(env.client, dsPath(), daemonSet("tolerant", { port: 82, tolerations: [{ key: "dedicated", operator: "Exists" }] }));
+    await create(env.client, dsPath(), daemonSet("not-b", { port: 83, affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [{ matchExpressions: [{ key: "zone", operator: "NotIn", values: ["b"] }] }] } } } }));
+    await waitFor("pods placed", async () => (await podsOf("tolerant")).length === 3 && readyNodes(await podsOf("not-b")).length === 1);
+    assert.deepEqual(readyNodes(await podsOf("all")), ["n1", "n2"]);
+    assert.deepEqual(readyNodes(await podsOf("zone-a")), ["n1"]);
+    assert.deepEqual(readyNodes(await podsOf("tolerant")), ["n1", "n2", "n3"]);
+    // n3 is tainted and has no zone label; NotIn matches a missing label, but the taint keeps it out.
+    assert.deepEqual(readyNodes(await podsOf("not-b")), ["n1"]);
+    const pod = (await podsOf("zone-a"))[0] as Obj;
+    assert.equal(pod.status.hostIP, "192.0.2.1");
+    assert.deepEqual(pod.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+      [{ matchFields: [{ key: "metadata.name", operator: "In", values: ["n1"] }] }]);
+  });
+
+  it("leaves a pod Pending and unbound when its hostPort is taken on the node, and binds it once the port frees", async () => {
+    await create(env.client, dsPath(), daemonSet("first", { port: 8080 }));
+    await waitFor("first pods", async () => readyNodes(await podsOf("first")).length === 2);
+    await create(env.client, dsPath(), daemonSet("second", { port: 8080 }));
+    const pending = await waitFor("second pending", async () => {
+      const pods = await podsOf("second");
+      return pods.length === 2 && pods.every((p) => p.status?.phase === "Pending") ? pods : undefined;
+    });
+    for (const p of pending) {
+      assert.equal(p.spec.nodeName, undefined);
+      const sched = (p.status.conditions as Obj[]).find((c) => c.type === "PodScheduled");
+      assert.equal(sched?.reason, "Unschedulable");
+      assert.match(sched?.message as string, /didn't have free ports/);
+    }
+    const del = await env.client.del(dsPath("first"));
+    assert.equal(del.status, 200);
+    await waitFor("second bound and ready", async () => readyNodes(await podsOf("second")).length === 2);
+  });
+
+  it("follows setReady, node readiness, and node label changes", async () => {
+    await create(env.client, dsPath(), daemonSet("web", { nodeSelector: { zone: "a" } }));
+    await waitFor("ready on n1", async () => readyNodes(await podsOf("web")).join() === "n1");
+    env.kubelet.setReady({ daemonSet: "web", node: "n1", ready: false });
+    await waitFor("unready", async () => readyNodes(await podsOf("web")).length === 0 && (await podsOf("web")).length === 1);
+    env.kubelet.setReady({ daemonSet: "web", ready: true });
+    await waitFor("ready again", async () => readyNodes(await podsOf("web")).join() === "n1");
+    await updateNode(env.client, "n1", (n) => setNodeReady(n, false), "status");
+    await waitFor("unready with its node", async () => readyNodes(await podsOf("web")).length === 0);
+    await updateNode(env.client, "n2", (n) => (n.metadata.labels.zone = "a"));
+    await updateNode(env.client, "n1", (n) => (n.metadata.labels.zone = "b"));
+    await waitFor("moved to n2", async () => {
+      const pods = await podsOf("web");
+      return pods.length === 1 && readyNodes(pods).join() === "n2";
+    });
+  });
+});

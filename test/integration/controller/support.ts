@@ -1,0 +1,201 @@
+// Shared fixtures for the controller integration tests: a sandbox API server over HTTP, the fake kubelet, literal
+// Node/Service builders, and polling waits (no fixed sleeps: every wait ends as soon as its condition holds).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apiserver/index.js";
+import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
+import { Client } from "../../sandbox/apiserver-client.js";
+import { FakeKubelet } from "../../support/kubelet.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Obj = Record<string, any>;
+
+export const NS = "berth-system";
+
+export interface Env {
+  server: ApiServerHandle;
+  client: Client;
+  kubelet: FakeKubelet;
+  kubeconfig: string;
+  close(): Promise<void>;
+}
+
+/** A server with the controller's namespace, a kubeconfig for it, and a started fake kubelet. */
+export async function startEnv(options: { readyByDefault?: boolean } = {}): Promise<Env> {
+  const server = await startApiServer({ port: 0 });
+  const client = new Client(server);
+  const created = await client.post("/api/v1/namespaces", { metadata: { name: NS } });
+  if (created.status !== 201) throw new Error(`cannot create ${NS}: ${created.text}`);
+  const dir = mkdtempSync(join(tmpdir(), "berth-ctl-test-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
+  const kubelet = new FakeKubelet({ server: server.url, token: server.token, namespace: NS, readyByDefault: options.readyByDefault ?? true });
+  await kubelet.start();
+  return {
+    server, client, kubelet, kubeconfig,
+    async close() {
+      kubelet.stop();
+      client.closeWatches();
+      server.faults.clear();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface NodeSpec {
+  labels?: Record<string, string>;
+  internalIp?: string;
+  externalIp?: string;
+  /** Extra addresses, e.g. a second family. */
+  addresses?: { type: string; address: string }[];
+  taints?: Obj[];
+  ready?: boolean;
+}
+
+export function node(name: string, spec: NodeSpec = {}): Obj {
+  const addresses = [
+    ...(spec.internalIp ? [{ type: "InternalIP", address: spec.internalIp }] : []),
+    ...(spec.externalIp ? [{ type: "ExternalIP", address: spec.externalIp }] : []),
+    ...(spec.addresses ?? []),
+    { type: "Hostname", address: name },
+  ];
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", ...(spec.labels ?? {}) } },
+    spec: { ...(spec.taints ? { taints: spec.taints } : {}) },
+    status: {
+      addresses,
+      conditions: [{ type: "Ready", status: spec.ready === false ? "False" : "True", reason: "KubeletReady", message: "kubelet is posting ready status" }],
+    },
+  };
+}
+
+export interface ServiceSpec {
+  ports?: { port: number; protocol?: string; name?: string; nodePort?: number }[];
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  type?: string;
+  loadBalancerClass?: string;
+  externalTrafficPolicy?: "Cluster" | "Local";
+  ipFamilies?: string[];
+  ipFamilyPolicy?: string;
+  selector?: Record<string, string>;
+}
+
+export function service(name: string, spec: ServiceSpec = {}): Obj {
+  const ports = (spec.ports ?? [{ port: 80 }]).map((p, i) => ({
+    name: p.name ?? `p${i}`, port: p.port, protocol: p.protocol ?? "TCP", targetPort: p.port,
+    ...(p.nodePort ? { nodePort: p.nodePort } : {}),
+  }));
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, ...(spec.annotations ? { annotations: spec.annotations } : {}), ...(spec.labels ? { labels: spec.labels } : {}) },
+    spec: {
+      type: spec.type ?? "LoadBalancer",
+      ports,
+      selector: spec.selector ?? { app: name },
+      ...(spec.loadBalancerClass ? { loadBalancerClass: spec.loadBalancerClass } : {}),
+      ...(spec.externalTrafficPolicy ? { externalTrafficPolicy: spec.externalTrafficPolicy } : {}),
+      ...(spec.ipFamilies ? { ipFamilies: spec.ipFamilies } : {}),
+      ...(spec.ipFamilyPolicy ? { ipFamilyPolicy: spec.ipFamilyPolicy } : {}),
+    },
+  };
+}
+
+/** Creates an object and fails loudly with the server's message. */
+export async function create(client: Client, path: string, body: Obj): Promise<Obj> {
+  const res = await client.post(path, body);
+  if (res.status !== 201) throw new Error(`POST ${path} -> ${res.status}: ${res.text}`);
+  return res.body as Obj;
+}
+
+export async function getObj(client: Client, path: string): Promise<Obj | undefined> {
+  const res = await client.get(path);
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`GET ${path} -> ${res.status}: ${res.text}`);
+  return res.body as Obj;
+}
+
+export async function mergePatch(client: Client, path: string, body: Obj): Promise<Obj> {
+  const res = await client.patch(path, "application/merge-patch+json", body);
+  if (res.status !== 200) throw new Error(`PATCH ${path} -> ${res.status}: ${res.text}`);
+  return res.body as Obj;
+}
+
+export const svcPath = (name: string, ns = "default"): string => `/api/v1/namespaces/${ns}/services/${name}`;
+export const dsPath = (name?: string): string => `/apis/apps/v1/namespaces/${NS}/daemonsets${name ? `/${name}` : ""}`;
+export const nodePath = (name?: string): string => `/api/v1/nodes${name ? `/${name}` : ""}`;
+
+/**
+ * Polls `probe` until it returns something other than undefined/false, or fails with the last observation so a
+ * failed wait says what it saw.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 8000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+      last = value;
+    } catch (err) {
+      last = err instanceof Error ? err.message : err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last saw: ${JSON.stringify(last)?.slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** The DaemonSets in the controller's namespace that belong to a Service (by berth's labels). */
+export async function daemonSetsFor(client: Client, name: string, ns = "default"): Promise<Obj[]> {
+  const sel = encodeURIComponent(`berth.dev/service-name=${name},berth.dev/service-namespace=${ns}`);
+  const res = await client.get(`${dsPath()}?labelSelector=${sel}`);
+  return (res.body?.items ?? []) as Obj[];
+}
+
+export function ingressIps(svc: Obj | undefined): string[] {
+  return ((svc?.status?.loadBalancer?.ingress ?? []) as Obj[]).map((i) => i.ip as string);
+}
+
+export function condition(svc: Obj | undefined, type: string): Obj | undefined {
+  return ((svc?.status?.conditions ?? []) as Obj[]).find((c) => c.type === type);
+}
+
+/** Events about one object (core/v1), newest last. */
+export async function eventsFor(client: Client, name: string, ns = "default"): Promise<Obj[]> {
+  const sel = encodeURIComponent(`involvedObject.name=${name}`);
+  const res = await client.get(`/api/v1/namespaces/${ns}/events?fieldSelector=${sel}`);
+  return (res.body?.items ?? []) as Obj[];
+}
+
+/** Waits until the Service's ingress IPs equal `ips` (order included). */
+export async function waitForIngress(client: Client, name: string, ips: string[], timeoutMs = 8000, ns = "default"): Promise<Obj> {
+  return waitFor(`ingress of ${ns}/${name} = ${JSON.stringify(ips)}`, async () => {
+    const svc = await getObj(client, svcPath(name, ns));
+    return JSON.stringify(ingressIps(svc)) === JSON.stringify(ips) ? svc : undefined;
+  }, timeoutMs);
+}
+
+/**
+ * Changes a Node by read-modify-write (GET + PUT with its resourceVersion, retried on 409), as the kubelet and
+ * `kubectl label` (older) do. PUT rather than PATCH: the sandbox's store keeps an undefined metadata.namespace on
+ * cluster-scoped objects after an update, and its next PATCH then fails typed decoding (reported to the lead).
+ */
+export async function updateNode(client: Client, name: string, mutate: (n: Obj) => void, subresource = ""): Promise<Obj> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await getObj(client, nodePath(name));
+    if (!current) throw new Error(`node ${name} not found`);
+    mutate(current);
+    const res = await client.put(`${nodePath(name)}${subresource ? `/${subresource}` : ""}`, current);
+    if (res.status === 200) return res.body as Obj;
+    if (res.status !== 409 || attempt > 20) throw new Error(`PUT node ${name} -> ${res.status}: ${res.text}`);
+  }
+}
+
+export function setNodeReady(n: Obj, ready: boolean): void {
+  n.status.conditions = [{ type: "Ready", status: ready ? "True" : "False", reason: ready ? "KubeletReady" : "KubeletNotReady" }];
+}

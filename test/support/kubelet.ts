@@ -1,0 +1,561 @@
+// A stand-in for the DaemonSet controller, the scheduler's NodePorts/affinity/taint filters and the kubelet, for
+// controller tests against the sandbox API server: it speaks plain HTTP (list-then-watch, create, patch, delete)
+// like any other client, so the controller under test sees the same objects and watch events a cluster would give.
+//
+// What it reproduces, and from where:
+// - DaemonSet controller (pkg/controller/daemon): one pod per node that passes the template's nodeSelector,
+//   required node affinity and taints (with the tolerations every DaemonSet pod gets, daemon/util
+//   AddOrUpdateDaemonPodTolerations); the pod's required node affinity replaced by `matchFields metadata.name In
+//   [node]` (util.ReplaceDaemonSetPodNodeNameNodeAffinity); pods of nodes that no longer match are deleted; a
+//   changed template replaces the pods (OnDelete-free RollingUpdate, simplified to delete + create); DaemonSet
+//   status counts (desiredNumberScheduled, currentNumberScheduled, numberReady, numberAvailable).
+// - scheduler: a pod whose hostPort/protocol/hostIP is already held on its node by an earlier pod stays unbound and
+//   Pending with PodScheduled=False, reason Unschedulable and the NodePorts plugin's message, and is bound (pods/binding)
+//   once the port frees up. Pods whose ports are free are created bound, saving the bind round trip.
+// - kubelet + node lifecycle controller: bound pods run (phase Running, hostIP, podIP) and are Ready unless the
+//   test says otherwise (setReady); on a node whose Ready condition is not True, pods are marked not Ready
+//   (node lifecycle controller's MarkPodsNotReady); graceful deletions are confirmed at once.
+import { createHash } from "node:crypto";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
+
+export interface FakeKubeletOptions {
+  /** API server URL, e.g. http://127.0.0.1:40000 */
+  server: string;
+  token: string;
+  /** Namespace whose DaemonSets it runs (the controller's namespace). */
+  namespace: string;
+  /** Pods are Ready once running unless setReady says otherwise (default true). */
+  readyByDefault?: boolean;
+  /** Pause between retries after a failed request (default 50 ms). */
+  retryMs?: number;
+}
+
+/** Readiness override: pods of this DaemonSet (any if unset) on this node (any if unset). */
+export interface ReadinessRule {
+  daemonSet?: string;
+  node?: string;
+  ready: boolean;
+}
+
+/** The tolerations the DaemonSet controller adds to every daemon pod (daemon/util.AddOrUpdateDaemonPodTolerations). */
+const DAEMON_TOLERATIONS: Obj[] = [
+  { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute" },
+  { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute" },
+  { key: "node.kubernetes.io/disk-pressure", operator: "Exists", effect: "NoSchedule" },
+  { key: "node.kubernetes.io/memory-pressure", operator: "Exists", effect: "NoSchedule" },
+  { key: "node.kubernetes.io/pid-pressure", operator: "Exists", effect: "NoSchedule" },
+  { key: "node.kubernetes.io/unschedulable", operator: "Exists", effect: "NoSchedule" },
+];
+
+const TEMPLATE_HASH = "berth-test.dev/template-hash";
+
+/** Why a node does not get a DaemonSet's pod; undefined when it does. */
+export function nodeMismatch(template: Obj, node: Obj): string | undefined {
+  const spec = (template.spec ?? {}) as Obj;
+  const labels = (node.metadata?.labels ?? {}) as Record<string, string>;
+  for (const [k, v] of Object.entries((spec.nodeSelector ?? {}) as Record<string, string>)) {
+    if (labels[k] !== v) return `nodeSelector ${k}=${v}`;
+  }
+  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms as Obj[] | undefined;
+  // Required node affinity: the terms are ORed, the requirements in a term ANDed; an empty term matches nothing.
+  if (terms && terms.length > 0 && !terms.some((t) => termMatches(t, node))) return "node affinity";
+  const tolerations = [...((spec.tolerations ?? []) as Obj[]), ...DAEMON_TOLERATIONS];
+  for (const taint of (node.spec?.taints ?? []) as Obj[]) {
+    if (taint.effect === "PreferNoSchedule") continue;
+    if (!tolerations.some((t) => tolerates(t, taint))) return `taint ${taint.key}:${taint.effect}`;
+  }
+  return undefined;
+}
+
+function termMatches(term: Obj, node: Obj): boolean {
+  const exprs = (term.matchExpressions ?? []) as Obj[];
+  const fields = (term.matchFields ?? []) as Obj[];
+  if (exprs.length === 0 && fields.length === 0) return false;
+  const labels = (node.metadata?.labels ?? {}) as Record<string, string>;
+  return exprs.every((e) => requirementMatches(e, labels[e.key as string])) &&
+    fields.every((f) => f.key === "metadata.name" && requirementMatches(f, node.metadata?.name as string));
+}
+
+function requirementMatches(req: Obj, value: string | undefined): boolean {
+  const values = (req.values ?? []) as string[];
+  switch (req.operator) {
+    case "In": return value !== undefined && values.includes(value);
+    case "NotIn": return value === undefined || !values.includes(value);
+    case "Exists": return value !== undefined;
+    case "DoesNotExist": return value === undefined;
+    case "Gt": return value !== undefined && Number(value) > Number(values[0]);
+    case "Lt": return value !== undefined && Number(value) < Number(values[0]);
+    default: return false;
+  }
+}
+
+function tolerates(t: Obj, taint: Obj): boolean {
+  if (t.effect && t.effect !== taint.effect) return false;
+  if (t.operator === "Exists") return t.key === undefined || t.key === "" || t.key === taint.key;
+  return t.key === taint.key && (t.value ?? "") === (taint.value ?? "");
+}
+
+function nodeReady(node: Obj): boolean {
+  return ((node.status?.conditions ?? []) as Obj[]).some((c) => c.type === "Ready" && c.status === "True");
+}
+
+function hostPorts(pod: Obj): { key: string; hostIP: string }[] {
+  const out: { key: string; hostIP: string }[] = [];
+  for (const c of (pod.spec?.containers ?? []) as Obj[]) {
+    for (const p of (c.ports ?? []) as Obj[]) {
+      if (p.hostPort) out.push({ key: `${p.protocol ?? "TCP"}/${p.hostPort}`, hostIP: (p.hostIP as string | undefined) ?? "0.0.0.0" });
+    }
+  }
+  return out;
+}
+
+/** The scheduler's NodePorts check: the same protocol/port with overlapping host IPs (0.0.0.0 overlaps all). */
+function portsClash(a: Obj, b: Obj): string | undefined {
+  for (const pa of hostPorts(a)) {
+    for (const pb of hostPorts(b)) {
+      if (pa.key === pb.key && (pa.hostIP === pb.hostIP || pa.hostIP === "0.0.0.0" || pb.hostIP === "0.0.0.0")) return pa.key;
+    }
+  }
+  return undefined;
+}
+
+function shortHash(s: string): string {
+  return createHash("sha256").update(s).digest("hex").slice(0, 5);
+}
+
+function stable(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stable).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stable((value as Obj)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function templateHash(ds: Obj): string {
+  return createHash("sha256").update(stable(ds.spec?.template ?? {})).digest("hex").slice(0, 10);
+}
+
+function ownerUid(pod: Obj): string | undefined {
+  return ((pod.metadata?.ownerReferences ?? []) as Obj[]).find((o) => o.kind === "DaemonSet")?.uid as string | undefined;
+}
+
+function podNode(pod: Obj): string | undefined {
+  if (pod.spec?.nodeName) return pod.spec.nodeName as string;
+  const terms = (pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? []) as Obj[];
+  return terms[0]?.matchFields?.[0]?.values?.[0] as string | undefined;
+}
+
+/** A list-then-watch cache over plain HTTP: relists on 410 or error, resumes watches from the last resourceVersion. */
+class Reflector {
+  readonly items = new Map<string, Obj>();
+  private rv = "";
+  /** One controller for every request of this reflector, so stop() ends a list in flight too. */
+  private readonly abort = new AbortController();
+  private stopped = false;
+  synced: Promise<void>;
+  private markSynced!: () => void;
+
+  constructor(
+    private readonly kubelet: FakeKubelet,
+    private readonly path: string,
+    private readonly onChange: () => void,
+  ) {
+    this.synced = new Promise((resolve) => (this.markSynced = resolve));
+  }
+
+  start(): void {
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+  }
+
+  private async loop(): Promise<void> {
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          const list = await this.kubelet.request("GET", this.path, undefined, undefined, this.abort.signal);
+          if (list.status !== 200) throw new Error(`list ${this.path}: ${list.status}`);
+          this.items.clear();
+          for (const o of list.body.items as Obj[]) this.items.set(`${o.metadata.namespace ?? ""}/${o.metadata.name}`, o);
+          this.rv = list.body.metadata.resourceVersion as string;
+          needList = false;
+          this.markSynced();
+          this.onChange();
+        }
+        needList = await this.watch();
+      } catch {
+        if (this.stopped) return;
+        needList = true;
+        await new Promise((r) => setTimeout(r, this.kubelet.retryMs));
+      }
+    }
+  }
+
+  /** Follows one watch stream; true when a relist is needed (410 Gone). */
+  private async watch(): Promise<boolean> {
+    const sep = this.path.includes("?") ? "&" : "?";
+    const res = await fetch(`${this.kubelet.server}${this.path}${sep}watch=true&allowWatchBookmarks=true&resourceVersion=${this.rv}`, {
+      headers: { Authorization: `Bearer ${this.kubelet.token}` },
+      signal: this.abort.signal,
+    });
+    if (res.status === 410) return true;
+    if (res.status !== 200 || !res.body) throw new Error(`watch ${this.path}: ${res.status}`);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return false;
+      buffer += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl).trim();
+        buffer = buffer.slice(nl + 1);
+        if (!line) continue;
+        const ev = JSON.parse(line) as { type: string; object: Obj };
+        if (ev.type === "ERROR") return ev.object.code === 410;
+        this.rv = ev.object.metadata.resourceVersion as string;
+        if (ev.type === "BOOKMARK") continue;
+        const key = `${ev.object.metadata.namespace ?? ""}/${ev.object.metadata.name}`;
+        if (ev.type === "DELETED") this.items.delete(key);
+        else this.items.set(key, ev.object);
+        this.onChange();
+      }
+    }
+  }
+}
+
+export class FakeKubelet {
+  readonly server: string;
+  readonly token: string;
+  readonly namespace: string;
+  readonly retryMs: number;
+  private readyByDefault: boolean;
+  private readonly rules: ReadinessRule[] = [];
+  private readonly daemonSets: Reflector;
+  private readonly nodes: Reflector;
+  private readonly pods: Reflector;
+  private running = false;
+  private stopped = false;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+  /** Writes this stand-in made (creates, deletes, status patches), for tests that want to know it acted. */
+  writes = 0;
+
+  constructor(options: FakeKubeletOptions) {
+    this.server = options.server.replace(/\/+$/, "");
+    this.token = options.token;
+    this.namespace = options.namespace;
+    this.readyByDefault = options.readyByDefault ?? true;
+    this.retryMs = options.retryMs ?? 50;
+    const ns = encodeURIComponent(options.namespace);
+    const kick = () => this.schedule(0);
+    this.daemonSets = new Reflector(this, `/apis/apps/v1/namespaces/${ns}/daemonsets`, kick);
+    this.nodes = new Reflector(this, "/api/v1/nodes", kick);
+    this.pods = new Reflector(this, `/api/v1/namespaces/${ns}/pods`, kick);
+  }
+
+  /** Starts watching; resolves once the first lists are in. */
+  async start(): Promise<void> {
+    for (const r of [this.daemonSets, this.nodes, this.pods]) r.start();
+    await Promise.all([this.daemonSets.synced, this.nodes.synced, this.pods.synced]);
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const r of [this.daemonSets, this.nodes, this.pods]) r.stop();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dirty = false;
+  }
+
+  /** Overrides readiness for matching pods (later rules win); the pods' status follows within one sync. */
+  setReady(rule: ReadinessRule): void {
+    this.rules.push(rule);
+    this.schedule(0);
+  }
+
+  setReadyByDefault(ready: boolean): void {
+    this.readyByDefault = ready;
+    this.schedule(0);
+  }
+
+  /** Resolves once a sync pass finds nothing to do. */
+  async settled(timeoutMs = 5000): Promise<void> {
+    this.schedule(0);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("fake kubelet did not settle")), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** The pods this stand-in currently sees in the namespace. */
+  podList(): Obj[] {
+    return [...this.pods.items.values()];
+  }
+
+  async request(method: string, path: string, body?: unknown, contentType = "application/json", signal?: AbortSignal): Promise<{ status: number; body: Obj }> {
+    const res = await fetch(this.server + path, {
+      method,
+      ...(signal ? { signal } : {}),
+      headers: { Authorization: `Bearer ${this.token}`, ...(body !== undefined ? { "Content-Type": contentType } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as Obj) : {} };
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (this.timer || this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.run();
+    }, delayMs);
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    let failed = false;
+    try {
+      while (this.dirty && !this.stopped) {
+        this.dirty = false;
+        const acted = await this.sync();
+        // Our own writes come back as watch events and set dirty again; one more pass confirms a fixed point.
+        if (acted) await new Promise((r) => setTimeout(r, 5));
+      }
+    } catch {
+      failed = true;
+    } finally {
+      this.running = false;
+    }
+    if (failed) this.schedule(this.retryMs);
+    else for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private readinessFor(ds: string, node: string): boolean {
+    let ready = this.readyByDefault;
+    for (const r of this.rules) {
+      if ((r.daemonSet === undefined || r.daemonSet === ds) && (r.node === undefined || r.node === node)) ready = r.ready;
+    }
+    return ready;
+  }
+
+  /** One pass over everything; true when it wrote anything. Throws on a failed write (retried later). */
+  private async sync(): Promise<boolean> {
+    const ns = encodeURIComponent(this.namespace);
+    const podsPath = `/api/v1/namespaces/${ns}/pods`;
+    let acted = false;
+    const write = async (method: string, path: string, body?: unknown, contentType?: string): Promise<void> => {
+      const res = await this.request(method, path, body, contentType);
+      // 404 on delete and 409 on create mean someone (or our previous pass) got there first: the watch will tell.
+      if (res.status >= 300 && !(method === "DELETE" && res.status === 404) && !(method === "POST" && res.status === 409)) {
+        throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+      }
+      this.writes++;
+      acted = true;
+    };
+    const nodes = [...this.nodes.items.values()].sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)));
+    const nodeByName = new Map(nodes.map((n) => [n.metadata.name as string, n]));
+    const dsByUid = new Map<string, Obj>();
+    for (const ds of this.daemonSets.items.values()) if (!ds.metadata.deletionTimestamp) dsByUid.set(ds.metadata.uid as string, ds);
+    const pods = [...this.pods.items.values()];
+
+    // Graceful deletions are confirmed at once (the kubelet has stopped the containers); pods of deleted
+    // DaemonSets are removed, as the garbage collector would.
+    const live: Obj[] = [];
+    for (const pod of pods) {
+      const uid = ownerUid(pod);
+      if (pod.metadata.deletionTimestamp) {
+        await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+        continue;
+      }
+      if (uid === undefined) {
+        live.push(pod);
+        continue;
+      }
+      const ds = dsByUid.get(uid);
+      const node = podNode(pod);
+      const stale = !ds || node === undefined || !nodeByName.has(node) ||
+        nodeMismatch(ds.spec.template, nodeByName.get(node) as Obj) !== undefined ||
+        pod.metadata.annotations?.[TEMPLATE_HASH] !== templateHash(ds);
+      if (stale) await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+      else live.push(pod);
+    }
+
+    // Per node, earlier pods keep their ports; later ones with a clashing hostPort stay unbound.
+    const byNode = new Map<string, Obj[]>();
+    for (const pod of live) {
+      const node = podNode(pod);
+      if (node === undefined) continue;
+      const list = byNode.get(node) ?? [];
+      list.push(pod);
+      byNode.set(node, list);
+    }
+    for (const [nodeName, list] of byNode) {
+      const node = nodeByName.get(nodeName);
+      list.sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)) ||
+        Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
+      const holders: Obj[] = [];
+      for (const pod of list) {
+        const clash = holders.map((h) => portsClash(pod, h)).find((c) => c !== undefined);
+        const bound = Boolean(pod.spec.nodeName);
+        if (clash === undefined && bound) {
+          holders.push(pod);
+          if (!node) continue;
+          const ds = dsByUid.get(ownerUid(pod) ?? "");
+          const ready = nodeReady(node) && this.readinessFor(ds?.metadata.name as string, nodeName);
+          const status = runningStatus(pod, node, ready, nodes.indexOf(node));
+          if (!sameStatus(pod.status, status)) {
+            await write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json");
+          }
+        } else if (clash === undefined && !bound) {
+          // The port is free now: the scheduler binds it.
+          await write("POST", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/binding`,
+            { apiVersion: "v1", kind: "Binding", metadata: { name: pod.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: nodeName } });
+          holders.push(pod);
+        } else if (bound) {
+          // A bound pod that clashes (created bound while another held the port in a race): the later one yields.
+          await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+        } else {
+          const status = pendingStatus(nodes.length);
+          if (!sameStatus(pod.status, status)) {
+            await write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json");
+          }
+        }
+      }
+    }
+
+    // Missing pods are created: bound when the node has the ports free, unbound (Pending) otherwise.
+    const podKeys = new Set(live.map((p) => `${ownerUid(p)}/${podNode(p)}`));
+    for (const ds of dsByUid.values()) {
+      for (const node of nodes) {
+        const nodeName = node.metadata.name as string;
+        if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
+        if (nodeMismatch(ds.spec.template, node) !== undefined) continue;
+        const pod = newPod(ds, nodeName);
+        const holders = (byNode.get(nodeName) ?? []).filter((p) => p.spec.nodeName);
+        const clash = holders.some((h) => portsClash(pod, h) !== undefined);
+        if (!clash) pod.spec.nodeName = nodeName;
+        await write("POST", podsPath, pod);
+        if (!clash) byNode.set(nodeName, [...(byNode.get(nodeName) ?? []), pod]);
+      }
+    }
+
+    // DaemonSet status, as the DaemonSet controller keeps it.
+    for (const ds of dsByUid.values()) {
+      const mine = live.filter((p) => ownerUid(p) === ds.metadata.uid);
+      const desired = nodes.filter((n) => nodeMismatch(ds.spec.template, n) === undefined).length;
+      const scheduled = mine.filter((p) => p.spec.nodeName).length;
+      const ready = mine.filter((p) => ((p.status?.conditions ?? []) as Obj[]).some((c) => c.type === "Ready" && c.status === "True")).length;
+      const status = {
+        currentNumberScheduled: scheduled, desiredNumberScheduled: desired, numberMisscheduled: 0, numberReady: ready,
+        numberAvailable: ready, updatedNumberScheduled: scheduled, observedGeneration: ds.metadata.generation,
+        ...(desired - ready > 0 ? { numberUnavailable: desired - ready } : {}),
+      };
+      const cur = ds.status ?? {};
+      if (Object.entries(status).some(([k, v]) => cur[k] !== v)) {
+        await write("PATCH", `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/daemonsets/${encodeURIComponent(ds.metadata.name)}/status`,
+          { status: { numberUnavailable: null, ...status } }, "application/merge-patch+json");
+      }
+    }
+    return acted;
+  }
+}
+
+function newPod(ds: Obj, nodeName: string): Obj {
+  const template = structuredClone(ds.spec.template ?? {}) as Obj;
+  const spec = (template.spec ?? {}) as Obj;
+  spec.affinity = {
+    ...(spec.affinity ?? {}),
+    nodeAffinity: {
+      ...(spec.affinity?.nodeAffinity ?? {}),
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "In", values: [nodeName] }] }],
+      },
+    },
+  };
+  const tolerations = [...((spec.tolerations ?? []) as Obj[])];
+  for (const t of DAEMON_TOLERATIONS) {
+    if (!tolerations.some((x) => x.key === t.key && x.effect === t.effect)) tolerations.push(t);
+  }
+  spec.tolerations = tolerations;
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: `${ds.metadata.name}-${shortHash(nodeName)}`,
+      namespace: ds.metadata.namespace,
+      labels: { ...(template.metadata?.labels ?? {}) },
+      annotations: { ...(template.metadata?.annotations ?? {}), [TEMPLATE_HASH]: templateHash(ds) },
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: ds.metadata.name, uid: ds.metadata.uid, controller: true, blockOwnerDeletion: true }],
+    },
+    spec,
+  };
+}
+
+function nodeInternalIp(node: Obj): string {
+  const addrs = (node.status?.addresses ?? []) as Obj[];
+  return (addrs.find((a) => a.type === "InternalIP")?.address as string | undefined) ?? "127.0.0.1";
+}
+
+function runningStatus(pod: Obj, node: Obj, ready: boolean, nodeIndex: number): Obj {
+  const flag = ready ? "True" : "False";
+  const hostIP = nodeInternalIp(node);
+  const podIP = `10.42.${nodeIndex % 256}.${(Number.parseInt(shortHash(pod.metadata.name as string), 16) % 250) + 2}`;
+  const started = (pod.status?.startTime as string | undefined) ?? new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  return {
+    phase: "Running",
+    hostIP,
+    hostIPs: [{ ip: hostIP }],
+    podIP,
+    podIPs: [{ ip: podIP }],
+    startTime: started,
+    conditions: [
+      { type: "PodScheduled", status: "True" },
+      { type: "Initialized", status: "True" },
+      { type: "ContainersReady", status: flag },
+      { type: "Ready", status: flag },
+    ],
+    containerStatuses: ((pod.spec?.containers ?? []) as Obj[]).map((c) => ({
+      name: c.name, image: c.image, imageID: "", ready, restartCount: 0, started: true,
+      state: { running: { startedAt: started } },
+    })),
+  };
+}
+
+function pendingStatus(nodeCount: number): Obj {
+  return {
+    phase: "Pending",
+    conditions: [{
+      type: "PodScheduled",
+      status: "False",
+      reason: "Unschedulable",
+      // The scheduler's FitError text when the NodePorts filter rejects the one node the DaemonSet pod may use.
+      message: `0/${nodeCount} nodes are available: 1 node(s) didn't have free ports for the requested pod ports.` +
+        (nodeCount > 1 ? ` ${nodeCount - 1} node(s) didn't match Pod's node affinity/selector.` : "") +
+        " preemption: 0/" + nodeCount + " nodes are available: " + nodeCount + " Preemption is not helpful for scheduling.",
+    }],
+  };
+}
+
+/** Compares the fields we set, ignoring what the server adds (timestamps we did not send). */
+function sameStatus(cur: Obj | undefined, want: Obj): boolean {
+  if (!cur) return false;
+  if (cur.phase !== want.phase || cur.hostIP !== want.hostIP || cur.podIP !== want.podIP) return false;
+  const conds = (c: Obj): string => ((c.conditions ?? []) as Obj[]).map((x) => `${x.type}=${x.status}:${x.reason ?? ""}:${x.message ?? ""}`).join(",");
+  return conds(cur) === conds(want);
+}
