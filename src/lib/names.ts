@@ -26,11 +26,22 @@ export const DEFAULT_PRIORITY_CLASS = "system-node-critical";
 export const LABELS = {
   serviceName: "berth.dev/service-name",
   serviceNamespace: "berth.dev/service-namespace",
+  /**
+   * UID of the Service the DaemonSet serves: a Service deleted and re-created under the same name has a new UID, so
+   * a DaemonSet whose UID label matches no live Service is an orphan to sweep.
+   */
+  serviceUid: "berth.dev/service-uid",
   /** Selector label of one DaemonSet's pods (value: the DaemonSet name), as k3s's `app: <name>`. */
   daemonSet: "berth.dev/daemonset",
   /** Which berth component made the object, `app.kubernetes.io/managed-by` style. */
   managedBy: "app.kubernetes.io/managed-by",
   component: "app.kubernetes.io/component",
+} as const;
+
+/** Annotations on the per-Service DaemonSets. */
+export const DAEMONSET_ANNOTATIONS = {
+  /** Hash of the desired DaemonSet as berth built it; equal hash = nothing to write (no apply, no rollout). */
+  specHash: "berth.dev/spec-hash",
 } as const;
 
 /** Values of LABELS.managedBy / LABELS.component on what the controller creates. */

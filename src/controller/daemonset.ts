@@ -1,0 +1,272 @@
+// The desired per-Service DaemonSet (hostPort mode), as a pure function of the Service, its parsed configuration,
+// the node list and the controller's configuration. Modelled on k3s servicelb's newDaemonSet
+// (pkg/cloudprovider/servicelb.go), with one lb-pod container for all ports instead of one container per port, and
+// a stable output: every list sorted and every object built in a fixed key order, so an unchanged Service always
+// yields the same object, the same hash, and no rollout (servicelb's unsorted source ranges caused rollouts).
+import { createHash } from "node:crypto";
+
+import { LB_POD_ENV } from "../lb-pod/config.js";
+import {
+  COMPONENT_LB_POD,
+  DAEMONSET_ANNOTATIONS,
+  K3S,
+  LABELS,
+  MANAGED_BY,
+  NODE_LABELS,
+} from "../lib/names.js";
+import type { Family } from "../lib/rules/model.js";
+import { sortTolerations } from "./service-config.js";
+import type { ControllerConfig, ServiceLbConfig, V1DaemonSet, V1Node, V1Service, V1Toleration } from "./types.js";
+
+/** Longest Kubernetes object name that is also a valid label value (DaemonSet names end up in pod labels). */
+const MAX_NAME = 63;
+const NAME_PREFIX = "svclb-";
+const UID_CHARS = 8;
+
+/**
+ * `svclb-<service name>-<first 8 chars of the Service UID>`, the name cut so the whole fits 63 characters (the
+ * DaemonSet controller puts it in a label of each pod, and labels stop at 63) and never left ending in '-'.
+ * Same scheme as k3s's generateName, so `kubectl get ds -A | grep svclb-` keeps working; the UID part keeps two
+ * Services of one name in different namespaces (or a re-created Service) apart.
+ */
+export function daemonSetName(service: V1Service): string {
+  const name = service.metadata?.name ?? "";
+  const uid = (service.metadata?.uid ?? "").slice(0, UID_CHARS);
+  const room = MAX_NAME - NAME_PREFIX.length - 1 - uid.length;
+  const cut = name.slice(0, room).replace(/[-.]+$/, "");
+  return `${NAME_PREFIX}${cut}-${uid}`;
+}
+
+/** Container and volume names inside the lb-pod. */
+export const LB_POD_CONTAINER = "lb-pod";
+export const STATE_VOLUME = "state";
+/** Where the lb-pod keeps its state and cleanup script (bin/berth-lb-pod's default BERTH_STATE_DIR). */
+export const STATE_DIR = "/run/berth";
+
+/** Sysctls the lb-pod needs per family (it checks them and refuses to start without them: src/lb-pod/check.ts). */
+const FORWARDING_SYSCTLS: Record<Family, string> = {
+  ipv4: "net.ipv4.ip_forward",
+  ipv6: "net.ipv6.conf.all.forwarding",
+};
+
+/**
+ * Tolerations every lb-pod gets, as k3s servicelb's: it must run on control-plane nodes too (single-node and small
+ * clusters often serve from them), and on nodes reserved for critical add-ons.
+ */
+export const DEFAULT_TOLERATIONS: readonly V1Toleration[] = [
+  { key: NODE_LABELS.master, operator: "Exists", effect: "NoSchedule" },
+  { key: NODE_LABELS.controlPlane, operator: "Exists", effect: "NoSchedule" },
+  { key: "CriticalAddonsOnly", operator: "Exists" },
+];
+
+/**
+ * Whether node selection by `berth.dev/enabled` (or k3s's `svccontroller.k3s.cattle.io/enablelb`) is on: it is as
+ * soon as any node carries either key, whatever the value, as in k3s (nodeHasDaemonSetLabel). The controller must
+ * rebuild DaemonSets when this flips.
+ */
+export function enabledLabelInUse(nodes: readonly V1Node[]): boolean {
+  return nodes.some((node) => {
+    const labels = node.metadata?.labels ?? {};
+    return labels[NODE_LABELS.enabled] !== undefined || labels[K3S.enableLb] !== undefined;
+  });
+}
+
+/**
+ * Whether a node may serve this Service, by the same rules as nodeSelectorTerms (a test checks they agree), with
+ * the reason when it may not: for the per-node reasons in status and conditions.
+ */
+export function nodeEligibility(
+  node: V1Node,
+  serviceConfig: Pick<ServiceLbConfig, "nodePool">,
+  nodes: readonly V1Node[],
+): { eligible: true } | { eligible: false; reason: string } {
+  const labels = node.metadata?.labels ?? {};
+  if (labels[NODE_LABELS.excludeFromExternalLoadBalancers] !== undefined) {
+    return { eligible: false, reason: `labelled ${NODE_LABELS.excludeFromExternalLoadBalancers}` };
+  }
+  if (enabledLabelInUse(nodes)) {
+    const key = labels[NODE_LABELS.enabled] !== undefined ? NODE_LABELS.enabled : K3S.enableLb;
+    const value = labels[key];
+    if (value !== "true") {
+      return {
+        eligible: false,
+        reason: value === undefined
+          ? `not labelled ${NODE_LABELS.enabled}=true (some nodes carry ${NODE_LABELS.enabled} or ${K3S.enableLb}, so only nodes with true serve)`
+          : `labelled ${key}=${value}, not true`,
+      };
+    }
+  }
+  const pool = serviceConfig.nodePool;
+  if (pool !== undefined) {
+    const key = labels[NODE_LABELS.pool] !== undefined ? NODE_LABELS.pool : K3S.lbPool;
+    const value = labels[key];
+    if (value !== pool) {
+      return {
+        eligible: false,
+        reason: value === undefined ? `not in node pool ${pool} (no ${NODE_LABELS.pool} label)` : `in node pool ${value}, not ${pool}`,
+      };
+    }
+  }
+  return { eligible: true };
+}
+
+type Requirement = { key: string; operator: "In" | "NotIn" | "Exists" | "DoesNotExist"; values?: string[] };
+
+/**
+ * Node affinity that picks the nodes allowed to serve this Service. NodeSelectorTerms are ORed and the expressions
+ * inside one term ANDed, so each berth key / k3s alias pair becomes two alternatives: the berth label says so, or
+ * the berth label is absent and the k3s label says so (berth's key wins when both are set, as in the annotations).
+ * - `node.kubernetes.io/exclude-from-external-load-balancers` present (any value) excludes the node, as the
+ *   upstream service controller reads it (k8s.io/cloud-provider nodeIncludedForLoadBalancing: presence, not value).
+ * - `berth.dev/enabled`: when any node carries it (or k3s's enablelb), only nodes whose value is `true` serve.
+ * - A Service pool (`berth.dev/pool` or k3s `lbpool` Service label) pins it to nodes with the same node label. k3s
+ *   honours lbpool only while enablelb selection is on; berth always does (a pinned Service never spreads to every
+ *   node by surprise when the last enablelb label is removed).
+ */
+export function nodeSelectorTerms(serviceConfig: Pick<ServiceLbConfig, "nodePool">, nodes: readonly V1Node[]): { matchExpressions: Requirement[] }[] {
+  const base: Requirement[] = [{ key: NODE_LABELS.excludeFromExternalLoadBalancers, operator: "DoesNotExist" }];
+  const enabled: Requirement[][] = enabledLabelInUse(nodes)
+    ? [
+      [{ key: NODE_LABELS.enabled, operator: "In", values: ["true"] }],
+      [{ key: NODE_LABELS.enabled, operator: "DoesNotExist" }, { key: K3S.enableLb, operator: "In", values: ["true"] }],
+    ]
+    : [[]];
+  const pool = serviceConfig.nodePool;
+  const pinned: Requirement[][] = pool !== undefined
+    ? [
+      [{ key: NODE_LABELS.pool, operator: "In", values: [pool] }],
+      [{ key: NODE_LABELS.pool, operator: "DoesNotExist" }, { key: K3S.lbPool, operator: "In", values: [pool] }],
+    ]
+    : [[]];
+  const terms: { matchExpressions: Requirement[] }[] = [];
+  for (const enabledPart of enabled) {
+    for (const poolPart of pinned) terms.push({ matchExpressions: [...base, ...enabledPart, ...poolPart] });
+  }
+  return terms;
+}
+
+/** `lb-tcp-80`: an IANA service name (at most 15 characters; the longest, `lb-sctp-65535`, has 13). */
+function portName(protocol: string, port: number): string {
+  return `lb-${protocol}-${port}`;
+}
+
+/**
+ * The DaemonSet that serves one Service in hostPort mode. `serviceConfig` must come from parseServiceConfig on the
+ * same Service; `nodes` is every node in the cluster (only their labels matter here).
+ *
+ * The metadata carries `berth.dev/spec-hash`, a hash of everything else: the reconcile writes only when the live
+ * DaemonSet's hash differs (the live object also holds server-filled defaults, so comparing whole objects would
+ * always differ). The object is ready for server-side apply (apiVersion, kind, name, namespace set).
+ */
+export function buildDaemonSet(
+  service: V1Service,
+  serviceConfig: ServiceLbConfig,
+  nodes: readonly V1Node[],
+  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath">,
+): V1DaemonSet {
+  const name = daemonSetName(service);
+  const serviceName = service.metadata?.name ?? "";
+  const serviceNamespace = service.metadata?.namespace ?? "";
+  const serviceUid = service.metadata?.uid ?? "";
+  const ports = [...serviceConfig.ports];
+  const local = serviceConfig.externalTrafficPolicy === "Local";
+
+  const env: { name: string; value?: string; valueFrom?: { fieldRef: { apiVersion: string; fieldPath: string } } }[] = [
+    { name: LB_POD_ENV.ports, value: ports.map((p) => `${p.protocol}:${p.port}:${p.destinationPort}`).join(",") },
+    // Local: the node's own IPs and the NodePort, so kube-proxy on this node sends the traffic to local endpoints
+    // only and the client address survives; Cluster: every ClusterIP and the Service port (k3s does the same).
+    local
+      ? { name: LB_POD_ENV.destinationIps, valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: config.hostIpsFieldPath } } }
+      : { name: LB_POD_ENV.destinationIps, value: serviceConfig.clusterIps.join(",") },
+  ];
+  // Left out when empty: the lb-pod reads an unset SRC_RANGES as "every source", and an empty value would be
+  // dropped by the API server anyway (omitempty), leaving our object and the live one needlessly different.
+  if (serviceConfig.sourceRanges.length > 0) env.push({ name: LB_POD_ENV.sourceRanges, value: serviceConfig.sourceRanges.join(",") });
+
+  const families = (["ipv4", "ipv6"] as const).filter((family) => serviceConfig.families.includes(family));
+  const tolerations = sortTolerations([...DEFAULT_TOLERATIONS, ...serviceConfig.tolerations]);
+
+  const labels = {
+    [LABELS.serviceName]: serviceName,
+    [LABELS.serviceNamespace]: serviceNamespace,
+    [LABELS.serviceUid]: serviceUid,
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.component]: COMPONENT_LB_POD,
+  };
+  const podLabels = { [LABELS.daemonSet]: name, ...labels };
+
+  const daemonSet: V1DaemonSet = {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name, namespace: config.namespace, labels, annotations: {} },
+    spec: {
+      selector: { matchLabels: { [LABELS.daemonSet]: name } },
+      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      template: {
+        metadata: { labels: podLabels },
+        spec: {
+          ...(serviceConfig.priorityClassName !== "" ? { priorityClassName: serviceConfig.priorityClassName } : {}),
+          // The lb-pod never talks to the API server (k3s servicelb: AutomountServiceAccountToken false).
+          automountServiceAccountToken: false,
+          // Nothing in the pod uses Service environment variables; without them the environment stays exactly ours.
+          enableServiceLinks: false,
+          securityContext: { sysctls: families.map((family) => ({ name: FORWARDING_SYSCTLS[family], value: "1" })) },
+          tolerations,
+          affinity: {
+            nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: nodeSelectorTerms(serviceConfig, nodes) } },
+          },
+          containers: [{
+            name: LB_POD_CONTAINER,
+            image: config.lbPodImage,
+            imagePullPolicy: config.imagePullPolicy,
+            command: [...config.lbPodCommand],
+            env,
+            ports: ports.map((p) => ({
+              name: portName(p.protocol, p.port),
+              containerPort: p.port,
+              hostPort: p.port,
+              protocol: p.protocol.toUpperCase(),
+            })),
+            // Ready only once the rules are in place (a servicelb pain point: Ready before the rules existed).
+            readinessProbe: {
+              exec: { command: [...config.lbPodCheckCommand] },
+              periodSeconds: 5,
+              timeoutSeconds: 5,
+              failureThreshold: 3,
+            },
+            securityContext: {
+              privileged: false,
+              allowPrivilegeEscalation: false,
+              // NET_ADMIN for netfilter and conntrack; NET_RAW because iptables-legacy (libiptc) talks to the kernel
+              // through a raw socket: without it `iptables-legacy-restore` fails with "unable to initialize table"
+              // (measured: setpriv with NET_ADMIN alone in a fresh netns). Everything else is dropped.
+              capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
+            },
+            volumeMounts: [{ name: STATE_VOLUME, mountPath: STATE_DIR }],
+          }],
+          // The state dir must be writable and must not outlive the pod: a restarted container finds the previous
+          // state there and replaces its rules instead of adding a second copy.
+          volumes: [{ name: STATE_VOLUME, emptyDir: { medium: "Memory" } }],
+        },
+      },
+    },
+  };
+  (daemonSet.metadata as { annotations: Record<string, string> }).annotations[DAEMONSET_ANNOTATIONS.specHash] = daemonSetHash(daemonSet);
+  return daemonSet;
+}
+
+/**
+ * sha256 (first 16 hex digits) of the DaemonSet without its own hash annotation. Stable because buildDaemonSet
+ * builds every object in a fixed key order and sorts every list.
+ */
+export function daemonSetHash(daemonSet: V1DaemonSet): string {
+  const annotations = { ...(daemonSet.metadata?.annotations ?? {}) };
+  delete annotations[DAEMONSET_ANNOTATIONS.specHash];
+  const copy = { ...daemonSet, metadata: { ...daemonSet.metadata, annotations } };
+  return createHash("sha256").update(JSON.stringify(copy)).digest("hex").slice(0, 16);
+}
+
+/** The hash recorded on a (live) DaemonSet, if any. */
+export function recordedHash(daemonSet: V1DaemonSet | undefined): string | undefined {
+  return daemonSet?.metadata?.annotations?.[DAEMONSET_ANNOTATIONS.specHash];
+}
