@@ -186,7 +186,7 @@ describe("controller: the desired DaemonSet", () => {
     ]);
   });
 
-  const priorityRows = [
+  const priorityRows: { name: string; annotations: Record<string, string>; want: string | undefined }[] = [
     { name: "uses system-node-critical by default", annotations: {}, want: "system-node-critical" },
     { name: "uses the Service's priority class", annotations: { "berth.dev/priority-class": "lb" }, want: "lb" },
     { name: "sets no priority class when the annotation is empty", annotations: { "svccontroller.k3s.cattle.io/priorityclassname": "" }, want: undefined },
