@@ -1,0 +1,207 @@
+// A deduplicating, rate-limited work queue with client-go's workqueue semantics (k8s.io/client-go/util/workqueue):
+// - a key queued twice is processed once ("dirty" set);
+// - a key is never processed by two workers at once; re-added while processing, it runs again right after
+//   ("processing" set: done() re-queues it);
+// - addAfter() delays a key (the earliest pending time wins), addRateLimited() delays it by a per-key exponential
+//   backoff (client-go's ItemExponentialFailureRateLimiter, 5 ms doubling) until forget() after a success.
+// Informer handlers only add keys (STYLE.md 2); run() drives reconcile workers. Time comes from a Clock, so tests
+// use a FakeClock.
+import { backoffDelay, type BackoffConfig } from "./backoff.js";
+import { realClock, type Clock, type TimerHandle } from "./clock.js";
+import { noLog, type LogFn } from "./client.js";
+
+export interface WorkQueueOptions {
+  clock?: Clock;
+  /** Per-key failure backoff; default 5 ms doubling to 5 min, no jitter (client-go: 5 ms to 1000 s). */
+  backoff?: BackoffConfig;
+  log?: LogFn;
+  /** For logs. */
+  name?: string;
+}
+
+/** What a worker returns: nothing (done), or a request to look at the key again later (a level-based poll). */
+export type WorkerResult = void | { requeueAfterMs: number };
+
+export interface RunOptions {
+  /** Workers running at once; default 1. A key is still never processed twice at the same time. */
+  concurrency?: number;
+  /** Called when the worker throws; the key is then re-added with addRateLimited(). */
+  onError?(key: string, error: unknown, requeues: number): void;
+  /** Called after every processed key, with how it ended and how long it took (for metrics). */
+  onDone?(key: string, result: "success" | "error" | "requeue", durationMs: number): void;
+}
+
+const DEFAULT_BACKOFF: BackoffConfig = { baseMs: 5, maxMs: 300_000, factor: 2 };
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly inProgress = new Set<string>();
+  private readonly waitingTimers = new Map<string, { at: number; timer: TimerHandle }>();
+  private readonly failures = new Map<string, number>();
+  private readonly getters: ((key: string | undefined) => void)[] = [];
+  private readonly runners: Promise<void>[] = [];
+  private shuttingDown = false;
+  private readonly clock: Clock;
+  private readonly backoff: BackoffConfig;
+  private readonly log: LogFn;
+
+  constructor(options: WorkQueueOptions = {}) {
+    this.clock = options.clock ?? realClock;
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.log = options.log ?? noLog;
+  }
+
+  /** Queues `key` unless it is already queued; a key being processed is queued again after it is done. */
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.inProgress.has(key)) return;
+    const getter = this.getters.shift();
+    if (getter) {
+      this.dirty.delete(key);
+      this.inProgress.add(key);
+      getter(key);
+      return;
+    }
+    this.queue.push(key);
+  }
+
+  /** Queues `key` after `ms`; if the key already waits, the earlier time wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = this.clock.now() + ms;
+    const existing = this.waitingTimers.get(key);
+    if (existing && existing.at <= at) return;
+    existing?.timer.cancel();
+    const timer = this.clock.setTimer(ms, () => {
+      this.waitingTimers.delete(key);
+      this.add(key);
+    });
+    this.waitingTimers.set(key, { at, timer });
+  }
+
+  /** Queues `key` after its next backoff step (base x 2^failures); counts a failure. */
+  addRateLimited(key: string): void {
+    const n = this.failures.get(key) ?? 0;
+    this.failures.set(key, n + 1);
+    this.addAfter(key, backoffDelay(n, this.backoff));
+  }
+
+  /** Ends the backoff of `key` (call after it was processed successfully). */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  /** Failures counted for `key` since its last forget(). */
+  numRequeues(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** Keys ready to be processed (not counting those being processed or waiting for a delay). */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  get processing(): number {
+    return this.inProgress.size;
+  }
+
+  /** Keys waiting for their addAfter / backoff delay. */
+  get waiting(): number {
+    return this.waitingTimers.size;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /** The next key, marked as processing; undefined once the queue shuts down. Call done(key) when finished. */
+  get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.dirty.delete(key);
+      this.inProgress.add(key);
+      return Promise.resolve(key);
+    }
+    return new Promise((resolve) => this.getters.push(resolve));
+  }
+
+  /** Marks `key` processed; if it was added meanwhile, it is queued again. */
+  done(key: string): void {
+    this.inProgress.delete(key);
+    if (this.dirty.has(key) && !this.shuttingDown) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+  }
+
+  /**
+   * Runs `worker` on keys with `concurrency` loops until shutdown(). A worker that throws gets its key back with
+   * addRateLimited(); one that succeeds has its backoff forgotten. Resolves when every loop has stopped.
+   */
+  run(worker: (key: string) => Promise<WorkerResult>, options: RunOptions = {}): Promise<void> {
+    const n = Math.max(1, options.concurrency ?? 1);
+    const loops: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) loops.push(this.loop(worker, options));
+    const all = Promise.all(loops).then(() => undefined);
+    this.runners.push(all);
+    return all;
+  }
+
+  /**
+   * Stops handing out keys and drops the queued and delayed ones (reconciles are level-based: whoever runs next
+   * relists and resyncs everything), then waits for the keys in progress to finish.
+   */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    for (const { timer } of this.waitingTimers.values()) timer.cancel();
+    this.waitingTimers.clear();
+    this.queue.length = 0;
+    this.dirty.clear();
+    for (const g of this.getters.splice(0)) g(undefined);
+    await Promise.all(this.runners);
+  }
+
+  private async loop(worker: (key: string) => Promise<WorkerResult>, options: RunOptions): Promise<void> {
+    for (;;) {
+      const key = await this.get();
+      if (key === undefined) return;
+      const started = this.clock.now();
+      let outcome: "success" | "error" | "requeue" = "success";
+      try {
+        const result = await worker(key);
+        this.forget(key);
+        if (result && result.requeueAfterMs >= 0) {
+          outcome = "requeue";
+          this.addAfter(key, result.requeueAfterMs);
+        }
+      } catch (error) {
+        outcome = "error";
+        this.addRateLimited(key);
+        const requeues = this.numRequeues(key);
+        if (options.onError) {
+          try {
+            options.onError(key, error, requeues);
+          } catch {
+            // An error reporter must not stop the worker loop.
+          }
+        } else {
+          this.log("warn", `processing ${key} failed (retry ${requeues})`, { error: String(error) });
+        }
+      } finally {
+        this.done(key);
+      }
+      try {
+        options.onDone?.(key, outcome, this.clock.now() - started);
+      } catch {
+        // Metrics must not stop the worker loop.
+      }
+    }
+  }
+}
