@@ -189,6 +189,33 @@ describe("sandbox apiserver: pod binding", () => {
   });
 });
 
+describe("sandbox apiserver: pod eviction", () => {
+  const { client } = useServer();
+  const PODS = "/api/v1/namespaces/default/pods";
+
+  it("lists pods/eviction as policy/v1 Eviction in discovery, as kubectl drain checks", async () => {
+    const r = await client().get("/api/v1");
+    const ev = (r.body.resources as { name: string; group?: string; version?: string; kind: string; verbs: string[] }[])
+      .find((x) => x.name === "pods/eviction");
+    assert.deepEqual(ev && { group: ev.group, version: ev.version, kind: ev.kind, verbs: ev.verbs },
+      { group: "policy", version: "v1", kind: "Eviction", verbs: ["create"] });
+  });
+
+  it("evicts a pod (no PodDisruptionBudgets here) with the Eviction's delete options", async () => {
+    await client().post(PODS, { metadata: { name: "p" }, spec: { nodeName: "n1", containers: [{ name: "c", image: "i" }] } });
+    const r = await client().post(`${PODS}/p/eviction`, {
+      apiVersion: "policy/v1", kind: "Eviction", metadata: { name: "p", namespace: "default" }, deleteOptions: { gracePeriodSeconds: 0 },
+    });
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await client().get(`${PODS}/p`)).status, 404);
+  });
+
+  it("answers 404 to evicting a pod that does not exist", async () => {
+    const r = await client().post(`${PODS}/nope/eviction`, { apiVersion: "policy/v1", kind: "Eviction", metadata: { name: "nope" } });
+    assert.equal(r.status, 404);
+  });
+});
+
 describe("sandbox apiserver: pod deletion", () => {
   const { client } = useServer();
   const PODS = "/api/v1/namespaces/default/pods";

@@ -44,6 +44,16 @@ describe("sandbox apiserver: patch", () => {
     assert.equal(r.body.metadata.generation, 2);
   });
 
+  it("cordons and uncordons a node with strategic merge patches, as kubectl does", async () => {
+    await client().post("/api/v1/nodes", { metadata: { name: "n1" } });
+    const on = await client().patch("/api/v1/nodes/n1", "application/strategic-merge-patch+json", { spec: { unschedulable: true } });
+    assert.equal(on.status, 200, on.text);
+    assert.equal(on.body.spec.unschedulable, true);
+    const off = await client().patch("/api/v1/nodes/n1", "application/strategic-merge-patch+json", { spec: { unschedulable: null } });
+    assert.equal(off.status, 200, off.text);
+    assert.equal(off.body.spec.unschedulable, undefined);
+  });
+
   it("answers 415 to an unknown patch content type", async () => {
     await client().post(CM, configMap("a"));
     const r = await client().patch(`${CM}/a`, "application/json", { data: {} });

@@ -178,6 +178,7 @@ function check(v: unknown, schema: JsonSchema, path: string, root: boolean, caus
     if (v[req] === undefined) causes.push({ reason: "FieldValueRequired", field: childPath(path, req), message: "Required value" });
   }
   for (const [key, child] of Object.entries(v)) {
+    if (child === undefined) continue;
     if (root && (key === "apiVersion" || key === "kind" || key === "metadata")) continue;
     const sub = schema.properties?.[key] ?? (isObj(schema.additionalProperties) ? (schema.additionalProperties as JsonSchema) : undefined);
     if (sub) check(child, sub, childPath(path, key), false, causes);

@@ -282,7 +282,7 @@ export class ApiServer {
     } else if (method === "GET") {
       verb = name === undefined ? "list" : "get";
     } else if (method === "POST") {
-      if (name !== undefined && subresource !== "binding") throw methodNotAllowed();
+      if (name !== undefined && subresource !== "binding" && subresource !== "eviction") throw methodNotAllowed();
       verb = "create";
     } else if (method === "PUT") {
       if (name === undefined) throw methodNotAllowed();
@@ -300,7 +300,7 @@ export class ApiServer {
     }
     if (resource.def.namespaced && namespace === undefined && verb === "get") throw notFoundPage();
     if (subresource !== undefined) {
-      const allowed = subresource === "finalize" ? ["update"] : subresource === "binding" ? ["create"] : ["get", "update", "patch"];
+      const allowed = subresourceVerbs(subresource).map((v) => v);
       if (!allowed.includes(verb)) throw methodNotAllowed();
     } else if (!resource.def.verbs.includes(verb) && !(verb === "watch" && resource.def.verbs.includes("list"))) {
       throw methodNotAllowed();
@@ -372,6 +372,19 @@ export class ApiServer {
           const input = (body && typeof body === "object" ? body : {}) as KubeObject;
           const reviewed = served.review({ ...input, apiVersion: apiVersionOf(served.def), kind: served.def.kind, metadata: input.metadata ?? {} });
           return this.send(res, 201, reviewed);
+        }
+        if (r.subresource === "eviction") {
+          // No PodDisruptionBudgets here, so an eviction is the pod's deletion with the Eviction's DeleteOptions.
+          const eviction = (body ?? {}) as { deleteOptions?: Record<string, unknown> };
+          const del = eviction.deleteOptions ?? {};
+          const pre = (del.preconditions ?? {}) as { uid?: string; resourceVersion?: string };
+          this.store.delete(served, r.namespace, r.name as string, {
+            dryRun: dryRun || (Array.isArray(del.dryRun) && del.dryRun.length > 0),
+            ...(typeof del.gracePeriodSeconds === "number" ? { gracePeriodSeconds: del.gracePeriodSeconds } : {}),
+            ...(typeof del.propagationPolicy === "string" ? { propagationPolicy: del.propagationPolicy as DeleteOptions["propagationPolicy"] } : {}),
+            preconditions: { ...(pre.uid ? { uid: pre.uid } : {}), ...(pre.resourceVersion ? { resourceVersion: pre.resourceVersion } : {}) },
+          });
+          return this.send(res, 201, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 201 });
         }
         if (r.subresource === "binding") {
           this.store.bind(served, r.namespace, r.name as string, body, { dryRun, fieldManager: manager });
@@ -725,8 +738,8 @@ export class ApiServer {
               ...(d.subresources.length ? {
                 subresources: d.subresources.map((sub) => ({
                   subresource: sub,
-                  responseKind,
-                  verbs: sub === "finalize" ? ["update"] : sub === "binding" ? ["create"] : ["get", "patch", "update"],
+                  responseKind: subresourceKind(sub, d),
+                  verbs: subresourceVerbs(sub),
                 })),
               } : {}),
             };
@@ -755,8 +768,11 @@ export class ApiServer {
           name: `${d.plural}/${sub}`,
           singularName: "",
           namespaced: d.namespaced,
-          kind: d.kind,
-          verbs: sub === "finalize" ? ["update"] : sub === "binding" ? ["create"] : ["get", "patch", "update"],
+          ...(sub === "eviction" || sub === "binding" ? (() => {
+            const k = subresourceKind(sub, d);
+            return { group: k.group, version: k.version, kind: k.kind };
+          })() : { kind: d.kind }),
+          verbs: subresourceVerbs(sub),
         });
       }
     }
@@ -840,6 +856,20 @@ export class ApiServer {
     }
     throw notFoundPage();
   }
+}
+
+/** The verbs a subresource takes. */
+function subresourceVerbs(sub: string): string[] {
+  if (sub === "finalize") return ["update"];
+  if (sub === "binding" || sub === "eviction") return ["create"];
+  return ["get", "patch", "update"];
+}
+
+/** pods/eviction answers with policy/v1 Eviction, which kubectl drain looks for in discovery. */
+function subresourceKind(sub: string, def: { group: string; version: string; kind: string }): { group: string; version: string; kind: string } {
+  if (sub === "eviction") return { group: "policy", version: "v1", kind: "Eviction" };
+  if (sub === "binding") return { group: "", version: "v1", kind: "Binding" };
+  return { group: def.group, version: def.version, kind: def.kind };
 }
 
 /** "v2" or "v2beta1" when the client accepts aggregated discovery before plain JSON, else undefined. */

@@ -142,14 +142,16 @@ class Decoder {
     const byName = new Map(attrs.map((a) => [a.baseName, a]));
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (v === undefined) continue;
       const a = byName.get(k);
       const p = path ? `${path}.${k}` : k;
       if (!a) {
         this.unknown.push(p);
         continue;
       }
-      // null leaves the Go field at its zero value, which JSON then omits (omitempty) or writes empty.
-      if (v === null) continue;
+      // null leaves the Go field at its zero value, which JSON then omits (omitempty) or writes empty; undefined
+      // (a key an in-process caller or a patch left without a value) is not in the JSON at all.
+      if (v === null || v === undefined) continue;
       out[k] = this.value(v, a.type, a.format, goName(type), p);
     }
     return out;
