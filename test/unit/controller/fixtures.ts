@@ -64,6 +64,8 @@ export interface PodOptions {
   namespace?: string;
   labels?: Record<string, string>;
   node?: string;
+  /** Not bound yet, but pinned to this node as the DaemonSet controller pins its pods (matchFields metadata.name). */
+  targetNode?: string;
   ready?: boolean;
   phase?: string;
   deleting?: boolean;
@@ -88,6 +90,11 @@ export function pod(name: string, options: PodOptions = {}): V1Pod {
     },
     spec: {
       ...(options.node !== undefined ? { nodeName: options.node } : {}),
+      ...(options.targetNode !== undefined
+        ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [
+          { matchFields: [{ key: "metadata.name", operator: "In", values: [options.targetNode] }] },
+        ] } } } }
+        : {}),
       containers: [{
         name: "main",
         image: "example",
