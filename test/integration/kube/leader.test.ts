@@ -1,0 +1,131 @@
+// Lease leader election between real electors over HTTP against the sandbox API server, with short timings
+// (lease 1 s, renew deadline 600 ms, retry 100 ms) so takeovers take about a second.
+import assert from "node:assert/strict";
+import { Resources } from "../../../src/lib/kube/client.js";
+import { LeaderElector, microTime, type Lease, type LeaderElectionOptions } from "../../../src/lib/kube/leader.js";
+import { startFixture, waitFor, type Fixture } from "./fixture.js";
+
+describe("leader election on a Lease (sandbox API server over HTTP)", function () {
+  this.timeout(15_000);
+  let f: Fixture;
+  let electors: LeaderElector[] = [];
+  const events: string[] = [];
+  const make = (identity: string, extra: Partial<LeaderElectionOptions> = {}): LeaderElector => {
+    const e = new LeaderElector({
+      client: f.client, namespace: "kube-system", name: "berth-controller", identity,
+      leaseDurationSeconds: 1, renewDeadlineMs: 600, retryPeriodMs: 100,
+      onStartedLeading: () => events.push(`${identity} started`),
+      onStoppedLeading: () => events.push(`${identity} stopped`),
+      ...extra,
+    });
+    electors.push(e);
+    return e;
+  };
+  const leaders = (): LeaderElector[] => electors.filter((e) => e.isLeader());
+  const lease = (): Promise<Lease> => f.client.get<Lease>(Resources.leases, "berth-controller", { namespace: "kube-system" });
+
+  beforeEach(async () => {
+    f = await startFixture();
+    electors = [];
+    events.length = 0;
+  });
+  afterEach(async () => {
+    for (const e of electors) await e.stop({ release: false });
+    await f.close();
+  });
+
+  it("writes MicroTime with six fractional digits", () => {
+    assert.equal(microTime(Date.UTC(2026, 0, 2, 3, 4, 5, 678)), "2026-01-02T03:04:05.678000Z");
+  });
+
+  it("elects exactly one of two candidates, which keeps leading while it renews", async () => {
+    const a = make("a");
+    const b = make("b");
+    a.start();
+    b.start();
+    await waitFor("a leader", () => leaders().length === 1);
+    const first = leaders()[0];
+    // Over two lease durations, never two leaders, never a change of leader.
+    const until = Date.now() + 2000;
+    while (Date.now() < until) {
+      assert.equal(leaders().length, 1);
+      assert.equal(leaders()[0], first);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const l = await lease();
+    assert.equal(l.spec?.holderIdentity, first === a ? "a" : "b");
+    assert.equal(l.spec?.leaseDurationSeconds, 1);
+    assert.equal(l.spec?.leaseTransitions, 0);
+    assert.match(l.spec?.renewTime ?? "", /\.\d{6}Z$/);
+    assert.equal(a.leader, b.leader, "both observe the same holder");
+  });
+
+  it("a standby takes over within the lease duration after the leader stops renewing", async () => {
+    const a = make("a");
+    a.start();
+    await waitFor("a leads", () => a.isLeader());
+    const b = make("b");
+    b.start();
+    await waitFor("b sees a", () => b.leader === "a");
+    // "Kill" a: it stops renewing without releasing, as a crashed pod would.
+    const killedAt = Date.now();
+    await a.stop({ release: false });
+    await waitFor("b leads", () => b.isLeader(), 3000);
+    const takeover = Date.now() - killedAt;
+    // b counts the lease duration from when it last saw a renewal (at most a retry period before the kill).
+    assert.ok(takeover >= 800 && takeover <= 1400, `takeover after ${takeover} ms with a 1000 ms lease`);
+    const l = await lease();
+    assert.equal(l.spec?.holderIdentity, "b");
+    assert.equal(l.spec?.leaseTransitions, 1);
+    assert.deepEqual(events, ["a started", "a stopped", "b started"]);
+  });
+
+  it("a leader that stops releases the lease, so the standby takes over at once", async () => {
+    const a = make("a");
+    a.start();
+    await waitFor("a leads", () => a.isLeader());
+    const b = make("b");
+    b.start();
+    await waitFor("b sees a", () => b.leader === "a");
+    const stoppedAt = Date.now();
+    await a.stop();
+    await waitFor("b leads", () => b.isLeader(), 3000);
+    const takeover = Date.now() - stoppedAt;
+    assert.ok(takeover < 500, `takeover after ${takeover} ms`);
+  });
+
+  it("settles create races and 409s on renewal: one leader among five, and conflicts do not depose it", async () => {
+    const all = ["a", "b", "c", "d", "e"].map((id) => make(id));
+    for (const e of all) e.start();
+    await waitFor("one leader", () => leaders().length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(leaders().length, 1);
+    const conflicts = all.reduce((n, e) => n + e.stats.conflicts, 0);
+    assert.ok(conflicts >= 1, "the losers of the create race saw a conflict");
+    const leader = leaders()[0] as LeaderElector;
+    const before = leader.stats.conflicts;
+    // Two renewals answered 409: the leader re-reads, finds itself still the holder, renews; it keeps leading.
+    f.api.faults.add({ verb: "update", resource: "leases", error: 409, times: 2 });
+    await waitFor("the conflicts", () => leader.stats.conflicts >= before + 1, 2000);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(leader.isLeader());
+    assert.equal(leaders().length, 1);
+    assert.equal(leader.stats.lost, 0);
+  });
+
+  it("steps down when it cannot renew within the deadline, and leads again once the API recovers", async () => {
+    const a = make("a");
+    a.start();
+    await waitFor("a leads", () => a.isLeader());
+    const fault = f.api.faults.add({ resource: "leases", error: 503 });
+    const failedAt = Date.now();
+    await waitFor("a steps down", () => !a.isLeader(), 2000);
+    const after = Date.now() - failedAt;
+    // It must stop before the lease (1 s) could expire for anyone else.
+    assert.ok(after < 1000, `stepped down after ${after} ms`);
+    assert.deepEqual(events, ["a started", "a stopped"]);
+    f.api.faults.remove(fault);
+    await waitFor("a leads again", () => a.isLeader(), 3000);
+    assert.deepEqual(events, ["a started", "a stopped", "a started"]);
+  });
+});
