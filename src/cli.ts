@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { berthVersion } from "./lib/version.js";
 import { UsageError } from "./lib/errors.js";
+import { controllerCommand } from "./controller/command.js";
 import { lbPodCommand } from "./lb-pod/command.js";
 import { sandboxCommand } from "./sandbox/command.js";
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
 
 function roleCommands(): Command[] {
   return [
+    controllerCommand(),
     lbPodCommand(),
     sandboxCommand(),
   ];

@@ -7,6 +7,9 @@ import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apise
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
 import { Client } from "../../sandbox/apiserver-client.js";
 import { FakeKubelet } from "../../support/kubelet.js";
+import { Controller, type Leadership } from "../../../src/controller/controller.js";
+import { defaultControllerConfig } from "../../../src/controller/types.js";
+import { KubeClient } from "../../../src/lib/kube/client.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Obj = Record<string, any>;
@@ -198,4 +201,26 @@ export async function updateNode(client: Client, name: string, mutate: (n: Obj) 
 
 export function setNodeReady(n: Obj, ready: boolean): void {
   n.status.conditions = [{ type: "Ready", status: ready ? "True" : "False", reason: ready ? "KubeletReady" : "KubeletNotReady" }];
+}
+
+/** A controller in this process, talking HTTP to the env's server, with test-short timings. */
+export async function startController(env: Env, opts: { claimUnsetClass?: boolean; resyncMs?: number; leadership?: Leadership; workers?: number } = {}): Promise<{ controller: Controller; client: KubeClient; stop(): Promise<void> }> {
+  const client = new KubeClient({ server: env.server.url, authHeaders: () => ({ Authorization: `Bearer ${env.server.token}` }) });
+  const controller = new Controller({
+    client,
+    config: defaultControllerConfig({ namespace: NS, lbPodImage: "berth:test", claimUnsetClass: opts.claimUnsetClass ?? true }),
+    resyncMs: opts.resyncMs ?? 2000,
+    workers: opts.workers ?? 2,
+    informer: { backoff: { baseMs: 20, maxMs: 200, factor: 2, jitter: 0.2 }, relistIntervalMs: 0 },
+    queueBackoff: { baseMs: 10, maxMs: 300, factor: 2 },
+    ...(opts.leadership ? { leadership: opts.leadership } : {}),
+  });
+  await controller.start();
+  return {
+    controller, client,
+    async stop() {
+      await controller.stop();
+      client.close();
+    },
+  };
 }

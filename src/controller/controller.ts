@@ -1,0 +1,295 @@
+// The controller process: informers on Services (all namespaces), Nodes, our lb-pods and DaemonSets (our
+// namespace, label-selected) and EndpointSlices; handlers that only enqueue Service keys (k3s servicelb's
+// onChangePod / onChangeNode / onChangeEndpointSlice do the same); one deduplicating, rate-limited queue whose
+// workers run reconcileService; a periodic full resync. Workers start only once every informer has synced, and
+// only while this replica leads (client-go's leaderelection: the informers run in every replica so a new leader
+// starts from a warm cache).
+import { FIELD_MANAGER, LABELS, MANAGED_BY } from "../lib/names.js";
+import { noLog, Resources, type KubeClient, type KubeObject, type LogFn } from "../lib/kube/client.js";
+import { realClock, type Clock, type TimerHandle } from "../lib/kube/clock.js";
+import { Informer, type InformerOptions } from "../lib/kube/informer.js";
+import { WorkQueue } from "../lib/kube/queue.js";
+import type { BackoffConfig } from "../lib/kube/backoff.js";
+import { EventRecorder, reconcileService, type ReconcileResult, type ReconcileView } from "./reconcile.js";
+import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
+
+/** Who may write: the Lease election, or "always" for a single replica. */
+export interface Leadership {
+  start(): void;
+  stop(): Promise<void>;
+  isLeader(): boolean;
+  /** Called on every change of isLeader(). */
+  onChange(listener: (leading: boolean) => void): void;
+}
+
+export interface ControllerStats {
+  reconciles: Record<ReconcileResult | "error", number>;
+}
+
+export interface ControllerOptions {
+  client: KubeClient;
+  config: ControllerConfig;
+  /** Every Service is reconciled this often even without events. */
+  resyncMs: number;
+  workers?: number;
+  /** Unset: this replica always leads. */
+  leadership?: Leadership;
+  /** Informer tuning (tests shorten the backoff and relist). */
+  informer?: Pick<InformerOptions, "relistIntervalMs" | "backoff" | "watchTimeoutSeconds">;
+  /** Per-key failure backoff of the queue. */
+  queueBackoff?: BackoffConfig;
+  clock?: Clock;
+  log?: LogFn;
+  /** Hook for metrics: one call per processed key. */
+  onReconcile?(key: string, result: ReconcileResult | "error", durationMs: number): void;
+}
+
+type Svc = V1Service & KubeObject;
+
+const serviceKeyOfLabels = (labels: Record<string, string> | undefined): string | undefined => {
+  const ns = labels?.[LABELS.serviceNamespace];
+  const name = labels?.[LABELS.serviceName];
+  return ns && name ? `${ns}/${name}` : undefined;
+};
+
+const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+
+/** What about a Node can change a DaemonSet or a status: not its heartbeats (every 10 s to 1 min per node). */
+function nodeFingerprint(n: V1Node): string {
+  const ready = n.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "";
+  return JSON.stringify([n.metadata?.labels ?? {}, n.status?.addresses ?? [], ready, n.spec?.taints ?? [], n.spec?.unschedulable ?? false]);
+}
+
+export class Controller {
+  readonly stats: ControllerStats = {
+    reconciles: { unchanged: 0, updated: 0, cleaned: 0, deleted: 0, invalid: 0, "vip-unavailable": 0, "not-ours": 0, error: 0 },
+  };
+
+  private readonly clock: Clock;
+  private readonly log: LogFn;
+  private readonly services: Informer<Svc>;
+  private readonly nodes: Informer<V1Node & KubeObject>;
+  private readonly pods: Informer<V1Pod & KubeObject>;
+  private readonly daemonSets: Informer<V1DaemonSet & KubeObject>;
+  private readonly slices: Informer<V1EndpointSlice & KubeObject>;
+  private queue: WorkQueue | undefined;
+  private running: Promise<void> | undefined;
+  private resyncTimer: TimerHandle | undefined;
+  private synced = false;
+  private stopped = false;
+  private readonly events: EventRecorder;
+  private readonly view: ReconcileView;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.clock = options.clock ?? realClock;
+    this.log = options.log ?? noLog;
+    const { client, config } = options;
+    const common = { client, clock: this.clock, log: this.log, ...(options.informer ?? {}) };
+    // Our own objects are selected by label, so a busy berth-system (or a shared one) costs nothing.
+    const ours = `${LABELS.managedBy}=${MANAGED_BY}`;
+    this.services = new Informer<Svc>({ ...common, resource: Resources.services });
+    this.nodes = new Informer({ ...common, resource: Resources.nodes });
+    this.pods = new Informer({ ...common, resource: Resources.pods, namespace: config.namespace, labelSelector: ours });
+    this.daemonSets = new Informer({ ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours });
+    this.slices = new Informer({ ...common, resource: Resources.endpointSlices });
+    this.events = new EventRecorder(client, this.clock, this.log);
+
+    const byServiceKey = <T extends KubeObject>(inf: Informer<T>, key: string): T[] =>
+      inf.list((o) => serviceKeyOfLabels(o.metadata?.labels) === key);
+    this.view = {
+      service: (key) => this.services.get(key),
+      nodes: () => this.nodes.list(),
+      daemonSetsFor: (key) => byServiceKey(this.daemonSets, key),
+      podsFor: (key) => byServiceKey(this.pods, key),
+      allPods: () => this.pods.list(),
+      endpointSlicesFor: (key) => {
+        const i = key.indexOf("/");
+        const ns = key.slice(0, i);
+        const name = key.slice(i + 1);
+        return this.slices.list((s) => s.metadata?.namespace === ns && s.metadata?.labels?.["kubernetes.io/service-name"] === name);
+      },
+      services: () => this.services.list(),
+    };
+    this.wireHandlers();
+  }
+
+  /** Starts informers (and, once synced and leading, workers); resolves when the caches are synced. */
+  async start(): Promise<void> {
+    for (const inf of this.informers()) inf.start();
+    const leadership = this.options.leadership;
+    leadership?.onChange((leading) => {
+      if (leading) this.startWorkers();
+      else void this.stopWorkers();
+    });
+    leadership?.start();
+    await Promise.all(this.informers().map((inf) => inf.synced));
+    if (this.stopped) return;
+    this.synced = true;
+    this.log("info", "caches synced", { services: this.services.size, nodes: this.nodes.size, daemonSets: this.daemonSets.size });
+    if (!leadership || leadership.isLeader()) this.startWorkers();
+  }
+
+  /** Stops workers (finishing the reconcile in flight), informers and the election (releasing the lease). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.stopWorkers();
+    await this.options.leadership?.stop();
+    await Promise.all(this.informers().map((inf) => inf.stop()));
+  }
+
+  /** /readyz: caches synced (a follower is ready too: it is ready to take over). */
+  isReady(): boolean {
+    return this.synced && !this.stopped;
+  }
+
+  isLeader(): boolean {
+    return this.options.leadership ? this.options.leadership.isLeader() : true;
+  }
+
+  /** Keys waiting or in progress (for the queue depth gauge). */
+  queueDepth(): number {
+    return this.queue ? this.queue.depth + this.queue.processing + this.queue.waiting : 0;
+  }
+
+  informerStats(): Record<string, { watchRestarts: number; relists: number; errors: number }> {
+    const out: Record<string, { watchRestarts: number; relists: number; errors: number }> = {};
+    for (const [name, inf] of Object.entries({ services: this.services, nodes: this.nodes, pods: this.pods, daemonsets: this.daemonSets, endpointslices: this.slices })) {
+      out[name] = { watchRestarts: inf.stats.watchRestarts, relists: inf.stats.relists, errors: inf.stats.errors };
+    }
+    return out;
+  }
+
+  private informers(): Informer<KubeObject>[] {
+    return [this.services, this.nodes, this.pods, this.daemonSets, this.slices] as Informer<KubeObject>[];
+  }
+
+  private enqueue(key: string | undefined): void {
+    if (key !== undefined) this.queue?.add(key);
+  }
+
+  /** Every Service that is a LoadBalancer or carries something of ours, and every DaemonSet's Service. */
+  private enqueueAll(): void {
+    for (const s of this.services.list()) {
+      if (s.spec?.type === "LoadBalancer" || s.metadata?.finalizers?.length) this.enqueue(keyOf(s));
+    }
+    // DaemonSets whose Service is gone or not ours: the orphan sweep (at start, and on every resync).
+    for (const ds of this.daemonSets.list()) this.enqueue(serviceKeyOfLabels(ds.metadata?.labels));
+  }
+
+  private wireHandlers(): void {
+    this.services.addHandlers({
+      onAdd: (s) => this.enqueue(keyOf(s)),
+      onUpdate: (_old, s) => this.enqueue(keyOf(s)),
+      onDelete: (s) => this.enqueue(keyOf(s)),
+    });
+    const byLabels = {
+      onAdd: (o: KubeObject) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+      onUpdate: (_old: KubeObject, o: KubeObject) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+      onDelete: (o: KubeObject) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+    };
+    this.pods.addHandlers(byLabels);
+    this.daemonSets.addHandlers(byLabels);
+    const sliceKey = (s: V1EndpointSlice & KubeObject): string | undefined => {
+      const svc = s.metadata?.labels?.["kubernetes.io/service-name"];
+      return svc ? `${s.metadata?.namespace}/${svc}` : undefined;
+    };
+    // Only Local-policy Services read EndpointSlices; the cheap filter saves waking the queue for every endpoint
+    // change in the cluster.
+    const sliceMatters = (s: V1EndpointSlice & KubeObject): void => {
+      const key = sliceKey(s);
+      if (key && this.services.get(key)?.spec?.externalTrafficPolicy === "Local") this.enqueue(key);
+    };
+    this.slices.addHandlers({ onAdd: sliceMatters, onUpdate: (_o, s) => sliceMatters(s), onDelete: sliceMatters });
+    const allOurs = (): void => {
+      for (const s of this.services.list()) if (s.spec?.type === "LoadBalancer") this.enqueue(keyOf(s));
+    };
+    this.nodes.addHandlers({
+      onAdd: allOurs,
+      onUpdate: (old, n) => {
+        if (nodeFingerprint(old) !== nodeFingerprint(n)) allOurs();
+      },
+      onDelete: allOurs,
+    });
+  }
+
+  private startWorkers(): void {
+    if (this.queue || !this.synced || this.stopped) return;
+    this.log("info", "leading: starting workers", { fieldManager: FIELD_MANAGER });
+    const queue = new WorkQueue({ clock: this.clock, log: this.log, name: "services", ...(this.options.queueBackoff ? { backoff: this.options.queueBackoff } : {}) });
+    this.queue = queue;
+    const results = new Map<string, ReconcileResult>();
+    this.running = queue.run(async (key) => {
+      if (!this.isLeader()) return;
+      const result = await reconcileService(key, { client: this.options.client, config: this.options.config, view: this.view, events: this.events, log: this.log });
+      results.set(key, result);
+    }, {
+      concurrency: this.options.workers ?? 4,
+      onError: (key, error, requeues) => {
+        this.log(requeues > 5 ? "warn" : "info", "reconcile failed, retrying", { key, error: String(error), requeues });
+      },
+      onDone: (key, result, durationMs) => {
+        const r: ReconcileResult | "error" = result === "error" ? "error" : (results.get(key) ?? "unchanged");
+        results.delete(key);
+        this.stats.reconciles[r]++;
+        this.options.onReconcile?.(key, r, durationMs);
+      },
+    });
+    this.enqueueAll();
+    const resync = (): void => {
+      this.resyncTimer = this.clock.setTimer(this.options.resyncMs, () => {
+        this.enqueueAll();
+        resync();
+      });
+    };
+    resync();
+  }
+
+  private async stopWorkers(): Promise<void> {
+    this.resyncTimer?.cancel();
+    this.resyncTimer = undefined;
+    const queue = this.queue;
+    this.queue = undefined;
+    if (!queue) return;
+    this.log("info", "stopping workers");
+    await queue.shutdown();
+    await this.running;
+  }
+}
+
+/** `berth controller`: builds the client, the election and the health server from the parsed flags, runs until SIGTERM. */
+export async function runController(cmd: import("./command.js").ControllerCommandConfig): Promise<void> {
+  const { KubeClient } = await import("../lib/kube/client.js");
+  const { defaultControllerConfig } = await import("./types.js");
+  const log: LogFn = (level, message, fields) => {
+    process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level, msg: message, ...(fields ?? {}) })}\n`);
+  };
+  const client = await KubeClient.fromKubeconfig({ ...(cmd.kubeconfig ? { kubeconfig: cmd.kubeconfig } : {}), userAgent: "berth-controller" });
+  const config = defaultControllerConfig({
+    namespace: cmd.namespace, lbPodImage: cmd.lbPodImage, imagePullPolicy: cmd.imagePullPolicy, claimUnsetClass: cmd.claimUnsetClass,
+  });
+  const leadership = cmd.leaderElect ? await leaseLeadership(client, cmd, log) : undefined;
+  const controller = new Controller({ client, config, resyncMs: cmd.resyncMs, workers: cmd.workers, log, ...(leadership ? { leadership } : {}) });
+  const health = cmd.listen ? await startHealth(cmd.listen, controller, log) : undefined;
+  const done = new Promise<void>((resolve) => {
+    const onSignal = (signal: string): void => {
+      log("info", "stopping", { signal });
+      void controller.stop().then(async () => {
+        await health?.close();
+        client.close();
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
+  });
+  await controller.start();
+  await done;
+}
+
+async function leaseLeadership(_client: KubeClient, _cmd: import("./command.js").ControllerCommandConfig, _log: LogFn): Promise<Leadership> {
+  throw new Error("leader election is not wired yet");
+}
+
+async function startHealth(_listen: { host: string; port: number }, _controller: Controller, _log: LogFn): Promise<{ close(): Promise<void> } | undefined> {
+  return undefined;
+}
