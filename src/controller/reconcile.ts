@@ -267,7 +267,8 @@ async function removeFinalizer(client: KubeClient, service: V1Service): Promise<
 async function patchStatus(client: KubeClient, service: V1Service, ingress: { ip: string; ipMode?: string }[], conditions: V1Condition[]): Promise<void> {
   await client.patchStatus(Resources.services, service.metadata?.name as string, "merge", {
     metadata: { resourceVersion: service.metadata?.resourceVersion },
-    status: { loadBalancer: ingress.length > 0 ? { ingress } : {}, conditions: conditions.length > 0 ? conditions : null },
+    // null, not an empty list or object: a merge patch removes a field only when told null (RFC 7386).
+    status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions: conditions.length > 0 ? conditions : null },
   }, { namespace: service.metadata?.namespace as string, fieldManager: FIELD_MANAGER });
 }
 
