@@ -47,7 +47,7 @@ export function applyPatch(
     throw new ApiError(415, "UnsupportedMediaType",
       "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml");
   }
-  if (patchType === "apply") return serverSideApply(def, current, body, opts);
+  if (patchType === "apply") return dropUndefined(serverSideApply(def, current, body, opts)) as KubeObject;
   if (!current) {
     const name = opts.name ?? (isRecord(body) && isRecord(body.metadata) ? String(body.metadata.name ?? "") : "");
     const resource = def.group ? `${def.plural}.${def.group}` : def.plural;
@@ -71,7 +71,20 @@ export function applyPatch(
       throw new ApiError(415, "UnsupportedMediaType", `unsupported patch type ${String(patchType)}`);
   }
   if (!isRecord(result)) throw new ApiError(400, "BadRequest", "the patched object is not a JSON object");
-  return result as KubeObject;
+  return dropUndefined(result) as KubeObject;
+}
+
+/** Plain JSON out: keys whose value is undefined (which JSON cannot carry) are removed. */
+function dropUndefined(value: Json): Json {
+  if (Array.isArray(value)) {
+    for (const item of value) dropUndefined(item);
+  } else if (isRecord(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      if (child === undefined) delete value[key];
+      else dropUndefined(child);
+    }
+  }
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -187,6 +187,13 @@ describe("sandbox PATCH: strategic merge patch", () => {
     assert.deepEqual(out.spec, { template: { spec: { containers: [{ name: "a", image: "1" }, { name: "b", image: "2" }] } } });
   });
 
+  it("returns plain JSON: keys holding undefined in the stored object do not survive a patch (kubectl uncordon)", () => {
+    const node: KubeObject = { apiVersion: "v1", kind: "Node", metadata: { name: "n", namespace: undefined }, spec: { unschedulable: true } };
+    const out = patch(NODES, node, "strategic", { spec: { unschedulable: null } });
+    assert.deepEqual(Object.keys(out.metadata), ["name"]);
+    assert.deepEqual(out.spec, {});
+  });
+
   it("merges node addresses by type (patchMergeKey type)", () => {
     const node: KubeObject = { apiVersion: "v1", kind: "Node", metadata: { name: "n" }, status: { addresses: [{ type: "InternalIP", address: "10.0.0.1" }, { type: "Hostname", address: "n" }] } };
     const out = patch(NODES, node, "strategic", { status: { addresses: [{ type: "InternalIP", address: "10.0.0.2" }] } });
