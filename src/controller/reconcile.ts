@@ -5,7 +5,7 @@
 // status only when it differs; we extend that to every write). Every step is idempotent and level-based: a
 // reconcile killed half-way is finished by the next one (DESIGN.md 5).
 import { hostname } from "node:os";
-import { isConflict, isNotFound, Resources, type KubeClient, type LogFn } from "../lib/kube/client.js";
+import { isConflict, isNotFound, Resources, type KubeClient, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import type { Clock } from "../lib/kube/clock.js";
 import {
   CONDITION_REASONS,
@@ -19,12 +19,12 @@ import {
   type EventType,
 } from "../lib/names.js";
 import { buildDaemonSet, daemonSetName, recordedHash } from "./daemonset.js";
-import { computeStatus, statusEquals, type ComputedStatus } from "./status.js";
+import { describeConflicts, findPortConflicts, type ConflictReport } from "./conflicts.js";
+import { computeStatus, podTargetNode, statusEquals, type ComputedStatus } from "./status.js";
 import { describeProblems, ownership, parseServiceConfig } from "./service-config.js";
 import type {
   ControllerConfig,
   EventDecision,
-  ServiceLbConfig,
   V1Condition,
   V1DaemonSet,
   V1EndpointSlice,
@@ -142,16 +142,15 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
     changed = true;
   }
 
-  const decision = decideStatus({
+  const pods = view.podsFor(key).filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined ||
+    p.metadata.labels[LABELS.serviceUid] === current.metadata?.uid);
+  const conflicts = findPortConflicts({
     service: current,
-    serviceConfig: parsed.value,
-    daemonSetName: desiredName,
-    pods: view.podsFor(key),
-    allPods: view.allPods(),
-    nodes,
-    endpointSlices: view.endpointSlicesFor(key),
-    services: view.services(),
+    daemonSetPods: pods,
+    allPods: [...view.allPods(), ...await podsHoldingPorts(client, pods)],
+    otherServices: view.services().filter((s) => s !== service && ownership(s, config).ours),
   });
+  const decision = decideStatus({ service: current, pods, nodes, endpointSlices: view.endpointSlicesFor(key), conflicts });
   if (decision.statusChanged) {
     await patchStatus(client, current, decision.ingress, decision.conditions);
     changed = true;
@@ -169,13 +168,30 @@ export interface StatusDecision {
 
 interface StatusInputs {
   service: V1Service;
-  serviceConfig: ServiceLbConfig;
-  daemonSetName: string;
   pods: V1Pod[];
-  allPods: V1Pod[];
   nodes: V1Node[];
   endpointSlices: V1EndpointSlice[];
-  services: V1Service[];
+  conflicts: ConflictReport;
+}
+
+/**
+ * Pods in every namespace bound to the nodes where one of ours waits unscheduled: the candidates for holding its
+ * ports. Looked up only then (one list per such node, by spec.nodeName, as the kubelet lists its pods), so the
+ * controller needs no cluster-wide pod watch and a cluster without conflicts costs nothing.
+ */
+async function podsHoldingPorts(client: KubeClient, ours: V1Pod[]): Promise<V1Pod[]> {
+  const nodes = new Set<string>();
+  for (const pod of ours) {
+    if (pod.spec?.nodeName) continue;
+    const target = podTargetNode(pod);
+    if (target) nodes.add(target);
+  }
+  const found: V1Pod[] = [];
+  for (const node of [...nodes].sort()) {
+    const list = await client.list<V1Pod & KubeObject>(Resources.pods, { fieldSelector: `spec.nodeName=${node}` });
+    found.push(...list.items);
+  }
+  return found;
 }
 
 const nowStamp = (): string => new Date().toISOString().replace(/\.\d+Z$/, "Z");
@@ -212,17 +228,38 @@ export function decideStatus(inputs: StatusInputs): StatusDecision {
     ready = { type: CONDITION_TYPES.ready, status: "False", reason: CONDITION_REASONS.waitingForPods,
       message: left.length > 0 ? `No node serves yet: ${left.map((n) => `${n.node} (${n.reason})`).join("; ")}` : "No node is eligible to serve", ...gen };
   }
-  const nextReady = withTransition(curReady, ready);
-  const conditions = [...current.filter((c) => !isOurCondition(c)), nextReady];
   const events: EventDecision[] = [];
+  const { conflicts: found, competingServices } = inputs.conflicts;
+  const curConflict = current.find((c) => c.type === CONDITION_TYPES.portConflict);
+  let conflict: Omit<V1Condition, "lastTransitionTime">;
+  if (found.length > 0) {
+    const competing = competingServices.length > 0
+      ? `; Services asking for the same ports: ${competingServices.map((c) => `${c.service} (${c.ports.join(", ")})`).join(", ")}`
+      : "";
+    conflict = { type: CONDITION_TYPES.portConflict, status: "True", reason: CONDITION_REASONS.portInUse,
+      message: `${describeConflicts(found)}${competing}`.slice(0, 32_000), ...gen };
+    if (computed.ingress.length === 0) {
+      ready = { ...ready, reason: CONDITION_REASONS.portConflict, message: `Every node that would serve has a port taken: ${describeConflicts(found)}`.slice(0, 32_000) };
+    }
+  } else {
+    conflict = { type: CONDITION_TYPES.portConflict, status: "False", reason: CONDITION_REASONS.noConflict, message: "No port conflicts", ...gen };
+  }
+  if (found.length > 0 && (curConflict?.status !== "True" || curConflict.message !== conflict.message)) {
+    events.push({ type: "Warning", reason: EVENT_REASONS.portConflict, message: conflict.message });
+  } else if (found.length === 0 && curConflict?.status === "True") {
+    events.push({ type: "Normal", reason: EVENT_REASONS.portConflictResolved, message: "The ports this Service needs are free on every node again" });
+  }
+  const nextReady = withTransition(curReady, ready);
+  const nextConflict = withTransition(curConflict, conflict);
+  const conditions = [...current.filter((c) => !isOurCondition(c)), nextReady, nextConflict];
   const ingressChanged = !statusEquals(service.status?.loadBalancer?.ingress, computed.ingress);
   if (ingressChanged) {
     events.push(computed.ingress.length > 0
       ? { type: "Normal", reason: EVENT_REASONS.updatedLoadBalancer, message: `Updated LoadBalancer with new IPs: ${computed.ingress.map((i) => i.ip).join(", ")}` }
       : { type: "Warning", reason: EVENT_REASONS.unavailableLoadBalancer, message: `No node serves this Service: ${ready.message}` });
   }
-  const statusChanged = ingressChanged || !sameCondition(curReady, nextReady) ||
-    current.filter(isOurCondition).length !== 1;
+  const statusChanged = ingressChanged || !sameCondition(curReady, nextReady) || !sameCondition(curConflict, nextConflict) ||
+    current.filter(isOurCondition).length !== 2;
   return { ingress: computed.ingress, conditions, statusChanged, events };
 }
 

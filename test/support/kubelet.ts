@@ -259,7 +259,8 @@ export class FakeKubelet {
     const kick = () => this.schedule(0);
     this.daemonSets = new Reflector(this, `/apis/apps/v1/namespaces/${ns}/daemonsets`, kick);
     this.nodes = new Reflector(this, "/api/v1/nodes", kick);
-    this.pods = new Reflector(this, `/api/v1/namespaces/${ns}/pods`, kick);
+    // Every pod in the cluster: any pod bound to a node can hold a hostPort our pods need (the scheduler looks at all).
+    this.pods = new Reflector(this, "/api/v1/pods", kick);
   }
 
   /** Starts watching; resolves once the first lists are in. */
@@ -302,7 +303,7 @@ export class FakeKubelet {
 
   /** The pods this stand-in currently sees in the namespace. */
   podList(): Obj[] {
-    return [...this.pods.items.values()];
+    return [...this.pods.items.values()].filter((p) => p.metadata.namespace === this.namespace);
   }
 
   async request(method: string, path: string, body?: unknown, contentType = "application/json", signal?: AbortSignal): Promise<{ status: number; body: Obj }> {
@@ -372,7 +373,10 @@ export class FakeKubelet {
     const nodeByName = new Map(nodes.map((n) => [n.metadata.name as string, n]));
     const dsByUid = new Map<string, Obj>();
     for (const ds of this.daemonSets.items.values()) if (!ds.metadata.deletionTimestamp) dsByUid.set(ds.metadata.uid as string, ds);
-    const pods = [...this.pods.items.values()];
+    const pods = [...this.pods.items.values()].filter((p) => p.metadata.namespace === this.namespace);
+    // Bound pods elsewhere hold their host ports too; they are placed first, as if they had been there before.
+    const foreign = [...this.pods.items.values()].filter((p) => p.metadata.namespace !== this.namespace && p.spec?.nodeName &&
+      !["Succeeded", "Failed"].includes(p.status?.phase as string));
 
     // Graceful deletions are confirmed at once (the kubelet has stopped the containers); pods of deleted
     // DaemonSets are removed, as the garbage collector would.
@@ -398,6 +402,8 @@ export class FakeKubelet {
 
     // Per node, earlier pods keep their ports; later ones with a clashing hostPort stay unbound.
     const byNode = new Map<string, Obj[]>();
+    for (const pod of foreign) byNode.set(pod.spec.nodeName as string, [...(byNode.get(pod.spec.nodeName as string) ?? []), pod]);
+    const isForeign = (pod: Obj): boolean => pod.metadata.namespace !== this.namespace;
     for (const pod of live) {
       const node = podNode(pod);
       if (node === undefined) continue;
@@ -407,10 +413,15 @@ export class FakeKubelet {
     }
     for (const [nodeName, list] of byNode) {
       const node = nodeByName.get(nodeName);
-      list.sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)) ||
+      list.sort((a, b) => Number(isForeign(b)) - Number(isForeign(a)) ||
+        String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)) ||
         Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
       const holders: Obj[] = [];
       for (const pod of list) {
+        if (isForeign(pod)) {
+          holders.push(pod);
+          continue;
+        }
         const clash = holders.map((h) => portsClash(pod, h)).find((c) => c !== undefined);
         const bound = Boolean(pod.spec.nodeName);
         if (clash === undefined && bound) {

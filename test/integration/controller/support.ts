@@ -185,8 +185,7 @@ export async function waitForIngress(client: Client, name: string, ips: string[]
 
 /**
  * Changes a Node by read-modify-write (GET + PUT with its resourceVersion, retried on 409), as the kubelet and
- * `kubectl label` (older) do. PUT rather than PATCH: the sandbox's store keeps an undefined metadata.namespace on
- * cluster-scoped objects after an update, and its next PATCH then fails typed decoding (reported to the lead).
+ * `kubectl label` (older) do; the node status updates a kubelet sends are PUTs too.
  */
 export async function updateNode(client: Client, name: string, mutate: (n: Obj) => void, subresource = ""): Promise<Obj> {
   for (let attempt = 0; ; attempt++) {
