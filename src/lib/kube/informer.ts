@@ -189,25 +189,38 @@ export class Informer<T extends KubeObject = KubeObject> {
           continue;
         }
       }
+      if (this.stopped) break;
       const opened = this.clock.now();
       let received = 0;
-      this.watchAbort = new AbortController();
-      const signal = AbortSignal.any([this.watchAbort.signal, this.stopper.signal]);
+      const watchAbort = new AbortController();
+      this.watchAbort = watchAbort;
+      const signal = watchAbort.signal;
+      const onStop = (): void => watchAbort.abort();
+      this.stopper.signal.addEventListener("abort", onStop, { once: true });
+      const timeout = this.options.watchTimeoutSeconds ?? 300;
+      const timeoutSeconds = Math.floor(timeout * (1 + this.random()));
+      // The server ends the watch after timeoutSeconds; if a silently dead connection (no FIN, e.g. a NAT entry
+      // dropped) means that end never arrives, this watchdog ends it a little later on our side.
+      const watchdog = this.clock.setTimer((timeoutSeconds + 30) * 1000, () => {
+        this.log("info", `watch ${this.label}: no end from the server after ${timeoutSeconds + 30} s, reopening`);
+        watchAbort.abort();
+      });
       let restartReason: string;
       try {
-        const timeout = this.options.watchTimeoutSeconds ?? 300;
         for await (const ev of this.options.client.watch<T>(this.options.resource, {
           ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
           ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
           ...(this.options.fieldSelector ? { fieldSelector: this.options.fieldSelector } : {}),
           resourceVersion: this.stats.resourceVersion,
           allowWatchBookmarks: true,
-          timeoutSeconds: Math.floor(timeout * (1 + this.random())),
+          timeoutSeconds,
           signal,
         })) {
           received++;
           this.apply(ev.type, ev.object);
         }
+        watchdog.cancel();
+        this.stopper.signal.removeEventListener("abort", onStop);
         if (this.stopped) break;
         if (this.relistDue) {
           needList = true;
@@ -217,6 +230,8 @@ export class Informer<T extends KubeObject = KubeObject> {
           restartReason = "closed";
         }
       } catch (e) {
+        watchdog.cancel();
+        this.stopper.signal.removeEventListener("abort", onStop);
         if (this.stopped) break;
         this.stats.watchRestarts++;
         if (this.relistDue) {

@@ -80,6 +80,7 @@ export class LeaderElector {
   private loop: Promise<void> | undefined;
   private stopper = new AbortController();
   private releaseOnStop: boolean;
+  private readonly listeners = new Set<(leading: boolean) => void>();
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly log: LogFn;
@@ -104,6 +105,12 @@ export class LeaderElector {
   /** True while this replica holds the Lease and renewed it within the lease duration. */
   isLeader(): boolean {
     return this.leading && this.clock.now() - this.lastRenew < this.leaseMs;
+  }
+
+  /** Adds a listener called on every change of leadership (after onStartedLeading / onStoppedLeading). */
+  onChange(listener: (leading: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** The holder last seen on the Lease ("" if free, undefined before the first read). */
@@ -180,6 +187,7 @@ export class LeaderElector {
       this.log("info", `leader election: ${this.options.identity} stopped leading`);
       this.callback(() => this.options.onStoppedLeading?.());
     }
+    for (const l of [...this.listeners]) this.callback(() => l(leading));
   }
 
   private callback(fn: () => void): void {

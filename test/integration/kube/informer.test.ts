@@ -3,6 +3,7 @@
 // lost, deletes seen) and the counters a metric would export.
 import assert from "node:assert/strict";
 import { Resources, type KubeObject } from "../../../src/lib/kube/client.js";
+import { FakeClock } from "../../../src/lib/kube/clock.js";
 import { Informer, objectKey, splitKey, type InformerOptions } from "../../../src/lib/kube/informer.js";
 import { configMap, startFixture, waitFor, type Fixture } from "./fixture.js";
 
@@ -168,6 +169,21 @@ describe("informer (sandbox API server over HTTP)", function () {
     await waitFor("a resync and bookmarks", () => log.includes("update a (resync)") && inf.stats.bookmarks >= 2);
     await f.client.create(Resources.configMaps, configMap("b"));
     await waitFor("the add after a throwing handler", () => log.includes("add b"));
+  });
+
+  it("ends and reopens a watch the server never ends (a silently dead connection) after timeoutSeconds + 30 s", async () => {
+    const clock = new FakeClock();
+    const inf = make({ clock, random: () => 0, watchTimeoutSeconds: 100 });
+    const log = recorder(inf);
+    inf.start();
+    await inf.synced;
+    await waitFor("the watch", () => f.requests.includes("watch configmaps 200"));
+    await clock.advance(129_000);
+    assert.equal(inf.stats.watchRestarts, 0);
+    await clock.advance(1_000);
+    await waitFor("the watchdog's restart", () => inf.stats.watchRestarts === 1 && f.requests.filter((r) => r.startsWith("watch")).length === 2);
+    await f.client.create(Resources.configMaps, configMap("after"));
+    await waitFor("the add on the new watch", () => log.includes("add after"));
   });
 
   it("splits keys back into namespace and name", () => {

@@ -115,6 +115,8 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
 
   it("steps down when it cannot renew within the deadline, and leads again once the API recovers", async () => {
     const a = make("a");
+    const changes: boolean[] = [];
+    a.onChange((leading) => changes.push(leading));
     a.start();
     await waitFor("a leads", () => a.isLeader());
     const fault = f.api.faults.add({ resource: "leases", error: 503 });
@@ -127,5 +129,6 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
     f.api.faults.remove(fault);
     await waitFor("a leads again", () => a.isLeader(), 3000);
     assert.deepEqual(events, ["a started", "a stopped", "a started"]);
+    assert.deepEqual(changes, [true, false, true]);
   });
 });
