@@ -261,15 +261,22 @@ export class KubeClient {
   static async fromKubeconfig(opts: FromKubeconfigOptions = {}): Promise<KubeClient> {
     const { KubeConfig } = await import("@kubernetes/client-node");
     const kc = new KubeConfig();
-    if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromCluster();
+    if (opts.kubeconfig !== undefined) {
+      try {
+        kc.loadFromFile(opts.kubeconfig);
+      } catch (e) {
+        throw new Error(`cannot load kubeconfig ${opts.kubeconfig}: ${(e as Error).message}`);
+      }
+    } else {
+      // Read at call time, never at import (STYLE.md 5). Without these, client-node would build "https://undefined".
+      if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
+        throw new Error("not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset): pass --kubeconfig FILE");
+      }
+      kc.loadFromCluster();
+    }
     if (opts.context !== undefined) kc.setCurrentContext(opts.context);
     const cluster = kc.getCurrentCluster();
-    if (!cluster) {
-      throw new Error(opts.kubeconfig !== undefined
-        ? `kubeconfig ${opts.kubeconfig} has no cluster for its current context`
-        : "no in-cluster configuration (KUBERNETES_SERVICE_HOST/PORT unset?); pass --kubeconfig");
-    }
+    if (!cluster) throw new Error(`kubeconfig ${opts.kubeconfig ?? "(in-cluster)"} has no cluster for its current context`);
     const scratch: Record<string, unknown> = {};
     await kc.applyToHTTPSOptions(scratch);
     const tls: TlsOptions = {};

@@ -40,6 +40,18 @@ describe("kube client (sandbox API server over HTTP)", function () {
     }
   });
 
+  it("refuses a missing kubeconfig file, and in-cluster config outside a cluster, with one clear message", async function () {
+    this.timeout(10_000);
+    await assert.rejects(KubeClient.fromKubeconfig({ kubeconfig: "/nonexistent/bt-c2-kubeconfig" }), /cannot load kubeconfig \/nonexistent\/bt-c2-kubeconfig: .*ENOENT/);
+    const saved = process.env.KUBERNETES_SERVICE_HOST;
+    delete process.env.KUBERNETES_SERVICE_HOST;
+    try {
+      await assert.rejects(KubeClient.fromKubeconfig(), /not running in a cluster .*pass --kubeconfig FILE/);
+    } finally {
+      if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
+    }
+  });
+
   it("creates, reads, lists by label, replaces with optimistic concurrency and deletes", async () => {
     const created = await f.client.create<ConfigMap>(Resources.configMaps, { ...configMap("a", { k: "1" }), metadata: { name: "a", namespace: "default", labels: { app: "x" } } });
     await f.client.create(Resources.configMaps, configMap("b"));
