@@ -10,6 +10,8 @@ import { realClock, type Clock, type TimerHandle } from "../lib/kube/clock.js";
 import { Informer, type InformerOptions } from "../lib/kube/informer.js";
 import { WorkQueue } from "../lib/kube/queue.js";
 import type { BackoffConfig } from "../lib/kube/backoff.js";
+import { LeaderElector, type LeaderElectionOptions } from "../lib/kube/leader.js";
+import type { ControllerMetrics } from "../lib/kube/metrics.js";
 import { EventRecorder, reconcileService, type ReconcileResult, type ReconcileView } from "./reconcile.js";
 import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 
@@ -40,8 +42,27 @@ export interface ControllerOptions {
   queueBackoff?: BackoffConfig;
   clock?: Clock;
   log?: LogFn;
-  /** Hook for metrics: one call per processed key. */
+  /** Prometheus metrics (reconciles, durations, queue depth, watch restarts); the client records API requests itself. */
+  metrics?: ControllerMetrics;
+  /** Hook for tests: one call per processed key. */
   onReconcile?(key: string, result: ReconcileResult | "error", durationMs: number): void;
+}
+
+/** Leadership from a Lease (C2's LeaderElector, client-go semantics), as the Controller consumes it. */
+export function leaseLeadership(options: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">): Leadership & { elector: LeaderElector } {
+  const listeners: ((leading: boolean) => void)[] = [];
+  const elector = new LeaderElector({
+    ...options,
+    onStartedLeading: () => listeners.forEach((l) => l(true)),
+    onStoppedLeading: () => listeners.forEach((l) => l(false)),
+  });
+  return {
+    elector,
+    start: () => elector.start(),
+    stop: () => elector.stop(),
+    isLeader: () => elector.isLeader(),
+    onChange: (l) => listeners.push(l),
+  };
 }
 
 type Svc = V1Service & KubeObject;
@@ -84,7 +105,7 @@ export class Controller {
     this.clock = options.clock ?? realClock;
     this.log = options.log ?? noLog;
     const { client, config } = options;
-    const common = { client, clock: this.clock, log: this.log, ...(options.informer ?? {}) };
+    const common = { client, clock: this.clock, log: this.log, ...(options.metrics ? { metrics: options.metrics } : {}), ...(options.informer ?? {}) };
     // Our own objects are selected by label, so a busy berth-system (or a shared one) costs nothing.
     const ours = `${LABELS.managedBy}=${MANAGED_BY}`;
     this.services = new Informer<Svc>({ ...common, resource: Resources.services });
@@ -217,6 +238,7 @@ export class Controller {
     this.log("info", "leading: starting workers", { fieldManager: FIELD_MANAGER });
     const queue = new WorkQueue({ clock: this.clock, log: this.log, name: "services", ...(this.options.queueBackoff ? { backoff: this.options.queueBackoff } : {}) });
     this.queue = queue;
+    this.options.metrics?.observeQueue("services", queue);
     const results = new Map<string, ReconcileResult>();
     this.running = queue.run(async (key) => {
       if (!this.isLeader()) return;
@@ -231,6 +253,7 @@ export class Controller {
         const r: ReconcileResult | "error" = result === "error" ? "error" : (results.get(key) ?? "unchanged");
         results.delete(key);
         this.stats.reconciles[r]++;
+        this.options.metrics?.reconcile(r, durationMs / 1000);
         this.options.onReconcile?.(key, r, durationMs);
       },
     });
@@ -258,38 +281,51 @@ export class Controller {
 
 /** `berth controller`: builds the client, the election and the health server from the parsed flags, runs until SIGTERM. */
 export async function runController(cmd: import("./command.js").ControllerCommandConfig): Promise<void> {
-  const { KubeClient } = await import("../lib/kube/client.js");
-  const { defaultControllerConfig } = await import("./types.js");
+  const [{ KubeClient }, { defaultControllerConfig }, { ControllerMetrics }, { startHealthServer }] = await Promise.all([
+    import("../lib/kube/client.js"), import("./types.js"), import("../lib/kube/metrics.js"), import("../lib/kube/health.js"),
+  ]);
   const log: LogFn = (level, message, fields) => {
+    if (level === "debug") return;
     process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level, msg: message, ...(fields ?? {}) })}\n`);
   };
-  const client = await KubeClient.fromKubeconfig({ ...(cmd.kubeconfig ? { kubeconfig: cmd.kubeconfig } : {}), userAgent: "berth-controller" });
+  const metrics = new ControllerMetrics();
+  const client = await KubeClient.fromKubeconfig({ ...(cmd.kubeconfig ? { kubeconfig: cmd.kubeconfig } : {}), userAgent: "berth-controller", metrics });
   const config = defaultControllerConfig({
     namespace: cmd.namespace, lbPodImage: cmd.lbPodImage, imagePullPolicy: cmd.imagePullPolicy, claimUnsetClass: cmd.claimUnsetClass,
   });
-  const leadership = cmd.leaderElect ? await leaseLeadership(client, cmd, log) : undefined;
-  const controller = new Controller({ client, config, resyncMs: cmd.resyncMs, workers: cmd.workers, log, ...(leadership ? { leadership } : {}) });
-  const health = cmd.listen ? await startHealth(cmd.listen, controller, log) : undefined;
+  const leadership = cmd.leaderElect
+    ? leaseLeadership({
+      client, namespace: cmd.leaseNamespace, name: cmd.leaseName, identity: cmd.identity,
+      leaseDurationSeconds: Math.max(1, Math.round(cmd.leaseDurationMs / 1000)), renewDeadlineMs: cmd.renewDeadlineMs,
+      retryPeriodMs: cmd.retryPeriodMs, metrics, log,
+      onNewLeader: (identity) => log("info", "leader", { identity: identity || "(none)" }),
+    })
+    : undefined;
+  const controller = new Controller({ client, config, resyncMs: cmd.resyncMs, workers: cmd.workers, log, metrics, ...(leadership ? { leadership } : {}) });
+  const health = cmd.listen
+    ? await startHealthServer({
+      host: cmd.listen.host, port: cmd.listen.port, metrics,
+      ready: () => controller.isReady() || "informers not synced yet",
+    })
+    : undefined;
+  if (health) log("info", "serving /healthz /readyz /metrics", { url: health.url });
   const done = new Promise<void>((resolve) => {
     const onSignal = (signal: string): void => {
       log("info", "stopping", { signal });
+      // Workers first (the reconcile in flight finishes), then the Lease is released so a standby takes over at
+      // once instead of waiting out the lease duration (client-go ReleaseOnCancel).
       void controller.stop().then(async () => {
         await health?.close();
         client.close();
+        log("info", "stopped");
         resolve();
       });
     };
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));
   });
+  log("info", "starting", { namespace: cmd.namespace, leaderElect: cmd.leaderElect, identity: cmd.identity });
   await controller.start();
+  log("info", "caches synced; reconciling while leader");
   await done;
-}
-
-async function leaseLeadership(_client: KubeClient, _cmd: import("./command.js").ControllerCommandConfig, _log: LogFn): Promise<Leadership> {
-  throw new Error("leader election is not wired yet");
-}
-
-async function startHealth(_listen: { host: string; port: number }, _controller: Controller, _log: LogFn): Promise<{ close(): Promise<void> } | undefined> {
-  return undefined;
 }

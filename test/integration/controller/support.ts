@@ -7,7 +7,7 @@ import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apise
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
 import { Client } from "../../sandbox/apiserver-client.js";
 import { FakeKubelet } from "../../support/kubelet.js";
-import { Controller, type Leadership } from "../../../src/controller/controller.js";
+import { Controller, leaseLeadership } from "../../../src/controller/controller.js";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
 import { KubeClient } from "../../../src/lib/kube/client.js";
 
@@ -202,9 +202,38 @@ export function setNodeReady(n: Obj, ready: boolean): void {
   n.status.conditions = [{ type: "Ready", status: ready ? "True" : "False", reason: ready ? "KubeletReady" : "KubeletNotReady" }];
 }
 
-/** A controller in this process, talking HTTP to the env's server, with test-short timings. */
-export async function startController(env: Env, opts: { claimUnsetClass?: boolean; resyncMs?: number; leadership?: Leadership; workers?: number } = {}): Promise<{ controller: Controller; client: KubeClient; stop(): Promise<void> }> {
-  const client = new KubeClient({ server: env.server.url, authHeaders: () => ({ Authorization: `Bearer ${env.server.token}` }) });
+export interface ApiCall {
+  verb: string;
+  resource: string;
+  code: string;
+}
+
+export interface TestController {
+  controller: Controller;
+  client: KubeClient;
+  /** Every API request this controller made (verb as kube counts it, resource with subresource, HTTP code). */
+  calls: ApiCall[];
+  /** Writes other than leader election (the ones only a leader may make). */
+  writes(): ApiCall[];
+  stop(opts?: { release?: boolean }): Promise<void>;
+}
+
+const WRITE_VERBS = new Set(["create", "update", "patch", "apply", "delete", "deletecollection"]);
+
+/**
+ * A controller in this process, talking HTTP to the env's server, with test-short timings. With `identity`, it
+ * elects on the Lease berth-controller (2 s lease, 1 s renew deadline, 200 ms retry).
+ */
+export async function startController(env: Env, opts: { claimUnsetClass?: boolean; resyncMs?: number; identity?: string; workers?: number } = {}): Promise<TestController> {
+  const calls: ApiCall[] = [];
+  const client = new KubeClient({
+    server: env.server.url,
+    authHeaders: () => ({ Authorization: `Bearer ${env.server.token}` }),
+    metrics: { apiRequest: (verb, resource, code) => calls.push({ verb, resource, code }) },
+  });
+  const leadership = opts.identity !== undefined
+    ? leaseLeadership({ client, namespace: NS, name: "berth-controller", identity: opts.identity, leaseDurationSeconds: 2, renewDeadlineMs: 1000, retryPeriodMs: 200 })
+    : undefined;
   const controller = new Controller({
     client,
     config: defaultControllerConfig({ namespace: NS, lbPodImage: "berth:test", claimUnsetClass: opts.claimUnsetClass ?? true }),
@@ -212,12 +241,14 @@ export async function startController(env: Env, opts: { claimUnsetClass?: boolea
     workers: opts.workers ?? 2,
     informer: { backoff: { baseMs: 20, maxMs: 200, factor: 2, jitter: 0.2 }, relistIntervalMs: 0 },
     queueBackoff: { baseMs: 10, maxMs: 300, factor: 2 },
-    ...(opts.leadership ? { leadership: opts.leadership } : {}),
+    ...(leadership ? { leadership } : {}),
   });
   await controller.start();
   return {
-    controller, client,
-    async stop() {
+    controller, client, calls,
+    writes: () => calls.filter((c) => WRITE_VERBS.has(c.verb) && !c.resource.startsWith("leases")),
+    async stop(stopOpts = {}) {
+      if (stopOpts.release === false) await leadership?.elector.stop({ release: false });
       await controller.stop();
       client.close();
     },
