@@ -1,7 +1,7 @@
 // KubeClient against the sandbox API server over HTTP: configuration loading, every verb, the patch content
 // types, server-side apply, watches, and errors as typed KubeErrors.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
@@ -49,6 +49,34 @@ describe("kube client (sandbox API server over HTTP)", function () {
       await assert.rejects(KubeClient.fromKubeconfig(), /not running in a cluster .*pass --kubeconfig FILE/);
     } finally {
       if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
+    }
+  });
+
+  it("reads the in-cluster service account: verifies the server with its CA and picks up a rotated token", async function () {
+    this.timeout(15_000);
+    await f.close();
+    f = await startFixture({ tls: true });
+    const dir = mkdtempSync(join(tmpdir(), "bt-c2-sa-"));
+    try {
+      const tokenFile = join(dir, "token");
+      const caFile = join(dir, "ca.crt");
+      writeFileSync(tokenFile, `${f.api.token}\n`);
+      writeFileSync(caFile, f.api.caCert as string);
+      const client = await KubeClient.fromKubeconfig({ inCluster: { host: "127.0.0.1", port: String(f.api.port), tokenFile, caFile, tokenReloadMs: 0 } });
+      assert.equal(client.server, `https://127.0.0.1:${f.api.port}`);
+      assert.equal((await client.get(Resources.namespaces, "default")).metadata?.name, "default");
+      writeFileSync(tokenFile, "rotated-but-wrong");
+      await assert.rejects(client.get(Resources.namespaces, "default"), (e: unknown) => e instanceof KubeError && e.code === 401);
+      writeFileSync(tokenFile, f.api.token);
+      assert.equal((await client.get(Resources.namespaces, "default")).metadata?.name, "default");
+      client.close();
+      // A CA that did not sign the server's certificate: the TLS handshake fails, no request is sent.
+      writeFileSync(caFile, OTHER_CA);
+      const untrusting = await KubeClient.inCluster({ inCluster: { host: "127.0.0.1", port: String(f.api.port), tokenFile, caFile } });
+      await assert.rejects(untrusting.get(Resources.namespaces, "default"), (e: unknown) => e instanceof KubeError && e.code === 0 && /certificate/i.test(e.message));
+      untrusting.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -175,3 +203,17 @@ describe("kube client (sandbox API server over HTTP)", function () {
     f = await startFixture();
   });
 });
+
+/** A self-signed CA that signed nothing the sandbox serves (made once with openssl for this test). */
+const OTHER_CA = `-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIUQwTNFFn7Hz5/14S6xhePnyOhG9gwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOYnQtYzItb3RoZXItY2EwIBcNMjYxMTI0MDgwMTIzWhgPMjEy
+NjEwMzEwODAxMjNaMBkxFzAVBgNVBAMMDmJ0LWMyLW90aGVyLWNhMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAEjFfHy9iqnajSf4YB3yB0ai+MddCJxgjxAgwNPC+w
+l/iYM1kyslAXisLE2YRYkKoCaH7oUPMsHGmFya8KayZ/o6NTMFEwHQYDVR0OBBYE
+FOgjTJnVt4yedM+KWylM6WT9fZphMB8GA1UdIwQYMBaAFOgjTJnVt4yedM+KWylM
+6WT9fZphMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhANxTzF4d
+31nTh9TEvK2TOlroeBXgAKsTXHMY8GyU6JA9AiBoGwV7jT/nuRviIrjGvRTc4jKR
+OyjFEKWueI45AsMrRQ==
+-----END CERTIFICATE-----
+`;
