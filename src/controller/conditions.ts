@@ -48,6 +48,8 @@ export function decideConditions(inputs: ConditionInputs): ConditionDecision {
   }
 
   const desired = desiredConditions(inputs);
+  // metav1.Time has whole seconds; a transition time with milliseconds would read back different from what we wrote.
+  const transition = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const generation = service.metadata?.generation;
   const conditions = removeOurConditions(previous);
   const events: EventDecision[] = [];
@@ -57,7 +59,7 @@ export function decideConditions(inputs: ConditionInputs): ConditionDecision {
       type: want.type,
       status: want.status,
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
-      lastTransitionTime: before && before.status === want.status ? before.lastTransitionTime : now,
+      lastTransitionTime: before && before.status === want.status ? before.lastTransitionTime : transition,
       reason: want.reason,
       message: want.message,
     });

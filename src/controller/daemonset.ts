@@ -162,7 +162,7 @@ export function buildDaemonSet(
   service: V1Service,
   serviceConfig: ServiceLbConfig,
   nodes: readonly V1Node[],
-  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath">,
+  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath" | "forwardingSysctls">,
 ): V1DaemonSet {
   const name = daemonSetName(service);
   const serviceName = service.metadata?.name ?? "";
@@ -210,7 +210,9 @@ export function buildDaemonSet(
           automountServiceAccountToken: false,
           // Nothing in the pod uses Service environment variables; without them the environment stays exactly ours.
           enableServiceLinks: false,
-          securityContext: { sysctls: families.map((family) => ({ name: FORWARDING_SYSCTLS[family], value: "1" })) },
+          ...(config.forwardingSysctls
+            ? { securityContext: { sysctls: families.map((family) => ({ name: FORWARDING_SYSCTLS[family], value: "1" })) } }
+            : {}),
           tolerations,
           affinity: {
             nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: nodeSelectorTerms(serviceConfig, nodes) } },

@@ -40,6 +40,16 @@ export interface ControllerConfig {
    * choice from its PodHostIPs feature gate (servicelb.go getHostIPsFieldPath).
    */
   hostIpsFieldPath: HostIpsFieldPath;
+  /**
+   * Put the forwarding sysctls (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding per Service family) in the lb-pod's
+   * securityContext, as k3s servicelb does. They are "unsafe" sysctls to the kubelet: pods are rejected
+   * (SysctlForbidden) unless it runs with --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding,
+   * which k3s sets by default and other distributions do not. false leaves them out: IPv4 forwarding is then
+   * inherited from the node (Linux copies net.ipv4 settings into a new network namespace while
+   * net.core.devconf_inherit_init_net is 0, the default; kubernetes nodes forward), IPv6 forwarding is not, so
+   * IPv6 Services need the sysctls.
+   */
+  forwardingSysctls: boolean;
 }
 
 /** Defaults for ControllerConfig; the controller command overrides them from its flags. */
@@ -53,6 +63,7 @@ export function defaultControllerConfig(overrides: Partial<ControllerConfig> = {
     claimUnsetClass: true,
     defaultPriorityClass: DEFAULT_PRIORITY_CLASS,
     hostIpsFieldPath: "status.hostIPs",
+    forwardingSysctls: true,
     ...overrides,
   };
 }

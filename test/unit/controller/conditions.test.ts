@@ -8,7 +8,8 @@ import { defaultControllerConfig, type V1Condition, type V1Service } from "../..
 import { node, service } from "./fixtures.js";
 
 const config = defaultControllerConfig();
-const now = new Date("2026-11-24T08:00:00Z");
+const now = new Date("2026-11-24T08:00:00.750Z");
+const nowSeconds = new Date("2026-11-24T08:00:00Z");
 const earlier = new Date("2026-11-24T07:00:00Z");
 
 const serving: ComputedStatus = {
@@ -263,7 +264,7 @@ describe("controller: conditions and Events", () => {
     const byType = Object.fromEntries(decision.conditions.map((c) => [c.type, c]));
     assert.equal(byType["berth.dev/LoadBalancerReady"]?.lastTransitionTime, earlier);
     assert.equal(byType["berth.dev/LoadBalancerReady"]?.message, "Serving on 192.168.1.11.");
-    assert.equal(byType["berth.dev/PortConflict"]?.lastTransitionTime, now);
+    assert.deepEqual(byType["berth.dev/PortConflict"]?.lastTransitionTime, nowSeconds, "whole seconds, as metav1.Time stores them");
     assert.equal(byType["berth.dev/LoadBalancerReady"]?.observedGeneration, 7);
     assert.equal(decision.conditionsChanged, true);
   });

@@ -171,6 +171,11 @@ describe("controller: the desired DaemonSet", () => {
     });
   }
 
+  it("leaves the sysctls out when told to (kubelets that refuse unsafe sysctls)", () => {
+    const spec = build(service(), [node("n1")], { forwardingSysctls: false }).spec?.template.spec;
+    assert.equal(spec?.securityContext, undefined);
+  });
+
   it("adds the Service's tolerations to the defaults, sorted, without duplicates", () => {
     const ds = build(service({ annotations: { "berth.dev/tolerations": JSON.stringify([
       { key: "zone", operator: "Equal", value: "edge", effect: "NoSchedule" },
