@@ -28,9 +28,11 @@ describe("controller: port conflicts", function () {
     await create(env.client, SVCS, service("first", { ports: [{ port: 80 }] }));
     await waitForIngress(env.client, "first", ["192.0.2.21", "192.0.2.22"]);
     await create(env.client, SVCS, service("second", { ports: [{ port: 80 }, { port: 81 }] }));
-    const svc = await waitFor("conflict condition", async () => {
+    // The pods go Pending one node at a time; wait until both nodes are named.
+    const svc = await waitFor("conflict condition on both nodes", async () => {
       const s = await getObj(env.client, svcPath("second"));
-      return condition(s, CONDITION_TYPES.portConflict)?.status === "True" ? s : undefined;
+      const c = condition(s, CONDITION_TYPES.portConflict);
+      return c?.status === "True" && /n1/.test(c.message) && /n2/.test(c.message) ? s : undefined;
     });
     const c = condition(svc, CONDITION_TYPES.portConflict);
     assert.match(c?.message as string, /TCP\/80 on node n1: held by Service default\/first/);
