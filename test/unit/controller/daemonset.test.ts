@@ -171,6 +171,16 @@ describe("controller: the desired DaemonSet", () => {
     });
   }
 
+  const dualStackNode = node("n1", { addresses: [{ type: "InternalIP", address: "192.168.1.11" }, { type: "InternalIP", address: "fd00::11" }] });
+  it("Local: forwards every family the nodes have, since status.hostIPs lists them all (an IPv4 Service on dual-stack nodes)", () => {
+    const sysctls = build(local, [dualStackNode]).spec?.template.spec?.securityContext?.sysctls;
+    assert.deepEqual(sysctls, [{ name: "net.ipv4.ip_forward", value: "1" }, { name: "net.ipv6.conf.all.forwarding", value: "1" }]);
+  });
+  it("Cluster: only the Service's families, whatever the nodes have", () => {
+    const sysctls = build(service(), [dualStackNode]).spec?.template.spec?.securityContext?.sysctls;
+    assert.deepEqual(sysctls, [{ name: "net.ipv4.ip_forward", value: "1" }]);
+  });
+
   it("leaves the sysctls out when told to (kubelets that refuse unsafe sysctls)", () => {
     const spec = build(service(), [node("n1")], { forwardingSysctls: false }).spec?.template.spec;
     assert.equal(spec?.securityContext, undefined);
