@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
 import { isConflict, isGone, isNotFound, isRetryable, KubeClient, KubeError, Resources, type KubeObject } from "../../../src/lib/kube/client.js";
-import { configMap, startFixture, type Fixture } from "./fixture.js";
+import { FakeClock } from "../../../src/lib/kube/clock.js";
+import { configMap, startFixture, waitFor, type Fixture } from "./fixture.js";
 
 interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -182,6 +183,8 @@ describe("kube client (sandbox API server over HTTP)", function () {
   });
 
   it("turns 429, 500 and 503 answers into typed, retryable errors with Retry-After", async () => {
+    await f.close();
+    f = await startFixture({}, { maxRetries: 0 });
     f.api.faults.add({ verb: "get", resource: "namespaces", error: 429, retryAfterSeconds: 3, times: 1 });
     await assert.rejects(f.client.get(Resources.namespaces, "default"), (e: unknown) =>
       e instanceof KubeError && e.code === 429 && e.reason === "TooManyRequests" && e.retryAfterSeconds === 3 && isRetryable(e));
@@ -192,6 +195,34 @@ describe("kube client (sandbox API server over HTTP)", function () {
     assert.deepEqual(f.requests.slice(-3), ["get namespaces 429", "get namespaces 503", "list namespaces 500"]);
     // Fault rules with `times` retire: the next call succeeds.
     assert.equal((await f.client.get(Resources.namespaces, "default")).metadata?.name, "default");
+  });
+
+  it("sends a request again after the Retry-After of a 429, and gives up after maxRetries", async () => {
+    const clock = new FakeClock();
+    await f.close();
+    f = await startFixture({}, { clock, maxRetries: 2 });
+    f.api.faults.add({ verb: "create", resource: "configmaps", error: 429, retryAfterSeconds: 2, times: 2 });
+    const created = f.client.create(Resources.configMaps, configMap("after-429"));
+    for (let i = 0; i < 2; i++) {
+      await waitFor("the Retry-After wait", () => clock.pending === 1);
+      await clock.advance(1999);
+      assert.equal(clock.pending, 1, "not before Retry-After");
+      await clock.advance(1);
+    }
+    assert.equal((await created).metadata?.name, "after-429");
+    assert.deepEqual(f.requests, ["create configmaps 429", "create configmaps 429", "create configmaps 201"]);
+    // Three 429s with maxRetries 2: the third is the caller's.
+    f.api.faults.add({ verb: "get", resource: "configmaps", error: 429, retryAfterSeconds: 1, times: 3 });
+    const got = f.client.get(Resources.configMaps, "after-429", { namespace: "default" });
+    const outcome = got.then(() => "ok", (e: unknown) => (e instanceof KubeError ? e.code : -1));
+    for (let i = 0; i < 2; i++) {
+      await waitFor("the Retry-After wait", () => clock.pending === 1);
+      await clock.advance(1000);
+    }
+    assert.equal(await outcome, 429);
+    // A 500 with Retry-After on a write is not repeated: the write may have happened.
+    f.api.faults.add({ verb: "delete", resource: "configmaps", error: 500, retryAfterSeconds: 1, times: 1 });
+    await assert.rejects(f.client.delete(Resources.configMaps, "after-429", { namespace: "default" }), (e: unknown) => e instanceof KubeError && e.code === 500);
   });
 
   it("reports an unreachable server as a retryable error with code 0", async () => {

@@ -1,7 +1,7 @@
 // Shared setup for the kube glue's integration tests: a fresh sandbox API server per test over real HTTP, and a
 // KubeClient pointed at it, so every test sees exactly what a controller would on the wire.
 import { startApiServer, type ApiServerHandle, type ApiServerOptions } from "../../../src/sandbox/apiserver/index.js";
-import { KubeClient, type ApiRequestRecorder } from "../../../src/lib/kube/client.js";
+import { KubeClient, type ApiRequestRecorder, type KubeClientOptions } from "../../../src/lib/kube/client.js";
 
 export interface Fixture {
   api: ApiServerHandle;
@@ -11,11 +11,11 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function startFixture(options: ApiServerOptions = {}): Promise<Fixture> {
+export async function startFixture(options: ApiServerOptions = {}, clientOptions: Partial<KubeClientOptions> = {}): Promise<Fixture> {
   const api = await startApiServer({ port: 0, ...options });
   const requests: string[] = [];
   const recorder: ApiRequestRecorder = { apiRequest: (verb, resource, code) => requests.push(`${verb} ${resource} ${code}`) };
-  const client = new KubeClient({ server: api.url, authHeaders: () => ({ Authorization: `Bearer ${api.token}` }), metrics: recorder });
+  const client = new KubeClient({ server: api.url, authHeaders: () => ({ Authorization: `Bearer ${api.token}` }), metrics: recorder, ...clientOptions });
   return {
     api,
     client,
