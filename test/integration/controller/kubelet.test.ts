@@ -67,7 +67,9 @@ describe("fake kubelet (test stand-in for the DaemonSet controller, scheduler an
     await create(env.client, dsPath(), daemonSet("second", { port: 8080 }));
     const pending = await waitFor("second pending", async () => {
       const pods = await podsOf("second");
-      return pods.length === 2 && pods.every((p) => p.status?.phase === "Pending") ? pods : undefined;
+      // The API server creates every pod Pending; wait for the scheduler's verdict too.
+      const unschedulable = (p: Obj): boolean => (p.status?.conditions ?? []).some((c: Obj) => c.type === "PodScheduled" && c.status === "False");
+      return pods.length === 2 && pods.every((p) => p.status?.phase === "Pending" && unschedulable(p)) ? pods : undefined;
     });
     for (const p of pending) {
       assert.equal(p.spec.nodeName, undefined);
