@@ -621,6 +621,9 @@ export class KubeClient {
         const code = res.statusCode ?? 0;
         if (!o.stream) res.on("end", () => o.signal?.removeEventListener("abort", onAbort));
         else res.on("close", () => o.signal?.removeEventListener("abort", onAbort));
+        // A response torn down after its reader stopped listening ("aborted" on a closed watch) must not become an
+        // unhandled 'error' event, which would kill the process; readers still see errors through their iterator.
+        res.on("error", () => undefined);
         if (code >= 400) {
           settled = true;
           record(String(code));

@@ -65,6 +65,19 @@ describe("informer (sandbox API server over HTTP)", function () {
     assert.equal(inf.stats.relists, 0);
   });
 
+  it("lists in pages and watches from the list's resourceVersion", async () => {
+    for (let i = 0; i < 7; i++) await f.client.create(Resources.configMaps, configMap(`p${i}`));
+    const inf = make({ pageSize: 3 });
+    const log = recorder(inf);
+    inf.start();
+    await inf.synced;
+    assert.equal(log.length, 7);
+    assert.equal(f.requests.filter((r) => r === "list configmaps 200").length, 3, "7 objects in pages of 3");
+    await f.client.create(Resources.configMaps, configMap("p7"));
+    await waitFor("the add after the paged list", () => log.includes("add p7"));
+    assert.equal(log.length, 8, "nothing from the list replayed by the watch");
+  });
+
   it("resumes a watch the server keeps dropping from the last resourceVersion without losing events", async () => {
     const inf = make();
     const log = recorder(inf);
