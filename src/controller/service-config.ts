@@ -77,7 +77,8 @@ export function parseServiceConfig(service: V1Service, config: Pick<ControllerCo
   const mode = parseMode(annotations, problems);
   const families = parseFamilies(service, problems);
   const externalTrafficPolicy = service.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster";
-  const ports = parsePorts(service, externalTrafficPolicy, problems);
+  // VIP mode never forwards to a NodePort (the speaker only announces; kube-proxy does the rest).
+  const ports = parsePorts(service, mode === MODES.hostPort ? externalTrafficPolicy : "Cluster", problems);
   const clusterIps = parseClusterIps(service, externalTrafficPolicy, problems);
   const sourceRanges = parseSourceRanges(service, annotations, problems);
   const tolerations = parseTolerationsKeys(annotations, problems);

@@ -129,6 +129,11 @@ describe("controller: reading a Service's configuration", () => {
       want: { mode: "vip", vip: { pool: "lan", ips: ["192.168.1.5", "fd00::5"], sharingKey: "key1" } },
     },
     {
+      name: "vip mode with Local policy needs no node ports (nothing forwards to them)",
+      svc: service({ annotations: { "berth.dev/mode": "vip" }, spec: { externalTrafficPolicy: "Local", allocateLoadBalancerNodePorts: false, ports: [{ protocol: "TCP", port: 80 }] } }),
+      want: { mode: "vip", externalTrafficPolicy: "Local", vip: { ips: [] } },
+    },
+    {
       name: "vip mode honours spec.loadBalancerIP",
       svc: service({ annotations: { "berth.dev/mode": "vip" }, spec: { loadBalancerIP: "192.168.1.9" } }),
       want: { mode: "vip", vip: { ips: ["192.168.1.9"] } },
