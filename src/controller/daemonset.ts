@@ -174,7 +174,8 @@ function portName(protocol: string, port: number): string {
 
 /**
  * The DaemonSet that serves one Service in hostPort mode. `serviceConfig` must come from parseServiceConfig on the
- * same Service; `nodes` is every node in the cluster (only their labels matter here).
+ * same Service; `nodes` is every node in the cluster (their labels decide node selection; under Local, their
+ * address families decide the forwarding sysctls: see forwardingFamilies).
  *
  * The metadata carries `berth.dev/spec-hash`, a hash of everything else: the reconcile writes only when the live
  * DaemonSet's hash differs (the live object also holds server-filled defaults, so comparing whole objects would
