@@ -202,6 +202,58 @@ describe("informer (sandbox API server over HTTP)", function () {
     await waitFor("the add on the new watch", () => log.includes("add after"));
   });
 
+  it("converges to the server's exact state through random dropped watches, errors and expired history", async function () {
+    this.timeout(20_000);
+    const inf = make({ backoff: { baseMs: 5, maxMs: 40, jitter: 1 } });
+    // Mirror the handler stream into a map: if any event were lost or doubled, the mirror would differ.
+    // (Handler exceptions are caught by the informer, so violations are collected, then asserted.)
+    const mirror = new Map<string, string>();
+    const violations: string[] = [];
+    inf.addHandlers({
+      onAdd: (o) => {
+        if (mirror.has(objectKey(o))) violations.push(`double add ${objectKey(o)}`);
+        mirror.set(objectKey(o), o.metadata?.resourceVersion ?? "");
+      },
+      onUpdate: (_a, b) => {
+        if (!mirror.has(objectKey(b))) violations.push(`update before add ${objectKey(b)}`);
+        mirror.set(objectKey(b), b.metadata?.resourceVersion ?? "");
+      },
+      onDelete: (o) => {
+        if (!mirror.delete(objectKey(o))) violations.push(`delete of unknown ${objectKey(o)}`);
+      },
+    });
+    inf.start();
+    await inf.synced;
+    f.api.faults.add({ verb: "watch", resource: "configmaps", closeWatchAfterEvents: 3, probability: 0.5 });
+    f.api.faults.add({ verb: "watch", resource: "configmaps", error: 500, probability: 0.2 });
+    f.api.faults.add({ verb: "list", resource: "configmaps", error: 503, probability: 0.3 });
+    f.api.faults.add({ verb: "list", resource: "configmaps", error: 500, times: 1 });
+    const alive = new Set<string>();
+    for (let i = 0; i < 150; i++) {
+      const name = `c${i % 40}`;
+      if (alive.has(name) && i % 3 === 0) {
+        await f.client.delete(Resources.configMaps, name, { namespace: "default" });
+        alive.delete(name);
+      } else if (alive.has(name)) {
+        await f.client.patch(Resources.configMaps, name, "merge", { data: { i: String(i) } }, { namespace: "default" });
+      } else {
+        await f.client.create(Resources.configMaps, configMap(name, { i: String(i) }));
+        alive.add(name);
+      }
+      if (i % 37 === 36) {
+        f.api.faults.expireHistory();
+        f.api.faults.closeWatches();
+      }
+    }
+    f.api.faults.clear();
+    const truth = await f.client.list(Resources.configMaps, { namespace: "default" });
+    const want = new Map(truth.items.map((o) => [objectKey(o), o.metadata?.resourceVersion ?? ""]));
+    const same = (m: Map<string, string>): boolean => m.size === want.size && [...want].every(([k, v]) => m.get(k) === v);
+    await waitFor("the informer to converge", () => same(mirror) && same(new Map(inf.list().map((o) => [objectKey(o), o.metadata?.resourceVersion ?? ""]))), 10_000);
+    assert.deepEqual(violations, []);
+    assert.ok(inf.stats.relists >= 1 && inf.stats.watchRestarts >= 5 && inf.stats.errors >= 1, JSON.stringify(inf.stats));
+  });
+
   it("splits keys back into namespace and name", () => {
     assert.deepEqual(splitKey("ns/name"), { namespace: "ns", name: "name" });
     assert.deepEqual(splitKey("node-1"), { name: "node-1" });
