@@ -26,7 +26,10 @@ mkdirSync(".test-results", { recursive: true });
 const summaryFile = ".test-results/mocha-summary.json";
 rmSync(summaryFile, { force: true });
 console.log("\n== tests: mocha");
-const mocha = spawnSync("node_modules/.bin/mocha", [...process.argv.slice(2)], {
+// With no arguments, every test file; otherwise the files/flags given (the spec list is not in .mocharc.json, because
+// mocha would add it to any file named on the command line).
+const mochaArgs = process.argv.length > 2 ? process.argv.slice(2) : ["test/**/*.test.ts"];
+const mocha = spawnSync("node_modules/.bin/mocha", mochaArgs, {
   stdio: "inherit",
   env: { ...process.env, BERTH_TEST_SUMMARY: summaryFile },
 });
