@@ -48,7 +48,21 @@ describe("health server and Prometheus metrics", function () {
     await inf.synced;
     assert.equal((await fetch(`${health.url}/readyz`)).status, 200);
     assert.equal((await fetch(`${health.url}/nope`)).status, 404);
+    assert.equal((await fetch(`${health.url}/metrics`)).status, 200);
     assert.equal((await fetch(`${health.url}/readyz`, { method: "POST" })).status, 405);
+  });
+
+  it("reports a failing liveness check, and a throwing one, as 503 with the reason", async () => {
+    let live: () => boolean | string = () => "event loop stalled";
+    health = await startHealthServer({ host: "127.0.0.1", port: 0, ready: () => true, live: () => live() });
+    const res = await fetch(`${health.url}/healthz`);
+    assert.equal(res.status, 503);
+    assert.equal(await res.text(), "event loop stalled\n");
+    live = () => { throw new Error("boom"); };
+    const thrown = await fetch(`${health.url}/livez`);
+    assert.equal(thrown.status, 503);
+    assert.equal(await thrown.text(), "check failed: Error: boom\n");
+    assert.equal((await fetch(`${health.url}/metrics`)).status, 404, "no metrics source given");
   });
 
   it("exports API requests, watch restarts, relists, queue depth, reconciles and leadership", async () => {
