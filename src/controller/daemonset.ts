@@ -111,24 +111,13 @@ export function nodeEligibility(
 }
 
 /**
- * Families whose forwarding sysctl the lb-pods get. Cluster: the Service's families (its ClusterIPs). Local: also
- * every family a node has an address in, because the destinations come from the downward API's status.hostIPs,
- * which lists all of the node's IPs whatever the Service's families, and the lb-pod refuses to start when a
- * destination's family cannot be forwarded (src/lb-pod/check.ts forwardingProblem). Without this, an IPv4-only
- * Local Service on dual-stack nodes would crash-loop; with it, the lb-pod also forwards IPv6 to the node's
- * NodePort, where kube-proxy has nothing for an IPv4-only Service: no worse than no rule. klipper-lb skips an IPv6
- * destination when forwarding is off instead. Nodes that report an address of a family have it enabled in the
- * kernel, so the sysctl exists there (a missing sysctl would keep the pod from starting at all).
+ * Families whose forwarding sysctl the lb-pods get: the Service's own. Under Local the destinations come from the
+ * downward API's status.hostIPs, which lists every node IP whatever the Service's families, so the pod is also told
+ * BERTH_FAMILIES and ignores node IPs of other families (klipper-lb skips an IPv6 destination when forwarding is
+ * off instead). An IPv4-only Local Service on dual-stack nodes therefore never touches IPv6.
  */
-export function forwardingFamilies(serviceConfig: Pick<ServiceLbConfig, "families" | "externalTrafficPolicy">, nodes: readonly V1Node[]): Family[] {
+export function forwardingFamilies(serviceConfig: Pick<ServiceLbConfig, "families">): Family[] {
   const wanted = new Set<Family>(serviceConfig.families);
-  if (serviceConfig.externalTrafficPolicy === "Local") {
-    for (const node of nodes) {
-      for (const address of node.status?.addresses ?? []) {
-        if (address.type === "InternalIP" || address.type === "ExternalIP") wanted.add(address.address.includes(":") ? "ipv6" : "ipv4");
-      }
-    }
-  }
   return (["ipv4", "ipv6"] as const).filter((family) => wanted.has(family));
 }
 
@@ -205,8 +194,9 @@ export function buildDaemonSet(
   // Left out when empty: the lb-pod reads an unset SRC_RANGES as "every source", and an empty value would be
   // dropped by the API server anyway (omitempty), leaving our object and the live one needlessly different.
   if (serviceConfig.sourceRanges.length > 0) env.push({ name: LB_POD_ENV.sourceRanges, value: serviceConfig.sourceRanges.join(",") });
+  const families = forwardingFamilies(serviceConfig);
+  if (local) env.push({ name: LB_POD_ENV.families, value: families.map((family) => (family === "ipv4" ? "IPv4" : "IPv6")).join(",") });
 
-  const families = forwardingFamilies(serviceConfig, nodes);
   const tolerations = sortTolerations([...DEFAULT_TOLERATIONS, ...serviceConfig.tolerations]);
 
   const labels = {

@@ -1,8 +1,8 @@
 // The lb-pod's input: klipper-lb's environment contract, berth's own multi-port contract, and CLI flags on top.
 // Pure: the environment is passed in, never read from process.env here.
-import { AddressError, parseCidr, parseIp } from "../lib/addresses.js";
+import { AddressError, familyOf, parseCidr, parseIp } from "../lib/addresses.js";
 import { UsageError } from "../lib/errors.js";
-import type { LbPodConfig, PortConfig, Protocol } from "../lib/rules/model.js";
+import type { Family, LbPodConfig, PortConfig, Protocol } from "../lib/rules/model.js";
 
 /** Environment variables the lb-pod reads. The controller writes the same names into the DaemonSet. */
 export const LB_POD_ENV = {
@@ -18,6 +18,12 @@ export const LB_POD_ENV = {
   klipperDestinationPort: "DEST_PORT",
   /** klipper-lb: TCP, UDP or SCTP (k3s writes the ServicePort's protocol, upper case). */
   klipperProtocol: "DEST_PROTO",
+  /**
+   * berth: the Service's families (`IPv4,IPv6` as spec.ipFamilies spells them). Destination IPs of other families
+   * are ignored. Needed for externalTrafficPolicy Local, where DEST_IPS comes from the downward API's
+   * status.hostIPs and so lists every node IP, also of families the Service does not have.
+   */
+  families: "BERTH_FAMILIES",
 } as const;
 
 /** CLI flag spellings, used in error messages; the command that defines the flags should use the same ones. */
@@ -67,7 +73,12 @@ export function parseLbPodConfig(env: Record<string, string | undefined>, flags:
   if (destinations.values.length === 0) {
     throw new UsageError(`no destination IPs: ${destinations.where} is empty (it must list the ClusterIPs or node IPs to forward to)`);
   }
-  const destinationIps = destinations.values.map((value) => addressOrUsageError(destinations.where, value, () => parseIp(value).text));
+  const allDestinationIps = destinations.values.map((value) => addressOrUsageError(destinations.where, value, () => parseIp(value).text));
+  const families = parseFamilies(env[LB_POD_ENV.families]);
+  const destinationIps = families === undefined ? allDestinationIps : allDestinationIps.filter((ip) => families.includes(familyOf(ip)));
+  if (destinationIps.length === 0) {
+    throw new UsageError(`no destination IPs: ${destinations.where} (${allDestinationIps.join(",")}) holds none of the families in ${LB_POD_ENV.families} (${env[LB_POD_ENV.families]})`);
+  }
 
   const ranges = flags.sourceRanges !== undefined
     ? { where: LB_POD_FLAGS.sourceRanges, values: splitAll(flags.sourceRanges) }
@@ -75,6 +86,19 @@ export function parseLbPodConfig(env: Record<string, string | undefined>, flags:
   const sourceRanges = ranges.values.map((value) => addressOrUsageError(ranges.where, value, () => parseCidr(value).text));
 
   return { ports, destinationIps, sourceRanges };
+}
+
+/** BERTH_FAMILIES: undefined when unset or blank (every family kept); IPv4/IPv6 in any letter case. */
+function parseFamilies(text: string | undefined): Family[] | undefined {
+  const names = splitList(text);
+  if (names.length === 0) return undefined;
+  return names.map((name) => {
+    const family = name.toLowerCase();
+    if (family !== "ipv4" && family !== "ipv6") {
+      throw new UsageError(`${LB_POD_ENV.families}: unknown family "${name}" (expected IPv4 or IPv6)`);
+    }
+    return family;
+  });
 }
 
 /** Parses one BERTH_PORTS entry, `<protocol>:<port>:<destPort>` (protocol case-insensitive). */

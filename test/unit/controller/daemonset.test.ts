@@ -143,7 +143,7 @@ describe("controller: the desired DaemonSet", () => {
   const local = service({ spec: { externalTrafficPolicy: "Local", ports: [{ protocol: "TCP", port: 80, nodePort: 30080 }, { protocol: "UDP", port: 53, nodePort: 30053 }] } });
   it("Local policy: forwards to the node's own IPs (downward API status.hostIPs) on the NodePort", () => {
     const ds = build(local);
-    assert.deepEqual(envOf(ds), { BERTH_PORTS: "tcp:80:30080,udp:53:30053", DEST_IPS: "<from status.hostIPs>" });
+    assert.deepEqual(envOf(ds), { BERTH_PORTS: "tcp:80:30080,udp:53:30053", DEST_IPS: "<from status.hostIPs>", BERTH_FAMILIES: "IPv4" });
     assert.deepEqual(container(ds).env?.[1], { name: "DEST_IPS", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.hostIPs" } } });
   });
   it("Local policy on clusters before 1.29 can use status.hostIP instead", () => {
@@ -172,9 +172,10 @@ describe("controller: the desired DaemonSet", () => {
   }
 
   const dualStackNode = node("n1", { addresses: [{ type: "InternalIP", address: "192.168.1.11" }, { type: "InternalIP", address: "fd00::11" }] });
-  it("Local: forwards every family the nodes have, since status.hostIPs lists them all (an IPv4 Service on dual-stack nodes)", () => {
-    const sysctls = build(local, [dualStackNode]).spec?.template.spec?.securityContext?.sysctls;
-    assert.deepEqual(sysctls, [{ name: "net.ipv4.ip_forward", value: "1" }, { name: "net.ipv6.conf.all.forwarding", value: "1" }]);
+  it("Local: an IPv4 Service on dual-stack nodes touches only IPv4 (BERTH_FAMILIES filters status.hostIPs)", () => {
+    const ds = build(local, [dualStackNode]);
+    assert.deepEqual(ds.spec?.template.spec?.securityContext?.sysctls, [{ name: "net.ipv4.ip_forward", value: "1" }]);
+    assert.equal(envOf(ds).BERTH_FAMILIES, "IPv4");
   });
   it("Cluster: only the Service's families, whatever the nodes have", () => {
     const sysctls = build(service(), [dualStackNode]).spec?.template.spec?.securityContext?.sysctls;

@@ -48,6 +48,16 @@ describe("lb-pod configuration", () => {
       },
     },
     {
+      name: "keeps only the destination IPs of the families in BERTH_FAMILIES (Local: status.hostIPs lists every node IP)",
+      env: { BERTH_PORTS: "tcp:80:30080", DEST_IPS: "192.168.1.11,fd00::11", BERTH_FAMILIES: "IPv4" },
+      want: { ports: [{ protocol: "tcp", port: 80, destinationPort: 30080 }], destinationIps: ["192.168.1.11"], sourceRanges: [] },
+    },
+    {
+      name: "keeps every family when BERTH_FAMILIES names both, in any letter case",
+      env: { BERTH_PORTS: "tcp:80:30080", DEST_IPS: "192.168.1.11,fd00::11", BERTH_FAMILIES: "ipv6, IPV4" },
+      want: { ports: [{ protocol: "tcp", port: 80, destinationPort: 30080 }], destinationIps: ["192.168.1.11", "fd00::11"], sourceRanges: [] },
+    },
+    {
       name: "canonicalises addresses: RFC 5952 IPv6, host bits cleared, a bare address is one host",
       env: { BERTH_PORTS: "tcp:80:80", DEST_IPS: "FD00:0043:0:0:0:0:0:000A", SRC_RANGES: "10.1.2.3/8 192.168.1.7 2001:DB8::1/32 2001:db8::5" },
       want: {
@@ -95,6 +105,10 @@ describe("lb-pod configuration", () => {
   const klipper = { SRC_PORT: "80", DEST_PROTO: "TCP", DEST_PORT: "80", DEST_IPS: "10.43.0.10" };
   const berth = { BERTH_PORTS: "tcp:80:80", DEST_IPS: "10.43.0.10" };
   const rejected: { name: string; env: Env; flags?: LbPodFlags; message: string }[] = [
+    { name: "an unknown family in BERTH_FAMILIES", env: { ...berth, BERTH_FAMILIES: "IPv4,inet6" },
+      message: 'BERTH_FAMILIES: unknown family "inet6" (expected IPv4 or IPv6)' },
+    { name: "no destination IP of the families in BERTH_FAMILIES", env: { ...berth, BERTH_FAMILIES: "IPv6" },
+      message: "no destination IPs: DEST_IPS (10.43.0.10) holds none of the families in BERTH_FAMILIES (IPv6)" },
     { name: "no port in either contract", env: { DEST_IPS: "10.43.0.10" },
       message: "no ports: set BERTH_PORTS (berth) or SRC_PORT, DEST_PORT and DEST_PROTO (klipper-lb), or pass --port" },
     { name: "a port flag with no value", env: berth, flags: { ports: [" , "] }, message: "no ports: --port was given no value" },
