@@ -12,7 +12,7 @@ import { WorkQueue } from "../lib/kube/queue.js";
 import type { BackoffConfig } from "../lib/kube/backoff.js";
 import { LeaderElector, type LeaderElectionOptions } from "../lib/kube/leader.js";
 import type { ControllerMetrics } from "../lib/kube/metrics.js";
-import { EventRecorder, reconcileService, type ReconcileResult, type ReconcileView } from "./reconcile.js";
+import { EventRecorder, PendingWrites, reconcileService, type ReconcileResult, type ReconcileView } from "./reconcile.js";
 import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 
 /** Who may write: the Lease election, or "always" for a single replica. */
@@ -83,7 +83,7 @@ function nodeFingerprint(n: V1Node): string {
 
 export class Controller {
   readonly stats: ControllerStats = {
-    reconciles: { unchanged: 0, updated: 0, cleaned: 0, deleted: 0, invalid: 0, "vip-unavailable": 0, "not-ours": 0, error: 0 },
+    reconciles: { unchanged: 0, updated: 0, cleaned: 0, deleted: 0, invalid: 0, "vip-unavailable": 0, "not-ours": 0, "waiting-for-cache": 0, error: 0 },
   };
 
   private readonly clock: Clock;
@@ -99,6 +99,7 @@ export class Controller {
   private synced = false;
   private stopped = false;
   private readonly events: EventRecorder;
+  private readonly pending: PendingWrites;
   private readonly view: ReconcileView;
 
   constructor(private readonly options: ControllerOptions) {
@@ -114,6 +115,7 @@ export class Controller {
     this.daemonSets = new Informer({ ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours });
     this.slices = new Informer({ ...common, resource: Resources.endpointSlices });
     this.events = new EventRecorder(client, this.clock, this.log);
+    this.pending = new PendingWrites(() => this.clock.now());
 
     const byServiceKey = <T extends KubeObject>(inf: Informer<T>, key: string): T[] =>
       inf.list((o) => serviceKeyOfLabels(o.metadata?.labels) === key);
@@ -242,7 +244,10 @@ export class Controller {
     const results = new Map<string, ReconcileResult>();
     this.running = queue.run(async (key) => {
       if (!this.isLeader()) return;
-      const result = await reconcileService(key, { client: this.options.client, config: this.options.config, view: this.view, events: this.events, log: this.log });
+      const result = await reconcileService(key, {
+        client: this.options.client, config: this.options.config, view: this.view, events: this.events,
+        pending: this.pending, now: () => new Date(this.clock.now()), log: this.log,
+      });
       results.set(key, result);
     }, {
       concurrency: this.options.workers ?? 4,

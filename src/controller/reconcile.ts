@@ -7,21 +7,19 @@
 import { hostname } from "node:os";
 import { isConflict, isNotFound, Resources, type KubeClient, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import type { Clock } from "../lib/kube/clock.js";
+import type { V1LoadBalancerIngress } from "@kubernetes/client-node";
+import { CONTROLLER_NAME, FIELD_MANAGER, FINALIZER, LABELS, MODES, type EventType } from "../lib/names.js";
 import {
-  CONDITION_REASONS,
-  CONDITION_TYPES,
-  CONTROLLER_NAME,
-  EVENT_REASONS,
-  FIELD_MANAGER,
-  FINALIZER,
-  LABELS,
-  MODES,
-  type EventType,
-} from "../lib/names.js";
-import { buildDaemonSet, daemonSetName, recordedHash } from "./daemonset.js";
-import { describeConflicts, findPortConflicts, type ConflictReport } from "./conflicts.js";
-import { computeStatus, podTargetNode, statusEquals, type ComputedStatus } from "./status.js";
-import { describeProblems, ownership, parseServiceConfig } from "./service-config.js";
+  appliedDaemonSetEvent,
+  clearedLoadBalancerEvent,
+  decideConditions,
+  deletedDaemonSetEvent,
+  removeOurConditions,
+} from "./conditions.js";
+import { findPortConflicts } from "./conflicts.js";
+import { buildDaemonSet, recordedHash } from "./daemonset.js";
+import { ownership, parseServiceConfig } from "./service-config.js";
+import { computeStatus, podTargetNode, statusEquals } from "./status.js";
 import type {
   ControllerConfig,
   EventDecision,
@@ -49,15 +47,64 @@ export interface ReconcileView {
   services(): V1Service[];
 }
 
+/**
+ * Our own writes that the informers have not shown us yet. Right after a write, the cache still holds the old
+ * object; reconciling from it would send a stale resourceVersion (a certain 409) or re-apply an unchanged
+ * DaemonSet. The write's own watch event re-queues the key, so until then there is nothing to do. Entries expire,
+ * so a lost event costs at most `ttlMs` of delay, never a stuck Service.
+ */
+export class PendingWrites {
+  private readonly services = new Map<string, { rv: string; at: number }>();
+  private readonly daemonSets = new Map<string, { hash: string; at: number }>();
+
+  constructor(private readonly now: () => number, private readonly ttlMs = 5000) {}
+
+  /** We wrote the Service whose cached resourceVersion was `rv`. */
+  wroteService(key: string, rv: string | undefined): void {
+    if (rv) this.services.set(key, { rv, at: this.now() });
+  }
+
+  /** True while the cache still shows the Service as it was before our last write. */
+  serviceStale(key: string, rv: string | undefined): boolean {
+    const w = this.services.get(key);
+    if (!w) return false;
+    if (w.rv === rv && this.now() - w.at < this.ttlMs) return true;
+    this.services.delete(key);
+    return false;
+  }
+
+  appliedDaemonSet(key: string, hash: string | undefined): void {
+    if (hash) this.daemonSets.set(key, { hash, at: this.now() });
+  }
+
+  /** True when we applied exactly this spec hash and the cache has not caught up yet. */
+  daemonSetPending(key: string, hash: string | undefined, liveHash: string | undefined): boolean {
+    const w = this.daemonSets.get(key);
+    if (!w) return false;
+    if (liveHash === w.hash || this.now() - w.at >= this.ttlMs) {
+      this.daemonSets.delete(key);
+      return false;
+    }
+    return w.hash === hash;
+  }
+
+  forget(key: string): void {
+    this.services.delete(key);
+    this.daemonSets.delete(key);
+  }
+}
+
 export interface ReconcileDeps {
   client: KubeClient;
   config: ControllerConfig;
   view: ReconcileView;
   events: EventRecorder;
+  pending: PendingWrites;
+  now: () => Date;
   log: LogFn;
 }
 
-/** How a reconcile ended; a fixed token for logs and the reconciles_total{result} metric. */
+/** How a reconcile ended; a fixed token for logs and the reconcile_total{result} metric. */
 export type ReconcileResult =
   | "unchanged"
   | "updated"
@@ -65,26 +112,32 @@ export type ReconcileResult =
   | "deleted"
   | "invalid"
   | "vip-unavailable"
-  | "not-ours";
+  | "not-ours"
+  | "waiting-for-cache";
 
 /** Reconciles one Service key; throws on API errors (the queue retries with backoff). */
 export async function reconcileService(key: string, deps: ReconcileDeps): Promise<ReconcileResult> {
-  const { client, config, view } = deps;
+  const { client, config, view, pending } = deps;
   const service = view.service(key);
   const existing = view.daemonSetsFor(key);
 
   if (!service) {
     // The Service is gone (our finalizer was removed by someone, or it was never ours): its DaemonSets are orphans.
+    pending.forget(key);
     for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
     return existing.length > 0 ? "deleted" : "unchanged";
   }
+  if (pending.serviceStale(key, service.metadata?.resourceVersion)) return "waiting-for-cache";
 
   const hasFinalizer = (service.metadata?.finalizers ?? []).includes(FINALIZER);
+  const emit = (ev: EventDecision): void => deps.events.emit(service, ev);
 
   if (service.metadata?.deletionTimestamp) {
     if (!hasFinalizer) return "unchanged";
-    for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
-    if (existing.length > 0) deps.events.emit(service, { type: "Normal", reason: EVENT_REASONS.deletedDaemonSet, message: `Deleted DaemonSet ${config.namespace}/${existing.map((d) => d.metadata?.name).join(", ")}` });
+    for (const ds of existing) {
+      await deleteDaemonSet(client, config.namespace, ds);
+      emit(deletedDaemonSetEvent(config.namespace, ds.metadata?.name as string));
+    }
     await removeFinalizer(client, service);
     return "deleted";
   }
@@ -93,39 +146,51 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   if (!owned.ours) {
     // Not ours (any more). Clean up only what we wrote: a Service of another class we never touched has neither
     // our finalizer, nor a DaemonSet, nor our conditions, and stays untouched.
-    const ourConditions = (service.status?.conditions ?? []).filter(isOurCondition);
-    if (!hasFinalizer && existing.length === 0 && ourConditions.length === 0) return "not-ours";
-    for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
-    if (ourConditions.length > 0 || (owned.code === "NotLoadBalancer" && (service.status?.loadBalancer?.ingress?.length ?? 0) > 0 && hasFinalizer)) {
-      await patchStatus(client, service, [], (service.status?.conditions ?? []).filter((c) => !isOurCondition(c)));
+    const previous = service.status?.conditions ?? [];
+    const kept = removeOurConditions(previous);
+    const wroteStatus = kept.length !== previous.length;
+    if (!hasFinalizer && existing.length === 0 && !wroteStatus) return "not-ours";
+    for (const ds of existing) {
+      await deleteDaemonSet(client, config.namespace, ds);
+      emit(deletedDaemonSetEvent(config.namespace, ds.metadata?.name as string));
     }
-    if (existing.length > 0 || ourConditions.length > 0) {
-      deps.events.emit(service, { type: "Normal", reason: EVENT_REASONS.clearedLoadBalancer, message: `No longer handled by berth: ${owned.reason}` });
+    // Ingress is ours to clear only if we wrote it: our conditions or finalizer say we did.
+    if (wroteStatus || (hasFinalizer && (service.status?.loadBalancer?.ingress?.length ?? 0) > 0)) {
+      await patchStatus(client, service, [], kept);
     }
     if (hasFinalizer) await removeFinalizer(client, service);
+    pending.wroteService(key, service.metadata?.resourceVersion);
+    emit(clearedLoadBalancerEvent(owned.reason));
     return "cleaned";
   }
 
   let current = service;
-  if (!hasFinalizer) current = await addFinalizer(client, service);
-
-  const parsed = parseServiceConfig(current, config);
-  if (!parsed.ok) {
-    // Nothing is applied for this Service (an existing DaemonSet is left as it was: the last good configuration
-    // keeps serving while the user fixes the annotation), and the condition names every bad field.
-    const message = `Invalid configuration: ${describeProblems(parsed.problems)}`;
-    await setConditionOnly(deps, current, "False", "InvalidConfiguration", message, { type: "Warning", reason: EVENT_REASONS.invalidConfiguration, message });
-    return "invalid";
+  let wrote = false;
+  if (!hasFinalizer) {
+    current = await addFinalizer(client, service);
+    wrote = true;
   }
-  if (parsed.value.mode === MODES.vip) {
-    const message = "VIP mode (berth.dev/mode: vip) is not available in this version; remove the annotation or set it to hostport";
-    for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
-    await setConditionOnly(deps, current, "False", "VIPModeUnavailable", message, { type: "Warning", reason: EVENT_REASONS.vipModeUnavailable, message });
-    return "vip-unavailable";
-  }
-
-  let changed = !hasFinalizer;
   const nodes = view.nodes();
+  const parsed = parseServiceConfig(current, config);
+
+  if (!parsed.ok || parsed.value.mode === MODES.vip) {
+    // Invalid: nothing is applied for this Service (an existing DaemonSet keeps the last good configuration serving
+    // while the user fixes it). VIP mode: not in this version, so no DaemonSet and no address.
+    const vip = parsed.ok;
+    if (vip) for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
+    const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes });
+    const ingress = vip ? [] : (current.status?.loadBalancer?.ingress ?? []);
+    const ingressChanged = !statusEquals(current.status?.loadBalancer?.ingress, ingress);
+    if (decision.conditionsChanged || ingressChanged) {
+      await patchStatus(client, current, ingress, decision.conditions);
+      wrote = true;
+    }
+    if (wrote) pending.wroteService(key, service.metadata?.resourceVersion);
+    decision.events.forEach(emit);
+    return vip ? "vip-unavailable" : "invalid";
+  }
+
+  let changed = wrote;
   const desired = buildDaemonSet(current, parsed.value, nodes, config);
   const desiredName = desired.metadata?.name as string;
   // DaemonSets of an earlier incarnation of this Service (same name, other uid) are orphans.
@@ -136,42 +201,32 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
     }
   }
   const live = existing.find((ds) => ds.metadata?.name === desiredName);
-  if (!live || recordedHash(live) !== recordedHash(desired)) {
+  const want = recordedHash(desired);
+  if (recordedHash(live) !== want && !pending.daemonSetPending(key, want, recordedHash(live))) {
     await client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true });
-    deps.events.emit(current, { type: "Normal", reason: EVENT_REASONS.appliedDaemonSet, message: `Applied LoadBalancer DaemonSet ${config.namespace}/${desiredName}` });
+    pending.appliedDaemonSet(key, want);
+    emit(appliedDaemonSetEvent(desired));
     changed = true;
   }
 
   const pods = view.podsFor(key).filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined ||
     p.metadata.labels[LABELS.serviceUid] === current.metadata?.uid);
+  const status = computeStatus({ service: current, pods, nodes, endpointSlices: view.endpointSlicesFor(key) });
   const conflicts = findPortConflicts({
     service: current,
     daemonSetPods: pods,
     allPods: [...view.allPods(), ...await podsHoldingPorts(client, pods)],
     otherServices: view.services().filter((s) => s !== service && ownership(s, config).ours),
   });
-  const decision = decideStatus({ service: current, pods, nodes, endpointSlices: view.endpointSlicesFor(key), conflicts });
-  if (decision.statusChanged) {
-    await patchStatus(client, current, decision.ingress, decision.conditions);
+  const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes, status, conflicts });
+  if (decision.conditionsChanged || !statusEquals(current.status?.loadBalancer?.ingress, status.ingress)) {
+    await patchStatus(client, current, status.ingress, decision.conditions);
+    wrote = true;
     changed = true;
   }
-  for (const ev of decision.events) deps.events.emit(current, ev);
+  if (wrote) pending.wroteService(key, service.metadata?.resourceVersion);
+  decision.events.forEach(emit);
   return changed ? "updated" : "unchanged";
-}
-
-export interface StatusDecision {
-  ingress: { ip: string; ipMode?: string }[];
-  conditions: V1Condition[];
-  statusChanged: boolean;
-  events: EventDecision[];
-}
-
-interface StatusInputs {
-  service: V1Service;
-  pods: V1Pod[];
-  nodes: V1Node[];
-  endpointSlices: V1EndpointSlice[];
-  conflicts: ConflictReport;
 }
 
 /**
@@ -192,79 +247,6 @@ async function podsHoldingPorts(client: KubeClient, ours: V1Pod[]): Promise<V1Po
     found.push(...list.items);
   }
   return found;
-}
-
-const nowStamp = (): string => new Date().toISOString().replace(/\.\d+Z$/, "Z");
-
-/** Keeps lastTransitionTime while a condition's status stays the same (metav1.Condition semantics). */
-function withTransition(cur: V1Condition | undefined, next: Omit<V1Condition, "lastTransitionTime">): V1Condition {
-  const lastTransitionTime = (cur && cur.status === next.status ? cur.lastTransitionTime : nowStamp()) as unknown as Date;
-  return { ...next, lastTransitionTime };
-}
-
-function sameCondition(a: V1Condition | undefined, b: V1Condition | undefined): boolean {
-  if (!a || !b) return a === b;
-  return a.type === b.type && a.status === b.status && a.reason === b.reason && a.message === b.message &&
-    (a.observedGeneration ?? undefined) === (b.observedGeneration ?? undefined);
-}
-
-/** Status, conditions and transition Events from the pure decisions. */
-export function decideStatus(inputs: StatusInputs): StatusDecision {
-  const { service } = inputs;
-  const computed: ComputedStatus = computeStatus({ service, pods: inputs.pods, nodes: inputs.nodes, endpointSlices: inputs.endpointSlices });
-  const current = service.status?.conditions ?? [];
-  const curReady = current.find((c) => c.type === CONDITION_TYPES.ready);
-  const serving = computed.perNode.filter((n) => n.included).map((n) => n.node);
-  const left = computed.perNode.filter((n) => !n.included);
-  const generation = service.metadata?.generation;
-  const gen = generation !== undefined ? { observedGeneration: generation } : {};
-  let ready: Omit<V1Condition, "lastTransitionTime">;
-  if (computed.ingress.length > 0) {
-    ready = left.length === 0
-      ? { type: CONDITION_TYPES.ready, status: "True", reason: CONDITION_REASONS.serving, message: `Served by ${serving.join(", ")}`, ...gen }
-      : { type: CONDITION_TYPES.ready, status: "True", reason: CONDITION_REASONS.partiallyServing,
-        message: `Served by ${serving.join(", ")}; not by ${left.map((n) => `${n.node} (${n.reason})`).join("; ")}`, ...gen };
-  } else {
-    ready = { type: CONDITION_TYPES.ready, status: "False", reason: CONDITION_REASONS.waitingForPods,
-      message: left.length > 0 ? `No node serves yet: ${left.map((n) => `${n.node} (${n.reason})`).join("; ")}` : "No node is eligible to serve", ...gen };
-  }
-  const events: EventDecision[] = [];
-  const { conflicts: found, competingServices } = inputs.conflicts;
-  const curConflict = current.find((c) => c.type === CONDITION_TYPES.portConflict);
-  let conflict: Omit<V1Condition, "lastTransitionTime">;
-  if (found.length > 0) {
-    const competing = competingServices.length > 0
-      ? `; Services asking for the same ports: ${competingServices.map((c) => `${c.service} (${c.ports.join(", ")})`).join(", ")}`
-      : "";
-    conflict = { type: CONDITION_TYPES.portConflict, status: "True", reason: CONDITION_REASONS.portInUse,
-      message: `${describeConflicts(found)}${competing}`.slice(0, 32_000), ...gen };
-    if (computed.ingress.length === 0) {
-      ready = { ...ready, reason: CONDITION_REASONS.portConflict, message: `Every node that would serve has a port taken: ${describeConflicts(found)}`.slice(0, 32_000) };
-    }
-  } else {
-    conflict = { type: CONDITION_TYPES.portConflict, status: "False", reason: CONDITION_REASONS.noConflict, message: "No port conflicts", ...gen };
-  }
-  if (found.length > 0 && (curConflict?.status !== "True" || curConflict.message !== conflict.message)) {
-    events.push({ type: "Warning", reason: EVENT_REASONS.portConflict, message: conflict.message });
-  } else if (found.length === 0 && curConflict?.status === "True") {
-    events.push({ type: "Normal", reason: EVENT_REASONS.portConflictResolved, message: "The ports this Service needs are free on every node again" });
-  }
-  const nextReady = withTransition(curReady, ready);
-  const nextConflict = withTransition(curConflict, conflict);
-  const conditions = [...current.filter((c) => !isOurCondition(c)), nextReady, nextConflict];
-  const ingressChanged = !statusEquals(service.status?.loadBalancer?.ingress, computed.ingress);
-  if (ingressChanged) {
-    events.push(computed.ingress.length > 0
-      ? { type: "Normal", reason: EVENT_REASONS.updatedLoadBalancer, message: `Updated LoadBalancer with new IPs: ${computed.ingress.map((i) => i.ip).join(", ")}` }
-      : { type: "Warning", reason: EVENT_REASONS.unavailableLoadBalancer, message: `No node serves this Service: ${ready.message}` });
-  }
-  const statusChanged = ingressChanged || !sameCondition(curReady, nextReady) || !sameCondition(curConflict, nextConflict) ||
-    current.filter(isOurCondition).length !== 2;
-  return { ingress: computed.ingress, conditions, statusChanged, events };
-}
-
-function isOurCondition(c: V1Condition): boolean {
-  return Object.values(CONDITION_TYPES).includes(c.type as (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES]);
 }
 
 async function deleteDaemonSet(client: KubeClient, namespace: string, ds: V1DaemonSet): Promise<void> {
@@ -301,27 +283,12 @@ async function removeFinalizer(client: KubeClient, service: V1Service): Promise<
 }
 
 /** Writes ingress and conditions through /status; the resourceVersion keeps other writers' conditions safe. */
-async function patchStatus(client: KubeClient, service: V1Service, ingress: { ip: string; ipMode?: string }[], conditions: V1Condition[]): Promise<void> {
+async function patchStatus(client: KubeClient, service: V1Service, ingress: readonly V1LoadBalancerIngress[], conditions: V1Condition[]): Promise<void> {
   await client.patchStatus(Resources.services, service.metadata?.name as string, "merge", {
     metadata: { resourceVersion: service.metadata?.resourceVersion },
     // null, not an empty list or object: a merge patch removes a field only when told null (RFC 7386).
     status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions: conditions.length > 0 ? conditions : null },
   }, { namespace: service.metadata?.namespace as string, fieldManager: FIELD_MANAGER });
-}
-
-/** Sets the ready condition to a failure reason (invalid configuration, VIP mode) without touching ingress. */
-async function setConditionOnly(deps: ReconcileDeps, service: V1Service, status: "False", reason: string, message: string, event: EventDecision): Promise<void> {
-  const conditions = service.status?.conditions ?? [];
-  const cur = conditions.find((c) => c.type === CONDITION_TYPES.ready);
-  if (cur && cur.status === status && cur.reason === reason && cur.message === message) return;
-  const next: V1Condition = {
-    type: CONDITION_TYPES.ready, status, reason, message,
-    lastTransitionTime: (cur && cur.status === status ? cur.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, "Z")) as unknown as Date,
-    ...(service.metadata?.generation !== undefined ? { observedGeneration: service.metadata.generation } : {}),
-  };
-  await patchStatus(deps.client, service, (service.status?.loadBalancer?.ingress ?? []) as { ip: string }[],
-    [...conditions.filter((c) => c.type !== CONDITION_TYPES.ready), next]);
-  deps.events.emit(service, event);
 }
 
 // ---- Events ----
@@ -395,5 +362,3 @@ export class EventRecorder {
     this.seen.set(key, { name, count: prev?.count ?? 1, firstTimestamp: prev?.firstTimestamp ?? stamp, lastSent: now });
   }
 }
-
-export { daemonSetName, LABELS };

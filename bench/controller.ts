@@ -1,0 +1,286 @@
+// Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
+//
+//   node --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60] [--cli dist/cli.js]
+//
+// The API server, the fake kubelet (test/support/kubelet.ts: places the DaemonSets' pods and makes them Ready)
+// and the measuring watches run in this process; the controller runs as its own process (`berth controller`,
+// from dist/ if built, else through tsx), so its memory is its own. Per case, on a fresh server:
+//   1. M nodes, then the controller (leader election on, 30 s resync), then N Services created back to back
+//      (each its own port, allocateLoadBalancerNodePorts: false so 5k fit);
+//   2. from each Service's creation to its DaemonSet's ADDED watch event;
+//   3. from the moment the last of a Service's pods turned Ready (its pod watch event) to the status listing all
+//      M nodes (its Service watch event), i.e. the controller's share of "ready to EXTERNAL-IP";
+//   4. API requests per Service (the controller's own berth_api_requests_total, watches and Leases excluded, until
+//      every Service is served and the queue is empty);
+//   5. API requests per minute while nothing changes, over --idle-seconds (goal: only Lease renewals);
+//   6. the controller's RSS (VmRSS, and VmHWM, the peak) once converged.
+// Prints a table and writes bench/results/controller.json with the machine it ran on.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startApiServer, type ApiServerHandle } from "../src/sandbox/apiserver/index.js";
+import { writeKubeconfig } from "../src/sandbox/kubeconfig.js";
+import { Client, type Watch } from "../test/sandbox/apiserver-client.js";
+import { FakeKubelet } from "../test/support/kubelet.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
+
+const NS = "berth-system";
+const RESULTS = fileURLToPath(new URL("./results/controller.json", import.meta.url));
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+};
+const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("x").map(Number) as [number, number]);
+const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
+const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Sums berth_api_requests_total, split into the kinds we report. */
+async function apiRequests(metricsUrl: string): Promise<{ total: number; leases: number; watches: number; byVerb: Record<string, number> }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out = { total: 0, leases: 0, watches: 0, byVerb: {} as Record<string, number> };
+  for (const line of text.split("\n")) {
+    const m = /^berth_api_requests_total\{verb="([^"]+)",resource="([^"]+)",code="([^"]+)"\} (\d+)/.exec(line);
+    if (!m) continue;
+    const n = Number(m[4]);
+    if (m[2]?.startsWith("leases")) out.leases += n;
+    else if (m[1] === "watch") out.watches += n;
+    else {
+      out.total += n;
+      const key = `${m[1]} ${m[2]}`;
+      out.byVerb[key] = (out.byVerb[key] ?? 0) + n;
+    }
+  }
+  return out;
+}
+
+async function queueDepth(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  let depth = 0;
+  for (const line of text.split("\n")) {
+    const m = /^berth_workqueue_(depth|in_progress|delayed)\{name="services"\} (\d+)/.exec(line);
+    if (m) depth += Number(m[2]);
+  }
+  return depth;
+}
+
+function rss(pid: number): { rssMiB: number; peakMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
+  return { rssMiB: Math.round(kib("VmRSS") / 102.4) / 10, peakMiB: Math.round(kib("VmHWM") / 102.4) / 10 };
+}
+
+/** Follows a watch and calls `on` for every event until stopped. */
+function follow(watch: Watch, on: (ev: { type: string; object: Obj }) => void): { stop(): void } {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      const ev = await watch.next(1000);
+      if (ev) on(ev);
+      else if (watch.ended) break;
+    }
+  })();
+  return { stop: () => (stopped = true) };
+}
+
+interface CaseResult {
+  services: number;
+  nodes: number;
+  createToDaemonSetMs: { p50: number; p99: number; max: number };
+  podsReadyToStatusMs: { p50: number; p99: number; max: number };
+  convergedAfterS: number;
+  apiRequestsPerService: number;
+  apiRequestsByVerb: Record<string, number>;
+  idleRequestsPerMinute: number;
+  idleLeaseRequestsPerMinute: number;
+  controllerRssMiB: number;
+  controllerPeakRssMiB: number;
+}
+
+async function runCase(services: number, nodes: number): Promise<CaseResult> {
+  const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 200_000 });
+  const client = new Client(server);
+  const dir = mkdtempSync(join(tmpdir(), "berth-bench-controller-"));
+  let controller: ChildProcess | undefined;
+  const kubelet = new FakeKubelet({ server: server.url, token: server.token, namespace: NS });
+  try {
+    await client.post("/api/v1/namespaces", { metadata: { name: NS } });
+    for (let i = 0; i < nodes; i++) {
+      const ip = `10.${100 + Math.floor(i / 250)}.${i % 250}.1`;
+      await client.post("/api/v1/nodes", {
+        metadata: { name: `node-${i}`, labels: { "kubernetes.io/hostname": `node-${i}` } },
+        status: { addresses: [{ type: "InternalIP", address: ip }], conditions: [{ type: "Ready", status: "True" }] },
+      });
+    }
+    await kubelet.start();
+    const kubeconfig = join(dir, "kubeconfig");
+    writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
+    const port = await freePort();
+    const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    const args = [...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+      "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", "4"];
+    controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    controller.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 600 || controller.exitCode !== null) throw new Error(`controller did not become ready: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    // Measuring watches, opened before anything is created.
+    const created = new Map<string, number>();
+    const dsAt = new Map<string, number>();
+    const podReadyAt = new Map<string, Map<string, number>>();
+    const servedAt = new Map<string, number>();
+    const rv = (await client.get("/api/v1/namespaces/default/services?limit=1")).body.metadata.resourceVersion as string;
+    const watches = [
+      follow(await client.watch(`/apis/apps/v1/namespaces/${NS}/daemonsets?resourceVersion=${rv}`), (ev) => {
+        const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
+        if (ev.type === "ADDED" && name && !dsAt.has(name)) dsAt.set(name, performance.now());
+      }),
+      follow(await client.watch(`/api/v1/namespaces/${NS}/pods?resourceVersion=${rv}`), (ev) => {
+        const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
+        if (!name) return;
+        const ready = (ev.object.status?.conditions ?? []).some((c: Obj) => c.type === "Ready" && c.status === "True");
+        const perPod = podReadyAt.get(name) ?? new Map<string, number>();
+        podReadyAt.set(name, perPod);
+        if (ready && !perPod.has(ev.object.metadata.name)) perPod.set(ev.object.metadata.name, performance.now());
+      }),
+      follow(await client.watch(`/api/v1/namespaces/default/services?resourceVersion=${rv}`), (ev) => {
+        const name = ev.object.metadata?.name as string;
+        if ((ev.object.status?.loadBalancer?.ingress ?? []).length === nodes && !servedAt.has(name)) servedAt.set(name, performance.now());
+      }),
+    ];
+
+    const before = await apiRequests(metricsUrl);
+    const t0 = performance.now();
+    for (let i = 0; i < services; i++) {
+      const name = `svc-${i}`;
+      const res = await client.post("/api/v1/namespaces/default/services", {
+        metadata: { name },
+        spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
+          ports: [{ name: "p", port: 10000 + i, protocol: "TCP", targetPort: 8080 }] },
+      });
+      if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${res.text}`);
+      created.set(name, performance.now());
+    }
+    const deadline = Date.now() + 30 * 60_000;
+    while (servedAt.size < services || (await queueDepth(metricsUrl)) > 0) {
+      if (Date.now() > deadline) throw new Error(`not converged: ${servedAt.size}/${services} served`);
+      if (controller.exitCode !== null) throw new Error(`controller exited: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const convergedAfterS = (performance.now() - t0) / 1000;
+    await kubelet.settled(120_000);
+    // Let the events the last reconciles emitted go out before counting.
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await apiRequests(metricsUrl);
+    const memory = rss(controller.pid as number);
+
+    const idleStart = await apiRequests(metricsUrl);
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const idleEnd = await apiRequests(metricsUrl);
+    for (const w of watches) w.stop();
+    client.closeWatches();
+
+    const toDs: number[] = [];
+    const readyToStatus: number[] = [];
+    for (const [name, t] of created) {
+      const ds = dsAt.get(name);
+      if (ds !== undefined) toDs.push(ds - t);
+      const readies = [...(podReadyAt.get(name)?.values() ?? [])];
+      const served = servedAt.get(name);
+      if (readies.length >= nodes && served !== undefined) readyToStatus.push(Math.max(0, served - Math.max(...readies)));
+    }
+    const stats = (v: number[]): { p50: number; p99: number; max: number } => ({
+      p50: Math.round(percentile(v, 50)), p99: Math.round(percentile(v, 99)), max: Math.round(Math.max(...v)),
+    });
+    const byVerb: Record<string, number> = {};
+    for (const [k, v] of Object.entries(after.byVerb)) byVerb[k] = v - (before.byVerb[k] ?? 0);
+    return {
+      services, nodes,
+      createToDaemonSetMs: stats(toDs),
+      podsReadyToStatusMs: stats(readyToStatus),
+      convergedAfterS: Math.round(convergedAfterS * 10) / 10,
+      apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,
+      apiRequestsByVerb: byVerb,
+      idleRequestsPerMinute: Math.round(((idleEnd.total - idleStart.total) * 60) / IDLE_SECONDS * 10) / 10,
+      idleLeaseRequestsPerMinute: Math.round(((idleEnd.leases - idleStart.leases) * 60) / IDLE_SECONDS * 10) / 10,
+      controllerRssMiB: memory.rssMiB,
+      controllerPeakRssMiB: memory.peakMiB,
+    };
+  } finally {
+    if (controller && controller.exitCode === null) {
+      controller.kill("SIGTERM");
+      await new Promise((r) => controller?.once("exit", r));
+    }
+    kubelet.stop();
+    client.closeWatches();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const results: CaseResult[] = [];
+  for (const [services, nodes] of CASES) {
+    console.error(`case ${services} Services x ${nodes} nodes ...`);
+    const r = await runCase(services, nodes);
+    console.error(JSON.stringify(r));
+    results.push(r);
+  }
+  const rows = results.map((r) => [
+    `${r.services} x ${r.nodes}`,
+    `${r.createToDaemonSetMs.p50} / ${r.createToDaemonSetMs.p99}`,
+    `${r.podsReadyToStatusMs.p50} / ${r.podsReadyToStatusMs.p99}`,
+    String(r.convergedAfterS),
+    String(r.apiRequestsPerService),
+    `${r.idleRequestsPerMinute} (+${r.idleLeaseRequestsPerMinute} lease)`,
+    `${r.controllerRssMiB} (peak ${r.controllerPeakRssMiB})`,
+  ]);
+  const head = ["Services x nodes", "create->DS ms p50/p99", "ready->status ms p50/p99", "converged s", "API req/Service", "idle req/min", "RSS MiB"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] as number)).join(" | ")} |`;
+  console.log(line(head));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows) console.log(line(r));
+  mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify({
+    date: new Date().toISOString(),
+    machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
+    controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js",
+    idleSeconds: IDLE_SECONDS,
+    results,
+  }, null, 2)}\n`);
+  console.log(`written ${RESULTS}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
