@@ -251,6 +251,9 @@ export interface InClusterOptions {
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/** Marks a request that failed on a reused keep-alive socket before any answer (see send()). */
+const STALE_SOCKET = Object.freeze({ staleKeepAliveSocket: true });
+
 interface SendOptions {
   verb: string;
   resource: string;
@@ -564,6 +567,9 @@ export class KubeClient {
       try {
         return await this.sendOnce(o);
       } catch (e) {
+        // A kept-alive connection the server (or a proxy) closed while idle fails the next request sent on it
+        // before the server saw any of it; Node's http docs prescribe sending it again once on a fresh socket.
+        if (e instanceof KubeError && e.details === STALE_SOCKET && attempt === 0 && !o.signal?.aborted) continue;
         if (!(e instanceof KubeError) || e.retryAfterSeconds === undefined || attempt >= max || o.signal?.aborted) throw e;
         const read = o.method === "GET";
         if (!(e.code === 429 || (read && e.code >= 500))) throw e;
@@ -612,7 +618,10 @@ export class KubeClient {
           fail(new KubeError(0, "Timeout", `${o.method} ${o.path}: no answer within ${this.requestTimeoutMs} ms`));
         });
       }
-      req.on("error", (e) => fail(new KubeError(0, "NetworkError", `${o.method} ${url.host}${o.path}: ${e.message}`)));
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        const stale = req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE");
+        fail(new KubeError(0, "NetworkError", `${o.method} ${url.host}${o.path}: ${e.message}`, undefined, stale ? STALE_SOCKET : undefined));
+      });
       req.on("response", (res) => {
         if (settled) {
           res.resume();

@@ -2,6 +2,8 @@
 // types, server-side apply, watches, and errors as typed KubeErrors.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
@@ -223,6 +225,33 @@ describe("kube client (sandbox API server over HTTP)", function () {
     // A 500 with Retry-After on a write is not repeated: the write may have happened.
     f.api.faults.add({ verb: "delete", resource: "configmaps", error: 500, retryAfterSeconds: 1, times: 1 });
     await assert.rejects(f.client.delete(Resources.configMaps, "after-429", { namespace: "default" }), (e: unknown) => e instanceof KubeError && e.code === 500);
+  });
+
+  it("sends a request again once when a kept-alive connection turns out to be closed", async () => {
+    // A server that drops any connection on its second request, as an idle-timeout race with a proxy would.
+    const seen: string[] = [];
+    const perSocket = new WeakMap<object, number>();
+    const server = createServer((req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      seen.push(`${req.url} #${n}`);
+      if (n > 1) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ metadata: { name: "default" } }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const client = new KubeClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    try {
+      assert.equal((await client.get(Resources.namespaces, "default")).metadata?.name, "default");
+      assert.equal((await client.get(Resources.namespaces, "default")).metadata?.name, "default");
+      assert.deepEqual(seen, ["/api/v1/namespaces/default #1", "/api/v1/namespaces/default #2", "/api/v1/namespaces/default #1"]);
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it("reports an unreachable server as a retryable error with code 0", async () => {
