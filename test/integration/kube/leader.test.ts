@@ -45,6 +45,7 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
     b.start();
     await waitFor("a leader", () => leaders().length === 1);
     const first = leaders()[0];
+    const requestsBefore = f.requests.length;
     // Over two lease durations, never two leaders, never a change of leader.
     const until = Date.now() + 2000;
     while (Date.now() < until) {
@@ -52,6 +53,13 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
       assert.equal(leaders()[0], first);
       await new Promise((r) => setTimeout(r, 20));
     }
+    // The leader renews with one write per retry period (no read first); the standby reads once per period.
+    const during = f.requests.slice(requestsBefore);
+    const updates = during.filter((r) => r === "update leases 200").length;
+    const gets = during.filter((r) => r === "get leases 200").length;
+    assert.ok(updates >= 8 && updates <= 21, `${updates} renewals in 2 s at a 100 ms period`);
+    assert.ok(gets >= 6 && gets <= 21, `${gets} standby reads in 2 s at 100-120 ms`);
+    assert.deepEqual(during.filter((r) => !r.endsWith("leases 200")), [], "nothing but lease reads and writes");
     const l = await lease();
     assert.equal(l.spec?.holderIdentity, first === a ? "a" : "b");
     assert.equal(l.spec?.leaseDurationSeconds, 1);
