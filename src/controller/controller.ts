@@ -42,6 +42,8 @@ export interface ControllerOptions {
   queueBackoff?: BackoffConfig;
   clock?: Clock;
   log?: LogFn;
+  /** Pod and DaemonSet events wait this long in the queue so a burst becomes one reconcile; default 100 ms. */
+  podBatchMs?: number;
   /** Prometheus metrics (reconciles, durations, queue depth, watch restarts); the client records API requests itself. */
   metrics?: ControllerMetrics;
   /** Hook for tests: one call per processed key. */
@@ -205,13 +207,18 @@ export class Controller {
       onUpdate: (_old, s) => this.enqueue(keyOf(s)),
       onDelete: (s) => this.enqueue(keyOf(s)),
     });
-    const byLabels = {
-      onAdd: (o: KubeObject) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
-      onUpdate: (_old: KubeObject, o: KubeObject) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
-      onDelete: (o: KubeObject) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+    // Pods of one DaemonSet are created, scheduled and become Ready node by node, a few ms apart: a short batching
+    // window turns that burst into one reconcile and one status write instead of one per pod event.
+    const batchMs = this.options.podBatchMs ?? 100;
+    const byLabels = (delayMs: number) => {
+      const add = (o: KubeObject): void => {
+        const key = serviceKeyOfLabels(o.metadata?.labels);
+        if (key !== undefined) this.queue?.addAfter(key, delayMs);
+      };
+      return { onAdd: add, onUpdate: (_old: KubeObject, o: KubeObject) => add(o), onDelete: add };
     };
-    this.pods.addHandlers(byLabels);
-    this.daemonSets.addHandlers(byLabels);
+    this.pods.addHandlers(byLabels(batchMs));
+    this.daemonSets.addHandlers(byLabels(batchMs));
     const sliceKey = (s: V1EndpointSlice & KubeObject): string | undefined => {
       const svc = s.metadata?.labels?.["kubernetes.io/service-name"];
       return svc ? `${s.metadata?.namespace}/${svc}` : undefined;
