@@ -2,9 +2,9 @@
 //
 //   node --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60] [--cli dist/cli.js]
 //
-// The API server, the fake kubelet (test/support/kubelet.ts: places the DaemonSets' pods and makes them Ready)
-// and the measuring watches run in this process; the controller runs as its own process (`berth controller`,
-// from dist/ if built, else through tsx), so its memory is its own. Per case, on a fresh server:
+// The API server and the measuring watches run in this process; the fake kubelet (test/support/kubelet.ts, places
+// the DaemonSets' pods and makes them Ready) in bench/kubelet-process.ts; the controller as its own process
+// (`berth controller`, from dist/ if built, else through tsx), so its memory is its own. Per case, on a fresh server:
 //   1. M nodes, then the controller (leader election on, 30 s resync), then N Services created back to back
 //      (each its own port, allocateLoadBalancerNodePorts: false so 5k fit);
 //   2. from each Service's creation to its DaemonSet's ADDED watch event;
@@ -24,7 +24,6 @@ import { fileURLToPath } from "node:url";
 import { startApiServer, type ApiServerHandle } from "../src/sandbox/apiserver/index.js";
 import { writeKubeconfig } from "../src/sandbox/kubeconfig.js";
 import { Client, type Watch } from "../test/sandbox/apiserver-client.js";
-import { FakeKubelet } from "../test/support/kubelet.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
@@ -37,6 +36,7 @@ const arg = (name: string, fallback: string): string => {
 };
 const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("x").map(Number) as [number, number]);
 const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
+const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
@@ -122,7 +122,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
   const client = new Client(server);
   const dir = mkdtempSync(join(tmpdir(), "berth-bench-controller-"));
   let controller: ChildProcess | undefined;
-  const kubelet = new FakeKubelet({ server: server.url, token: server.token, namespace: NS });
+  let kubelet: ChildProcess | undefined;
   try {
     await client.post("/api/v1/namespaces", { metadata: { name: NS } });
     for (let i = 0; i < nodes; i++) {
@@ -132,7 +132,11 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
         status: { addresses: [{ type: "InternalIP", address: ip }], conditions: [{ type: "Ready", status: "True" }] },
       });
     }
-    await kubelet.start();
+    kubelet = spawn(process.execPath, ["--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      kubelet?.stdout?.once("data", () => resolve());
+      kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
+    });
     const kubeconfig = join(dir, "kubeconfig");
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
     const port = await freePort();
@@ -196,9 +200,8 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
-    await kubelet.settled(120_000);
-    // Let the events the last reconciles emitted go out before counting.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Let the kubelet's last status writes and the Events of the last reconciles go out before counting.
+    await new Promise((r) => setTimeout(r, 2000));
     const after = await apiRequests(metricsUrl);
     const memory = rss(controller.pid as number);
 
@@ -239,7 +242,10 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       controller.kill("SIGTERM");
       await new Promise((r) => controller?.once("exit", r));
     }
-    kubelet.stop();
+    if (kubelet && kubelet.exitCode === null) {
+      kubelet.kill("SIGTERM");
+      await new Promise((r) => kubelet?.once("exit", r));
+    }
     client.closeWatches();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
