@@ -129,6 +129,58 @@ function nodeFingerprint(n: V1Node): string {
   return JSON.stringify([n.metadata?.labels ?? {}, n.status?.addresses ?? [], ready, n.spec?.taints ?? [], n.spec?.unschedulable ?? false]);
 }
 
+/**
+ * The parts of a pod the decisions read (status.ts, conflicts.ts): a full pod with managedFields is ~10-25 KiB in
+ * memory, this ~1 KiB, and the controller caches one pod per Service per node (100k at 1k Services x 100 nodes).
+ * client-go controllers do the same with an informer transform (SetTransform, e.g. dropping managedFields).
+ */
+export function trimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
+  const m = pod.metadata as V1Pod["metadata"] & KubeObject["metadata"];
+  const required = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const ports = (c: { name: string; ports?: unknown; restartPolicy?: string }) => ({
+    name: c.name, ...(c.ports ? { ports: c.ports } : {}), ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
+  });
+  return {
+    apiVersion: pod.apiVersion, kind: pod.kind,
+    metadata: {
+      name: m?.name, namespace: m?.namespace, uid: m?.uid, resourceVersion: m?.resourceVersion, labels: m?.labels,
+      ...(m?.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    spec: {
+      ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+      ...(pod.spec?.hostNetwork ? { hostNetwork: true } : {}),
+      ...(required ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } } : {}),
+      containers: (pod.spec?.containers ?? []).map(ports),
+      ...(pod.spec?.initContainers ? { initContainers: pod.spec.initContainers.map(ports) } : {}),
+    },
+    status: { ...(pod.status?.phase ? { phase: pod.status.phase } : {}), ...(pod.status?.conditions ? { conditions: pod.status.conditions } : {}) },
+  } as V1Pod & KubeObject;
+}
+
+/**
+ * The client as one informer sees it, with every listed and watched object passed through `trim` before the
+ * informer caches it (the informer has no transform hook of its own).
+ */
+function trimmingClient<T extends KubeObject>(client: KubeClient, trim: (o: T) => T): KubeClient {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === "listAll") {
+        return async (...args: Parameters<KubeClient["listAll"]>) => {
+          const r = await target.listAll<T>(...args);
+          return { ...r, items: r.items.map(trim) };
+        };
+      }
+      if (prop === "watch") {
+        return async function* (...args: Parameters<KubeClient["watch"]>) {
+          for await (const ev of target.watch<T>(...args)) yield ev.type === "BOOKMARK" ? ev : { ...ev, object: trim(ev.object) };
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 export class Controller {
   readonly stats: ControllerStats = {
     reconciles: { unchanged: 0, updated: 0, cleaned: 0, deleted: 0, invalid: 0, "vip-unavailable": 0, "not-ours": 0, "waiting-for-cache": 0, error: 0 },
@@ -159,7 +211,9 @@ export class Controller {
     const ours = `${LABELS.managedBy}=${MANAGED_BY}`;
     this.services = new Informer<Svc>({ ...common, resource: Resources.services });
     this.nodes = new Informer({ ...common, resource: Resources.nodes });
-    this.pods = new Informer({ ...common, resource: Resources.pods, namespace: config.namespace, labelSelector: ours });
+    this.pods = new Informer({
+      ...common, client: trimmingClient(client, trimPod), resource: Resources.pods, namespace: config.namespace, labelSelector: ours,
+    });
     this.daemonSets = new Informer({ ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours });
     this.slices = new Informer({ ...common, resource: Resources.endpointSlices });
     this.events = new EventRecorder(client, this.clock, this.log);

@@ -155,10 +155,12 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
       emit(deletedDaemonSetEvent(config.namespace, ds.metadata?.name as string));
     }
     // Ingress is ours to clear only if we wrote it: our conditions or finalizer say we did.
+    let latest = service;
     if (wroteStatus || (hasFinalizer && (service.status?.loadBalancer?.ingress?.length ?? 0) > 0)) {
-      await patchStatus(client, service, [], kept);
+      latest = await patchStatus(client, service, [], kept);
     }
-    if (hasFinalizer) await removeFinalizer(client, service);
+    // With the resourceVersion the status write returned: the cached one is now stale and would be a 409.
+    if (hasFinalizer) await removeFinalizer(client, latest);
     pending.wroteService(key, service.metadata?.resourceVersion);
     emit(clearedLoadBalancerEvent(owned.reason));
     return "cleaned";
@@ -283,8 +285,8 @@ async function removeFinalizer(client: KubeClient, service: V1Service): Promise<
 }
 
 /** Writes ingress and conditions through /status; the resourceVersion keeps other writers' conditions safe. */
-async function patchStatus(client: KubeClient, service: V1Service, ingress: readonly V1LoadBalancerIngress[], conditions: V1Condition[]): Promise<void> {
-  await client.patchStatus(Resources.services, service.metadata?.name as string, "merge", {
+async function patchStatus(client: KubeClient, service: V1Service, ingress: readonly V1LoadBalancerIngress[], conditions: V1Condition[]): Promise<V1Service> {
+  return client.patchStatus<V1Service & KubeObject>(Resources.services, service.metadata?.name as string, "merge", {
     metadata: { resourceVersion: service.metadata?.resourceVersion },
     // null, not an empty list or object: a merge patch removes a field only when told null (RFC 7386).
     status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions: conditions.length > 0 ? conditions : null },

@@ -112,6 +112,23 @@ describe("controller: behaviour users rely on", function () {
     await waitForIngress(env.client, "bad", ["192.0.2.11", "192.0.2.12", "192.0.2.13"]);
   });
 
+  it("counts a repeated Event on the existing one instead of creating another (event aggregation)", async () => {
+    ctl = await startController(env);
+    const bad = (value: string) => ({ metadata: { annotations: { "berth.dev/priority-class": value } } });
+    await create(env.client, SVCS, service("flip", { annotations: { "berth.dev/priority-class": "Bad One" } }));
+    const warnings = async (): Promise<Obj[]> => (await eventsFor(env.client, "flip")).filter((e) => e.reason === "InvalidConfiguration");
+    await waitFor("first warning", async () => (await warnings()).length === 1);
+    await mergePatch(env.client, svcPath("flip"), bad("Bad Two"));
+    await waitFor("second warning", async () => (await warnings()).length === 2);
+    await mergePatch(env.client, svcPath("flip"), bad("Bad One"));
+    const counted = await waitFor("first warning counted twice", async () => {
+      const list = await warnings();
+      return list.length === 2 && list.some((e) => e.count === 2 && /Bad One/.test(e.message)) ? list : undefined;
+    });
+    const again = counted.find((e) => e.count === 2) as Obj;
+    assert.ok(again.lastTimestamp >= again.firstTimestamp);
+  });
+
   it("answers VIP mode with a Warning and a condition saying it is not available, and nothing else", async () => {
     ctl = await startController(env);
     await create(env.client, SVCS, service("vip", { annotations: { "berth.dev/mode": "vip" } }));
