@@ -1,6 +1,7 @@
 // Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
 //
-//   node --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60] [--cli dist/cli.js]
+//   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
+//     [--cli dist/cli.js]      (the in-process API server holds every pod: ~4 GiB at 1k x 100)
 //
 // The API server and the measuring watches run in this process; the fake kubelet (test/support/kubelet.ts, places
 // the DaemonSets' pods and makes them Ready) in bench/kubelet-process.ts; the controller as its own process
@@ -118,7 +119,8 @@ interface CaseResult {
 }
 
 async function runCase(services: number, nodes: number): Promise<CaseResult> {
-  const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 200_000 });
+  // History only needs to cover a watch reconnect; the default per-resource limit would hold 100k full pods.
+  const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 5000 });
   const client = new Client(server);
   const dir = mkdtempSync(join(tmpdir(), "berth-bench-controller-"));
   let controller: ChildProcess | undefined;
@@ -259,6 +261,8 @@ async function main(): Promise<void> {
     const r = await runCase(services, nodes);
     console.error(JSON.stringify(r));
     results.push(r);
+    // Written after every case, so a case that does not fit (memory, time) leaves the earlier ones on disk.
+    writeResults(results);
   }
   const rows = results.map((r) => [
     `${r.services} x ${r.nodes}`,
@@ -275,6 +279,10 @@ async function main(): Promise<void> {
   console.log(line(head));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const r of rows) console.log(line(r));
+  console.log(`written ${RESULTS}`);
+}
+
+function writeResults(results: CaseResult[]): void {
   mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
   writeFileSync(RESULTS, `${JSON.stringify({
     date: new Date().toISOString(),
@@ -283,7 +291,6 @@ async function main(): Promise<void> {
     idleSeconds: IDLE_SECONDS,
     results,
   }, null, 2)}\n`);
-  console.log(`written ${RESULTS}`);
 }
 
 main().catch((e: unknown) => {
