@@ -134,7 +134,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
         status: { addresses: [{ type: "InternalIP", address: ip }], conditions: [{ type: "Ready", status: "True" }] },
       });
     }
-    kubelet = spawn(process.execPath, ["--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["ignore", "pipe", "inherit"] });
+    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["ignore", "pipe", "inherit"] });
     await new Promise<void>((resolve, reject) => {
       kubelet?.stdout?.once("data", () => resolve());
       kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
