@@ -16,6 +16,12 @@ export interface ControllerCommandConfig {
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   /** Services without spec.loadBalancerClass are ours (k3s servicelb's behaviour) unless --ignore-unset-class. */
   claimUnsetClass: boolean;
+  /**
+   * Whether lb-pods ask the kubelet for the forwarding sysctls. Only kubelets started with
+   * --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding (k3s's default) admit such pods;
+   * --no-forwarding-sysctls is for clusters whose nodes already forward (the lb-pod then checks it and says so).
+   */
+  forwardingSysctls: boolean;
   leaderElect: boolean;
   leaseName: string;
   leaseNamespace: string;
@@ -66,6 +72,7 @@ const rawSchema = z.object({
   lbImage: z.string().min(1, "--lb-image must not be empty").regex(/^\S+$/, "--lb-image must not contain spaces"),
   imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]),
   ignoreUnsetClass: z.boolean(),
+  forwardingSysctls: z.boolean().default(true),
   leaderElect: z.boolean(),
   leaseName: z.string().max(253).regex(DNS_SUBDOMAIN, "--lease-name must be a DNS subdomain"),
   leaseNamespace: z.string().max(63).regex(DNS_LABEL, "--lease-namespace must be a DNS label").optional(),
@@ -108,6 +115,7 @@ export function parseControllerOptions(raw: RawOptions): ControllerCommandConfig
     lbPodImage: o.lbImage,
     imagePullPolicy: o.imagePullPolicy,
     claimUnsetClass: !o.ignoreUnsetClass,
+    forwardingSysctls: o.forwardingSysctls,
     leaderElect: o.leaderElect,
     leaseName: o.leaseName,
     leaseNamespace: o.leaseNamespace ?? o.namespace,
@@ -131,6 +139,7 @@ export function controllerCommand(): Command {
     .option("--lb-image <image>", "image of the lb-pod container", "ghcr.io/berth-lb/berth-lb-pod:latest")
     .addOption(new Option("--image-pull-policy <policy>", "imagePullPolicy of the lb-pods").choices(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"))
     .option("--ignore-unset-class", "leave Services without spec.loadBalancerClass alone (default: they are ours, as with k3s servicelb)", false)
+    .option("--no-forwarding-sysctls", "do not ask the kubelet for the forwarding sysctls (for kubelets that refuse unsafe sysctls; the nodes must then forward already)")
     .option("--no-leader-elect", "do not elect a leader (run exactly one replica then)")
     .option("--lease-name <name>", "Lease used for leader election", "berth-controller")
     .option("--lease-namespace <ns>", "namespace of the Lease (default: --namespace)")

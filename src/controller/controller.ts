@@ -397,6 +397,7 @@ export async function runController(cmd: import("./command.js").ControllerComman
   const client = await KubeClient.fromKubeconfig({ ...(cmd.kubeconfig ? { kubeconfig: cmd.kubeconfig } : {}), userAgent: "berth-controller", metrics });
   const config = defaultControllerConfig({
     namespace: cmd.namespace, lbPodImage: cmd.lbPodImage, imagePullPolicy: cmd.imagePullPolicy, claimUnsetClass: cmd.claimUnsetClass,
+    forwardingSysctls: cmd.forwardingSysctls,
   });
   const leadership = cmd.leaderElect
     ? leaseLeadership({

@@ -16,6 +16,10 @@ describe("berth controller flags", function () {
     for (const bad of ["", "5", "5 m", "m5", "5d", "-1s"]) assert.throws(() => parseDuration("--resync", bad), UsageError, bad);
   });
 
+  it("leaves the forwarding sysctls out with --no-forwarding-sysctls", () => {
+    assert.equal(parseControllerOptions({ ...defaults, forwardingSysctls: false }).forwardingSysctls, false);
+  });
+
   it("parses listen addresses, and off", () => {
     assert.deepEqual(parseListen(":9090"), { host: "0.0.0.0", port: 9090 });
     assert.deepEqual(parseListen("127.0.0.1:0"), { host: "127.0.0.1", port: 0 });
@@ -28,6 +32,7 @@ describe("berth controller flags", function () {
     const c = parseControllerOptions({ ...defaults, namespace: "lb" });
     assert.equal(c.leaseNamespace, "lb");
     assert.equal(c.claimUnsetClass, true);
+    assert.equal(c.forwardingSysctls, true);
     assert.equal(c.leaseDurationMs, 15_000);
     assert.equal(c.resyncMs, 300_000);
     assert.deepEqual(c.listen, { host: "0.0.0.0", port: 9090 });
