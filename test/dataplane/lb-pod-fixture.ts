@@ -11,11 +11,37 @@ import { fileURLToPath } from "node:url";
 import type { RunResult } from "../../src/lib/exec.js";
 import type { Family } from "../../src/lib/rules/model.js";
 import { NetnsLab } from "../support/netns.js";
+import { needsRoot, skipBecause } from "../support/skip.js";
 
 export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 export const BIN_DIR = fileURLToPath(new URL("../../bin/", import.meta.url));
 /** Every namespace of these suites starts with this; leftovers of killed runs are removed before each test. */
 export const LAB_PREFIX = "bt-lbp";
+
+/**
+ * Installs the hooks every root data-plane suite needs (built CLI present; each test skipped with the reason when not
+ * root; the topology removed after each test, even a failed one) and returns how a test makes its topology.
+ * Call it inside `describe`.
+ */
+export function rootDataplaneSuite(): { create(options?: TopologyOptions): Promise<Topology> } {
+  let current: Topology | undefined;
+  before(() => requireBuiltCli());
+  // Per test, so that every skipped test carries the reason in its own title.
+  beforeEach(function () {
+    const reason = needsRoot();
+    if (reason) skipBecause(this, reason);
+  });
+  afterEach(async () => {
+    await current?.destroy();
+    current = undefined;
+  });
+  return {
+    async create(options?: TopologyOptions) {
+      current = await createTopology(options);
+      return current;
+    },
+  };
+}
 
 /** The built CLI is what runs in pods; the test command builds it before mocha runs. */
 export function requireBuiltCli(): void {

@@ -2,33 +2,19 @@
 // both families, TCP and UDP, allowed and dropped sources, and re-applying without duplicating anything.
 import { strict as assert } from "node:assert";
 import type { Family } from "../../src/lib/rules/model.js";
-import { needsRoot, skipBecause } from "../support/skip.js";
-import { ADDR, createTopology, lbPodArgs, requireBuiltCli, rulesets, type Topology } from "./lb-pod-fixture.js";
+import { ADDR, lbPodArgs, rootDataplaneSuite, rulesets } from "./lb-pod-fixture.js";
 
 const BACKENDS = ["iptables-nft", "iptables-legacy", "nftables"] as const;
 const FAMILIES: Family[] = ["ipv4", "ipv6"];
 
 describe("lb-pod data plane: forwarding", function () {
-  let topology: Topology | undefined;
-
-  before(() => requireBuiltCli());
-
-  // Per test, so that every skipped test carries the reason in its own title.
-  beforeEach(function () {
-    const reason = needsRoot();
-    if (reason) skipBecause(this, reason);
-  });
-
-  afterEach(async () => {
-    await topology?.destroy();
-    topology = undefined;
-  });
+  const topologies = rootDataplaneSuite();
 
   for (const backend of BACKENDS) {
     for (const family of FAMILIES) {
       const a = ADDR[family];
       it(`${backend} ${family}: forwards TCP and UDP to the destination, masquerades, drops sources outside the ranges, and re-applies to an identical ruleset`, async function () {
-        const t = (topology = await createTopology());
+        const t = await topologies.create();
         const args = [
           "apply",
           ...lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [a.b2], sourceRanges: [a.client], backend }),
@@ -65,7 +51,7 @@ describe("lb-pod data plane: forwarding", function () {
   }
 
   it("spreads new connections over every destination of the family, dual-stack in one pod", async function () {
-    const t = (topology = await createTopology());
+    const t = await topologies.create();
     const args = lbPodArgs(t, {
       ports: ["tcp:80:8080"],
       destinations: [ADDR.ipv4.b2, ADDR.ipv4.b3, ADDR.ipv6.b2, ADDR.ipv6.b3],

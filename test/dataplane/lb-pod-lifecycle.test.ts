@@ -5,34 +5,19 @@ import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { needsRoot, skipBecause } from "../support/skip.js";
+import { skipBecause } from "../support/skip.js";
 import {
   ADDR,
   BIN_DIR,
   CLI,
   berthRulesPresent,
-  createTopology,
   lbPodArgs,
-  requireBuiltCli,
+  rootDataplaneSuite,
   rulesets,
-  type Topology,
 } from "./lb-pod-fixture.js";
 
 describe("lb-pod data plane: lifecycle", function () {
-  let topology: Topology | undefined;
-
-  before(() => requireBuiltCli());
-
-  // Per test, so that every skipped test carries the reason in its own title.
-  beforeEach(function () {
-    const reason = needsRoot();
-    if (reason) skipBecause(this, reason);
-  });
-
-  afterEach(async () => {
-    await topology?.destroy();
-    topology = undefined;
-  });
+  const topologies = rootDataplaneSuite();
 
   describe("automatic backend choice", () => {
     const cases = [
@@ -45,7 +30,7 @@ describe("lb-pod data plane: lifecycle", function () {
     ];
     for (const c of cases) {
       it(c.name, async () => {
-        const t = (topology = await createTopology());
+        const t = await topologies.create();
         for (const [tool, ...args] of c.prepare) assert.equal((await t.lab.exec(t.pod, tool ?? "", args)).exitCode, 0);
         const applied = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2] })]);
         assert.equal(applied.exitCode, 0, applied.stderr);
@@ -66,7 +51,7 @@ describe("lb-pod data plane: lifecycle", function () {
     ] as const;
     for (const { from, to } of transitions) {
       it(`${from} -> ${to}: replaces the old rules completely (old port and family no longer forwarded, new port forwarded)`, async () => {
-        const t = (topology = await createTopology());
+        const t = await topologies.create();
         const old = await t.berth([
           "lb-pod",
           "apply",
@@ -102,7 +87,7 @@ describe("lb-pod data plane: lifecycle", function () {
     ];
     for (const { backend, flush } of flushes) {
       it(`${backend}: false before apply, true after, false without forwarding, false once the rules are flushed, false after a config change until re-applied`, async () => {
-        const t = (topology = await createTopology());
+        const t = await topologies.create();
         const config = lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], sourceRanges: [ADDR.ipv4.client], backend });
         const changed = lbPodArgs(t, { ports: ["tcp:80:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], sourceRanges: [ADDR.ipv4.client], backend });
         const check = async (args: string[]): Promise<number> => (await t.berth(["lb-pod", "check", ...args])).exitCode;
@@ -141,7 +126,7 @@ describe("lb-pod data plane: lifecycle", function () {
     ];
     for (const c of forwardingOff) {
       it(`exits 2 naming ${c.sysctl} when it is off, and applies nothing`, async () => {
-        const t = (topology = await createTopology({ forwarding: { [c.family]: false } }));
+        const t = await topologies.create({ forwarding: { [c.family]: false } });
         const result = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: c.destinations })]);
         assert.equal(result.exitCode, 2);
         assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
@@ -152,7 +137,7 @@ describe("lb-pod data plane: lifecycle", function () {
     }
 
     it("exits 2 with one line and applies nothing for each kind of bad input", async () => {
-      const t = (topology = await createTopology());
+      const t = await topologies.create();
       const bad: { args: string[]; env?: Record<string, string>; message: RegExp }[] = [
         { args: ["--port", "tcp:70000:80", "--destination-ip", ADDR.ipv4.b2], message: /out of range/ },
         { args: ["--port", "icmp:80:80", "--destination-ip", ADDR.ipv4.b2], message: /unknown protocol/ },
@@ -172,7 +157,7 @@ describe("lb-pod data plane: lifecycle", function () {
 
     it("refuses --backend ipvs with one line saying the kernel lacks IPVS (/proc/net/ip_vs)", async function () {
       if (existsSync("/proc/net/ip_vs")) skipBecause(this, "this kernel has IPVS, so there is nothing to refuse");
-      const t = (topology = await createTopology());
+      const t = await topologies.create();
       const result = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2], backend: "ipvs" })]);
       assert.equal(result.exitCode, 2);
       assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
@@ -182,7 +167,7 @@ describe("lb-pod data plane: lifecycle", function () {
 
     it("forwards TCP with the ipvs backend", async function () {
       if (!existsSync("/proc/net/ip_vs")) skipBecause(this, "the kernel lacks IPVS: /proc/net/ip_vs does not exist");
-      const t = (topology = await createTopology());
+      const t = await topologies.create();
       const result = await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2], backend: "ipvs" })]);
       assert.equal(result.exitCode, 0, result.stderr);
       assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
@@ -190,7 +175,7 @@ describe("lb-pod data plane: lifecycle", function () {
   });
 
   it("forwards an IPv4-only Service with IPv6 disabled in the pod, never touching ip6tables", async () => {
-    const t = (topology = await createTopology());
+    const t = await topologies.create();
     await t.lab.sysctls(t.pod, { "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1" });
     const args = lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8080"], destinations: [ADDR.ipv4.b2], sourceRanges: ["10.70.0.0/24"] });
     const applied = await t.berth(["lb-pod", "apply", ...args]);
@@ -203,7 +188,7 @@ describe("lb-pod data plane: lifecycle", function () {
   });
 
   it("accepts klipper-lb's environment contract (SRC_PORT, DEST_PROTO, DEST_PORT, DEST_IPS, SRC_RANGES)", async () => {
-    const t = (topology = await createTopology());
+    const t = await topologies.create();
     const env = { SRC_PORT: "53", DEST_PROTO: "UDP", DEST_PORT: "8081", DEST_IPS: `${ADDR.ipv4.b3} ${ADDR.ipv6.b3}`, SRC_RANGES: "0.0.0.0/0,::/0" };
     const applied = await t.berth(["lb-pod", "apply", "--state-dir", t.stateDir], env);
     assert.equal(applied.exitCode, 0, applied.stderr);
@@ -214,7 +199,7 @@ describe("lb-pod data plane: lifecycle", function () {
 
   describe("UDP conntrack entries", () => {
     it("forwards a UDP flow that hit a port before the port was forwarded, once it is", async () => {
-      const t = (topology = await createTopology());
+      const t = await topologies.create();
       const flow = { protocol: "udp", ip: ADDR.ipv4.pod, port: 54, sourceIp: ADDR.ipv4.client, sourcePort: 40001 } as const;
       const before = ["apply", ...lbPodArgs(t, { ports: ["udp:53:8080"], destinations: [ADDR.ipv4.b2] })];
       assert.equal((await t.berth(["lb-pod", ...before])).exitCode, 0);
@@ -229,7 +214,7 @@ describe("lb-pod data plane: lifecycle", function () {
     });
 
     it("moves a live UDP flow to the new destination when the configuration changes", async () => {
-      const t = (topology = await createTopology());
+      const t = await topologies.create();
       const flow = { protocol: "udp", ip: ADDR.ipv4.pod, port: 53, sourceIp: ADDR.ipv4.client, sourcePort: 40002 } as const;
       assert.equal((await t.berth(["lb-pod", "apply", ...lbPodArgs(t, { ports: ["udp:53:8080"], destinations: [ADDR.ipv4.b2] })])).exitCode, 0);
       assert.equal(await t.lab.ask(t.client, flow), "b2");
@@ -239,7 +224,7 @@ describe("lb-pod data plane: lifecycle", function () {
   });
 
   it("entrypoint: a SIGTERM during apply ends with the rules removed and exit 0, not with rules nobody cleans up", async () => {
-    const t = (topology = await createTopology());
+    const t = await topologies.create();
     const args = lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2] });
     const entry = spawn("ip", ["netns", "exec", t.pod, "env", `BERTH_CLI=${CLI}`, `BERTH_NODE=${process.execPath}`, join(BIN_DIR, "berth-lb-pod"), ...args], {
       stdio: "ignore",
@@ -254,7 +239,7 @@ describe("lb-pod data plane: lifecycle", function () {
   });
 
   it("entrypoint: leaves no Node.js process resident, and the waiter removes the rules and exits 0 within 1 s of SIGTERM", async () => {
-    const t = (topology = await createTopology());
+    const t = await topologies.create();
     const args = lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2] });
     // `ip netns exec` execs the entrypoint, which execs the waiter: the child's PID is the waiter's in the end.
     const entry = spawn("ip", ["netns", "exec", t.pod, "env", `BERTH_CLI=${CLI}`, `BERTH_NODE=${process.execPath}`, join(BIN_DIR, "berth-lb-pod"), ...args], {
