@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 
 import { applyPatch, fromFieldsV1, recordUpdateManagedFields, toFieldsV1, type PatchType } from "../../../src/sandbox/apiserver/patch.js";
-import { ApiError, type KubeObject, type ResourceDefinition } from "../../../src/sandbox/apiserver/types.js";
+import { type KubeObject, type ResourceDefinition } from "../../../src/sandbox/apiserver/types.js";
+import { apiError } from "../../support/api-error.js";
 
 const def = (group: string, version: string, kind: string, extra: Partial<ResourceDefinition> = {}): ResourceDefinition => ({
   group, version, kind, listKind: `${kind}List`, plural: `${kind.toLowerCase()}s`, singular: kind.toLowerCase(),
@@ -19,15 +20,6 @@ const pod = (spec: Record<string, unknown>, metadata: Record<string, unknown> = 
   apiVersion: "v1", kind: "Pod", metadata: { name: "web", namespace: "default", ...metadata }, spec,
 });
 
-function apiError(fn: () => unknown): ApiError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  assert.fail("expected an ApiError");
-}
 
 const patch = (d: ResourceDefinition, current: KubeObject | undefined, type: PatchType, body: unknown) => applyPatch(d, current, type, body, { now: NOW });
 

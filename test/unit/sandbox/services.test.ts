@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 
 import { ServiceAllocator } from "../../../src/sandbox/apiserver/services.js";
 import { ApiError, type KubeObject } from "../../../src/sandbox/apiserver/types.js";
+import { apiError } from "../../support/api-error.js";
 
 const svc = (spec: Record<string, unknown>, name = "web"): KubeObject => ({
   apiVersion: "v1", kind: "Service", metadata: { name, namespace: "default" }, spec,
@@ -9,15 +10,6 @@ const svc = (spec: Record<string, unknown>, name = "web"): KubeObject => ({
 const dual = () => new ServiceAllocator({ serviceCidrs: { ipv4: "10.43.0.0/16", ipv6: "fd00:43::/112" } });
 const v4only = () => new ServiceAllocator({ serviceCidrs: { ipv4: "10.43.0.0/16" } });
 
-function apiError(fn: () => unknown): ApiError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  assert.fail("expected an ApiError");
-}
 
 const causes = (error: ApiError) => (error.details?.causes ?? []).map((c) => `${c.field}: ${c.message}`);
 
