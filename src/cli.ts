@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The one `berth` binary. Each role's command lives beside its code (src/<role>/command.ts) and loads its heavy
 // modules only when it runs, so that `berth lb-pod` never pays for `@kubernetes/client-node` (~750 ms to import).
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { berthVersion } from "./lib/version.js";
 import { UsageError } from "./lib/errors.js";
@@ -56,6 +58,23 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+/**
+ * True when node runs this file (directly, through tsx, or through a symlink such as node_modules/.bin/berth), false
+ * when it is imported: src/docs/reference.ts imports buildProgram() to document every flag, and must not run a command.
+ */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    // `node dist/cli` (no extension) names no file but runs this one: better to run than to exit silently.
+    return true;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}
