@@ -16,6 +16,21 @@
 //   test says otherwise (setReady); on a node whose Ready condition is not True, pods are marked not Ready
 //   (node lifecycle controller's MarkPodsNotReady); graceful deletions are confirmed at once.
 import { createHash } from "node:crypto";
+import {
+  newDaemonPod,
+  nodeMismatch,
+  nodeReady,
+  ownerDaemonSetUid as ownerUid,
+  podTargetNode as podNode,
+  portsClash,
+  TEMPLATE_HASH_LABEL,
+  templateHash,
+  unschedulableCondition,
+} from "../../src/sandbox/cluster/scheduling.js";
+
+// The placement filters (nodeSelector, node affinity, taints and the daemon tolerations, the NodePorts check, the
+// template hash) are the sandbox's own (src/sandbox/cluster/scheduling.ts), so this stand-in and the sandbox's
+// kubelet place pods the same way.
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
@@ -37,114 +52,6 @@ export interface ReadinessRule {
   daemonSet?: string;
   node?: string;
   ready: boolean;
-}
-
-/** The tolerations the DaemonSet controller adds to every daemon pod (daemon/util.AddOrUpdateDaemonPodTolerations). */
-const DAEMON_TOLERATIONS: Obj[] = [
-  { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute" },
-  { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute" },
-  { key: "node.kubernetes.io/disk-pressure", operator: "Exists", effect: "NoSchedule" },
-  { key: "node.kubernetes.io/memory-pressure", operator: "Exists", effect: "NoSchedule" },
-  { key: "node.kubernetes.io/pid-pressure", operator: "Exists", effect: "NoSchedule" },
-  { key: "node.kubernetes.io/unschedulable", operator: "Exists", effect: "NoSchedule" },
-];
-
-const TEMPLATE_HASH = "berth-test.dev/template-hash";
-
-/** Why a node does not get a DaemonSet's pod; undefined when it does. */
-export function nodeMismatch(template: Obj, node: Obj): string | undefined {
-  const spec = (template.spec ?? {}) as Obj;
-  const labels = (node.metadata?.labels ?? {}) as Record<string, string>;
-  for (const [k, v] of Object.entries((spec.nodeSelector ?? {}) as Record<string, string>)) {
-    if (labels[k] !== v) return `nodeSelector ${k}=${v}`;
-  }
-  const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms as Obj[] | undefined;
-  // Required node affinity: the terms are ORed, the requirements in a term ANDed; an empty term matches nothing.
-  if (terms && terms.length > 0 && !terms.some((t) => termMatches(t, node))) return "node affinity";
-  const tolerations = [...((spec.tolerations ?? []) as Obj[]), ...DAEMON_TOLERATIONS];
-  for (const taint of (node.spec?.taints ?? []) as Obj[]) {
-    if (taint.effect === "PreferNoSchedule") continue;
-    if (!tolerations.some((t) => tolerates(t, taint))) return `taint ${taint.key}:${taint.effect}`;
-  }
-  return undefined;
-}
-
-function termMatches(term: Obj, node: Obj): boolean {
-  const exprs = (term.matchExpressions ?? []) as Obj[];
-  const fields = (term.matchFields ?? []) as Obj[];
-  if (exprs.length === 0 && fields.length === 0) return false;
-  const labels = (node.metadata?.labels ?? {}) as Record<string, string>;
-  return exprs.every((e) => requirementMatches(e, labels[e.key as string])) &&
-    fields.every((f) => f.key === "metadata.name" && requirementMatches(f, node.metadata?.name as string));
-}
-
-function requirementMatches(req: Obj, value: string | undefined): boolean {
-  const values = (req.values ?? []) as string[];
-  switch (req.operator) {
-    case "In": return value !== undefined && values.includes(value);
-    case "NotIn": return value === undefined || !values.includes(value);
-    case "Exists": return value !== undefined;
-    case "DoesNotExist": return value === undefined;
-    case "Gt": return value !== undefined && Number(value) > Number(values[0]);
-    case "Lt": return value !== undefined && Number(value) < Number(values[0]);
-    default: return false;
-  }
-}
-
-function tolerates(t: Obj, taint: Obj): boolean {
-  if (t.effect && t.effect !== taint.effect) return false;
-  if (t.operator === "Exists") return t.key === undefined || t.key === "" || t.key === taint.key;
-  return t.key === taint.key && (t.value ?? "") === (taint.value ?? "");
-}
-
-function nodeReady(node: Obj): boolean {
-  return ((node.status?.conditions ?? []) as Obj[]).some((c) => c.type === "Ready" && c.status === "True");
-}
-
-function hostPorts(pod: Obj): { key: string; hostIP: string }[] {
-  const out: { key: string; hostIP: string }[] = [];
-  for (const c of (pod.spec?.containers ?? []) as Obj[]) {
-    for (const p of (c.ports ?? []) as Obj[]) {
-      if (p.hostPort) out.push({ key: `${p.protocol ?? "TCP"}/${p.hostPort}`, hostIP: (p.hostIP as string | undefined) ?? "0.0.0.0" });
-    }
-  }
-  return out;
-}
-
-/** The scheduler's NodePorts check: the same protocol/port with overlapping host IPs (0.0.0.0 overlaps all). */
-function portsClash(a: Obj, b: Obj): string | undefined {
-  for (const pa of hostPorts(a)) {
-    for (const pb of hostPorts(b)) {
-      if (pa.key === pb.key && (pa.hostIP === pb.hostIP || pa.hostIP === "0.0.0.0" || pb.hostIP === "0.0.0.0")) return pa.key;
-    }
-  }
-  return undefined;
-}
-
-function shortHash(s: string): string {
-  return createHash("sha256").update(s).digest("hex").slice(0, 5);
-}
-
-function stable(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stable).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stable((value as Obj)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function templateHash(ds: Obj): string {
-  return createHash("sha256").update(stable(ds.spec?.template ?? {})).digest("hex").slice(0, 10);
-}
-
-function ownerUid(pod: Obj): string | undefined {
-  return ((pod.metadata?.ownerReferences ?? []) as Obj[]).find((o) => o.kind === "DaemonSet")?.uid as string | undefined;
-}
-
-function podNode(pod: Obj): string | undefined {
-  if (pod.spec?.nodeName) return pod.spec.nodeName as string;
-  const terms = (pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? []) as Obj[];
-  return terms[0]?.matchFields?.[0]?.values?.[0] as string | undefined;
 }
 
 /** A list-then-watch cache over plain HTTP: relists on 410 or error, resumes watches from the last resourceVersion. */
@@ -395,7 +302,7 @@ export class FakeKubelet {
       const node = podNode(pod);
       const stale = !ds || node === undefined || !nodeByName.has(node) ||
         nodeMismatch(ds.spec.template, nodeByName.get(node) as Obj) !== undefined ||
-        pod.metadata.annotations?.[TEMPLATE_HASH] !== templateHash(ds);
+        pod.metadata.labels?.[TEMPLATE_HASH_LABEL] !== templateHash(ds as Obj);
       if (stale) await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
       else live.push(pod);
     }
@@ -457,7 +364,7 @@ export class FakeKubelet {
         const nodeName = node.metadata.name as string;
         if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
         if (nodeMismatch(ds.spec.template, node) !== undefined) continue;
-        const pod = newPod(ds, nodeName);
+        const pod = newDaemonPod(ds, nodeName) as Obj;
         const holders = (byNode.get(nodeName) ?? []).filter((p) => p.spec.nodeName);
         const clash = holders.some((h) => portsClash(pod, h) !== undefined);
         if (!clash) pod.spec.nodeName = nodeName;
@@ -487,35 +394,8 @@ export class FakeKubelet {
   }
 }
 
-function newPod(ds: Obj, nodeName: string): Obj {
-  const template = structuredClone(ds.spec.template ?? {}) as Obj;
-  const spec = (template.spec ?? {}) as Obj;
-  spec.affinity = {
-    ...(spec.affinity ?? {}),
-    nodeAffinity: {
-      ...(spec.affinity?.nodeAffinity ?? {}),
-      requiredDuringSchedulingIgnoredDuringExecution: {
-        nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "In", values: [nodeName] }] }],
-      },
-    },
-  };
-  const tolerations = [...((spec.tolerations ?? []) as Obj[])];
-  for (const t of DAEMON_TOLERATIONS) {
-    if (!tolerations.some((x) => x.key === t.key && x.effect === t.effect)) tolerations.push(t);
-  }
-  spec.tolerations = tolerations;
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: {
-      name: `${ds.metadata.name}-${shortHash(nodeName)}`,
-      namespace: ds.metadata.namespace,
-      labels: { ...(template.metadata?.labels ?? {}) },
-      annotations: { ...(template.metadata?.annotations ?? {}), [TEMPLATE_HASH]: templateHash(ds) },
-      ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: ds.metadata.name, uid: ds.metadata.uid, controller: true, blockOwnerDeletion: true }],
-    },
-    spec,
-  };
+function shortHash(s: string): string {
+  return createHash("sha256").update(s).digest("hex").slice(0, 5);
 }
 
 function nodeInternalIp(node: Obj): string {
@@ -549,18 +429,7 @@ function runningStatus(pod: Obj, node: Obj, ready: boolean, nodeIndex: number): 
 }
 
 function pendingStatus(nodeCount: number): Obj {
-  return {
-    phase: "Pending",
-    conditions: [{
-      type: "PodScheduled",
-      status: "False",
-      reason: "Unschedulable",
-      // The scheduler's FitError text when the NodePorts filter rejects the one node the DaemonSet pod may use.
-      message: `0/${nodeCount} nodes are available: 1 node(s) didn't have free ports for the requested pod ports.` +
-        (nodeCount > 1 ? ` ${nodeCount - 1} node(s) didn't match Pod's node affinity/selector.` : "") +
-        " preemption: 0/" + nodeCount + " nodes are available: " + nodeCount + " Preemption is not helpful for scheduling.",
-    }],
-  };
+  return { phase: "Pending", conditions: [unschedulableCondition(nodeCount)] };
 }
 
 /** Compares the fields we set, ignoring what the server adds (timestamps we did not send). */

@@ -1,0 +1,350 @@
+// The sandbox's DaemonSet controller and scheduler, as pure decisions over the objects an informer holds: which
+// nodes a DaemonSet's pod may run on, which pods to create, bind, leave Pending or delete, and the DaemonSet's status.
+// The kubelet stand-in (kubelet.ts) carries the decisions out over HTTP; the controller tests' FakeKubelet
+// (test/support/kubelet.ts) uses the same filters, so both place pods the same way.
+//
+// What it reproduces, and from where (kubernetes/kubernetes, pkg/...):
+// - controller/daemon: one pod per node that passes the template's nodeSelector, required node affinity and taints,
+//   with the tolerations every daemon pod gets (daemon/util.AddOrUpdateDaemonPodTolerations); the pod's required node
+//   affinity replaced by `matchFields metadata.name In [node]` (util.ReplaceDaemonSetPodNodeNameNodeAffinity); pods
+//   on nodes that no longer match, or made from an older template, deleted (RollingUpdate simplified to delete +
+//   create); the status counts.
+// - scheduler/framework/plugins/nodeports: a pod whose hostPort/protocol/hostIP is already held on its node stays
+//   unbound, PodScheduled=False, reason Unschedulable, with the NodePorts plugin's message in the FitError text;
+//   bound once the port frees up.
+// - controller/podgc (gcOrphaned): pods bound to a node that no longer exists are deleted at once.
+import { createHash } from "node:crypto";
+import type { V1DaemonSet, V1Node, V1Pod, V1PodCondition, V1PodTemplateSpec, V1Toleration } from "@kubernetes/client-node";
+
+/**
+ * The pod label the DaemonSet controller stamps with the template revision it made the pod from. The real
+ * controller puts a ControllerRevision's hash there; the sandbox (which keeps no ControllerRevisions) puts
+ * templateHash(), which changes exactly when the template does.
+ */
+export const TEMPLATE_HASH_LABEL = "controller-revision-hash";
+
+/** The tolerations the DaemonSet controller adds to every daemon pod (daemon/util.AddOrUpdateDaemonPodTolerations). */
+export const DAEMON_POD_TOLERATIONS: readonly V1Toleration[] = [
+  { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute" },
+  { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute" },
+  { key: "node.kubernetes.io/disk-pressure", operator: "Exists", effect: "NoSchedule" },
+  { key: "node.kubernetes.io/memory-pressure", operator: "Exists", effect: "NoSchedule" },
+  { key: "node.kubernetes.io/pid-pressure", operator: "Exists", effect: "NoSchedule" },
+  { key: "node.kubernetes.io/unschedulable", operator: "Exists", effect: "NoSchedule" },
+];
+
+interface Requirement {
+  key: string;
+  operator: string;
+  values?: string[];
+}
+
+/** Why a node does not get a DaemonSet's pod (nodeSelector, required node affinity, an untolerated taint); undefined when it does. */
+export function nodeMismatch(template: V1PodTemplateSpec | undefined, node: V1Node): string | undefined {
+  const spec = template?.spec;
+  const labels = node.metadata?.labels ?? {};
+  for (const [k, v] of Object.entries(spec?.nodeSelector ?? {})) {
+    if (labels[k] !== v) return `nodeSelector ${k}=${v}`;
+  }
+  const terms = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+  // Required node affinity: the terms are ORed, the requirements in a term ANDed; an empty term matches nothing.
+  if (terms && terms.length > 0 && !terms.some((t) => termMatches(t, node))) return "node affinity";
+  const tolerations = [...(spec?.tolerations ?? []), ...DAEMON_POD_TOLERATIONS];
+  for (const taint of node.spec?.taints ?? []) {
+    if (taint.effect === "PreferNoSchedule") continue;
+    if (!tolerations.some((t) => tolerates(t, taint))) return `taint ${taint.key}:${taint.effect}`;
+  }
+  return undefined;
+}
+
+function termMatches(term: { matchExpressions?: Requirement[]; matchFields?: Requirement[] }, node: V1Node): boolean {
+  const exprs = term.matchExpressions ?? [];
+  const fields = term.matchFields ?? [];
+  if (exprs.length === 0 && fields.length === 0) return false;
+  const labels = node.metadata?.labels ?? {};
+  return exprs.every((e) => requirementMatches(e, labels[e.key])) &&
+    fields.every((f) => f.key === "metadata.name" && requirementMatches(f, node.metadata?.name));
+}
+
+function requirementMatches(req: Requirement, value: string | undefined): boolean {
+  const values = req.values ?? [];
+  switch (req.operator) {
+    case "In": return value !== undefined && values.includes(value);
+    case "NotIn": return value === undefined || !values.includes(value);
+    case "Exists": return value !== undefined;
+    case "DoesNotExist": return value === undefined;
+    case "Gt": return value !== undefined && Number(value) > Number(values[0]);
+    case "Lt": return value !== undefined && Number(value) < Number(values[0]);
+    default: return false;
+  }
+}
+
+/** core/v1 helper ToleratesTaint: an empty key with Exists tolerates everything (of the effect, if one is given). */
+function tolerates(t: V1Toleration, taint: { key: string; value?: string; effect: string }): boolean {
+  if (t.effect && t.effect !== taint.effect) return false;
+  if (t.operator === "Exists") return t.key === undefined || t.key === "" || t.key === taint.key;
+  return t.key === taint.key && (t.value ?? "") === (taint.value ?? "");
+}
+
+export function nodeReady(node: V1Node): boolean {
+  return (node.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+}
+
+function hostPorts(pod: V1Pod): { key: string; hostIP: string }[] {
+  const out: { key: string; hostIP: string }[] = [];
+  for (const c of pod.spec?.containers ?? []) {
+    for (const p of c.ports ?? []) {
+      if (p.hostPort) out.push({ key: `${p.protocol ?? "TCP"}/${p.hostPort}`, hostIP: p.hostIP ?? "0.0.0.0" });
+    }
+  }
+  return out;
+}
+
+/**
+ * The scheduler's NodePorts check between two pods: the first `PROTOCOL/port` both ask for with overlapping host
+ * IPs (0.0.0.0, the default, overlaps every address), or undefined.
+ */
+export function portsClash(a: V1Pod, b: V1Pod): string | undefined {
+  for (const pa of hostPorts(a)) {
+    for (const pb of hostPorts(b)) {
+      if (pa.key === pb.key && (pa.hostIP === pb.hostIP || pa.hostIP === "0.0.0.0" || pb.hostIP === "0.0.0.0")) return pa.key;
+    }
+  }
+  return undefined;
+}
+
+function stable(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stable).join(",")}]`;
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${stable(o[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A hash of the DaemonSet's pod template (key order does not matter): changes exactly when the template does. */
+export function templateHash(ds: V1DaemonSet): string {
+  return createHash("sha256").update(stable(ds.spec?.template ?? {})).digest("hex").slice(0, 10);
+}
+
+/** The UID of the DaemonSet that owns a pod, if one does. */
+export function ownerDaemonSetUid(pod: V1Pod): string | undefined {
+  return (pod.metadata?.ownerReferences ?? []).find((o) => o.kind === "DaemonSet")?.uid;
+}
+
+/** The node a pod is bound to, else the one its DaemonSet meant it for (the matchFields term newDaemonPod writes). */
+export function podTargetNode(pod: V1Pod): string | undefined {
+  if (pod.spec?.nodeName) return pod.spec.nodeName;
+  const terms = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  return terms[0]?.matchFields?.[0]?.values?.[0];
+}
+
+function shortHash(s: string): string {
+  return createHash("sha256").update(s).digest("hex").slice(0, 5);
+}
+
+/**
+ * The pod the DaemonSet controller creates for one node: the template, a name unique per DaemonSet and node,
+ * the controller owner reference, the daemon tolerations, and node affinity pinned to that node.
+ */
+export function newDaemonPod(ds: V1DaemonSet, nodeName: string): V1Pod {
+  const template = structuredClone(ds.spec?.template ?? {}) as V1PodTemplateSpec;
+  const spec = template.spec ?? { containers: [] };
+  spec.affinity = {
+    ...(spec.affinity ?? {}),
+    nodeAffinity: {
+      ...(spec.affinity?.nodeAffinity ?? {}),
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "In", values: [nodeName] }] }],
+      },
+    },
+  };
+  const tolerations = [...(spec.tolerations ?? [])];
+  for (const t of DAEMON_POD_TOLERATIONS) {
+    if (!tolerations.some((x) => x.key === t.key && x.effect === t.effect)) tolerations.push({ ...t });
+  }
+  spec.tolerations = tolerations;
+  const name = ds.metadata?.name ?? "";
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: `${name}-${shortHash(nodeName)}`,
+      namespace: ds.metadata?.namespace ?? "default",
+      labels: { ...(template.metadata?.labels ?? {}), [TEMPLATE_HASH_LABEL]: templateHash(ds) },
+      ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name, uid: ds.metadata?.uid ?? "", controller: true, blockOwnerDeletion: true }],
+    },
+    spec,
+  };
+}
+
+/**
+ * PodScheduled=False as the scheduler writes it when the NodePorts filter rejects the one node a daemon pod may
+ * use (its FitError text: the per-plugin counts, then the preemption verdict).
+ */
+export function unschedulableCondition(nodeCount: number): V1PodCondition {
+  return {
+    type: "PodScheduled",
+    status: "False",
+    reason: "Unschedulable",
+    message: `0/${nodeCount} nodes are available: 1 node(s) didn't have free ports for the requested pod ports.` +
+      (nodeCount > 1 ? ` ${nodeCount - 1} node(s) didn't match Pod's node affinity/selector.` : "") +
+      ` preemption: 0/${nodeCount} nodes are available: ${nodeCount} Preemption is not helpful for scheduling.`,
+  };
+}
+
+function isReady(pod: V1Pod): boolean {
+  return (pod.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+}
+
+function terminal(pod: V1Pod): boolean {
+  return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+}
+
+/** Oldest first (creationTimestamp, then resourceVersion): earlier pods keep their ports, as the scheduler's queue would have placed them first. */
+function byAge(a: V1Pod, b: V1Pod): number {
+  return String(a.metadata?.creationTimestamp ?? "").localeCompare(String(b.metadata?.creationTimestamp ?? "")) ||
+    Number(a.metadata?.resourceVersion ?? 0) - Number(b.metadata?.resourceVersion ?? 0) ||
+    String(a.metadata?.name).localeCompare(String(b.metadata?.name));
+}
+
+export interface DaemonSetStatusCounts {
+  currentNumberScheduled: number;
+  desiredNumberScheduled: number;
+  numberMisscheduled: number;
+  numberReady: number;
+  numberAvailable: number;
+  numberUnavailable?: number;
+  updatedNumberScheduled: number;
+  observedGeneration?: number;
+}
+
+/** One write the DaemonSet controller, the scheduler or the pod GC decided on. */
+export type PlacementAction =
+  /** Create this pod; spec.nodeName is set when its ports are free (bound at once, saving the bind round trip). */
+  | { kind: "create"; pod: V1Pod }
+  /** Delete (graceful unless `force`): why is for logs and tests. */
+  | { kind: "delete"; pod: V1Pod; why: string; force: boolean }
+  | { kind: "bind"; pod: V1Pod; node: string }
+  /** Set PodScheduled=False (only listed when the pod does not carry this condition already). */
+  | { kind: "unschedulable"; pod: V1Pod; condition: V1PodCondition }
+  /** Replace the DaemonSet's status counts (only listed when they differ from the live ones). */
+  | { kind: "daemonSetStatus"; daemonSet: V1DaemonSet; status: DaemonSetStatusCounts };
+
+/**
+ * Everything the DaemonSet controller, the scheduler (for daemon pods) and the pod GC would do now, given every
+ * DaemonSet, Node and Pod in the cluster. Pure; apply the actions in order. Pods not owned by a DaemonSet are
+ * never created, bound or deleted here (except by the pod GC), but when bound they hold their host ports.
+ */
+export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes: readonly V1Node[]; pods: readonly V1Pod[] }): PlacementAction[] {
+  const actions: PlacementAction[] = [];
+  const nodes = [...input.nodes].sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
+  const nodeByName = new Map(nodes.map((n) => [n.metadata?.name ?? "", n]));
+  const dsByUid = new Map<string, V1DaemonSet>();
+  for (const ds of input.daemonSets) if (!ds.metadata?.deletionTimestamp) dsByUid.set(ds.metadata?.uid ?? "", ds);
+
+  // Pod GC: bound to a node that is gone. Force-deleted, as podgc does (the node's kubelet cannot confirm).
+  const gone = new Set<V1Pod>();
+  for (const pod of input.pods) {
+    const nodeName = pod.spec?.nodeName;
+    if (nodeName && !nodeByName.has(nodeName)) {
+      gone.add(pod);
+      actions.push({ kind: "delete", pod, why: `node ${nodeName} no longer exists`, force: true });
+    }
+  }
+
+  // Daemon pods that must go: owner gone, node no longer matching, older template, or a second pod for one node.
+  const live: V1Pod[] = [];
+  const seen = new Set<string>();
+  for (const pod of [...input.pods].sort(byAge)) {
+    if (gone.has(pod) || terminal(pod)) continue;
+    const uid = ownerDaemonSetUid(pod);
+    if (uid === undefined) continue;
+    const deleting = Boolean(pod.metadata?.deletionTimestamp);
+    const ds = dsByUid.get(uid);
+    const nodeName = podTargetNode(pod);
+    const node = nodeName === undefined ? undefined : nodeByName.get(nodeName);
+    let why: string | undefined;
+    if (!ds) why = "its DaemonSet is gone";
+    else if (!node) why = `its node ${nodeName ?? "(none)"} does not exist`;
+    else if (nodeMismatch(ds.spec?.template, node) !== undefined) why = `node ${nodeName} no longer matches: ${nodeMismatch(ds.spec?.template, node)}`;
+    else if (pod.metadata?.labels?.[TEMPLATE_HASH_LABEL] !== templateHash(ds)) why = "made from an older template";
+    else if (!deleting && seen.has(`${uid}/${nodeName}`)) why = `a second pod for node ${nodeName}`;
+    if (deleting) continue;
+    if (why !== undefined) actions.push({ kind: "delete", pod, why, force: !pod.spec?.nodeName });
+    else {
+      live.push(pod);
+      seen.add(`${uid}/${nodeName}`);
+    }
+  }
+
+  // Host ports held per node: every bound pod that has not finished (terminating ones too, until they are gone).
+  const holders = new Map<string, V1Pod[]>();
+  const hold = (nodeName: string, pod: V1Pod): void => {
+    holders.set(nodeName, [...(holders.get(nodeName) ?? []), pod]);
+  };
+  for (const pod of [...input.pods].sort(byAge)) {
+    if (gone.has(pod) || terminal(pod) || !pod.spec?.nodeName) continue;
+    if (ownerDaemonSetUid(pod) !== undefined && !pod.metadata?.deletionTimestamp && !live.includes(pod)) continue;
+    hold(pod.spec.nodeName, pod);
+  }
+  const clashOn = (nodeName: string, pod: V1Pod): boolean => (holders.get(nodeName) ?? []).some((h) => h !== pod && portsClash(pod, h) !== undefined);
+
+  // The scheduler: unbound daemon pods, oldest first.
+  for (const pod of live) {
+    if (pod.spec?.nodeName) continue;
+    const nodeName = podTargetNode(pod) as string;
+    if (clashOn(nodeName, pod)) {
+      const condition = unschedulableCondition(nodes.length);
+      const cur = (pod.status?.conditions ?? []).find((c) => c.type === "PodScheduled");
+      if (pod.status?.phase !== "Pending" || cur?.status !== "False" || cur.reason !== condition.reason || cur.message !== condition.message) {
+        actions.push({ kind: "unschedulable", pod, condition });
+      }
+    } else {
+      actions.push({ kind: "bind", pod, node: nodeName });
+      hold(nodeName, pod);
+    }
+  }
+
+  // The DaemonSet controller: missing pods.
+  for (const ds of dsByUid.values()) {
+    for (const node of nodes) {
+      const nodeName = node.metadata?.name ?? "";
+      if (seen.has(`${ds.metadata?.uid}/${nodeName}`)) continue;
+      if (nodeMismatch(ds.spec?.template, node) !== undefined) continue;
+      const pod = newDaemonPod(ds, nodeName);
+      if (!clashOn(nodeName, pod)) {
+        (pod.spec as { nodeName?: string }).nodeName = nodeName;
+        hold(nodeName, pod);
+      }
+      actions.push({ kind: "create", pod });
+    }
+  }
+
+  for (const ds of dsByUid.values()) {
+    const status = daemonSetStatus(ds, nodes, live.filter((p) => ownerDaemonSetUid(p) === ds.metadata?.uid));
+    const cur = (ds.status ?? {}) as unknown as Record<string, unknown>;
+    if (Object.entries(status).some(([k, v]) => cur[k] !== v) || (status.numberUnavailable === undefined && cur.numberUnavailable !== undefined)) {
+      actions.push({ kind: "daemonSetStatus", daemonSet: ds, status });
+    }
+  }
+  return actions;
+}
+
+/** The counts the DaemonSet controller keeps in status (minReadySeconds taken as 0: available = ready). */
+export function daemonSetStatus(ds: V1DaemonSet, nodes: readonly V1Node[], pods: readonly V1Pod[]): DaemonSetStatusCounts {
+  const desired = nodes.filter((n) => nodeMismatch(ds.spec?.template, n) === undefined).length;
+  const scheduled = pods.filter((p) => p.spec?.nodeName).length;
+  const ready = pods.filter(isReady).length;
+  return {
+    currentNumberScheduled: scheduled,
+    desiredNumberScheduled: desired,
+    numberMisscheduled: 0,
+    numberReady: ready,
+    numberAvailable: ready,
+    updatedNumberScheduled: scheduled,
+    ...(ds.metadata?.generation !== undefined ? { observedGeneration: ds.metadata.generation } : {}),
+    ...(desired - ready > 0 ? { numberUnavailable: desired - ready } : {}),
+  };
+}
