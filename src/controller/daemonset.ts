@@ -44,7 +44,7 @@ export const STATE_VOLUME = "state";
 export const STATE_DIR = "/run/berth";
 
 /** Sysctls the lb-pod needs per family (it checks them and refuses to start without them: src/lb-pod/check.ts). */
-const FORWARDING_SYSCTLS: Record<Family, string> = {
+export const FORWARDING_SYSCTLS: Record<Family, string> = {
   ipv4: "net.ipv4.ip_forward",
   ipv6: "net.ipv6.conf.all.forwarding",
 };
