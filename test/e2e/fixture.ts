@@ -11,6 +11,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Context } from "mocha";
+import { podNamespaceName } from "../../src/sandbox/cluster/layout.js";
 import { runChecked, systemRunner, type CommandRunner, type RunResult } from "../../src/lib/exec.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -407,7 +408,7 @@ export class Sandbox {
 
   /** Network namespace of a pod (contract: `<prefix>-pod-<first 8 characters of the pod UID>`). */
   podNamespace(pod: Obj): string {
-    return `${this.prefix}-pod-${String(pod.metadata?.uid ?? "").slice(0, 8)}`;
+    return podNamespaceName(this.prefix, String(pod.metadata?.uid ?? ""));
   }
 
   /** PIDs of the processes in one of this sandbox's network namespaces. */
@@ -563,6 +564,8 @@ function demoContainer(options: AppOptions): Obj {
     args: ["--port", String(APP_PORT), ...(options.udp ? ["--udp-port", String(APP_UDP_PORT)] : [])],
     env: demoEnv(),
     ports,
+    // The demo app's own probe (a request to its port from inside the pod), so Ready means it answers.
+    readinessProbe: { exec: { command: ["berth", "sandbox", "demo-app", "--check", "--port", String(APP_PORT)] }, periodSeconds: 1 },
   };
 }
 
