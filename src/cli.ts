@@ -9,6 +9,7 @@ import { UsageError } from "./lib/errors.js";
 import { controllerCommand } from "./controller/command.js";
 import { lbPodCommand } from "./lb-pod/command.js";
 import { sandboxCommand } from "./sandbox/command.js";
+import { manifestsCommand } from "./manifests/command.js";
 
 export function buildProgram(): Command {
   const program = new Command("berth")
@@ -34,6 +35,7 @@ function roleCommands(): Command[] {
     controllerCommand(),
     lbPodCommand(),
     sandboxCommand(),
+    manifestsCommand(),
   ];
 }
 

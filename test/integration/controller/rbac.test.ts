@@ -1,17 +1,14 @@
-// deploy/rbac.yaml grants exactly what the controller does: every request it makes on a full tour (create, port
-// conflict with a foreign pod, Local policy, invalid annotation, type change, delete, leader election) is allowed
-// by a rule, and every rule is used. The sandbox does not enforce RBAC, so this is checked against the requests
-// the controller's own client recorded.
+// The RBAC that `berth manifests` generates (src/manifests/rbac.ts, checked in as part of deploy/berth.yaml) grants
+// exactly what the controller does: every request it makes on a full tour (create, port conflict with a foreign pod,
+// Local policy, invalid annotation, type change, delete, leader election) is allowed by a rule, and every rule is
+// used. The sandbox does not enforce RBAC, so this is checked against the requests the controller's own client
+// recorded.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { loadAllYaml } from "@kubernetes/client-node";
+import { buildManifests, defaultManifestOptions } from "../../../src/manifests/manifests.js";
 import {
   create, getObj, mergePatch, node, nodePath, startController, startEnv, service, svcPath, waitFor, waitForIngress, type Env,
   type Obj, type TestController,
 } from "./support.js";
-
-const RBAC = fileURLToPath(new URL("../../../deploy/rbac.yaml", import.meta.url));
 
 interface Rule {
   apiGroups: string[];
@@ -30,7 +27,7 @@ const GROUPS: Record<string, string> = {
   daemonsets: "apps", leases: "coordination.k8s.io",
 };
 
-describe("controller RBAC (deploy/rbac.yaml)", function () {
+describe("controller RBAC (berth manifests, deploy/berth.yaml)", function () {
   let env: Env;
   let ctl: TestController | undefined;
   afterEach(async () => {
@@ -40,8 +37,8 @@ describe("controller RBAC (deploy/rbac.yaml)", function () {
   });
 
   it("allows every request the controller makes, and grants nothing it does not use", async () => {
-    // loadAllYaml returns client-node model instances; plain JSON compares structurally.
-    const docs = JSON.parse(JSON.stringify(loadAllYaml(readFileSync(RBAC, "utf8")))) as Obj[];
+    // The generator's objects as plain JSON (deploy/berth.yaml is checked to be exactly its output).
+    const docs = JSON.parse(JSON.stringify(buildManifests(defaultManifestOptions("0.0.0-test")))) as Obj[];
     const roles = docs.filter((d) => d.kind === "ClusterRole" || d.kind === "Role");
     assert.equal(roles.length, 2);
     const rules: (Rule & { scope: string })[] = roles.flatMap((r) => (r.rules as Rule[]).map((rule) => ({ ...rule, scope: r.kind as string })));
