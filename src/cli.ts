@@ -9,6 +9,7 @@ import { UsageError } from "./lib/errors.js";
 import { controllerCommand } from "./controller/command.js";
 import { lbPodCommand } from "./lb-pod/command.js";
 import { sandboxCommand } from "./sandbox/command.js";
+import { doctorCommand } from "./doctor/command.js";
 import { manifestsCommand } from "./manifests/command.js";
 
 export function buildProgram(): Command {
@@ -35,6 +36,7 @@ function roleCommands(): Command[] {
     controllerCommand(),
     lbPodCommand(),
     sandboxCommand(),
+    doctorCommand(),
     manifestsCommand(),
   ];
 }

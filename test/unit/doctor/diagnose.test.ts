@@ -1,0 +1,401 @@
+// berth doctor's judgement, table-driven: each row is a literal snapshot of a cluster (built from one healthy
+// Service by changing only what the row is about) and the reason the doctor must give for it.
+import { strict as assert } from "node:assert";
+
+import { diagnose } from "../../../src/doctor/diagnose.js";
+import { REASONS, type DoctorSnapshot, type ReasonCode } from "../../../src/doctor/types.js";
+import { renderJson, renderText } from "../../../src/doctor/render.js";
+import type { V1Node, V1Pod } from "../../../src/controller/types.js";
+
+const NOW = new Date("2026-03-01T12:00:00Z");
+const ago = (s: number): string => new Date(NOW.getTime() - s * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+const UID = "3f2a9c1e-7b4d-4e6f-9a8b-0c1d2e3f4a5b";
+const DS = "svclb-web-3f2a9c1e";
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
+
+function node(name: string, extra: Obj = {}): V1Node {
+  return {
+    metadata: { name, labels: { ...(extra.labels ?? {}) } },
+    spec: { ...(extra.taints ? { taints: extra.taints } : {}) },
+    status: {
+      addresses: [{ type: "InternalIP", address: `192.0.2.${name.slice(1)}` }],
+      conditions: [{ type: "Ready", status: extra.ready === false ? "False" : "True", ...(extra.ready === false ? { reason: "KubeletNotReady" } : {}) }],
+    },
+  } as V1Node;
+}
+
+function readyPod(nodeName: string): V1Pod {
+  return {
+    metadata: { name: `${DS}-${nodeName}`, namespace: "berth-system", labels: { "berth.dev/service-uid": UID, "berth.dev/daemonset": DS } },
+    spec: { nodeName, containers: [{ name: "lb-pod", image: "berth:test" }] },
+    status: {
+      phase: "Running",
+      conditions: [{ type: "PodScheduled", status: "True" }, { type: "Ready", status: "True" }],
+      containerStatuses: [{ name: "lb-pod", image: "berth:test", imageID: "", ready: true, restartCount: 0, state: { running: {} } }],
+    },
+  } as unknown as V1Pod;
+}
+
+/** The pod on `nodeName` with its status replaced (not Ready). */
+function brokenPod(nodeName: string, status: Obj, bound = true): V1Pod {
+  const pod = readyPod(nodeName) as Obj;
+  pod.status = status;
+  if (!bound) {
+    delete pod.spec.nodeName;
+    pod.spec.affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: "metadata.name", operator: "In", values: [nodeName] }] }] } } };
+  }
+  return pod as V1Pod;
+}
+
+function waiting(reason: string, message: string, extra: Obj = {}): Obj {
+  return {
+    phase: "Running",
+    conditions: [{ type: "PodScheduled", status: "True" }, { type: "Ready", status: "False" }],
+    containerStatuses: [{ name: "lb-pod", image: "berth:test", imageID: "", ready: false, restartCount: extra.restarts ?? 0, state: { waiting: { reason, message } },
+      ...(extra.last ? { lastState: { terminated: extra.last } } : {}) }],
+  };
+}
+
+function event(kind: string, name: string, reason: string, message: string, type = "Warning"): Obj {
+  return { metadata: { name: `${name}.1` }, involvedObject: { kind, name, namespace: kind === "Service" ? "default" : "berth-system" }, reason, message, type, lastTimestamp: ago(10), count: 3 };
+}
+
+/** A Service that works: two nodes serve it, its backend is ready on n1, the controller leads. */
+function healthy(): DoctorSnapshot {
+  return {
+    namespace: "default",
+    name: "web",
+    controllerNamespace: "berth-system",
+    now: NOW,
+    service: {
+      metadata: { name: "web", namespace: "default", uid: UID, creationTimestamp: ago(600) as never, finalizers: ["berth.dev/cleanup"] },
+      spec: {
+        type: "LoadBalancer", clusterIP: "10.43.0.10", clusterIPs: ["10.43.0.10"], ipFamilies: ["IPv4"], externalTrafficPolicy: "Cluster",
+        selector: { app: "web" }, ports: [{ name: "http", protocol: "TCP", port: 80, nodePort: 30080 }],
+      },
+      status: {
+        loadBalancer: { ingress: [{ ip: "192.0.2.1" }, { ip: "192.0.2.2" }] },
+        conditions: [{ type: "berth.dev/LoadBalancerReady", status: "True", reason: "Serving", message: "Serving on 192.0.2.1, 192.0.2.2.", lastTransitionTime: ago(500) as never }],
+      },
+    },
+    daemonSets: [{ metadata: { name: DS, namespace: "berth-system", labels: { "berth.dev/service-uid": UID } }, spec: { selector: {}, template: {} }, status: { desiredNumberScheduled: 2 } as never }],
+    pods: [readyPod("n1"), readyPod("n2")],
+    nodes: [node("n1"), node("n2")],
+    endpointSlices: [{ addressType: "IPv4", endpoints: [{ addresses: ["10.42.0.5"], nodeName: "n1", conditions: { ready: true } }] }],
+    events: [],
+    podsOnBlockedNodes: [],
+    lease: { metadata: { name: "berth-controller" }, spec: { holderIdentity: "berth-controller-abc", renewTime: ago(1), leaseDurationSeconds: 15 } },
+    deployment: undefined,
+  };
+}
+
+type Row = {
+  name: string;
+  change: (s: Obj) => void;
+  code: ReasonCode;
+  /** Matched against the finding's summary + why + fix + evidence. */
+  says?: RegExp[];
+  healthy?: boolean;
+};
+
+const noIngress = (s: Obj): void => {
+  s.service.status.loadBalancer = {};
+  s.service.status.conditions = [];
+};
+
+const rows: Row[] = [
+  { name: "a Service that does not exist", code: REASONS.serviceNotFound, change: (s) => (s.service = null), says: [/no Service web in namespace default/] },
+  { name: "a ClusterIP Service", code: REASONS.notLoadBalancer, change: (s) => (s.service.spec.type = "ClusterIP"), says: [/type ClusterIP/, /"type":"LoadBalancer"/] },
+  { name: "another loadBalancerClass", code: REASONS.otherClass, change: (s) => (s.service.spec.loadBalancerClass = "metallb.io/metallb"), says: [/metallb\.io\/metallb/, /berth\.dev\/lb/] },
+  {
+    name: "an unset class while the Deployment runs the controller with --ignore-unset-class", code: REASONS.unsetClassIgnored,
+    change: (s) => (s.deployment = { spec: { replicas: 2, template: { spec: { containers: [{ name: "c", args: ["controller", "--ignore-unset-class"] }] } } }, status: { availableReplicas: 2 } } as never),
+    says: [/--ignore-unset-class/, /loadBalancerClass: berth\.dev\/lb/],
+  },
+  {
+    name: "an unset class the running controller has not touched for minutes", code: REASONS.unsetClassIgnored,
+    change: (s) => {
+      s.service.metadata.finalizers = [];
+      noIngress(s);
+      s.daemonSets = [];
+      s.pods = [];
+    },
+    says: [/has not touched this Service in 600 s/, /berth-controller-abc/],
+  },
+  {
+    name: "a Service being deleted while no controller runs", code: REASONS.serviceDeleting,
+    change: (s) => {
+      s.service.metadata.deletionTimestamp = ago(120);
+      s.lease = null;
+      s.deployment = null;
+    },
+    says: [/being deleted/, /remove the finalizer/, /"path":"\/metadata\/finalizers\/0"/],
+  },
+  {
+    name: "an invalid tolerations annotation", code: REASONS.invalidConfiguration,
+    change: (s) => {
+      s.service.metadata.annotations = { "berth.dev/tolerations": "[{\"opertor\":\"Exists\"}]" };
+      s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "False", reason: "InvalidConfiguration", message: "bad" }];
+      s.events = [event("Service", "web", "InvalidConfiguration", "metadata.annotations[berth.dev/tolerations][0].opertor: unknown field")];
+    },
+    says: [/opertor: unknown field/, /condition berth\.dev\/LoadBalancerReady=False \(InvalidConfiguration\)/, /Event Warning InvalidConfiguration/],
+  },
+  {
+    name: "VIP mode", code: REASONS.vipModeUnavailable,
+    change: (s) => {
+      s.service.metadata.annotations = { "berth.dev/mode": "vip" };
+      noIngress(s);
+    },
+    says: [/not implemented in this build/, /berth\.dev\/mode-/],
+  },
+  {
+    name: "no DaemonSet and an expired Lease", code: REASONS.controllerNotRunning,
+    change: (s) => {
+      s.lease.spec.renewTime = ago(300);
+      s.daemonSets = [];
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/last renewed 300 s ago by berth-controller-abc/, /deploy\/berth\.yaml/],
+  },
+  {
+    name: "no DaemonSet, no Lease and no Deployment", code: REASONS.controllerNotRunning,
+    change: (s) => {
+      s.lease = null;
+      s.deployment = null;
+      s.daemonSets = [];
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/no Lease and no Deployment berth-controller in berth-system/, /--controller-namespace/],
+  },
+  {
+    name: "no DaemonSet although the controller leads", code: REASONS.noDaemonSet,
+    change: (s) => {
+      s.daemonSets = [];
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/no lb-pod DaemonSet/, /leader berth-controller-abc/, /logs deploy\/berth-controller/],
+  },
+  {
+    name: "every node excluded from external load balancers", code: REASONS.noEligibleNodes,
+    change: (s) => {
+      s.nodes = [node("n1", { labels: { "node.kubernetes.io/exclude-from-external-load-balancers": "" } }), node("n2", { labels: { "node.kubernetes.io/exclude-from-external-load-balancers": "true" } })];
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/n1 \(labelled node\.kubernetes\.io\/exclude-from-external-load-balancers\)/, /exclude-from-external-load-balancers-/],
+  },
+  {
+    name: "berth.dev/enabled on some nodes, true on none", code: REASONS.noEligibleNodes,
+    change: (s) => {
+      s.nodes = [node("n1", { labels: { "berth.dev/enabled": "false" } }), node("n2")];
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/n1 \(labelled berth\.dev\/enabled=false, not true\)/, /berth\.dev\/enabled=true --overwrite/],
+  },
+  {
+    name: "a Service pinned to a pool no node is in", code: REASONS.noEligibleNodes,
+    change: (s) => {
+      s.service.metadata.labels = { "berth.dev/pool": "edge" };
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/not in node pool edge/, /berth\.dev\/pool=edge/],
+  },
+  {
+    name: "every node NotReady", code: REASONS.noEligibleNodes,
+    change: (s) => {
+      s.nodes = [node("n1", { ready: false }), node("n2", { ready: false })];
+      noIngress(s);
+    },
+    says: [/n1 \(not Ready \(Ready=False, KubeletNotReady\)\)/, /describe node/],
+  },
+  {
+    name: "every node tainted with a taint the lb-pods do not tolerate", code: REASONS.noEligibleNodes,
+    change: (s) => {
+      const taints = [{ key: "dedicated", value: "db", effect: "NoSchedule" }];
+      s.nodes = [node("n1", { taints }), node("n2", { taints })];
+      s.pods = [];
+      noIngress(s);
+    },
+    says: [/taint dedicated=db:NoSchedule is not tolerated/, /berth\.dev\/tolerations=/],
+  },
+  {
+    name: "the port held by another Service on both nodes", code: REASONS.portConflict,
+    change: (s) => {
+      const message = "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. 1 node(s) didn't match Pod's node affinity/selector.";
+      const pending = { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }] };
+      s.pods = [brokenPod("n1", pending, false), brokenPod("n2", pending, false)];
+      s.service.spec.ports = [{ name: "http", protocol: "TCP", port: 80, nodePort: 30080 }];
+      s.podsOnBlockedNodes = ["n1", "n2"].map((n) => ({
+        metadata: { name: `svclb-first-1234abcd-${n}`, namespace: "berth-system", labels: { "berth.dev/service-name": "first", "berth.dev/service-namespace": "default" } },
+        spec: { nodeName: n, containers: [{ name: "lb-pod", ports: [{ containerPort: 80, hostPort: 80, protocol: "TCP" }] }] },
+        status: { phase: "Running" },
+      }));
+      noIngress(s);
+      s.service.status.conditions = [{ type: "berth.dev/PortConflict", status: "True", reason: "PortInUse", message: "TCP/80 on node n1: held by Service default/first" }];
+    },
+    says: [/TCP\/80 held by Service default\/first on nodes n1 and n2/, /change the port of default\/first/, /condition berth\.dev\/PortConflict=True \(PortInUse\)/],
+  },
+  {
+    name: "the kubelet refusing the forwarding sysctls", code: REASONS.sysctlForbidden,
+    change: (s) => {
+      const status = { phase: "Failed", reason: "SysctlForbidden", message: "Pod was rejected: forbidden sysctl: \"net.ipv4.ip_forward\" not allowlisted" };
+      s.pods = [brokenPod("n1", status), brokenPod("n2", status)];
+      noIngress(s);
+    },
+    says: [/on nodes n1 and n2/, /not allowlisted/, /--allowed-unsafe-sysctls=net\.ipv4\.ip_forward,net\.ipv6\.conf\.all\.forwarding/, /--no-forwarding-sysctls/],
+  },
+  {
+    name: "earlier SysctlForbidden rejections seen only in Events", code: REASONS.sysctlForbidden,
+    change: (s) => {
+      s.pods = [];
+      s.events = [event("Pod", `${DS}-x7k2p`, "SysctlForbidden", "forbidden sysctl: \"net.ipv4.ip_forward\" not allowlisted")];
+      noIngress(s);
+    },
+    says: [/Event Warning SysctlForbidden on Pod svclb-web-3f2a9c1e-x7k2p/],
+  },
+  {
+    name: "an image that cannot be pulled", code: REASONS.imagePullError,
+    change: (s) => {
+      const status = waiting("ImagePullBackOff", "Back-off pulling image \"ghcr.io/berth-lb/berth-lb-pod:nope\"");
+      s.pods = [brokenPod("n1", status), brokenPod("n2", status)];
+      noIngress(s);
+    },
+    says: [/cannot be pulled on nodes n1 and n2/, /berth-lb-pod:nope/, /--lb-image/],
+  },
+  {
+    name: "an lb-pod in CrashLoopBackOff", code: REASONS.crashLoopBackOff,
+    change: (s) => {
+      const status = waiting("CrashLoopBackOff", "back-off 40s restarting failed container", {
+        restarts: 4, last: { exitCode: 2, reason: "Error", message: "berth: net.ipv4.ip_forward is 0 in this pod's network namespace" },
+      });
+      s.pods = [brokenPod("n1", status), brokenPod("n2", status)];
+      noIngress(s);
+    },
+    says: [/keeps exiting on nodes n1 and n2/, /exit code 2 \(Error\): berth: net\.ipv4\.ip_forward is 0/, /logs svclb-web-3f2a9c1e-n1 --previous/],
+  },
+  {
+    name: "an lb-pod whose readiness probe fails", code: REASONS.readinessProbeFailing,
+    change: (s) => {
+      const status = { phase: "Running", conditions: [{ type: "Ready", status: "False" }], containerStatuses: [{ name: "lb-pod", ready: false, restartCount: 0, state: { running: {} } }] };
+      s.pods = [brokenPod("n1", status), brokenPod("n2", status)];
+      s.events = [event("Pod", `${DS}-n1`, "Unhealthy", "Readiness probe failed: berth: nat rule for tcp/80 is missing")];
+      noIngress(s);
+    },
+    says: [/run but are not Ready/, /Readiness probe failed: berth: nat rule for tcp\/80 is missing/],
+  },
+  {
+    name: "lb-pods still being created", code: REASONS.podsPending,
+    change: (s) => {
+      const status = waiting("ContainerCreating", "");
+      status.phase = "Pending";
+      s.pods = [brokenPod("n1", status)];
+      noIngress(s);
+    },
+    says: [/have not started/],
+  },
+  {
+    name: "Local policy with the backends only on nodes without a Ready lb-pod", code: REASONS.noReadyEndpointsOnServingNodes,
+    change: (s) => {
+      s.service.spec.externalTrafficPolicy = "Local";
+      s.nodes = [node("n1"), node("n2"), node("n3", { labels: { "node.kubernetes.io/exclude-from-external-load-balancers": "" } })];
+      s.endpointSlices = [{ endpoints: [{ addresses: ["10.42.2.5"], nodeName: "n3", conditions: { ready: true } }] }];
+      noIngress(s);
+    },
+    says: [/Ready lb-pod \(nodes n1 and n2\)/, /they run on node n3/, /"externalTrafficPolicy":"Cluster"/],
+  },
+  {
+    name: "a selector that matches no ready pod", code: REASONS.noEndpoints,
+    change: (s) => (s.endpointSlices = [{ endpoints: [{ addresses: ["10.42.0.5"], nodeName: "n1", conditions: { ready: false } }] }]),
+    says: [/selector app=web/, /1 endpoint\(s\), none ready/, /kubectl get pods -n default -l app=web/],
+  },
+  {
+    name: "everything ready but no address written yet", code: REASONS.statusNotWritten,
+    change: (s) => noIngress(s),
+    says: [/no EXTERNAL-IP yet/],
+  },
+  { name: "a healthy Service", code: REASONS.serving, healthy: true, change: () => undefined, says: [/serving on 192\.0\.2\.1, 192\.0\.2\.2/, /nodes n1 and n2/] },
+];
+
+describe("berth doctor: diagnose", () => {
+  for (const row of rows) {
+    it(`says ${row.code} for ${row.name}`, () => {
+      const snapshot = healthy();
+      row.change(snapshot as Obj);
+      const diagnosis = diagnose(snapshot);
+      const main = diagnosis.findings[0];
+      assert.ok(main, "at least one finding");
+      assert.equal(main.code, row.code, renderText(diagnosis));
+      assert.equal(diagnosis.healthy, row.healthy ?? false);
+      const text = [main.summary, main.why, main.fix, ...main.evidence].join("\n");
+      for (const re of row.says ?? []) assert.match(text, re);
+      assert.ok(diagnosis.headline.startsWith(row.healthy ? "default/web is healthy" : "default/web is not working: "), diagnosis.headline);
+    });
+  }
+
+  it("covers every reason code in the table above", () => {
+    const covered = new Set(rows.map((r) => r.code));
+    const missing = Object.values(REASONS).filter((code) => !covered.has(code) && code !== REASONS.podsNotReady);
+    assert.deepEqual(missing, []);
+  });
+
+  it("stays healthy with a warning when one node's lb-pod crashes and the other serves", () => {
+    const snapshot: Obj = healthy();
+    snapshot.pods = [readyPod("n1"), brokenPod("n2", waiting("CrashLoopBackOff", "back-off", { restarts: 2, last: { exitCode: 1 } }))];
+    snapshot.service.status.loadBalancer.ingress = [{ ip: "192.0.2.1" }];
+    const diagnosis = diagnose(snapshot as DoctorSnapshot);
+    assert.equal(diagnosis.healthy, true);
+    assert.deepEqual(diagnosis.findings.map((f) => [f.severity, f.code]), [["warning", REASONS.crashLoopBackOff], ["info", REASONS.serving]]);
+    assert.match(diagnosis.headline, /is healthy: EXTERNAL-IP 192\.0\.2\.1 \(1 warning\)/);
+  });
+
+  it("warns that nothing updates the Service when the controller is gone but the lb-pods still serve", () => {
+    const snapshot: Obj = healthy();
+    snapshot.lease.spec.renewTime = ago(3600);
+    const diagnosis = diagnose(snapshot as DoctorSnapshot);
+    assert.equal(diagnosis.healthy, true);
+    assert.equal(diagnosis.findings[0]?.code, REASONS.controllerNotRunning);
+    assert.equal(diagnosis.findings[0]?.severity, "warning");
+  });
+
+  it("reports an lb-pod in a state it has no specific advice for as not Ready", () => {
+    const snapshot: Obj = healthy();
+    snapshot.pods = [readyPod("n1"), brokenPod("n2", waiting("CreateContainerConfigError", "secret \"x\" not found"))];
+    const found = diagnose(snapshot as DoctorSnapshot).findings.find((f) => f.code === REASONS.podsNotReady);
+    assert.match(found?.evidence[0] ?? "", /CreateContainerConfigError: secret "x" not found/);
+  });
+
+  it("says less, not wrong, when nodes and EndpointSlices may not be read", () => {
+    const snapshot: Obj = healthy();
+    snapshot.nodes = undefined;
+    snapshot.endpointSlices = undefined;
+    assert.equal(diagnose(snapshot as DoctorSnapshot).healthy, true);
+  });
+
+  it("waits for a young Service before concluding the controller ignores its unset class", () => {
+    const snapshot: Obj = healthy();
+    snapshot.service.metadata.creationTimestamp = ago(2);
+    snapshot.service.metadata.finalizers = [];
+    snapshot.daemonSets = [];
+    snapshot.pods = [];
+    noIngress(snapshot);
+    assert.equal(diagnose(snapshot as DoctorSnapshot).findings[0]?.code, REASONS.noDaemonSet);
+    assert.equal(diagnose(snapshot as DoctorSnapshot, { settleMs: 1000 }).findings[0]?.code, REASONS.unsetClassIgnored);
+  });
+
+  it("prints the headline, then why and what to do; -o json carries the same findings", () => {
+    const snapshot: Obj = healthy();
+    snapshot.service.spec.type = "NodePort";
+    const diagnosis = diagnose(snapshot as DoctorSnapshot);
+    const text = renderText(diagnosis);
+    assert.match(text, /^default\/web is not working: the Service is type NodePort, not LoadBalancer\n\nERROR NotLoadBalancer: .*\n {2}why: {5}.*\n {2}do this: .*kubectl patch svc web -n default/);
+    const json = JSON.parse(renderJson(diagnosis)) as { healthy: boolean; findings: { code: string }[] };
+    assert.equal(json.healthy, false);
+    assert.equal(json.findings[0]?.code, "NotLoadBalancer");
+  });
+});
