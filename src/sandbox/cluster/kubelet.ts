@@ -1,0 +1,351 @@
+// The sandbox's stand-in for the DaemonSet controller, the scheduler, the pod GC and the kubelets of its nodes
+// (a stand-in: small, documented, not a kubelet). It talks HTTP to the API server through our KubeClient and
+// Informer like any other component, and runs pods as REAL processes:
+// - placement (DaemonSet pods, binding, Pending on a hostPort clash, status counts) is the pure planPlacement()
+//   in scheduling.ts, carried out here;
+// - every pod bound to one of `nodes` (DaemonSet pods and bare pods that set spec.nodeName) gets a network namespace
+//   from the PodNetwork, its securityContext.sysctls set there, an emptyDir per volume (a host directory under
+//   podsDir, bind-mounted in the container's private mount namespace), and one process per container
+//   (kubelet/container.ts) with the downward API in its environment, readiness from its real probe, restarts with
+//   backoff, and its output in `<logDir>/<namespace>_<pod>_<container>.log`;
+// - a deleted pod (deletionTimestamp): SIGTERM, its grace period, SIGKILL, then DELETE with grace 0, the network
+//   detached and its volumes removed; a pod that vanished (force-deleted, node gone): the same with a 2 s grace.
+// Differences from a kubelet, on purpose: the readiness probe runs every probePeriodMs (default 1 s) whatever the
+// pod's periodSeconds, and restarts back off 1 s .. 10 s instead of 10 s .. 5 min (container.ts), so the sandbox
+// and its tests react in seconds; no images (an ImageCatalog maps image names to host programs), no resource
+// limits, no capabilities dropped (containers run as root), no init containers, only exec/tcpSocket/httpGet
+// readiness probes and emptyDir volumes (anything else leaves the container waiting with a message saying so).
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { V1DaemonSet, V1Node, V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import { runChecked, systemRunner, type CommandRunner } from "../../lib/exec.js";
+import { isAlreadyExists, isConflict, isNotFound, noLog, Resources, type KubeClient, type LogFn, type Resource } from "../../lib/kube/client.js";
+import { Informer } from "../../lib/kube/informer.js";
+import { ContainerRuntime, now } from "./kubelet/container.js";
+import { podStatus, type ImageCatalog } from "./kubelet/spec.js";
+import type { PodNetwork } from "./network.js";
+import { planPlacement, type PlacementAction } from "./scheduling.js";
+
+export type { ContainerImage, ImageCatalog } from "./kubelet/spec.js";
+
+export interface KubeletOptions {
+  client: KubeClient;
+  /** The nodes whose pods this stand-in runs, with their IPs (status.hostIPs; IPv4 first). */
+  nodes: { name: string; ips: string[] }[];
+  network: PodNetwork;
+  images: ImageCatalog;
+  /** Container output goes to `<logDir>/<namespace>_<pod>_<container>.log`. */
+  logDir: string;
+  /** Where pods' emptyDir volumes live (`<podsDir>/<pod uid>/<volume>`); default `<logDir>/pods`. */
+  podsDir?: string;
+  /** Readiness probe period; default 1000 ms (a kubelet uses the probe's periodSeconds, 10 s by default). */
+  probePeriodMs?: number;
+  /** Longest grace stop() gives a container before SIGKILL; default 5000 ms. */
+  stopGraceMs?: number;
+  runner?: CommandRunner;
+  log?: LogFn;
+}
+
+/** Grace for pods that vanished from the API server without a graceful delete (force delete, pod GC). */
+const VANISHED_GRACE_MS = 2000;
+/** Retry after a failed write or pod setup; and a full pass this often anyway. */
+const RETRY_MS = 500;
+const RESYNC_MS = 5000;
+
+/** POST pods/<name>/binding: the scheduler's write (KubeClient has no subresource create, so the path carries it). */
+function bindingResource(podName: string): Resource {
+  return { group: "", version: "v1", plural: `pods/${encodeURIComponent(podName)}/binding`, kind: "Binding", namespaced: true };
+}
+
+/** One pod this kubelet runs. */
+class PodRuntime {
+  readonly uid: string;
+  readonly containers: ContainerRuntime[] = [];
+  netns: string | undefined;
+  podIPs: string[] = [];
+  sandboxError: string | undefined;
+  /** Set once termination began; the promise resolves when nothing of the pod runs and its network is detached. */
+  ending: Promise<void> | undefined;
+  lastWritten = "";
+  readonly startTime: string;
+  private setup: Promise<void> | undefined;
+
+  constructor(
+    public pod: V1Pod,
+    private readonly k: KubeletStandIn,
+    readonly hostIPs: string[],
+  ) {
+    this.uid = pod.metadata?.uid ?? "";
+    // Kept across restarts of this stand-in, as a kubelet keeps it.
+    this.startTime = pod.status?.startTime ? String(pod.status.startTime) : now();
+  }
+
+  get key(): string {
+    return `${this.pod.metadata?.namespace}/${this.pod.metadata?.name}`;
+  }
+
+  get volumesDir(): string {
+    return join(this.k.podsDir, this.uid);
+  }
+
+  start(): void {
+    this.setup ??= this.bringUp();
+  }
+
+  /** Network, sysctls, volumes, then the containers; retried until it works or the pod ends. */
+  private async bringUp(): Promise<void> {
+    for (let delay = RETRY_MS; !this.ending; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        const attached = await this.k.o.network.attachPod(this.pod.spec?.nodeName ?? "", this.uid);
+        this.netns = attached.ns;
+        this.podIPs = attached.ips;
+        for (const s of this.pod.spec?.securityContext?.sysctls ?? []) {
+          await runChecked(this.k.runner, "sysctl", ["-w", `${s.name}=${s.value}`], { netns: attached.ns });
+        }
+        for (const v of this.pod.spec?.volumes ?? []) if (v.emptyDir) await mkdir(join(this.volumesDir, v.name), { recursive: true });
+        this.sandboxError = undefined;
+        break;
+      } catch (e) {
+        this.sandboxError = `failed to create the pod sandbox: ${(e as Error).message}`;
+        this.k.log("warn", `pod ${this.key}: ${this.sandboxError}`);
+        this.k.kick();
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    if (this.ending || this.netns === undefined) return;
+    for (const container of this.pod.spec?.containers ?? []) {
+      const runtime = new ContainerRuntime({
+        pod: this.pod, container, netns: this.netns, facts: { hostIPs: this.hostIPs, podIPs: this.podIPs },
+        images: this.k.o.images, volumesDir: this.volumesDir,
+        logFile: join(this.k.o.logDir, `${this.pod.metadata?.namespace}_${this.pod.metadata?.name}_${container.name}.log`),
+        probePeriodMs: this.k.probePeriodMs, runner: this.k.runner, log: this.k.log, onChange: () => this.k.kick(),
+      });
+      this.containers.push(runtime);
+      runtime.start();
+    }
+    this.k.kick();
+  }
+
+  /** The status to report, or undefined while there is nothing new to say (terminating). */
+  status(previous: V1PodStatus | undefined): V1PodStatus {
+    const specContainers = this.pod.spec?.containers ?? [];
+    const reports = this.containers.length === specContainers.length
+      ? this.containers.map((c) => c.report())
+      : specContainers.map((c) => ({
+        name: c.name, image: c.image ?? "", restartCount: 0, everStarted: false,
+        current: { state: "waiting" as const, reason: "ContainerCreating", ...(this.sandboxError ? { message: this.sandboxError } : {}) },
+      }));
+    return podStatus({ hostIPs: this.hostIPs, podIPs: this.podIPs, sandboxReady: this.netns !== undefined && !this.sandboxError, startTime: this.startTime, containers: reports }, previous, now());
+  }
+
+  /** Stops every container (SIGTERM, grace, SIGKILL), detaches the network, removes the volumes. Idempotent. */
+  end(graceMs: number): Promise<void> {
+    this.ending ??= (async () => {
+      await this.setup?.catch(() => undefined);
+      await Promise.all(this.containers.map((c) => c.stop(graceMs)));
+      await this.k.o.network.detachPod(this.uid);
+      await rm(this.volumesDir, { recursive: true, force: true });
+    })();
+    return this.ending;
+  }
+}
+
+export class KubeletStandIn {
+  readonly runner: CommandRunner;
+  readonly log: LogFn;
+  readonly probePeriodMs: number;
+  readonly podsDir: string;
+  private readonly pods: Informer<V1Pod>;
+  private readonly nodes: Informer<V1Node>;
+  private readonly daemonSets: Informer<V1DaemonSet>;
+  private readonly runtimes = new Map<string, PodRuntime>();
+  private readonly myNodes: Map<string, string[]>;
+  private stopped = false;
+  private dirty = false;
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private resync: NodeJS.Timeout | undefined;
+
+  constructor(readonly o: KubeletOptions) {
+    this.runner = o.runner ?? systemRunner();
+    this.log = o.log ?? noLog;
+    this.probePeriodMs = o.probePeriodMs ?? 1000;
+    this.podsDir = o.podsDir ?? join(o.logDir, "pods");
+    this.myNodes = new Map(o.nodes.map((n) => [n.name, n.ips]));
+    const kick = { onAdd: () => this.kick(), onUpdate: () => this.kick(), onDelete: () => this.kick() };
+    const informer = <T extends V1Pod | V1Node | V1DaemonSet>(resource: Resource): Informer<T> => {
+      const i = new Informer<T>({ client: o.client, resource, log: this.log, name: `kubelet-${resource.plural}` });
+      i.addHandlers(kick);
+      return i;
+    };
+    this.pods = informer<V1Pod>(Resources.pods);
+    this.nodes = informer<V1Node>(Resources.nodes);
+    this.daemonSets = informer<V1DaemonSet>(Resources.daemonSets);
+  }
+
+  /** Starts watching; resolves once the caches are synced and the first pass is done. */
+  async start(): Promise<void> {
+    await mkdir(this.o.logDir, { recursive: true });
+    await mkdir(this.podsDir, { recursive: true });
+    for (const i of [this.pods, this.nodes, this.daemonSets]) i.start();
+    await Promise.all([this.pods.synced, this.nodes.synced, this.daemonSets.synced]);
+    this.resync = setInterval(() => this.kick(), RESYNC_MS);
+    this.kick();
+    await this.running;
+  }
+
+  /** Stops watching and ends every pod it runs: SIGTERM, grace (at most stopGraceMs), SIGKILL, network detached. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.resync) clearInterval(this.resync);
+    await Promise.all([this.pods, this.nodes, this.daemonSets].map((i) => i.stop()));
+    await this.running;
+    const cap = this.o.stopGraceMs ?? 5000;
+    await Promise.all([...this.runtimes.values()].map((r) => r.end(Math.min(cap, graceMsOf(r.pod)))
+      .catch((e: unknown) => this.log("error", `pod ${r.key}: stopping failed`, { error: String(e) }))));
+    this.runtimes.clear();
+  }
+
+  /** Asks for a pass (handlers and containers call this; passes never overlap). */
+  kick(delayMs = 0): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (this.timer || this.running) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.runPasses().finally(() => {
+        this.running = undefined;
+        if (this.dirty) this.kick();
+      });
+    }, delayMs);
+  }
+
+  private async runPasses(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      try {
+        await this.pass();
+      } catch (e) {
+        this.log("warn", "kubelet stand-in pass failed; retrying", { error: String(e) });
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+        this.dirty = true;
+      }
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const pods = this.pods.list();
+    const nodes = this.nodes.list();
+    for (const action of planPlacement({ daemonSets: this.daemonSets.list(), nodes, pods })) await this.carryOut(action);
+
+    const nodeNames = new Set(nodes.map((n) => n.metadata?.name ?? ""));
+    const podsByUid = new Map(pods.map((p) => [p.metadata?.uid ?? "", p]));
+    // Pods gone from the API server (force-deleted, pod GC): stop what still runs.
+    for (const [uid, runtime] of this.runtimes) {
+      if (podsByUid.has(uid)) continue;
+      if (runtime.ending) continue;
+      this.log("info", `pod ${runtime.key} is gone: stopping it`);
+      void runtime.end(Math.min(VANISHED_GRACE_MS, graceMsOf(runtime.pod)))
+        .catch((e: unknown) => this.log("error", `pod ${runtime.key}: stopping failed`, { error: String(e) }))
+        .finally(() => this.runtimes.delete(uid));
+    }
+    for (const pod of pods) {
+      const nodeName = pod.spec?.nodeName;
+      const hostIPs = nodeName === undefined ? undefined : this.myNodes.get(nodeName);
+      if (hostIPs === undefined || !nodeNames.has(nodeName as string)) continue;
+      if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
+      const uid = pod.metadata?.uid ?? "";
+      let runtime = this.runtimes.get(uid);
+      if (pod.metadata?.deletionTimestamp) {
+        if (!runtime) {
+          await this.confirmDeletion(pod);
+        } else if (!runtime.ending) {
+          const r = runtime;
+          this.log("info", `pod ${r.key} is being deleted: stopping it (grace ${graceMsOf(pod)} ms)`);
+          // Confirmed even when detaching failed: the processes are gone by then (stop() ends in SIGKILL), and a
+          // pod left Terminating forever would block its DaemonSet's replacement on this node.
+          const fail = (what: string) => (e: unknown) => this.log("error", `pod ${r.key}: ${what} failed`, { error: String(e) });
+          void r.end(graceMsOf(pod)).catch(fail("stopping")).then(() => this.confirmDeletion(pod)).catch(fail("confirming the deletion"));
+        }
+        continue;
+      }
+      if (!runtime) {
+        runtime = new PodRuntime(pod, this, hostIPs);
+        this.runtimes.set(uid, runtime);
+        this.log("info", `pod ${runtime.key} on ${nodeName}: starting`);
+        runtime.start();
+      }
+      runtime.pod = pod;
+      if (runtime.ending) continue;
+      await this.writeStatus(runtime, pod);
+    }
+  }
+
+  private async writeStatus(runtime: PodRuntime, pod: V1Pod): Promise<void> {
+    const status = runtime.status(pod.status);
+    const text = JSON.stringify(status);
+    if (text === runtime.lastWritten) return;
+    try {
+      await this.o.client.patchStatus(Resources.pods, pod.metadata?.name ?? "", "merge", { status }, { namespace: pod.metadata?.namespace ?? "" });
+      runtime.lastWritten = text;
+    } catch (e) {
+      if (isNotFound(e)) return;
+      throw e;
+    }
+  }
+
+  private async confirmDeletion(pod: V1Pod): Promise<void> {
+    try {
+      await this.o.client.delete(Resources.pods, pod.metadata?.name ?? "", {
+        namespace: pod.metadata?.namespace ?? "", gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid ?? "" },
+      });
+    } catch (e) {
+      if (!isNotFound(e) && !isConflict(e)) throw e;
+    } finally {
+      this.runtimes.delete(pod.metadata?.uid ?? "");
+    }
+  }
+
+  private async carryOut(action: PlacementAction): Promise<void> {
+    const c = this.o.client;
+    try {
+      switch (action.kind) {
+        case "create":
+          await c.create(Resources.pods, action.pod);
+          break;
+        case "delete":
+          this.log("info", `deleting pod ${action.pod.metadata?.namespace}/${action.pod.metadata?.name}: ${action.why}`);
+          await c.delete(Resources.pods, action.pod.metadata?.name ?? "", {
+            namespace: action.pod.metadata?.namespace ?? "", preconditions: { uid: action.pod.metadata?.uid ?? "" },
+            ...(action.force ? { gracePeriodSeconds: 0 } : {}),
+          });
+          break;
+        case "bind":
+          await c.create(bindingResource(action.pod.metadata?.name ?? ""), {
+            apiVersion: "v1", kind: "Binding", metadata: { name: action.pod.metadata?.name ?? "", namespace: action.pod.metadata?.namespace ?? "" },
+            target: { apiVersion: "v1", kind: "Node", name: action.node },
+          } as { metadata: { name: string; namespace: string } });
+          break;
+        case "unschedulable":
+          await c.patchStatus(Resources.pods, action.pod.metadata?.name ?? "", "merge", {
+            status: { phase: "Pending", conditions: [{ ...action.condition, lastProbeTime: null, lastTransitionTime: now() }] },
+          }, { namespace: action.pod.metadata?.namespace ?? "" });
+          break;
+        case "daemonSetStatus":
+          await c.patchStatus(Resources.daemonSets, action.daemonSet.metadata?.name ?? "", "merge",
+            { status: { numberUnavailable: null, ...action.status } }, { namespace: action.daemonSet.metadata?.namespace ?? "" });
+          break;
+      }
+    } catch (e) {
+      // Someone (or an earlier pass) got there first; the watch brings the current state.
+      if (isNotFound(e) || isAlreadyExists(e) || isConflict(e)) return;
+      throw e;
+    }
+  }
+}
+
+/** The pod's grace period in ms: the deletion's, else the spec's, else Kubernetes' default of 30 s. */
+function graceMsOf(pod: V1Pod): number {
+  return (pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
+}

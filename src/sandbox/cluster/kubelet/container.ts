@@ -1,0 +1,290 @@
+// One container of a sandbox pod as a real process: started in the pod's network namespace and a private mount
+// namespace of its own (so each pod's emptyDir sits at its mountPath without two pods on one "host" seeing each
+// other's), restarted with backoff when it exits (restartPolicy Always), probed for readiness, stopped with SIGTERM,
+// a grace period, then SIGKILL to its whole process group (what a container runtime does by killing the container's
+// PID namespace: no child it forked outlives it).
+//
+// How a container starts: `ip netns exec <pod ns> unshare --mount -- sh -c <mount script> sh <mounts> -- <argv>`.
+// `ip netns exec` and `unshare` (without --fork) exec in place, and the script ends in `exec "$@"`, so the PID we
+// spawned is the container's main process all along: it receives SIGTERM, and probes enter its namespaces with
+// `nsenter -t PID`. The mount points are created on the host's filesystem if missing (the sandbox has no image
+// root filesystem), e.g. an empty /run/berth; what is mounted there is visible only inside the container.
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { join } from "node:path";
+import type { V1Container, V1Pod } from "@kubernetes/client-node";
+import type { CommandRunner } from "../../../lib/exec.js";
+import type { LogFn } from "../../../lib/kube/client.js";
+import {
+  ContainerConfigError,
+  containerLaunch,
+  imageNotFoundMessage,
+  readinessProbe,
+  type ContainerLaunch,
+  type ContainerReport,
+  type ContainerState,
+  type ImageCatalog,
+  type PodFacts,
+  type ProbeAction,
+  type ProbeSettings,
+} from "./spec.js";
+
+/**
+ * Restart backoff: 1 s doubling to 10 s, reset after a run of 20 s. The kubelet's is 10 s doubling to 5 min, reset
+ * after 10 min (pkg/kubelet/kubelet.go: MaxContainerBackOff, backOffPeriod): far too slow for a sandbox and its tests.
+ */
+export const RESTART_BACKOFF = { baseMs: 1000, maxMs: 10_000, resetAfterMs: 20_000 } as const;
+
+const MOUNT_SCRIPT =
+  'set -e; while [ "$1" != "--" ]; do mkdir -p "$2"; mount --bind "$1" "$2"; ' +
+  'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi; shift 3; done; shift; exec "$@"';
+
+/** Runs in the pod's network namespace for tcpSocket and httpGet probes: exit 0 on success. */
+const NET_PROBE_SCRIPT = `
+const [kind, host, port, path, scheme, timeout] = process.argv.slice(1);
+setTimeout(() => process.exit(3), Number(timeout)).unref();
+if (kind === "tcp") {
+  const s = (await import("node:net")).connect({ host, port: Number(port) }, () => process.exit(0));
+  s.on("error", () => process.exit(1));
+} else {
+  const mod = await import(scheme === "HTTPS" ? "node:https" : "node:http");
+  const req = mod.request({ host, port: Number(port), path, rejectUnauthorized: false, headers: { "User-Agent": "kube-probe/1.32" } }, (res) => {
+    process.exit(res.statusCode >= 200 && res.statusCode < 400 ? 0 : 1);
+  });
+  req.on("error", () => process.exit(1)); req.end();
+}`;
+
+export interface ContainerContext {
+  pod: V1Pod;
+  container: V1Container;
+  /** The pod's network namespace. */
+  netns: string;
+  facts: PodFacts;
+  images: ImageCatalog;
+  /** Host directory holding the pod's volumes, one subdirectory per volume. */
+  volumesDir: string;
+  logFile: string;
+  probePeriodMs: number;
+  runner: CommandRunner;
+  log: LogFn;
+  /** Called whenever report() would answer differently. */
+  onChange: () => void;
+}
+
+export class ContainerRuntime {
+  private current: ContainerState = { state: "waiting", reason: "ContainerCreating" };
+  private last: Extract<ContainerState, { state: "terminated" }> | undefined;
+  private restartCount = 0;
+  private everStarted = false;
+  private child: ChildProcess | undefined;
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly name: string;
+
+  constructor(private readonly ctx: ContainerContext) {
+    this.name = ctx.container.name;
+  }
+
+  /** The container's main process, while it runs. */
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  report(): ContainerReport {
+    return {
+      name: this.name,
+      image: this.ctx.container.image ?? "",
+      current: this.current,
+      ...(this.last ? { last: this.last } : {}),
+      restartCount: this.restartCount,
+      everStarted: this.everStarted,
+    };
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((e: unknown) => this.ctx.log("error", `container ${this.describe()} loop failed`, { error: String(e) }));
+  }
+
+  /** SIGTERM to the main process, up to graceMs for it to exit, then SIGKILL to its process group. Resolves once nothing of it runs. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    const child = this.child;
+    const exited = this.exited;
+    if (child?.pid !== undefined && exited && this.pid !== undefined) {
+      signal(child.pid, "SIGTERM");
+      const timedOut = await Promise.race([exited.then(() => false), sleep(graceMs).then(() => true)]);
+      if (timedOut) this.ctx.log("info", `container ${this.describe()} still running after ${graceMs} ms: SIGKILL`);
+    }
+    if (child?.pid !== undefined) {
+      signal(-child.pid, "SIGKILL");
+      await exited;
+      // Children that outlived the main process (a shell's background sleep) share its process group.
+      signal(-child.pid, "SIGKILL");
+    }
+    await this.loop;
+  }
+
+  private describe(): string {
+    return `${this.ctx.pod.metadata?.namespace}/${this.ctx.pod.metadata?.name}/${this.name}`;
+  }
+
+  private set(state: ContainerState): void {
+    this.current = state;
+    this.ctx.onChange();
+  }
+
+  /** Waits ms or until stop() is called. */
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
+  private async run(): Promise<void> {
+    let backoff: number = RESTART_BACKOFF.baseMs;
+    while (!this.stopping) {
+      let launch: ContainerLaunch;
+      let probe: ProbeSettings | undefined;
+      const image = this.ctx.images(this.ctx.container.image ?? "");
+      if (!image) {
+        this.set({ state: "waiting", reason: "ErrImagePull", message: imageNotFoundMessage(this.ctx.container.image ?? "") });
+        await this.pause(backoff);
+        backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
+        continue;
+      }
+      try {
+        launch = containerLaunch(this.ctx.pod, this.ctx.container, image, this.ctx.facts);
+        probe = readinessProbe(this.ctx.container);
+      } catch (e) {
+        if (!(e instanceof ContainerConfigError)) throw e;
+        this.set({ state: "waiting", reason: e.reason, message: e.message });
+        await this.pause(backoff);
+        backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
+        continue;
+      }
+      if (this.stopping) break;
+      const startedAt = now();
+      const started = Date.now();
+      const child = this.spawn(launch);
+      this.everStarted = true;
+      this.set({ state: "running", startedAt, ready: probe === undefined });
+      const probing = probe ? this.probeLoop(probe, launch, child) : Promise.resolve();
+      const { code, signal: sig } = await (this.exited as Promise<{ code: number | null; signal: NodeJS.Signals | null }>);
+      if (child.pid !== undefined) signal(-child.pid, "SIGKILL");
+      await probing;
+      const signalNumber = sig ? SIGNALS[sig] ?? 0 : undefined;
+      const exitCode = code ?? 128 + (signalNumber ?? 0);
+      const ended: Extract<ContainerState, { state: "terminated" }> = {
+        state: "terminated", exitCode, ...(signalNumber !== undefined ? { signal: signalNumber } : {}),
+        reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt: now(),
+      };
+      if (this.stopping) {
+        this.ctx.log("info", `container ${this.describe()} stopped (exit ${exitCode}${sig ? `, ${sig}` : ""})`);
+        this.current = ended;
+        break;
+      }
+      this.ctx.log("info", `container ${this.describe()} exited (${exitCode}${sig ? `, ${sig}` : ""}): restarting`);
+      if (Date.now() - started >= RESTART_BACKOFF.resetAfterMs) backoff = RESTART_BACKOFF.baseMs;
+      this.last = ended;
+      this.restartCount++;
+      this.set({ state: "waiting", reason: "CrashLoopBackOff", message: `back-off ${backoff / 1000}s restarting failed container=${this.name} pod=${this.ctx.pod.metadata?.name}` });
+      await this.pause(backoff);
+      backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
+    }
+  }
+
+  private spawn(launch: ContainerLaunch): ChildProcess {
+    const mountArgs = launch.mounts.flatMap((m) => [join(this.ctx.volumesDir, m.volume), m.mountPath, m.readOnly ? "ro" : "rw"]);
+    const log = openSync(this.ctx.logFile, "a");
+    try {
+      const child = spawn("ip", [
+        "netns", "exec", this.ctx.netns, "unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", MOUNT_SCRIPT, "sh", ...mountArgs, "--", ...launch.argv,
+      ], { env: launch.env, detached: true, stdio: ["ignore", log, log] });
+      this.child = child;
+      this.exited = new Promise((resolve) => {
+        child.once("exit", (code, sig) => resolve({ code, signal: sig }));
+        // A spawn failure ("ip" missing) comes as "error" without "exit".
+        child.once("error", (e) => {
+          this.ctx.log("error", `container ${this.describe()}: cannot start: ${e.message}`);
+          resolve({ code: 127, signal: null });
+        });
+      });
+      return child;
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  /** Probes every probePeriodMs while the process runs; Ready after successThreshold passes, not Ready after failureThreshold failures. */
+  private async probeLoop(probe: ProbeSettings, launch: ContainerLaunch, child: ChildProcess): Promise<void> {
+    let alive = true;
+    void this.exited?.then(() => (alive = false));
+    let successes = 0;
+    let failures = 0;
+    let ready = false;
+    if (probe.initialDelayMs > 0) await sleep(probe.initialDelayMs);
+    while (alive && !this.stopping && child.pid !== undefined) {
+      const ok = await this.probeOnce(probe.action, probe.timeoutMs, launch, child.pid);
+      if (!alive || this.stopping) break;
+      if (ok) {
+        failures = 0;
+        successes++;
+        if (!ready && successes >= probe.successThreshold) ready = true;
+      } else {
+        successes = 0;
+        failures++;
+        if (ready && failures >= probe.failureThreshold) ready = false;
+      }
+      if (this.current.state === "running" && this.current.ready !== ready) this.set({ ...this.current, ready });
+      await Promise.race([sleep(this.ctx.probePeriodMs), this.exited]);
+    }
+  }
+
+  private async probeOnce(action: ProbeAction, timeoutMs: number, launch: ContainerLaunch, pid: number): Promise<boolean> {
+    const target = ["-t", String(pid)];
+    if (action.kind === "exec") {
+      // env -i: exactly the container's environment (GNU env looks the command up in the new PATH).
+      const env = Object.entries(launch.env).map(([k, v]) => `${k}=${v}`);
+      const result = await this.ctx.runner.run("nsenter", [...target, "-n", "-m", "--", "env", "-i", ...env, ...action.command], { timeoutMs });
+      if (result.exitCode !== 0 && result.exitCode !== 1) {
+        this.ctx.log("debug", `readiness probe of ${this.describe()} failed (${result.exitCode}): ${result.stderr.trim().split("\n")[0] ?? ""}`);
+      }
+      return result.exitCode === 0;
+    }
+    // The kubelet probes from the host to the pod IP; here the pod's own namespace reaches the same socket.
+    const host = action.host ?? this.ctx.facts.podIPs[0] ?? "127.0.0.1";
+    const result = await this.ctx.runner.run("nsenter", [
+      ...target, "-n", "--", process.execPath, "--input-type=module", "-e", NET_PROBE_SCRIPT,
+      action.kind, host, String(action.port), action.kind === "http" ? action.path : "", action.kind === "http" ? action.scheme : "", String(timeoutMs),
+    ], { timeoutMs: timeoutMs + 2000 });
+    return result.exitCode === 0;
+  }
+}
+
+const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** RFC 3339 without fractions, as the API server writes times. */
+export function now(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
+}

@@ -1,0 +1,399 @@
+// The sandbox's kubelet stand-in with real processes: pods of the controller's exact lb-pod DaemonSet run the real
+// bin/berth-lb-pod in their own network namespaces (SandboxNetwork), become Ready from their real readiness probe,
+// restart when killed, and leave nothing behind when deleted. Against an in-process sandbox API server over HTTP.
+// Needs root (network namespaces, netfilter) and the built CLI.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { V1DaemonSet, V1Node, V1Pod, V1Service } from "@kubernetes/client-node";
+import { buildDaemonSet } from "../../src/controller/daemonset.js";
+import { parseServiceConfig } from "../../src/controller/service-config.js";
+import { defaultControllerConfig } from "../../src/controller/types.js";
+import { systemRunner } from "../../src/lib/exec.js";
+import { KubeClient, Resources, type KubeObject, type LogLevel } from "../../src/lib/kube/client.js";
+import { startApiServer, type ApiServerHandle } from "../../src/sandbox/apiserver/index.js";
+import { KubeletStandIn, type ContainerImage } from "../../src/sandbox/cluster/kubelet.js";
+import { planLayout, podNamespaceName, type SandboxLayout } from "../../src/sandbox/cluster/layout.js";
+import { removeSandboxNetwork, SandboxNetwork } from "../../src/sandbox/cluster/network.js";
+import { needsRoot, skipBecause } from "../support/skip.js";
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+const BIN = join(REPO, "bin");
+const CLI = join(REPO, "dist", "cli.js");
+const NS = "berth-system";
+const LB_IMAGE = "berth.test/lb-pod:dev";
+/** A shell, for containers whose behaviour a test writes (command given in the pod). */
+const SHELL_IMAGE = "berth.test/shell:dev";
+/** Our own prefix per run (`bsk<pid>`): network namespaces are `<prefix>-node-1`, `<prefix>-pod-<uid8>`, ... */
+const PREFIX = `bsk${process.pid}`;
+
+const runner = systemRunner();
+
+function images(image: string): ContainerImage | undefined {
+  const pathDirs = [BIN, dirname(process.execPath)];
+  if (image === LB_IMAGE) return { entrypoint: [join(BIN, "berth-lb-pod")], pathDirs, env: { BERTH_NODE: process.execPath } };
+  if (image === SHELL_IMAGE) return { entrypoint: ["sh"], pathDirs };
+  return undefined;
+}
+
+interface Env {
+  server: ApiServerHandle;
+  client: KubeClient;
+  layout: SandboxLayout;
+  network: SandboxNetwork;
+  kubelet: KubeletStandIn;
+  logDir: string;
+  logs: string[];
+}
+
+async function startEnv(nodes = 2): Promise<Env> {
+  const server = await startApiServer({ serviceCidrs: { ipv4: "10.43.0.0/16" } });
+  const client = new KubeClient({ server: server.url, authHeaders: () => ({ Authorization: `Bearer ${server.token}` }) });
+  const layout = planLayout({ prefix: PREFIX, nodes, dualStack: false });
+  await removeSandboxNetwork(PREFIX);
+  const network = await SandboxNetwork.create(layout);
+  await client.create(Resources.namespaces, { metadata: { name: NS } });
+  for (const n of layout.nodes) {
+    await client.create<V1Node>(Resources.nodes, {
+      metadata: { name: n.name, labels: { "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux" } },
+      spec: { podCIDRs: n.podCidrs },
+      status: {
+        addresses: [...n.lanIps.map((address) => ({ type: "InternalIP", address })), { type: "Hostname", address: n.name }],
+        conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status" }],
+      },
+    });
+  }
+  const logDir = mkdtempSync(join(tmpdir(), "berth-kubelet-test-"));
+  const logs: string[] = [];
+  const kubelet = new KubeletStandIn({
+    client, network, images, logDir, runner,
+    nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
+    log: (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`),
+  });
+  await kubelet.start();
+  return { server, client, layout, network, kubelet, logDir, logs };
+}
+
+async function stopEnv(env: Env | undefined): Promise<void> {
+  if (!env) return;
+  await env.kubelet.stop();
+  await env.network.destroy();
+  env.client.close();
+  await env.server.close();
+  rmSync(env.logDir, { recursive: true, force: true });
+}
+
+/** Polls until fn returns a value other than undefined (no fixed sleeps). */
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function podsOf(client: KubeClient, namespace: string, selector?: string): Promise<V1Pod[]> {
+  return (await client.list<V1Pod>(Resources.pods, { namespace, ...(selector ? { labelSelector: selector } : {}) })).items;
+}
+
+function condition(pod: V1Pod, type: string): string | undefined {
+  return pod.status?.conditions?.find((c) => c.type === type)?.status;
+}
+
+const ready = (pod: V1Pod): boolean => pod.status?.phase === "Running" && condition(pod, "Ready") === "True";
+
+function podNs(pod: V1Pod): string {
+  return podNamespaceName(PREFIX, pod.metadata?.uid ?? "");
+}
+
+async function namespaces(): Promise<string[]> {
+  const out = await runner.run("ip", ["netns", "list"]);
+  return out.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(`${PREFIX}-`));
+}
+
+async function pidsIn(ns: string): Promise<number[]> {
+  const out = await runner.run("ip", ["netns", "pids", ns]);
+  return out.stdout.split("\n").filter((l) => /^\d+$/.test(l.trim())).map(Number);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The main process of a pod's container: the pod namespace's process whose parent is outside it. */
+async function containerPid(pod: V1Pod): Promise<number> {
+  const pids = await pidsIn(podNs(pod));
+  const main = pids.find((pid) => !pids.includes(Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[1])));
+  if (main === undefined) throw new Error(`no process in ${podNs(pod)}`);
+  return main;
+}
+
+function environOf(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")) {
+    const i = entry.indexOf("=");
+    if (i > 0) out[entry.slice(0, i)] = entry.slice(i + 1);
+  }
+  return out;
+}
+
+/** A LoadBalancer Service and the DaemonSet the controller would write for it. */
+async function lbDaemonSet(env: Env, name: string, port: number, policy: "Local" | "Cluster"): Promise<V1DaemonSet> {
+  const svc = await env.client.create<V1Service>(Resources.services, {
+    metadata: { name, namespace: "default" },
+    spec: { type: "LoadBalancer", externalTrafficPolicy: policy, selector: { app: name }, ports: [{ port, protocol: "TCP", targetPort: 8080 }] },
+  });
+  const config = defaultControllerConfig({ lbPodImage: LB_IMAGE });
+  const parsed = parseServiceConfig(svc, config);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  const nodes = (await env.client.list<V1Node>(Resources.nodes)).items;
+  const ds = buildDaemonSet(svc, parsed.value, nodes, config);
+  return env.client.create(Resources.daemonSets, ds);
+}
+
+function shellDaemonSet(name: string, script: string, o: { hostPort?: number; node?: string; grace?: number } = {}): V1DaemonSet {
+  return {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name, namespace: NS },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          ...(o.node ? { nodeSelector: { "kubernetes.io/hostname": o.node } } : {}),
+          ...(o.grace !== undefined ? { terminationGracePeriodSeconds: o.grace } : {}),
+          containers: [{
+            name: "main", image: SHELL_IMAGE, command: ["sh", "-c", script],
+            ...(o.hostPort ? { ports: [{ containerPort: o.hostPort, hostPort: o.hostPort, protocol: "TCP" }] } : {}),
+          }],
+        },
+      },
+    },
+  };
+}
+
+describe("sandbox kubelet stand-in (real processes in pod network namespaces)", function () {
+  this.timeout(60_000);
+  let env: Env | undefined;
+
+  before(function () {
+    const reason = needsRoot();
+    if (reason) skipBecause(this, reason);
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  });
+  afterEach(async () => {
+    await stopEnv(env);
+    env = undefined;
+    // Nothing of ours may outlive a test, whatever it did.
+    assert.deepEqual(await namespaces(), []);
+  });
+
+  it("runs the controller's lb-pod DaemonSet on every node: Ready from its real probe, downward-API env, per-pod /run/berth, pod sysctls", async () => {
+    env = await startEnv();
+    const e = env;
+    const ds = await lbDaemonSet(e, "web", 80, "Local");
+    const selector = `berth.dev/daemonset=${ds.metadata?.name}`;
+    const pods = await waitFor("two Ready lb-pods", async () => {
+      const list = await podsOf(e.client, NS, selector);
+      return list.length === 2 && list.every(ready) ? list : undefined;
+    });
+    assert.deepEqual(pods.map((p) => p.spec?.nodeName).sort(), ["node-1", "node-2"]);
+    const states: string[] = [];
+    for (const pod of pods) {
+      const node = e.layout.nodes.find((n) => n.name === pod.spec?.nodeName);
+      assert.ok(node);
+      assert.deepEqual(pod.status?.hostIPs, node.lanIps.map((ip) => ({ ip })));
+      const podIp = pod.status?.podIP ?? "";
+      assert.ok(podIp.startsWith("10.42."), podIp);
+      assert.equal(pod.status?.containerStatuses?.[0]?.ready, true);
+
+      const pid = await containerPid(pod);
+      const environ = environOf(pid);
+      // DEST_IPS from the downward API's status.hostIPs (Local), BERTH_PORTS with the NodePort.
+      assert.equal(environ.DEST_IPS, node.lanIps.join(","));
+      assert.match(environ.BERTH_PORTS ?? "", /^tcp:80:\d+$/);
+      assert.ok((environ.PATH ?? "").startsWith(`${BIN}:`), environ.PATH);
+
+      // The pod's sysctls are set in its namespace (a fresh namespace starts with forwarding off).
+      const forward = await runner.run("cat", ["/proc/sys/net/ipv4/ip_forward"], { netns: podNs(pod) });
+      assert.equal(forward.stdout.trim(), "1");
+      // The rules are in the pod's namespace, not on its node.
+      const rules = await runner.run("iptables-save", ["-t", "nat"], { netns: podNs(pod) });
+      assert.match(rules.stdout, new RegExp(`--to-destination ${node.lanIps[0]}:`));
+
+      // /run/berth in the container is the pod's own emptyDir (a directory per pod uid on the host).
+      const state = await runner.run("nsenter", ["-t", String(pid), "-m", "cat", "/run/berth/state.json"]);
+      assert.equal(state.exitCode, 0, state.stderr);
+      assert.equal(state.stdout, readFileSync(join(e.logDir, "pods", pod.metadata?.uid ?? "", "state", "state.json"), "utf8"));
+      states.push(state.stdout);
+    }
+    // Two pods, two states (their DEST_IPS differ, so do their plans): nothing shared through /run/berth.
+    assert.notEqual(states[0], states[1]);
+    // The host's own /run/berth holds nothing of theirs.
+    assert.ok(!existsSync("/run/berth/state.json"));
+    const log = readFileSync(join(e.logDir, `${NS}_${pods[0]?.metadata?.name}_lb-pod.log`), "utf8");
+    assert.equal(typeof log, "string");
+
+    const status = await waitFor("DaemonSet status", async () => {
+      const live = await e.client.get<V1DaemonSet>(Resources.daemonSets, ds.metadata?.name ?? "", { namespace: NS });
+      return live.status?.numberReady === 2 ? live.status : undefined;
+    });
+    assert.equal(status.desiredNumberScheduled, 2);
+  });
+
+  it("restarts a killed container (restartCount 1) and the pod is Ready again with one copy of its rules", async () => {
+    env = await startEnv(1);
+    const e = env;
+    const ds = await lbDaemonSet(e, "web", 80, "Cluster");
+    const selector = `berth.dev/daemonset=${ds.metadata?.name}`;
+    const [pod] = await waitFor("a Ready lb-pod", async () => {
+      const list = await podsOf(e.client, NS, selector);
+      return list.length === 1 && list.every(ready) ? list : undefined;
+    });
+    assert.ok(pod);
+    const before = await runner.run("iptables-save", ["-t", "nat"], { netns: podNs(pod) });
+    const pid = await containerPid(pod);
+    process.kill(pid, "SIGKILL");
+    const restarted = await waitFor("the restarted container Ready", async () => {
+      const [p] = await podsOf(e.client, NS, selector);
+      return p && p.status?.containerStatuses?.[0]?.restartCount === 1 && ready(p) ? p : undefined;
+    });
+    const cs = restarted.status?.containerStatuses?.[0];
+    assert.equal((cs?.lastState as { terminated?: { exitCode?: number } } | undefined)?.terminated?.exitCode, 137);
+    assert.notEqual(await containerPid(restarted), pid);
+    const after = await runner.run("iptables-save", ["-t", "nat"], { netns: podNs(pod) });
+    const dnat = (text: string): string[] => text.split("\n").filter((l) => l.includes("DNAT"));
+    assert.deepEqual(dnat(after.stdout), dnat(before.stdout));
+  });
+
+  it("deleting the DaemonSet stops its pods with SIGTERM first (berth-wait removes the rules), then the pods, namespaces and processes are gone", async () => {
+    env = await startEnv(1);
+    const e = env;
+    const ds = await lbDaemonSet(e, "web", 80, "Cluster");
+    const selector = `berth.dev/daemonset=${ds.metadata?.name}`;
+    const [pod] = await waitFor("a Ready lb-pod", async () => {
+      const list = await podsOf(e.client, NS, selector);
+      return list.length === 1 && list.every(ready) ? list : undefined;
+    });
+    assert.ok(pod);
+    const pids = await pidsIn(podNs(pod));
+    assert.ok(pids.length > 0);
+    await e.client.delete(Resources.daemonSets, ds.metadata?.name ?? "", { namespace: NS });
+    await waitFor("the pod gone", async () => ((await podsOf(e.client, NS, selector)).length === 0 ? true : undefined));
+    // berth-wait exits 0 only when its cleanup script removed the rules; SIGKILL would have been 137.
+    assert.ok(e.logs.some((l) => l.includes(`${NS}/${pod.metadata?.name}/lb-pod`) && l.includes("stopped (exit 0)")), e.logs.join("\n"));
+    await waitFor("the pod namespace removed", async () => (!(await namespaces()).includes(podNs(pod)) ? true : undefined));
+    assert.deepEqual(pids.filter(alive), []);
+  });
+
+  it("a container that ignores SIGTERM is killed after the pod's grace period", async () => {
+    env = await startEnv(1);
+    const e = env;
+    await e.client.create(Resources.daemonSets, shellDaemonSet("stubborn", "trap 'echo got TERM' TERM; while :; do sleep 0.1; done", { grace: 1 }));
+    const [pod] = await waitFor("a Ready pod", async () => {
+      const list = await podsOf(e.client, NS, "app=stubborn");
+      return list.length === 1 && list.every(ready) ? list : undefined;
+    });
+    assert.ok(pod);
+    const pids = await pidsIn(podNs(pod));
+    const started = Date.now();
+    await e.client.delete(Resources.pods, pod.metadata?.name ?? "", { namespace: NS });
+    await waitFor("the pod gone", async () => {
+      const left = await e.client.tryGet(Resources.pods, pod.metadata?.name ?? "", { namespace: NS }) as KubeObject | undefined;
+      return left === undefined || left.metadata?.uid !== pod.metadata?.uid ? true : undefined;
+    });
+    const took = Date.now() - started;
+    assert.ok(took >= 1000 && took < 5000, `took ${took} ms`);
+    const log = readFileSync(join(e.logDir, `${NS}_${pod.metadata?.name}_main.log`), "utf8");
+    assert.match(log, /got TERM/);
+    assert.deepEqual(pids.filter(alive), []);
+  });
+
+  it("leaves the second pod wanting a taken hostPort Pending and Unschedulable, with the NodePorts plugin's message", async () => {
+    env = await startEnv(2);
+    const e = env;
+    await e.client.create(Resources.daemonSets, shellDaemonSet("first", "exec sleep 1000", { hostPort: 8080, node: "node-1" }));
+    await waitFor("first Ready", async () => ((await podsOf(e.client, NS, "app=first")).some(ready) ? true : undefined));
+    await e.client.create(Resources.daemonSets, shellDaemonSet("second", "exec sleep 1000", { hostPort: 8080, node: "node-1" }));
+    const pending = await waitFor("second Unschedulable", async () => {
+      const [p] = await podsOf(e.client, NS, "app=second");
+      return p?.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False") ? p : undefined;
+    });
+    assert.equal(pending.status?.phase, "Pending");
+    assert.equal(pending.spec?.nodeName, undefined);
+    const cond = pending.status?.conditions?.find((c) => c.type === "PodScheduled");
+    assert.equal(cond?.reason, "Unschedulable");
+    assert.match(cond?.message ?? "", /^0\/2 nodes are available: 1 node\(s\) didn't have free ports for the requested pod ports\./);
+    // Once the first DaemonSet goes, the port is free and the second pod is bound and runs.
+    await e.client.delete(Resources.daemonSets, "first", { namespace: NS });
+    await waitFor("second Ready", async () => ((await podsOf(e.client, NS, "app=second")).some(ready) ? true : undefined));
+  });
+
+  it("an unknown image leaves the pod Pending, waiting with ErrImagePull naming the image", async () => {
+    env = await startEnv(1);
+    const e = env;
+    await e.client.create<V1Pod>(Resources.pods, {
+      metadata: { name: "lost", namespace: "default" },
+      spec: { nodeName: "node-1", containers: [{ name: "c", image: "registry.example/nothing:1" }] },
+    });
+    const pod = await waitFor("ErrImagePull", async () => {
+      const p = await e.client.get<V1Pod>(Resources.pods, "lost", { namespace: "default" });
+      return p.status?.containerStatuses?.[0]?.state?.waiting?.reason === "ErrImagePull" ? p : undefined;
+    });
+    assert.equal(pod.status?.phase, "Pending");
+    assert.equal(condition(pod, "Ready"), "False");
+    assert.match(pod.status?.containerStatuses?.[0]?.state?.waiting?.message ?? "", /registry\.example\/nothing:1/);
+  });
+
+  it("deleting a Node deletes and stops its pods", async () => {
+    env = await startEnv(2);
+    const e = env;
+    await e.client.create(Resources.daemonSets, shellDaemonSet("everywhere", "exec sleep 1000"));
+    const pods = await waitFor("two Ready pods", async () => {
+      const list = await podsOf(e.client, NS, "app=everywhere");
+      return list.length === 2 && list.every(ready) ? list : undefined;
+    });
+    const onTwo = pods.find((p) => p.spec?.nodeName === "node-2");
+    assert.ok(onTwo);
+    const pids = await pidsIn(podNs(onTwo));
+    await e.client.delete(Resources.nodes, "node-2");
+    await waitFor("node-2's pod gone", async () => {
+      const list = await podsOf(e.client, NS, "app=everywhere");
+      return list.length === 1 && list[0]?.spec?.nodeName === "node-1" ? true : undefined;
+    });
+    await waitFor("its namespace removed and processes gone", async () =>
+      !(await namespaces()).includes(podNs(onTwo)) && pids.filter(alive).length === 0 ? true : undefined);
+  });
+
+  it("stop() ends every container process and detaches every pod", async () => {
+    env = await startEnv(2);
+    const e = env;
+    await e.client.create(Resources.daemonSets, shellDaemonSet("everywhere", "exec sleep 1000"));
+    await lbDaemonSet(e, "web", 80, "Cluster");
+    const pods = await waitFor("four Ready pods", async () => {
+      const list = await podsOf(e.client, NS);
+      return list.length === 4 && list.every(ready) ? list : undefined;
+    });
+    const pids = (await Promise.all(pods.map((p) => pidsIn(podNs(p))))).flat();
+    assert.ok(pids.length >= 4);
+    await e.kubelet.stop();
+    assert.deepEqual(pids.filter(alive), []);
+    const left = await namespaces();
+    for (const pod of pods) assert.ok(!left.includes(podNs(pod)), `${podNs(pod)} still there`);
+  });
+});
