@@ -110,7 +110,7 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
     const ours = finalizers.includes(FINALIZER);
     findings.push(finding(REASONS.serviceDeleting, "error", "the Service is being deleted",
       `It was deleted at ${String(service.metadata.deletionTimestamp)} and stays until its finalizers are gone (${finalizers.join(", ") || "none left"}). ` +
-      (ours ? "berth removes its finalizer after deleting the Service's DaemonSet; that needs a running controller." : "berth's part is done."),
+      (ours ? `berth removes its finalizer after deleting the Service's DaemonSet; that needs a running controller${controller.running === false ? `, and there is none (${controller.summary})` : ""}.` : "berth's part is done."),
       ours && controller.running === false
         ? `Start the controller (it finishes the cleanup), or, if berth is gone for good, delete the DaemonSet by hand and remove the finalizer: kubectl delete ds -n ${snapshot.controllerNamespace} -l ${LABELS.serviceName}=${snapshot.name},${LABELS.serviceNamespace}=${snapshot.namespace}; kubectl patch svc ${snapshot.name} -n ${snapshot.namespace} --type=json -p '[{"op":"remove","path":"/metadata/finalizers/${finalizers.indexOf(FINALIZER)}"}]'`
         : others.length > 0
