@@ -78,7 +78,7 @@ const NAME_DOCS: Record<string, NameDoc> = {
   },
   FINALIZER: {
     sections: ["serviceFields"],
-    text: "Added to every Service berth handles; removed once the Service's DaemonSet is deleted (and, when the Service stops being berth's, its status cleared). A Service stuck in Terminating with this finalizer means no berth controller is running.",
+    text: "Added to every Service berth handles; removed once the Service's DaemonSet is deleted (and, when the Service stops being berth's, its status cleared). A Service stuck in Terminating with this finalizer means no berth controller is running (or none holds the leader Lease).",
   },
   DEFAULT_NAMESPACE: {
     sections: ["objects"],
@@ -329,7 +329,7 @@ function renderNames(module: Readonly<Record<string, unknown>>): string[] {
   ];
   const intro: Partial<Record<Section, string>> = {
     serviceAnnotations: `Aliases: ${ALIAS_RULE}. A bad value sets \`LoadBalancerReady=False\` with reason \`InvalidConfiguration\` and a Warning Event naming the field; nothing is applied for that Service until it is fixed.`,
-    nodeLabels: "Which nodes serve is decided from these labels and written into each DaemonSet's node affinity; the controller rewrites the DaemonSets when they change.",
+    nodeLabels: "Which nodes serve is decided from these labels. They are written into each DaemonSet's node affinity, so the DaemonSet controller follows a relabelled node by itself; the controller rewrites the DaemonSets when the first node gains `berth.dev/enabled` (or k3s's `enablelb`) or the last one loses it.",
     conditionTypes: "Conditions follow metav1.Condition: `lastTransitionTime` changes only when the status does. `kubectl describe svc` does not print conditions; `kubectl get svc NAME -o jsonpath='{.status.conditions}'` or `berth doctor` does.",
     eventReasons: "Events are written on transitions only (a periodic resync repeats none); a repeated Event bumps `count` on the existing one. The first four reasons are k3s servicelb's.",
   };
