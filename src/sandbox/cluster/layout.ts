@@ -55,6 +55,8 @@ export const MAX_SANDBOX_NODES = 20;
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,16}$/;
 
 export const LAN_CIDRS = { ipv4: "198.18.0.0/24", ipv6: "fd42:b5e7:7a00::/64" } as const;
+/** The cluster CIDRs the node pod CIDRs are cut from (kube-proxy's --cluster-cidr: its "is this a pod?" test). */
+export const CLUSTER_CIDRS = { ipv4: "10.42.0.0/16", ipv6: "fd42:b5e7:7a42::/48" } as const;
 export const SERVICE_CIDRS = { ipv4: "10.43.0.0/16", ipv6: "fd00:43::/112" } as const;
 
 /** Plans the sandbox; throws UsageError for a bad prefix or a node count outside 1..20. */
