@@ -1,11 +1,16 @@
-// `berth sandbox`: the local test-and-demo cluster's commands. `sandbox apiserver` serves the in-memory Kubernetes
-// API server on its own, for kubectl and for tests in other processes. Only commander loads up front; the server
-// loads when the action runs.
+// `berth sandbox`: the local test-and-demo cluster's commands. `sandbox up/down/status/kubeconfig` manage the sandbox
+// cluster (docs/sandbox.md); `sandbox apiserver` serves the in-memory Kubernetes API server on its own, for kubectl
+// and for tests in other processes. Hidden: `run` (the supervisor `up` starts), `demo-app` (the demo's image) and
+// `http-get` (the client's HTTP requests). Flags are checked here, before anything starts; the code behind each
+// command loads only when it runs.
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { UsageError } from "../lib/errors.js";
+import { DEFAULT_SANDBOX_PREFIX, planLayout } from "./cluster/layout.js";
+import type { SandboxOptions } from "./cluster/state.js";
 
 interface ApiServerFlags {
   port: string;
@@ -85,6 +90,82 @@ async function runApiServer(settings: ApiServerSettings): Promise<void> {
   await server.close();
 }
 
+// ---- up / down / status / kubeconfig / run / demo-app / http-get ----
+
+interface UpFlags {
+  nodes: string;
+  dualStack?: boolean;
+  demo?: boolean;
+  lbIpCapture: boolean;
+  prefix: string;
+}
+
+export interface UpSettings {
+  options: SandboxOptions;
+  demo: boolean;
+}
+
+/** Checks `up`'s (and the hidden `run`'s) flags; every problem is one UsageError line. */
+export function parseUpFlags(flags: UpFlags): UpSettings {
+  const nodes = parseInteger("--nodes", flags.nodes, 1, 20);
+  const options: SandboxOptions = {
+    prefix: parsePrefix(flags.prefix),
+    nodes,
+    dualStack: flags.dualStack === true,
+    captureLoadBalancerIps: flags.lbIpCapture,
+  };
+  return { options, demo: flags.demo === true };
+}
+
+/** --prefix: the layout's rule (a lowercase letter, then up to 16 lowercase letters or digits), checked up front. */
+export function parsePrefix(prefix: string): string {
+  try {
+    planLayout({ prefix, nodes: 1, dualStack: false });
+  } catch (err) {
+    throw new UsageError(`invalid --prefix ${JSON.stringify(prefix)}: ${err instanceof Error ? err.message.replace(/^sandbox prefix /, "") : String(err)}`);
+  }
+  return prefix;
+}
+
+export interface DemoAppSettings {
+  port: number;
+  udpPort?: number;
+  check: boolean;
+}
+
+export function parseDemoAppFlags(flags: { port: string; udpPort?: string; check?: boolean }): DemoAppSettings {
+  return {
+    port: parseInteger("--port", flags.port, 1, 65535),
+    ...(flags.udpPort !== undefined ? { udpPort: parseInteger("--udp-port", flags.udpPort, 1, 65535) } : {}),
+    check: flags.check === true,
+  };
+}
+
+export interface HttpGetSettings {
+  urls: string[];
+  retryForMs: number;
+  timeoutMs: number;
+}
+
+export function parseHttpGetFlags(urls: string[], flags: { retryFor: string; timeout: string }): HttpGetSettings {
+  if (urls.length === 0) throw new UsageError("http-get: give at least one URL");
+  for (const url of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError(`invalid URL ${JSON.stringify(url)}: expected e.g. http://198.18.0.11:80/`);
+    }
+    if (parsed.protocol !== "http:") throw new UsageError(`invalid URL ${JSON.stringify(url)}: only http:// is supported`);
+  }
+  return { urls, retryForMs: parseInteger("--retry-for", flags.retryFor, 0, 600_000), timeoutMs: parseInteger("--timeout", flags.timeout, 1, 600_000) };
+}
+
+/** The repository this CLI runs from (dist/sandbox/command.js -> the directory holding dist/ and bin/). */
+function repoDir(): string {
+  return fileURLToPath(new URL("../../", import.meta.url));
+}
+
 export function sandboxCommand(): Command {
   // addCommand() does not pass the root's exitOverride down, so each level throws commander's errors to main(),
   // which prints one line and exits 2 instead of commander's own exit 1.
@@ -102,6 +183,99 @@ export function sandboxCommand(): Command {
     .option("--plain-http", "serve http instead of https (kubectl then sends no token: client-go sends tokens only over TLS)")
     .action(async (flags: ApiServerFlags) => {
       await runApiServer(parseApiServerFlags(flags, () => randomBytes(16).toString("hex")));
+    });
+
+  const prefixOption = ["--prefix <prefix>", "name prefix of everything the sandbox creates (network namespaces, state dir)", DEFAULT_SANDBOX_PREFIX] as const;
+
+  sandbox
+    .command("up")
+    .exitOverride()
+    .description("bring up the sandbox cluster in the background (root): nodes as network namespaces, the real controller")
+    .option("--nodes <n>", "number of nodes (1-20)", "3")
+    .option("--dual-stack", "IPv4 and IPv6 everywhere (LAN, pods, Services)")
+    .option("--demo", "deploy the demo app behind a LoadBalancer Service and show its answer from every EXTERNAL-IP")
+    .option("--no-lb-ip-capture", "the kube-proxy stand-in does not capture LoadBalancer IPs (as kube-proxy with ipMode Proxy)")
+    .option(...prefixOption)
+    .action(async (flags: UpFlags) => {
+      const settings = parseUpFlags(flags);
+      const { runUp } = await import("./cluster/commands.js");
+      await runUp(settings, { repoDir: repoDir(), nodeBinary: process.execPath });
+    });
+
+  sandbox
+    .command("down")
+    .exitOverride()
+    .description("stop the sandbox and remove everything it created (idempotent; also cleans up after a crash)")
+    .option(...prefixOption)
+    .action(async (flags: { prefix: string }) => {
+      const prefix = parsePrefix(flags.prefix);
+      const { runDown } = await import("./cluster/commands.js");
+      await runDown(prefix);
+    });
+
+  sandbox
+    .command("status")
+    .exitOverride()
+    .description("say whether the sandbox is up, and where its API server, kubeconfig, nodes and logs are")
+    .option(...prefixOption)
+    .action(async (flags: { prefix: string }) => {
+      const prefix = parsePrefix(flags.prefix);
+      const { runStatus } = await import("./cluster/commands.js");
+      process.exitCode = runStatus(prefix);
+    });
+
+  sandbox
+    .command("kubeconfig")
+    .exitOverride()
+    .description("print the path of the running sandbox's kubeconfig (export KUBECONFIG=$(berth sandbox kubeconfig))")
+    .option(...prefixOption)
+    .action(async (flags: { prefix: string }) => {
+      const prefix = parsePrefix(flags.prefix);
+      const { kubeconfigPath } = await import("./cluster/commands.js");
+      console.log(kubeconfigPath(prefix));
+    });
+
+  sandbox
+    .command("run", { hidden: true })
+    .exitOverride()
+    .description("the sandbox supervisor (started by `sandbox up`; runs in the foreground until SIGTERM)")
+    .option("--nodes <n>", "number of nodes", "3")
+    .option("--dual-stack", "IPv4 and IPv6")
+    .option("--no-lb-ip-capture", "do not capture LoadBalancer IPs")
+    .option("--ready-fd <fd>", "file descriptor to report `ready` or `failed: reason` on, then close")
+    .option(...prefixOption)
+    .action(async (flags: UpFlags & { readyFd?: string }) => {
+      const settings = parseUpFlags(flags);
+      const readyFd = flags.readyFd === undefined ? undefined : parseInteger("--ready-fd", flags.readyFd, 3, 1024);
+      const { runSupervisor } = await import("./cluster/commands.js");
+      await runSupervisor(settings.options, { repoDir: repoDir(), nodeBinary: process.execPath, readyFd });
+    });
+
+  sandbox
+    .command("demo-app", { hidden: true })
+    .exitOverride()
+    .description("the demo's HTTP app (image berth.dev/sandbox/demo-app:dev): answers with its pod, node and the client address")
+    .option("--port <port>", "TCP port to serve HTTP on", "8080")
+    .option("--udp-port <port>", "also answer UDP datagrams on this port (the same one-line answer)")
+    .option("--check", "readiness probe: exit 0 once the app answers on 127.0.0.1:PORT")
+    .action(async (flags: { port: string; udpPort?: string; check?: boolean }) => {
+      const settings = parseDemoAppFlags(flags);
+      const { runDemoApp } = await import("./cluster/commands.js");
+      // The downward API's values, read when the command runs (never at import).
+      await runDemoApp(settings, { pod: process.env.POD_NAME ?? "unknown", node: process.env.NODE_NAME ?? "unknown" });
+    });
+
+  sandbox
+    .command("http-get", { hidden: true })
+    .exitOverride()
+    .argument("<url...>", "http:// URLs to fetch")
+    .description("GET each URL, retrying until it answers; one line per URL (run inside the client namespace)")
+    .option("--retry-for <ms>", "keep retrying a URL that does not answer for this long", "0")
+    .option("--timeout <ms>", "deadline of each attempt", "2000")
+    .action(async (urls: string[], flags: { retryFor: string; timeout: string }) => {
+      const settings = parseHttpGetFlags(urls, flags);
+      const { runHttpGet } = await import("./cluster/commands.js");
+      process.exitCode = await runHttpGet(settings);
     });
 
   return sandbox;

@@ -1,0 +1,125 @@
+// `berth sandbox up --demo`: a DaemonSet of the demo app (one pod per node) behind a LoadBalancer Service, then
+// proof that it works: the real kubectl's `get svc -o wide` (EXTERNAL-IP = the nodes' LAN addresses, set by the real
+// controller) and one request to every EXTERNAL-IP from the client namespace, which is outside the cluster.
+//
+// The Service uses externalTrafficPolicy: Local so each answer comes from the pod on the node that was asked and the
+// app sees the client's own address (198.18.0.100), which is what a newcomer wants to see; with Cluster the lb-pod
+// masquerades and kube-proxy picks any pod.
+import { runChecked, type CommandRunner } from "../../lib/exec.js";
+import { Resources, type KubeClient, type KubeObject } from "../../lib/kube/client.js";
+import type { SandboxLayout } from "./layout.js";
+import { SANDBOX_DEMO_IMAGE } from "./images.js";
+
+export const DEMO_NAME = "berth-demo";
+export const DEMO_NAMESPACE = "default";
+export const DEMO_PORT = 80;
+export const DEMO_APP_PORT = 8080;
+
+/** The demo's DaemonSet and Service. */
+export function demoObjects(dualStack: boolean): { daemonSet: KubeObject; service: KubeObject } {
+  const labels = { app: DEMO_NAME };
+  const daemonSet = {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name: DEMO_NAME, namespace: DEMO_NAMESPACE, labels },
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          containers: [{
+            name: "demo",
+            image: SANDBOX_DEMO_IMAGE,
+            args: ["--port", String(DEMO_APP_PORT)],
+            env: [
+              { name: "POD_NAME", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "metadata.name" } } },
+              { name: "NODE_NAME", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "spec.nodeName" } } },
+            ],
+            ports: [{ name: "http", containerPort: DEMO_APP_PORT, protocol: "TCP" }],
+            // A real HTTP request to the app, from inside the pod's network namespace as the kubelet stand-in runs
+            // it: the endpoint turns ready only once the app answers. 5 s: a 2-core machine starting every pod's
+            // Node.js at once can take seconds to answer the first one.
+            readinessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 1, timeoutSeconds: 5 },
+          }],
+        },
+      },
+    },
+  };
+  const service = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: DEMO_NAME, namespace: DEMO_NAMESPACE, labels },
+    spec: {
+      type: "LoadBalancer",
+      selector: labels,
+      externalTrafficPolicy: "Local",
+      ...(dualStack ? { ipFamilyPolicy: "PreferDualStack", ipFamilies: ["IPv4", "IPv6"] } : {}),
+      ports: [{ name: "http", port: DEMO_PORT, targetPort: "http", protocol: "TCP" }],
+    },
+  };
+  return { daemonSet, service };
+}
+
+/** Every LAN address of every node: the EXTERNAL-IPs the demo Service should end up with. */
+export function expectedIngressIps(layout: SandboxLayout): string[] {
+  return layout.nodes.flatMap((n) => n.lanIps);
+}
+
+/** `http://198.18.0.11:80`, `http://[fd42:b5e7:7a00::b]:80`. */
+export function demoUrl(ip: string, port = DEMO_PORT): string {
+  return ip.includes(":") ? `http://[${ip}]:${port}` : `http://${ip}:${port}`;
+}
+
+/** IPs in status.loadBalancer.ingress of a Service. */
+export function ingressIps(service: KubeObject): string[] {
+  const ingress = ((service as { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }).status?.loadBalancer?.ingress ?? []);
+  return ingress.map((i) => i.ip).filter((ip): ip is string => typeof ip === "string");
+}
+
+/** Why the Service is not serving yet, from its berth.dev/LoadBalancerReady condition (one line). */
+function readinessMessage(service: KubeObject | undefined): string {
+  const conditions = ((service as { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined)?.status?.conditions ?? []);
+  const ready = conditions.find((c) => c.type === "berth.dev/LoadBalancerReady");
+  if (ready === undefined) return "the controller has not reported on it";
+  return `${ready.reason ?? ready.status}: ${ready.message ?? ""}`.trim();
+}
+
+export async function deployDemo(client: KubeClient, dualStack: boolean): Promise<void> {
+  const { daemonSet, service } = demoObjects(dualStack);
+  await client.create(Resources.daemonSets, daemonSet);
+  await client.create(Resources.services, service);
+}
+
+/** Waits until the Service lists every node's address; throws a one-line reason after timeoutMs. */
+export async function waitForIngress(client: KubeClient, expected: readonly string[], timeoutMs: number, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last: KubeObject | undefined;
+  for (;;) {
+    last = await client.get(Resources.services, DEMO_NAME, { namespace: DEMO_NAMESPACE });
+    const ips = ingressIps(last);
+    if (expected.every((ip) => ips.includes(ip))) return ips;
+    if (Date.now() > deadline) {
+      throw new Error(`the demo Service has EXTERNAL-IP [${ips.join(", ")}] after ${Math.round(timeoutMs / 1000)} s, expected [${expected.join(", ")}]: ${readinessMessage(last)}`);
+    }
+    await sleep(250);
+  }
+}
+
+/**
+ * One request per URL from the client namespace, through `berth sandbox http-get` run there (a process is the only
+ * way into another network namespace). Returns one line per URL, in order.
+ */
+export async function fetchFromClient(o: { runner: CommandRunner; clientNs: string; nodeBinary: string; cli: string; urls: string[]; retryForMs: number }): Promise<string[]> {
+  const result = await runChecked(o.runner, o.nodeBinary, [o.cli, "sandbox", "http-get", "--retry-for", String(o.retryForMs), ...o.urls], { netns: o.clientNs, timeoutMs: o.retryForMs + 15_000 }, [0, 1]);
+  return result.stdout.split("\n").filter((line) => line.trim() !== "");
+}
+
+/** The closing hints, one line each. */
+export function nextSteps(o: { prefix: string; defaultPrefix: boolean; clientNs: string; firstUrl: string }): string[] {
+  const flag = o.defaultPrefix ? "" : ` --prefix ${o.prefix}`;
+  return [
+    `next: export KUBECONFIG=$(bin/berth sandbox kubeconfig${flag}); kubectl get pods -A -o wide`,
+    `next: ip netns exec ${o.clientNs} bin/berth sandbox http-get ${o.firstUrl}   # or curl, from outside the cluster`,
+    `next: bin/berth sandbox down${flag}   # removes every namespace, rule and process it made`,
+  ];
+}

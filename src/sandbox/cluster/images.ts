@@ -1,0 +1,32 @@
+// The sandbox's "registry": there is no container engine, so an image is a command from this repository. The
+// controller is started with --lb-image SANDBOX_LB_IMAGE, and the demo's DaemonSet names SANDBOX_DEMO_IMAGE.
+import { dirname, join } from "node:path";
+import type { ContainerImage, ImageCatalog } from "./kubelet.js";
+
+/** The lb-pod "image" the sandbox's controller puts in its DaemonSets; the kubelet stand-in runs bin/berth-lb-pod for it. */
+export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
+/** The demo app's "image": `bin/berth sandbox demo-app`. */
+export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
+
+/** How often the kubelet stand-in runs readiness probes (a kubelet's minimum periodSeconds is 1 s; we use it for all). */
+export const SANDBOX_PROBE_PERIOD_MS = 1000;
+
+/** The system directories a Debian root shell has on PATH, after the image's own. */
+const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/**
+ * The sandbox's "registry": image name -> what to run. There is no container engine, so an image is a command from
+ * this repository; anything else is unknown and its pod waits (as with an image that cannot be pulled).
+ */
+export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog {
+  const binDir = join(repoDir, "bin");
+  // bin/ first (berth, berth-lb-pod, berth-wait), then the node binary's directory (the probe runs `berth`, a
+  // `#!/bin/sh` script that runs BERTH_NODE), then the system tools (iptables-restore, nft, sysctl).
+  const pathDirs = [binDir, dirname(nodeBinary), ...SYSTEM_PATH];
+  const env = { BERTH_NODE: nodeBinary };
+  const images = new Map<string, ContainerImage>([
+    [SANDBOX_LB_IMAGE, { entrypoint: [join(binDir, "berth-lb-pod")], pathDirs, env }],
+    [SANDBOX_DEMO_IMAGE, { entrypoint: [join(binDir, "berth"), "sandbox", "demo-app"], pathDirs, env }],
+  ]);
+  return (image) => images.get(image);
+}
