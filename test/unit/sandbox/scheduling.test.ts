@@ -1,0 +1,186 @@
+// The sandbox's DaemonSet controller, scheduler and pod GC decisions (src/sandbox/cluster/scheduling.ts), on literal
+// objects: where daemon pods go, when a hostPort clash leaves one Pending, what gets deleted, and the status counts.
+import assert from "node:assert/strict";
+import type { V1DaemonSet, V1Node, V1Pod, V1Taint } from "@kubernetes/client-node";
+import {
+  newDaemonPod,
+  nodeMismatch,
+  planPlacement,
+  portsClash,
+  TEMPLATE_HASH_LABEL,
+  templateHash,
+  type PlacementAction,
+} from "../../../src/sandbox/cluster/scheduling.js";
+
+function node(name: string, o: { labels?: Record<string, string>; taints?: V1Taint[] } = {}): V1Node {
+  return {
+    metadata: { name, labels: { "kubernetes.io/hostname": name, ...(o.labels ?? {}) } },
+    spec: { ...(o.taints ? { taints: o.taints } : {}) },
+    status: { conditions: [{ type: "Ready", status: "True" }] },
+  };
+}
+
+function daemonSet(name: string, o: { hostPort?: number; nodeSelector?: Record<string, string>; uid?: string; generation?: number } = {}): V1DaemonSet {
+  return {
+    metadata: { name, namespace: "ns", uid: o.uid ?? `uid-${name}`, ...(o.generation !== undefined ? { generation: o.generation } : {}) },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+          containers: [{ name: "c", image: "img", ...(o.hostPort ? { ports: [{ containerPort: o.hostPort, hostPort: o.hostPort, protocol: "TCP" }] } : {}) }],
+        },
+      },
+    },
+  };
+}
+
+/** A pod as the API server holds it after create (uid, creationTimestamp), optionally bound. */
+function placed(pod: V1Pod, o: { bound?: boolean; created: string; uid: string; ready?: boolean; deleting?: boolean }): V1Pod {
+  return {
+    ...pod,
+    metadata: {
+      ...pod.metadata, uid: o.uid, creationTimestamp: o.created as unknown as Date,
+      ...(o.deleting ? { deletionTimestamp: "2026-01-01T00:10:00Z" as unknown as Date } : {}),
+    },
+    spec: { ...(pod.spec ?? { containers: [] }), ...(o.bound ? { nodeName: pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchFields?.[0]?.values?.[0] ?? "" } : {}) },
+    ...(o.ready ? { status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] } } : {}),
+  };
+}
+
+const kinds = (actions: PlacementAction[]): string[] => actions.map((a) => {
+  switch (a.kind) {
+    case "create": return `create ${a.pod.metadata?.name} ${a.pod.spec?.nodeName ? "bound" : "unbound"}`;
+    case "delete": return `delete ${a.pod.metadata?.name}${a.force ? " force" : ""}`;
+    case "bind": return `bind ${a.pod.metadata?.name} ${a.node}`;
+    case "unschedulable": return `unschedulable ${a.pod.metadata?.name}`;
+    case "daemonSetStatus": return `status ${a.daemonSet.metadata?.name}`;
+  }
+});
+
+describe("sandbox scheduling: node filters", () => {
+  const cases: { name: string; node: V1Node; template: V1DaemonSet; want: string | undefined }[] = [
+    { name: "no constraints", node: node("n1"), template: daemonSet("a"), want: undefined },
+    { name: "nodeSelector matches", node: node("n1", { labels: { zone: "a" } }), template: daemonSet("a", { nodeSelector: { zone: "a" } }), want: undefined },
+    { name: "nodeSelector differs", node: node("n1", { labels: { zone: "b" } }), template: daemonSet("a", { nodeSelector: { zone: "a" } }), want: "nodeSelector zone=a" },
+    {
+      name: "untolerated NoSchedule taint", node: node("n1", { taints: [{ key: "dedicated", value: "db", effect: "NoSchedule" }] }),
+      template: daemonSet("a"), want: "taint dedicated:NoSchedule",
+    },
+    { name: "PreferNoSchedule is no obstacle", node: node("n1", { taints: [{ key: "x", effect: "PreferNoSchedule" }] }), template: daemonSet("a"), want: undefined },
+    {
+      name: "not-ready taint tolerated by every daemon pod", node: node("n1", { taints: [{ key: "node.kubernetes.io/not-ready", effect: "NoExecute" }] }),
+      template: daemonSet("a"), want: undefined,
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: ${c.want ?? "fits"}`, () => assert.equal(nodeMismatch(c.template.spec?.template, c.node), c.want));
+  }
+
+  it("required node affinity: terms ORed, expressions ANDed, an empty term matches nothing", () => {
+    const withTerms = (terms: object[]): V1DaemonSet => {
+      const ds = daemonSet("a");
+      (ds.spec as { template: { spec: object } }).template.spec = {
+        ...ds.spec?.template.spec, affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } } },
+      };
+      return ds;
+    };
+    const n = node("n1", { labels: { zone: "a", disk: "ssd" } });
+    const zoneA = { matchExpressions: [{ key: "zone", operator: "In", values: ["a"] }] };
+    const zoneAndHdd = { matchExpressions: [{ key: "zone", operator: "In", values: ["a"] }, { key: "disk", operator: "In", values: ["hdd"] }] };
+    assert.equal(nodeMismatch(withTerms([zoneA]).spec?.template, n), undefined);
+    assert.equal(nodeMismatch(withTerms([zoneAndHdd]).spec?.template, n), "node affinity");
+    assert.equal(nodeMismatch(withTerms([zoneAndHdd, zoneA]).spec?.template, n), undefined);
+    assert.equal(nodeMismatch(withTerms([{}]).spec?.template, n), "node affinity");
+    assert.equal(nodeMismatch(withTerms([{ matchFields: [{ key: "metadata.name", operator: "In", values: ["n2"] }] }]).spec?.template, n), "node affinity");
+  });
+
+  it("hostPorts clash on the same protocol and port when the host IPs overlap", () => {
+    const pod = (port: number, protocol = "TCP", hostIP?: string): V1Pod => ({
+      spec: { containers: [{ name: "c", ports: [{ containerPort: port, hostPort: port, protocol, ...(hostIP ? { hostIP } : {}) }] }] },
+    });
+    assert.equal(portsClash(pod(80), pod(80)), "TCP/80");
+    assert.equal(portsClash(pod(80), pod(80, "UDP")), undefined);
+    assert.equal(portsClash(pod(80), pod(81)), undefined);
+    assert.equal(portsClash(pod(80, "TCP", "10.0.0.1"), pod(80, "TCP", "10.0.0.2")), undefined);
+    assert.equal(portsClash(pod(80, "TCP", "10.0.0.1"), pod(80)), "TCP/80");
+  });
+});
+
+describe("sandbox scheduling: planPlacement", () => {
+  const nodes = [node("n1"), node("n2")];
+
+  it("creates one bound pod per matching node, pinned by node affinity, with the daemon tolerations and the template hash", () => {
+    const ds = daemonSet("a", { hostPort: 80 });
+    const actions = planPlacement({ daemonSets: [ds], nodes, pods: [] });
+    const creates = actions.filter((a) => a.kind === "create").map((a) => a.pod);
+    assert.deepEqual(creates.map((p) => p.spec?.nodeName), ["n1", "n2"]);
+    const pod = creates[0] as V1Pod;
+    assert.deepEqual(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms,
+      [{ matchFields: [{ key: "metadata.name", operator: "In", values: ["n1"] }] }]);
+    assert.equal(pod.metadata?.labels?.[TEMPLATE_HASH_LABEL], templateHash(ds));
+    assert.equal(pod.metadata?.ownerReferences?.[0]?.uid, "uid-a");
+    assert.ok(pod.spec?.tolerations?.some((t) => t.key === "node.kubernetes.io/unschedulable"));
+    assert.deepEqual(kinds(actions).at(-1), "status a");
+  });
+
+  it("a second DaemonSet wanting a held hostPort gets an unbound pod, then PodScheduled=False, then is bound once the port frees", () => {
+    const a = daemonSet("a", { hostPort: 80, nodeSelector: { "kubernetes.io/hostname": "n1" } });
+    const b = daemonSet("b", { hostPort: 80, nodeSelector: { "kubernetes.io/hostname": "n1" } });
+    const podA = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "pa", ready: true });
+    const first = planPlacement({ daemonSets: [a, b], nodes, pods: [podA] });
+    assert.deepEqual(kinds(first).filter((k) => k.startsWith("create")), [`create ${newDaemonPod(b, "n1").metadata?.name} unbound`]);
+
+    const podB = placed(newDaemonPod(b, "n1"), { created: "2026-01-01T00:01:00Z", uid: "pb" });
+    const second = planPlacement({ daemonSets: [a, b], nodes, pods: [podA, podB] });
+    const unsched = second.find((x) => x.kind === "unschedulable");
+    assert.ok(unsched && unsched.kind === "unschedulable");
+    assert.equal(unsched.condition.reason, "Unschedulable");
+    assert.equal(unsched.condition.message,
+      "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. 1 node(s) didn't match Pod's node affinity/selector." +
+      " preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.");
+
+    // Already marked: nothing more to say.
+    const marked = { ...podB, status: { phase: "Pending", conditions: [unsched.condition] } };
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a, b], nodes, pods: [podA, marked] })).filter((k) => !k.startsWith("status")), []);
+
+    // A terminating holder still holds the port; once gone, the pod is bound.
+    const terminating = { ...podA, metadata: { ...podA.metadata, deletionTimestamp: "2026-01-01T00:02:00Z" as unknown as Date } };
+    assert.ok(!kinds(planPlacement({ daemonSets: [b], nodes, pods: [terminating, marked] })).some((k) => k.startsWith("bind")));
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [b], nodes, pods: [marked] })).filter((k) => k.startsWith("bind")), [`bind ${podB.metadata?.name} n1`]);
+  });
+
+  it("deletes pods of a gone DaemonSet, of a changed template and of a node that no longer matches; force-deletes pods of a gone node", () => {
+    const a = daemonSet("a");
+    const p1 = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });
+    const p2 = placed(newDaemonPod(a, "n2"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p2", ready: true });
+    const deletes = [`delete ${p1.metadata?.name}`, `delete ${p2.metadata?.name}`].sort();
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [], nodes, pods: [p1, p2] })).sort(), deletes);
+
+    const changed = daemonSet("a");
+    changed.spec?.template.spec?.containers.push({ name: "sidecar", image: "img" });
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes, pods: [p1, p2] })).filter((k) => k.startsWith("delete")).sort(), deletes);
+
+    const relabelled = [node("n1", { taints: [{ key: "dedicated", effect: "NoSchedule" }] }), node("n2")];
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: relabelled, pods: [p1, p2] })).filter((k) => k.startsWith("delete")), [`delete ${p1.metadata?.name}`]);
+
+    const bare: V1Pod = { metadata: { name: "bare", namespace: "default", uid: "b" }, spec: { nodeName: "n2", containers: [] } };
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: [node("n1")], pods: [p1, p2, bare] })).filter((k) => k.startsWith("delete")),
+      [`delete ${p2.metadata?.name} force`, "delete bare force"]);
+  });
+
+  it("keeps the DaemonSet status counts and writes them only when they change", () => {
+    const a = daemonSet("a", { generation: 3 });
+    const p1 = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });
+    const p2 = placed(newDaemonPod(a, "n2"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p2" });
+    const [action] = planPlacement({ daemonSets: [a], nodes, pods: [p1, p2] });
+    assert.ok(action?.kind === "daemonSetStatus");
+    assert.deepEqual(action.status, {
+      currentNumberScheduled: 2, desiredNumberScheduled: 2, numberMisscheduled: 0, numberReady: 1, numberAvailable: 1,
+      updatedNumberScheduled: 2, observedGeneration: 3, numberUnavailable: 1,
+    });
+    const current = { ...a, status: action.status };
+    assert.deepEqual(planPlacement({ daemonSets: [current], nodes, pods: [p1, p2] }), []);
+  });
+});
