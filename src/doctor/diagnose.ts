@@ -384,9 +384,12 @@ function podFindings(
   if (sysctl.length > 0 || (lbPodEvents.length > 0 && severity === "error")) {
     findings.push(finding(REASONS.sysctlForbidden, severity,
       `the kubelet${sysctl.length > 0 ? ` on ${nodesOf(sysctl)}` : ""} refuses the lb-pods because they set forwarding sysctls it does not allow`,
-      "lb-pods ask for net.ipv4.ip_forward (and net.ipv6.conf.all.forwarding for IPv6) in their securityContext, as k3s servicelb's do. Kubernetes counts these as unsafe sysctls: a kubelet admits such a pod only if it was started with --allowed-unsafe-sysctls naming them (k3s sets this; kubeadm and most others do not). It rejects the pod (status Failed, reason SysctlForbidden), the DaemonSet controller replaces it, and the new one is rejected again.",
-      "Either allow the sysctls on every node's kubelet (--allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding, or allowedUnsafeSysctls in its config file) and restart it; or run the controller with --no-forwarding-sysctls (the nodes must then forward IPv4 already; IPv6 Services still need the sysctl).",
-      sysctl.length > 0 ? details(sysctl) : lbPodEvents.slice(-2).map(eventText)));
+      "lb-pods ask for net.ipv4.ip_forward (and net.ipv6.conf.all.forwarding for IPv6) in their securityContext, as k3s servicelb's do. Kubernetes counts these as unsafe sysctls: a kubelet admits such a pod only if it was started with --allowed-unsafe-sysctls naming them (k3s passes that only while its own servicelb is enabled, so not after --disable servicelb; kubeadm and most others never do). It rejects the pod (status Failed, reason SysctlForbidden), the DaemonSet controller replaces it, and the new one is rejected again.",
+      "Either allow the sysctls on every node's kubelet (--allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding, or allowedUnsafeSysctls in its config file; on k3s a kubelet-arg in /etc/rancher/k3s/config.yaml) and restart it; or run the controller with --no-forwarding-sysctls (the nodes must then forward IPv4 already; IPv6 Services still need the sysctl). docs/install-kubeadm.md has both, step by step.",
+      [
+        ...(sysctl.length > 0 ? details(sysctl) : lbPodEvents.slice(-2).map(eventText)),
+        ...eventsAbout(snapshot, "DaemonSet", dsNames).filter((e) => e.reason === "FailedDaemonPod").slice(-1).map(eventText),
+      ]));
   }
 
   const conflicts = of(REASONS.portConflict);

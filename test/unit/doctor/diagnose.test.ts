@@ -246,9 +246,10 @@ const rows: Row[] = [
     change: (s) => {
       const status = { phase: "Failed", reason: "SysctlForbidden", message: "Pod was rejected: forbidden sysctl: \"net.ipv4.ip_forward\" not allowlisted" };
       s.pods = [brokenPod("n1", status), brokenPod("n2", status)];
+      s.events = [event("DaemonSet", DS, "FailedDaemonPod", `Found failed daemon pod berth-system/${DS}-n1 on node n1, will try to kill it`)];
       noIngress(s);
     },
-    says: [/on nodes n1 and n2/, /not allowlisted/, /--allowed-unsafe-sysctls=net\.ipv4\.ip_forward,net\.ipv6\.conf\.all\.forwarding/, /--no-forwarding-sysctls/],
+    says: [/on nodes n1 and n2/, /not allowlisted/, /Event Warning FailedDaemonPod on DaemonSet svclb-web-3f2a9c1e \(x3\): Found failed daemon pod/, /--allowed-unsafe-sysctls=net\.ipv4\.ip_forward,net\.ipv6\.conf\.all\.forwarding/, /--no-forwarding-sysctls/],
   },
   {
     name: "earlier SysctlForbidden rejections seen only in Events", code: REASONS.sysctlForbidden,
