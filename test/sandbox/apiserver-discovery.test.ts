@@ -40,7 +40,7 @@ describe("sandbox apiserver: discovery and auth", () => {
     assert.equal(apis.body.kind, "APIGroupList");
     const names = (apis.body.groups as { name: string }[]).map((g) => g.name).sort();
     assert.deepEqual(names, ["apiextensions.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io",
-      "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io"]);
+      "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "policy", "rbac.authorization.k8s.io"]);
   });
 
   it("describes each resource with its kind, scope, verbs, short names and subresources", async () => {

@@ -89,6 +89,11 @@ const RULES: Record<string, Record<string, ListRule>> = {
     ...prefixed("spec.template.spec", POD_SPEC),
     ...prefixed("status", CONDITIONS),
   },
+  "apps/Deployment": {
+    ...prefixed("spec.template.metadata", OBJECT_META),
+    ...prefixed("spec.template.spec", POD_SPEC),
+    ...prefixed("status", CONDITIONS),
+  },
   "apiextensions.k8s.io/CustomResourceDefinition": { ...prefixed("status", CONDITIONS) },
 };
 
@@ -100,6 +105,8 @@ const ATOMIC_STRUCTS: Record<string, string[]> = {
   "/Service": ["spec.selector"],
   "/Pod": ["spec.nodeSelector"],
   "apps/DaemonSet": ["spec.selector", "spec.template.spec.nodeSelector"],
+  "apps/Deployment": ["spec.selector", "spec.template.spec.nodeSelector"],
+  "policy/PodDisruptionBudget": ["spec.selector"],
 };
 
 function prefixed(prefix: string, rules: Record<string, ListRule>): Record<string, ListRule> {

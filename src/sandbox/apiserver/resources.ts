@@ -190,6 +190,31 @@ function prepareDaemonSet(obj: KubeObject): void {
   obj.status = { currentNumberScheduled: 0, numberMisscheduled: 0, desiredNumberScheduled: 0, numberReady: 0 };
 }
 
+/** apps/v1 Deployment defaults (pkg/apis/apps/v1/defaults.go SetDefaults_Deployment) and the empty initial status. */
+function prepareDeployment(obj: KubeObject): void {
+  const spec = record(obj, "spec");
+  const child = (parent: Record<string, unknown>, key: string) => record(parent as KubeObject, key);
+  setDefault(spec, "replicas", 1);
+  const strategy = child(spec, "strategy");
+  setDefault(strategy, "type", "RollingUpdate");
+  if (strategy.type === "RollingUpdate") {
+    const rolling = child(strategy, "rollingUpdate");
+    setDefault(rolling, "maxUnavailable", "25%");
+    setDefault(rolling, "maxSurge", "25%");
+  }
+  setDefault(spec, "revisionHistoryLimit", 10);
+  setDefault(spec, "progressDeadlineSeconds", 600);
+  const template = child(spec, "template");
+  setDefault(template, "metadata", {});
+  defaultPodSpec(child(template, "spec"));
+  obj.status = {};
+}
+
+/** policy/v1 PodDisruptionBudget: the strategy resets status; its counters are not omitempty. */
+function preparePodDisruptionBudget(obj: KubeObject): void {
+  obj.status = { disruptionsAllowed: 0, currentHealthy: 0, desiredHealthy: 0, expectedPods: 0 };
+}
+
 function prepareNamespace(obj: KubeObject): void {
   const spec = record(obj, "spec");
   // namespace strategy: the "kubernetes" finalizer is what the namespace controller removes once content is gone.
@@ -232,6 +257,8 @@ const OMITEMPTY: Record<string, string[]> = {
     "status.loadBalancer.ingress", "status.conditions"],
   "/pods": POD_SPEC_OMITEMPTY.map((p) => `spec.${p}`),
   "apps/daemonsets": [...POD_SPEC_OMITEMPTY.map((p) => `spec.template.spec.${p}`), "spec.template.metadata.labels",
+    "spec.template.metadata.annotations", "status.conditions"],
+  "apps/deployments": [...POD_SPEC_OMITEMPTY.map((p) => `spec.template.spec.${p}`), "spec.template.metadata.labels",
     "spec.template.metadata.annotations", "status.conditions"],
   "/endpoints": ["subsets"],
   "/nodes": ["spec.taints", "spec.podCIDRs", "status.addresses", "status.conditions"],
@@ -317,6 +344,16 @@ function builtins(): ServedResource[] {
       returnDeletedObject: true }),
     builtin({ group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", shortNames: ["ds"],
       subresources: ["status"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareDaemonSet }),
+    // Served so `kubectl apply -f deploy/berth.yaml` works; stored only: no RBAC enforcement, no ReplicaSets behind
+    // Deployments, no disruption controller behind PodDisruptionBudgets.
+    builtin({ group: "apps", version: "v1", kind: "Deployment", plural: "deployments", shortNames: ["deploy"],
+      subresources: ["status"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareDeployment }),
+    builtin({ group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", shortNames: ["pdb"],
+      subresources: ["status"], tracksGeneration: true, prepareCreate: preparePodDisruptionBudget }),
+    builtin({ group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false }),
+    builtin({ group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRoleBinding", plural: "clusterrolebindings", namespaced: false }),
+    builtin({ group: "rbac.authorization.k8s.io", version: "v1", kind: "Role", plural: "roles" }),
+    builtin({ group: "rbac.authorization.k8s.io", version: "v1", kind: "RoleBinding", plural: "rolebindings" }),
     builtin({ group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
       prepareCreate: prepareEndpointSlice, fieldLabels: ["addressType"] }),
     builtin({ group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", allowCreateOnUpdate: true }),

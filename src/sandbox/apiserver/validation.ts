@@ -345,6 +345,12 @@ const kindValidators: Record<string, KindValidator> = {
     }
   },
   "apps/DaemonSet": (obj, errs, old) => validateDaemonSet(obj, errs, old),
+  "apps/Deployment": (obj, errs, old) => validateDeployment(obj, errs, old),
+  "policy/PodDisruptionBudget": (obj, errs) => validatePodDisruptionBudget(obj, errs),
+  "rbac.authorization.k8s.io/ClusterRole": (obj, errs) => validatePolicyRules(obj, errs),
+  "rbac.authorization.k8s.io/Role": (obj, errs) => validatePolicyRules(obj, errs),
+  "rbac.authorization.k8s.io/ClusterRoleBinding": (obj, errs, old) => validateRoleBinding(obj, errs, old, ["ClusterRole"]),
+  "rbac.authorization.k8s.io/RoleBinding": (obj, errs, old) => validateRoleBinding(obj, errs, old, ["Role", "ClusterRole"]),
   "/Service": (obj, errs, old) => {
     validateServiceSpec(recordAt(obj, "spec"), errs);
     void old;
@@ -595,7 +601,54 @@ function validatePodUpdate(spec: Record<string, unknown> | undefined, oldSpec: R
   }
 }
 
-function validateDaemonSet(obj: KubeObject, errs: FieldErrors, old?: KubeObject): void {
+/** ValidateDeploymentSpec: the DaemonSet's selector and template rules, plus replicas >= 0. */
+function validateDeployment(obj: KubeObject, errs: FieldErrors, old?: KubeObject): void {
+  validateDaemonSet(obj, errs, old, "deployment");
+  const replicas = recordAt(obj, "spec")?.replicas;
+  if (typeof replicas === "number" && replicas < 0) errs.invalid("spec.replicas", replicas, "must be greater than or equal to 0");
+}
+
+/** ValidatePodDisruptionBudgetSpec: at most one of minAvailable and maxUnavailable. */
+function validatePodDisruptionBudget(obj: KubeObject, errs: FieldErrors): void {
+  const spec = recordAt(obj, "spec") ?? {};
+  if (spec.minAvailable !== undefined && spec.maxUnavailable !== undefined) {
+    errs.invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set");
+  }
+}
+
+/** rbac ValidatePolicyRule: verbs required; resource rules name API groups and resources, URL rules neither. */
+function validatePolicyRules(obj: KubeObject, errs: FieldErrors): void {
+  asArray(obj.rules).forEach((rule, i) => {
+    const r = isRecord(rule) ? rule : {};
+    const path = `rules[${i}]`;
+    if (asArray(r.verbs).length === 0) errs.required(`${path}.verbs`, "verbs must contain at least one value");
+    if (asArray(r.nonResourceURLs).length > 0) {
+      if (asArray(r.apiGroups).length > 0 || asArray(r.resources).length > 0) {
+        errs.invalid(`${path}.nonResourceURLs`, r.nonResourceURLs, "rules cannot apply to both regular resources and non-resource URLs");
+      }
+      return;
+    }
+    if (asArray(r.apiGroups).length === 0) errs.required(`${path}.apiGroups`, "resource rules must supply at least one api group");
+    if (asArray(r.resources).length === 0) errs.required(`${path}.resources`, "resource rules must supply at least one resource");
+  });
+}
+
+/** rbac ValidateRoleBinding / ValidateClusterRoleBinding, and roleRef is immutable. */
+function validateRoleBinding(obj: KubeObject, errs: FieldErrors, old: KubeObject | undefined, kinds: string[]): void {
+  const roleRef = isRecord(obj.roleRef) ? obj.roleRef : {};
+  if (roleRef.apiGroup !== "rbac.authorization.k8s.io") errs.notSupported("roleRef.apiGroup", roleRef.apiGroup ?? "", ["rbac.authorization.k8s.io"]);
+  if (!kinds.includes(roleRef.kind as string)) errs.notSupported("roleRef.kind", roleRef.kind ?? "", kinds);
+  if (typeof roleRef.name !== "string" || roleRef.name === "") errs.required("roleRef.name");
+  asArray(obj.subjects).forEach((subject, i) => {
+    const s = isRecord(subject) ? subject : {};
+    if (typeof s.name !== "string" || s.name === "") errs.required(`subjects[${i}].name`);
+    if (s.kind === "ServiceAccount" && (typeof s.namespace !== "string" || s.namespace === "")) errs.required(`subjects[${i}].namespace`);
+    if (!["ServiceAccount", "User", "Group"].includes(s.kind as string)) errs.notSupported(`subjects[${i}].kind`, s.kind ?? "", ["ServiceAccount", "User", "Group"]);
+  });
+  if (old && !deepEqual(old.roleRef, obj.roleRef)) errs.invalid("roleRef", obj.roleRef, "cannot change roleRef");
+}
+
+function validateDaemonSet(obj: KubeObject, errs: FieldErrors, old?: KubeObject, what = "daemonset"): void {
   const spec = recordAt(obj, "spec") ?? {};
   const selector = spec.selector;
   const template = isRecord(spec.template) ? spec.template : undefined;
@@ -608,7 +661,7 @@ function validateDaemonSet(obj: KubeObject, errs: FieldErrors, old?: KubeObject)
   if (!isRecord(selector) || (!empty && !selectorMatches(matchLabels, expressions, templateLabels as Record<string, unknown>))) {
     errs.invalid("spec.template.metadata.labels", templateLabels, "`selector` does not match template `labels`");
   }
-  if (isRecord(selector) && empty) errs.invalid("spec.selector", labelSelectorText(selector), "empty selector is invalid for daemonset");
+  if (isRecord(selector) && empty) errs.invalid("spec.selector", labelSelectorText(selector), `empty selector is invalid for ${what}`);
   if (old) {
     const oldSelector = recordAt(old, "spec")?.selector;
     if (!deepEqual(oldSelector, selector)) errs.invalid("spec.selector", labelSelectorText(selector), "field is immutable");
