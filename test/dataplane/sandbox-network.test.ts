@@ -21,6 +21,30 @@ const HOST_PORT_POD_PORT = 80;
 /** A second hostPort of the same pod, on a port no Service uses. */
 const FREE_HOST_PORT = 9000;
 
+/** Sequential requests, one line per answer ("<reply> from <address>", or "<no answer>" after 2 s). */
+const SAMPLER = `
+const net = await import("node:net"); const dgram = await import("node:dgram");
+const [protocol, ip, port, count] = process.argv.slice(1);
+const once = () => new Promise((resolve) => {
+  const timer = setTimeout(() => { resolve("<no answer>"); try { socket.destroy?.(); socket.close?.(); } catch {} }, 2000);
+  const done = (text) => { clearTimeout(timer); resolve(text.trim()); };
+  let socket;
+  if (protocol === "tcp") {
+    let data = "";
+    socket = net.connect({ host: ip, port: Number(port) });
+    socket.on("data", (chunk) => { data += chunk; });
+    socket.on("end", () => done(data));
+    socket.on("error", (err) => done("<" + err.code + ">"));
+  } else {
+    socket = dgram.createSocket(ip.includes(":") ? "udp6" : "udp4");
+    socket.on("message", (msg) => { socket.close(); done(msg.toString()); });
+    socket.on("error", (err) => done("<" + err.code + ">"));
+    socket.send("ping\\n", Number(port), ip);
+  }
+});
+for (let i = 0; i < Number(count); i++) process.stdout.write((await once()) + "\\n");
+`;
+
 describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with real traffic", function () {
   this.timeout(60_000);
   let layout: SandboxLayout;
@@ -117,21 +141,20 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
   const clientIp = (family: 0 | 1): string => layout.client.lanIps[family] ?? "";
 
   /**
-   * Sends at least `min` requests and then stops as soon as every expected reply has been seen (at most `tries`);
-   * returns the replies and the client addresses the servers saw. With two endpoints picked at random, 24 tries miss
-   * one with probability 2^-23; 5 requests that must all reach one node's endpoint let a wrong spread through with
-   * probability 2^-5 per run, and every run of the suite does that check four times.
+   * Sends `count` requests from one process in `ns` (one process, not one per request: the machine is shared, and
+   * spawning costs more than the requests), each on a new connection or UDP socket, so each one is a new flow that
+   * kube-proxy's random choice sees afresh. Returns the sorted distinct replies and client addresses the servers saw.
+   * With two endpoints, 16 requests miss one with probability 2^-15; 6 requests that must all reach one node's endpoint
+   * let a wrong spread through with probability 2^-6, and every run makes that check six times.
    */
-  async function sample(ns: string, target: { protocol?: Protocol; ip: string; port: number }, expect: string[], tries = 24, min = 2) {
-    const replies = new Set<string>();
-    const seenFrom = new Set<string>();
-    for (let i = 0; i < tries; i++) {
-      const outcome = await lab!.request(ns, { protocol: target.protocol ?? "tcp", ip: target.ip, port: target.port });
-      replies.add(outcome.answered ? outcome.reply : `<${outcome.reason}>`);
-      if (outcome.answered) seenFrom.add(outcome.seenFrom);
-      if (i + 1 >= min && expect.every((reply) => replies.has(reply))) break;
-    }
-    return { replies: [...replies].sort(), seenFrom: [...seenFrom].sort() };
+  async function sample(ns: string, target: { protocol?: Protocol; ip: string; port: number }, count = 16) {
+    const result = await lab!.exec(ns, process.execPath, ["--input-type=module", "-e", SAMPLER, target.protocol ?? "tcp", target.ip, String(target.port), String(count)], { timeoutMs: 30_000 });
+    assert.equal(result.exitCode, 0, result.stderr);
+    const lines = result.stdout.trim().split("\n").map((line) => /^(.*) from (\S+)$/.exec(line.trim()));
+    return {
+      replies: [...new Set(lines.map((m) => m?.[1] ?? "<no answer>"))].sort(),
+      seenFrom: [...new Set(lines.map((m) => m?.[2]).filter((from): from is string => from !== undefined))].sort(),
+    };
   }
 
   for (const [family, familyName] of [[0, "IPv4"], [1, "IPv6"]] as const) {
@@ -139,7 +162,7 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
       it("NodePort (Cluster) reaches endpoints on every node, masqueraded to a node address", async () => {
         for (const protocol of ["tcp", "udp"] as const) {
           const port = nodePorts.cluster?.[protocol === "tcp" ? "http" : "dns"] ?? 0;
-          const got = await sample(layout.client.ns, { protocol, ip: node(0, family), port }, ["app-1", "app-2"]);
+          const got = await sample(layout.client.ns, { protocol, ip: node(0, family), port });
           assert.deepEqual(got.replies, ["app-1", "app-2"], protocol);
           assert.ok(!got.seenFrom.includes(clientIp(family)), `${protocol}: SNAT expected, servers saw ${got.seenFrom.join(", ")}`);
         }
@@ -148,23 +171,23 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
       it("NodePort (Local) reaches only the node's own endpoint and keeps the client address", async () => {
         const port = nodePorts.local?.http ?? 0;
         for (const [i, app] of [[0, "app-1"], [1, "app-2"]] as const) {
-          const got = await sample(layout.client.ns, { ip: node(i, family), port }, [app], 5, 5);
+          const got = await sample(layout.client.ns, { ip: node(i, family), port }, 6);
           assert.deepEqual(got, { replies: [app], seenFrom: [clientIp(family)] });
         }
       });
 
       it("ClusterIP from a pod reaches endpoints on both nodes, without SNAT", async () => {
         const ip = clusterIps.cluster?.[family] ?? "";
-        const got = await sample(clientPod, { ip, port: 80 }, ["app-1", "app-2"]);
+        const got = await sample(clientPod, { ip, port: 80 });
         assert.deepEqual(got.replies, ["app-1", "app-2"]);
         assert.equal(got.seenFrom.length, 1, `one client address expected: ${got.seenFrom.join(", ")}`);
         assert.ok(got.seenFrom[0]?.startsWith(family === 0 ? "10.42.1." : "fd42:b5e7:7a42:1::"), got.seenFrom[0]);
       });
 
       it("captures the LoadBalancer IP before the hostPort (Local answers from the node's endpoint with the client address)", async () => {
-        const cluster = await sample(layout.client.ns, { ip: node(0, family), port: 80 }, ["app-1", "app-2"]);
+        const cluster = await sample(layout.client.ns, { ip: node(0, family), port: 80 });
         assert.deepEqual(cluster.replies, ["app-1", "app-2"]);
-        const local = await sample(layout.client.ns, { ip: node(0, family), port: 82 }, ["app-1"], 5, 5);
+        const local = await sample(layout.client.ns, { ip: node(0, family), port: 82 }, 6);
         assert.deepEqual(local, { replies: ["app-1"], seenFrom: [clientIp(family)] });
       });
 
@@ -203,6 +226,13 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
       // A second stand-in over the same nodes: it reads the live rules first, so the first one's chains are replaced.
       proxy = new ProxyStandIn({ client: client!, layout, captureLoadBalancerIps: false });
       await proxy.start();
+      // Each jump from a built-in chain exists once: the new stand-in saw the old one's and did not add them again.
+      for (const tool of ["iptables-save", "ip6tables-save"]) {
+        const saved = await lab!.exec(layout.nodes[0]?.ns ?? "", tool, []);
+        const jumps = saved.stdout.split("\n").filter((line) => /^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT|FORWARD) .*-j BSB-/.test(line));
+        assert.equal(jumps.length, 11, `${tool}:\n${jumps.join("\n")}`);
+        assert.equal(new Set(jumps).size, 11, `${tool}:\n${jumps.join("\n")}`);
+      }
       for (const family of [0, 1] as const) {
         const outcome = await lab!.request(layout.client.ns, { protocol: "tcp", ip: node(0, family), port: 80 });
         assert.deepEqual(outcome, { answered: true, reply: "lb", seenFrom: clientIp(family) });
