@@ -174,8 +174,9 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
   // ---- lb-pods ----
   const problems = pods.flatMap((pod) => podProblem(pod, snapshot));
   const severity: Severity = externalIps.length > 0 ? "warning" : "error";
-  findings.push(...podFindings(snapshot, problems, pods, severity, conflictCondition, serviceEvents));
-  if (daemonSet !== undefined && pods.length === 0) {
+  const fromPods = podFindings(snapshot, problems, pods, severity, conflictCondition, serviceEvents);
+  findings.push(...fromPods);
+  if (daemonSet !== undefined && pods.length === 0 && fromPods.length === 0) {
     const dsEvents = eventsAbout(snapshot, "DaemonSet", [daemonSet.metadata?.name ?? ""]).filter((e) => e.type === "Warning").slice(-3).map(eventText);
     findings.push(finding(REASONS.podsPending, severity, `the DaemonSet ${daemonSet.metadata?.name} has no lb-pods`,
       `Its status wants ${daemonSet.status?.desiredNumberScheduled ?? 0} pod(s); the DaemonSet controller creates them, so none usually means it was refused (quota, admission, Pod Security) or has not run yet.`,
@@ -431,7 +432,7 @@ function podFindings(
   if (crashes.length > 0) {
     findings.push(finding(REASONS.crashLoopBackOff, severity, `the lb-pod keeps exiting on ${nodesOf(crashes)}`,
       "The lb-pod sets up its forwarding rules when it starts and exits with one line on stderr when it cannot (bad input, a forwarding sysctl that is off, iptables/nft missing or refusing, no NET_ADMIN); the kubelet restarts it with a growing back-off (CrashLoopBackOff).",
-      `Read its last words: kubectl -n ${ns} logs ${crashes[0]?.pod ?? "POD"} --previous. "forwarding ... is 0": let the pod set the sysctl (do not use --no-forwarding-sysctls) or enable forwarding on the node; a backend error: pass the controller another --backend through the lb-pod's BERTH_BACKEND.`,
+      `Read its last words: kubectl -n ${ns} logs ${crashes[0]?.pod ?? "POD"} --previous. A forwarding sysctl that "is 0": let the pods set it (drop the controller's --no-forwarding-sysctls) or enable forwarding on the node; other lines name the setting or the iptables/nft command that failed.`,
       details(crashes)));
   }
 
