@@ -374,7 +374,8 @@ function podFindings(
   const ns = snapshot.controllerNamespace;
   const of = (code: ReasonCode): PodProblem[] => problems.filter((p) => p.code === code);
   const nodesOf = (list: PodProblem[]): string => nodeList([...new Set(list.map((p) => p.node))].sort());
-  const details = (list: PodProblem[]): string[] => list.map((p) => `pod ${ns}/${p.pod} on ${p.node}: ${p.detail}`);
+  const details = (list: PodProblem[]): string[] => [...list].sort((a, b) => a.node.localeCompare(b.node))
+    .map((p) => `pod ${ns}/${p.pod} on ${p.node}: ${p.detail}`);
 
   const sysctl = of(REASONS.sysctlForbidden);
   // The DaemonSet controller deletes a rejected pod and makes a new one (another name), so earlier rejections show
@@ -502,7 +503,10 @@ function endpointFindings(snapshot: DoctorSnapshot, readyPodNodes: Set<string>, 
 // ---- helpers ----
 
 function finding(code: ReasonCode, severity: Severity, summary: string, why: string, fix: string, evidence: string[] = []): Finding {
-  return { code, severity, summary, why, fix, evidence };
+  // The controller puts the same text in its condition and its Event: show it once, as the condition.
+  const said = new Set(evidence.filter((e) => e.startsWith("condition ")).map((e) => e.slice(e.indexOf("): ") + 3)));
+  const kept = evidence.filter((e) => !(e.startsWith("Event ") && said.has(e.slice(e.indexOf(": ") + 2))));
+  return { code, severity, summary, why, fix, evidence: kept };
 }
 
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1, info: 2 };

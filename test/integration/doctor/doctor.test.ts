@@ -152,15 +152,19 @@ describe("berth doctor against the sandbox API server", function () {
     assert.match(mainText(d), /"path":"\/metadata\/finalizers\/0"/);
   });
 
-  it("repeats the controller's condition and Event for an invalid annotation", async () => {
+  it("repeats the controller's condition for an invalid annotation, and its Event (the same text) only once", async () => {
     ctl = await startController(env, { identity: "ctl-a" });
     await createWithBackend(env, "web", { annotations: { "berth.dev/tolerations": "not json" } });
-    const d = await waitFor("condition and Event in the diagnosis", async () => {
+    await waitFor("the controller's Event", async () => {
+      const res = await env.client.get(`/api/v1/namespaces/default/events?fieldSelector=${encodeURIComponent("involvedObject.name=web,reason=InvalidConfiguration")}`);
+      return (res.body?.items ?? []).length > 0;
+    });
+    const d = await waitFor("the condition in the diagnosis", async () => {
       const found = await doctorSays("web", REASONS.invalidConfiguration);
-      const text = mainText(found);
-      return /condition berth\.dev\/LoadBalancerReady=False \(InvalidConfiguration\)/.test(text) && /Event Warning InvalidConfiguration/.test(text) ? found : undefined;
+      return /condition berth\.dev\/LoadBalancerReady=False \(InvalidConfiguration\)/.test(mainText(found)) ? found : undefined;
     });
     assert.match(mainText(d), /metadata\.annotations\[berth\.dev\/tolerations\]: not valid JSON/);
+    assert.equal(d.findings[0]?.evidence.filter((e) => e.startsWith("Event ")).length, 0, mainText(d));
   });
 
   it("says VIP mode is not implemented in this build", async () => {
