@@ -121,7 +121,7 @@ describe("sandbox kube-proxy stand-in rules", () => {
 });
 
 describe("sandbox portmap stand-in rules", () => {
-  const pod = (name: string, node: string, ips: string[], ports: Record<string, unknown>[]): Pod =>
+  const pod = (name: string, node: string, ips: string[], ports: { containerPort: number; hostPort?: number; hostIP?: string; protocol?: string }[]): Pod =>
     ({ metadata: { name, namespace: "ns", uid: `uid-${name}` }, spec: { nodeName: node, containers: [{ name: "c", ports }] }, status: { podIPs: ips.map((ip) => ({ ip })) } }) as Pod;
 
   it("DNATs hostPorts of this node's pods to podIP:containerPort (hostIP honoured), with hairpin masquerade", () => {
