@@ -3,7 +3,7 @@
 // restart when killed, and leave nothing behind when deleted. Against an in-process sandbox API server over HTTP.
 // Needs root (network namespaces, netfilter) and the built CLI.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,7 +86,7 @@ async function stopEnv(env: Env | undefined): Promise<void> {
 }
 
 /** Polls until fn returns a value other than undefined (no fixed sleeps). */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -188,7 +188,8 @@ function shellDaemonSet(name: string, script: string, o: { hostPort?: number; no
 }
 
 describe("sandbox kubelet stand-in (real processes in pod network namespaces)", function () {
-  this.timeout(60_000);
+  // Generous: lb-pods start Node.js twice (apply, then every probe), and CI machines have 2 cores.
+  this.timeout(120_000);
   let env: Env | undefined;
 
   before(function () {
@@ -242,7 +243,8 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       assert.equal(state.stdout, readFileSync(join(e.logDir, "pods", pod.metadata?.uid ?? "", "state", "state.json"), "utf8"));
       states.push(state.stdout);
     }
-    // Two pods, two states (their DEST_IPS differ, so do their plans): nothing shared through /run/berth.
+    // Two pods, two states (their DEST_IPS differ, so do their plans): nothing shared through /run/berth, although
+    // every sandbox "node" is the same host with one filesystem.
     assert.notEqual(states[0], states[1]);
     // The host's own /run/berth holds nothing of theirs.
     assert.ok(!existsSync("/run/berth/state.json"));
@@ -254,6 +256,60 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       return live.status?.numberReady === 2 ? live.status : undefined;
     });
     assert.equal(status.desiredNumberScheduled, 2);
+  });
+
+  it("reports Ready exactly while the readiness probe, run inside the container's namespaces, passes", async () => {
+    env = await startEnv(1);
+    const e = env;
+    const created = await e.client.create<V1Pod>(Resources.pods, {
+      metadata: { name: "flag", namespace: "default" },
+      spec: {
+        nodeName: "node-1",
+        volumes: [{ name: "flags", emptyDir: {} }],
+        containers: [{
+          name: "c", image: SHELL_IMAGE, command: ["sh", "-c", "exec sleep 1000"],
+          volumeMounts: [{ name: "flags", mountPath: "/run/berth-test-flags" }],
+          // /run/berth-test-flags exists only in the container's mount namespace: a probe run elsewhere always fails.
+          readinessProbe: { exec: { command: ["test", "-f", "/run/berth-test-flags/ready"] }, failureThreshold: 2 },
+        }],
+      },
+    });
+    const get = (): Promise<V1Pod> => e.client.get<V1Pod>(Resources.pods, "flag", { namespace: "default" });
+    await waitFor("Running", async () => ((await get()).status?.containerStatuses?.[0]?.state?.running ? true : undefined));
+    // Three probe periods without the file: still not Ready.
+    for (let i = 0; i < 6; i++) {
+      assert.equal(condition(await get(), "Ready"), "False");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const flag = join(e.logDir, "pods", created.metadata?.uid ?? "", "flags", "ready");
+    writeFileSync(flag, "");
+    await waitFor("Ready", async () => (condition(await get(), "Ready") === "True" ? true : undefined));
+    rmSync(flag);
+    await waitFor("not Ready again", async () => (condition(await get(), "Ready") === "False" ? true : undefined));
+    assert.equal((await get()).status?.phase, "Running");
+  });
+
+  it("probes httpGet readiness from inside the pod's network namespace", async () => {
+    env = await startEnv(1);
+    const e = env;
+    const server = "require('node:http').createServer((q, s) => { s.statusCode = q.url === '/healthz' ? 200 : 500; s.end(); }).listen(8080)";
+    await e.client.create<V1Pod>(Resources.pods, {
+      metadata: { name: "web", namespace: "default" },
+      spec: {
+        nodeName: "node-1",
+        containers: [{
+          name: "c", image: SHELL_IMAGE, command: [process.execPath, "-e", server], ports: [{ name: "http", containerPort: 8080 }],
+          readinessProbe: { httpGet: { port: "http", path: "/healthz" } },
+        }],
+      },
+    });
+    const pod = await waitFor("Ready", async () => {
+      const p = await e.client.get<V1Pod>(Resources.pods, "web", { namespace: "default" });
+      return ready(p) ? p : undefined;
+    });
+    // The container's server is in the pod's namespace: the pod IP answers there.
+    const inPod = await runner.run("bash", ["-c", `exec 3<>/dev/tcp/${pod.status?.podIP}/8080`], { netns: podNs(pod) });
+    assert.equal(inPod.exitCode, 0, inPod.stderr);
   });
 
   it("restarts a killed container (restartCount 1) and the pod is Ready again with one copy of its rules", async () => {

@@ -22,7 +22,7 @@ import { runChecked, systemRunner, type CommandRunner } from "../../lib/exec.js"
 import { isAlreadyExists, isConflict, isNotFound, noLog, Resources, type KubeClient, type LogFn, type Resource } from "../../lib/kube/client.js";
 import { Informer } from "../../lib/kube/informer.js";
 import { ContainerRuntime, now } from "./kubelet/container.js";
-import { podStatus, type ImageCatalog } from "./kubelet/spec.js";
+import { podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
 import type { PodNetwork } from "./network.js";
 import { planPlacement, type PlacementAction } from "./scheduling.js";
 
@@ -94,6 +94,12 @@ class PodRuntime {
 
   /** Network, sysctls, volumes, then the containers; retried until it works or the pod ends. */
   private async bringUp(): Promise<void> {
+    const unsupported = unsupportedPodFeature(this.pod);
+    if (unsupported) {
+      this.sandboxError = unsupported;
+      this.k.kick();
+      return;
+    }
     for (let delay = RETRY_MS; !this.ending; delay = Math.min(delay * 2, 10_000)) {
       try {
         const attached = await this.k.o.network.attachPod(this.pod.spec?.nodeName ?? "", this.uid);

@@ -46,6 +46,16 @@ export interface ContainerLaunch {
   mounts: Mount[];
 }
 
+/**
+ * Pod features the sandbox kubelet does not have, as a message for the containers' waiting state; undefined when
+ * it can run the pod. (The lb-pod and the demo app need none of them.)
+ */
+export function unsupportedPodFeature(pod: V1Pod): string | undefined {
+  if (pod.spec?.hostNetwork) return "hostNetwork pods are not supported by the sandbox kubelet";
+  if ((pod.spec?.initContainers ?? []).length > 0) return "init containers are not supported by the sandbox kubelet";
+  return undefined;
+}
+
 /** ErrImagePull's message, as close to the kubelet's as a catalog lookup allows. */
 export function imageNotFoundMessage(image: string): string {
   return `Failed to pull image "${image}": the sandbox's image catalog has no image "${image}" (it runs host programs, it cannot pull)`;
