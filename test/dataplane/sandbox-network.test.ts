@@ -243,6 +243,32 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
       }
     });
 
+    it("attaches pods idempotently, and detaching kills what runs in the pod, deletes its namespace and frees its address", async () => {
+      const first = await network!.attachPod("node-2", "d0d0d0d0-1");
+      assert.deepEqual(await network!.attachPod("node-2", "d0d0d0d0-1"), first);
+      await assert.rejects(network!.attachPod("node-1", "d0d0d0d0-1"), /already attached to node-2/);
+      const server = await lab!.startServer(first.ns, { reply: "d0", listen: [{ protocol: "tcp", ip: first.ips[0] ?? "", port: 7000 }] });
+      assert.equal(await lab!.ask(clientPod, { protocol: "tcp", ip: first.ips[0] ?? "", port: 7000 }), "d0");
+      await network!.detachPod("d0d0d0d0-1");
+      await network!.detachPod("d0d0d0d0-1");
+      // The server is our child: once killed it is gone as soon as Node has reaped it.
+      const alive = (): boolean => {
+        try {
+          process.kill(server.pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 100 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(alive(), false, "the pod's process was killed");
+      const list = await lab!.runner.run("ip", ["netns", "list"]);
+      assert.ok(!list.stdout.includes(first.ns), list.stdout);
+      const next = await network!.attachPod("node-2", "e0e0e0e0-2");
+      assert.deepEqual(next.ips, first.ips, "the freed address is handed out again");
+      await network!.detachPod("e0e0e0e0-2");
+    });
+
     it("destroy() leaves no namespace of the sandbox behind", async () => {
       await proxy?.stop();
       proxy = undefined;

@@ -143,8 +143,10 @@ export class SandboxNetwork implements PodNetwork {
     const ips = node.podCidrs.map((cidr) => podIp(cidr, host));
     const hostRoute = (ip: string): string => (ip.includes(":") ? `${ip}/128` : `${ip}/32`);
     try {
-      // A namespace left by an earlier run of this pod (a crash between attach and detach) is replaced.
-      await runner.run("ip", ["netns", "delete", ns]);
+      // Leftovers of an earlier attach of this pod (a crash between attach and detach) are replaced: what runs in the
+      // old namespace is killed, and the old veth is deleted from the node side (its peer goes with it).
+      await deleteNamespaces([ns], runner);
+      await runner.run("ip", ["-n", node.ns, "link", "delete", veth]);
       await runChecked(runner, "ip", ["netns", "add", ns]);
       await this.sysctls(ns, COMMON_SYSCTLS);
       await runChecked(runner, "ip", ["-n", node.ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
