@@ -642,7 +642,10 @@ function validateRoleBinding(obj: KubeObject, errs: FieldErrors, old: KubeObject
   asArray(obj.subjects).forEach((subject, i) => {
     const s = isRecord(subject) ? subject : {};
     if (typeof s.name !== "string" || s.name === "") errs.required(`subjects[${i}].name`);
-    if (s.kind === "ServiceAccount" && (typeof s.namespace !== "string" || s.namespace === "")) errs.required(`subjects[${i}].namespace`);
+    // A RoleBinding's ServiceAccount subject without a namespace means the binding's own; a ClusterRoleBinding has none.
+    if (s.kind === "ServiceAccount" && !obj.metadata.namespace && (typeof s.namespace !== "string" || s.namespace === "")) {
+      errs.required(`subjects[${i}].namespace`);
+    }
     if (!["ServiceAccount", "User", "Group"].includes(s.kind as string)) errs.notSupported(`subjects[${i}].kind`, s.kind ?? "", ["ServiceAccount", "User", "Group"]);
   });
   if (old && !deepEqual(old.roleRef, obj.roleRef)) errs.invalid("roleRef", obj.roleRef, "cannot change roleRef");
