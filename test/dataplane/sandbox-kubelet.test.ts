@@ -270,7 +270,7 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
           name: "c", image: SHELL_IMAGE, command: ["sh", "-c", "exec sleep 1000"],
           volumeMounts: [{ name: "flags", mountPath: "/run/berth-test-flags" }],
           // /run/berth-test-flags exists only in the container's mount namespace: a probe run elsewhere always fails.
-          readinessProbe: { exec: { command: ["test", "-f", "/run/berth-test-flags/ready"] }, failureThreshold: 2 },
+          readinessProbe: { exec: { command: ["test", "-f", "/run/berth-test-flags/ready"] }, periodSeconds: 1, failureThreshold: 2 },
         }],
       },
     });

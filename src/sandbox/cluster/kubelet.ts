@@ -10,9 +10,9 @@
 //   backoff, and its output in `<logDir>/<namespace>_<pod>_<container>.log`;
 // - a deleted pod (deletionTimestamp): SIGTERM, its grace period, SIGKILL, then DELETE with grace 0, the network
 //   detached and its volumes removed; a pod that vanished (force-deleted, node gone): the same with a 2 s grace.
-// Differences from a kubelet, on purpose: the readiness probe runs every probePeriodMs (default 1 s) whatever the
-// pod's periodSeconds, and restarts back off 1 s .. 10 s instead of 10 s .. 5 min (container.ts), so the sandbox
-// and its tests react in seconds; no images (an ImageCatalog maps image names to host programs), no resource
+// Differences from a kubelet, on purpose: until a container is Ready its readiness probe runs every probePeriodMs
+// (default 1 s) instead of every periodSeconds, and restarts back off 1 s .. 10 s instead of 10 s .. 5 min
+// (container.ts), so the sandbox and its tests react in seconds; no images (an ImageCatalog maps image names to host programs), no resource
 // limits, no capabilities dropped (containers run as root), no init containers, only exec/tcpSocket/httpGet
 // readiness probes and emptyDir volumes (anything else leaves the container waiting with a message saying so).
 import { mkdir, rm } from "node:fs/promises";
@@ -38,7 +38,11 @@ export interface KubeletOptions {
   logDir: string;
   /** Where pods' emptyDir volumes live (`<podsDir>/<pod uid>/<volume>`); default `<logDir>/pods`. */
   podsDir?: string;
-  /** Readiness probe period; default 1000 ms (a kubelet uses the probe's periodSeconds, 10 s by default). */
+  /**
+   * Readiness probe period while a container is not Ready, default 1000 ms; once Ready, the
+   * probe's own periodSeconds (at least this). A kubelet uses periodSeconds throughout (10 s by default, 5 s for
+   * lb-pods), so a pod would become Ready up to 5 s after its rules are in; the sandbox wants it within a second.
+   */
   probePeriodMs?: number;
   /** Longest grace stop() gives a container before SIGKILL; default 5000 ms. */
   stopGraceMs?: number;

@@ -44,6 +44,10 @@ describe("sandbox kubelet: what a container runs", () => {
       POD_IPS: "10.42.1.2,fd42:b5e7:7a42:1::2", POD_NAME: "svclb-web-1234", POD_NAMESPACE: "berth-system", NODE_NAME: "node-1", APP: "web",
     });
     assert.deepEqual(launch.argv, ["/repo/bin/berth-lb-pod"]);
+    // An image PATH that already lists system directories keeps each directory once, in its own order.
+    const p = pod({});
+    const own = containerLaunch(p, p.spec?.containers[0] as V1Container, { ...image, pathDirs: ["/repo/bin", "/usr/bin"] }, facts);
+    assert.equal(own.env.PATH, "/repo/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin");
   });
 
   it("runs command + args instead of the entrypoint, expanding $(VAR) from the environment and leaving $$ and unknown names alone", () => {
@@ -66,7 +70,7 @@ describe("sandbox kubelet: what a container runs", () => {
   it("reads exec, tcpSocket and httpGet readiness probes (named ports resolved) with Kubernetes' defaults", () => {
     assert.equal(readinessProbe({ name: "c" }), undefined);
     assert.deepEqual(readinessProbe({ name: "c", readinessProbe: { exec: { command: ["berth", "lb-pod", "check"] }, timeoutSeconds: 5 } }), {
-      action: { kind: "exec", command: ["berth", "lb-pod", "check"] }, timeoutMs: 5000, failureThreshold: 3, successThreshold: 1, initialDelayMs: 0,
+      action: { kind: "exec", command: ["berth", "lb-pod", "check"] }, periodMs: 10_000, timeoutMs: 5000, failureThreshold: 3, successThreshold: 1, initialDelayMs: 0,
     });
     const http = readinessProbe({ name: "c", ports: [{ name: "http", containerPort: 8080 }], readinessProbe: { httpGet: { port: "http", path: "/healthz" } } });
     assert.deepEqual(http?.action, { kind: "http", port: 8080, path: "/healthz", scheme: "HTTP" });

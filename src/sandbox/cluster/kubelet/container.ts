@@ -224,7 +224,10 @@ export class ContainerRuntime {
     }
   }
 
-  /** Probes every probePeriodMs while the process runs; Ready after successThreshold passes, not Ready after failureThreshold failures. */
+  /**
+   * Probes while the process runs: every probePeriodMs until Ready, then every periodSeconds of the probe (at least
+   * probePeriodMs). Ready after successThreshold passes, not Ready after failureThreshold failures in a row.
+   */
   private async probeLoop(probe: ProbeSettings, launch: ContainerLaunch, child: ChildProcess): Promise<void> {
     let alive = true;
     void this.exited?.then(() => (alive = false));
@@ -245,7 +248,9 @@ export class ContainerRuntime {
         if (ready && failures >= probe.failureThreshold) ready = false;
       }
       if (this.current.state === "running" && this.current.ready !== ready) this.set({ ...this.current, ready });
-      await Promise.race([sleep(this.ctx.probePeriodMs), this.exited]);
+      // Fast until Ready, then the probe's own period: an lb-pod's probe starts Node.js (~0.3 s of CPU), and
+      // one per second per lb-pod would keep a 2-core machine busy.
+      await Promise.race([sleep(ready ? Math.max(this.ctx.probePeriodMs, probe.periodMs) : this.ctx.probePeriodMs), this.exited]);
     }
   }
 

@@ -71,7 +71,8 @@ export function imageNotFoundMessage(image: string): string {
  */
 export function containerLaunch(pod: V1Pod, container: V1Container, image: ContainerImage, facts: PodFacts): ContainerLaunch {
   const env: Record<string, string> = {
-    PATH: [...image.pathDirs, BASE_PATH].join(":"),
+    // Each directory once (an image's PATH may already list the system directories).
+    PATH: [...new Set([...image.pathDirs, ...BASE_PATH.split(":")])].join(":"),
     HOSTNAME: pod.metadata?.name ?? "",
     ...(image.env ?? {}),
   };
@@ -230,9 +231,11 @@ export type ProbeAction =
   | { kind: "tcp"; port: number; host?: string }
   | { kind: "http"; port: number; path: string; host?: string; scheme: "HTTP" | "HTTPS" };
 
-/** The readiness probe's settings; its period is the sandbox's own (see KubeletOptions.probePeriodMs). */
+/** The readiness probe's settings (how the sandbox uses the period: see KubeletOptions.probePeriodMs). */
 export interface ProbeSettings {
   action: ProbeAction;
+  /** The probe's own periodSeconds (default 10 s), in ms. */
+  periodMs: number;
   timeoutMs: number;
   failureThreshold: number;
   successThreshold: number;
@@ -262,6 +265,7 @@ export function readinessProbe(container: V1Container): ProbeSettings | undefine
   } else throw new ContainerConfigError("CreateContainerConfigError", "readinessProbe: only exec, tcpSocket and httpGet probes are supported by the sandbox kubelet");
   return {
     action,
+    periodMs: (p.periodSeconds ?? 10) * 1000,
     timeoutMs: (p.timeoutSeconds ?? 1) * 1000,
     failureThreshold: p.failureThreshold ?? 3,
     successThreshold: p.successThreshold ?? 1,
