@@ -23,8 +23,11 @@ export interface Context {
 
 /** How long `up` waits for the supervisor's `ready`. */
 const READY_TIMEOUT_MS = 120_000;
-/** How long `up --demo` waits for every node's address in the Service's status, and each URL to answer. */
-const DEMO_INGRESS_TIMEOUT_MS = 45_000;
+/**
+ * How long `up --demo` waits for every node's address in the Service's status (a quiet 2-core machine needs ~15 s;
+ * a busy one much longer), and for each URL to answer.
+ */
+const DEMO_INGRESS_TIMEOUT_MS = 90_000;
 const DEMO_FETCH_RETRY_MS = 15_000;
 
 const downCommand = (prefix: string): string => (prefix === DEFAULT_SANDBOX_PREFIX ? "berth sandbox down" : `berth sandbox down --prefix ${prefix}`);
@@ -139,6 +142,8 @@ async function showDemo(state: SandboxState, o: Context & { runner: CommandRunne
   const { layout } = state;
   try {
     await deployDemo(client, layout.dualStack);
+    console.log("\ndemo: DaemonSet berth-demo (one pod per node) behind Service berth-demo (LoadBalancer, externalTrafficPolicy Local);");
+    console.log("      waiting for berth to give it every node's address ...");
     const logs = `logs: ${state.logDir}`;
     let ips: string[];
     try {
@@ -149,9 +154,10 @@ async function showDemo(state: SandboxState, o: Context & { runner: CommandRunne
     const table = await runChecked(o.runner, "kubectl", ["--kubeconfig", state.kubeconfig, "--cache-dir", join(state.logDir, "..", "kubectl-cache"), "get", "svc", "-o", "wide"]);
     const urls = ips.map((ip) => demoUrl(ip));
     const answers = await fetchFromClient({ runner: o.runner, clientNs: layout.client.ns, nodeBinary: o.nodeBinary, cli: o.cli, urls, retryForMs: DEMO_FETCH_RETRY_MS });
-    console.log(`\ndemo: DaemonSet ${"berth-demo"} (one pod per node) behind Service berth-demo (LoadBalancer, externalTrafficPolicy Local), ready in ${seconds(Date.now() - o.started)}\n`);
+    console.log(`demo: ready ${seconds(Date.now() - o.started)} after \`sandbox up\` started\n`);
+    console.log("$ kubectl get svc -o wide");
     process.stdout.write(table.stdout);
-    console.log(`\nfrom the client namespace ${layout.client.ns} (${layout.client.lanIps.join(", ")}, outside the cluster):`);
+    console.log(`\nfrom the client namespace ${layout.client.ns} (${layout.client.lanIps.join(", ")}, outside the cluster), one request per EXTERNAL-IP:`);
     for (const line of answers) console.log(line);
     console.log("");
     for (const line of nextSteps({ prefix: layout.prefix, defaultPrefix: layout.prefix === DEFAULT_SANDBOX_PREFIX, clientNs: layout.client.ns, firstUrl: urls[0] ?? "" })) console.log(line);

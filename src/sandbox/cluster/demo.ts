@@ -119,7 +119,7 @@ export function nextSteps(o: { prefix: string; defaultPrefix: boolean; clientNs:
   const flag = o.defaultPrefix ? "" : ` --prefix ${o.prefix}`;
   return [
     `next: export KUBECONFIG=$(bin/berth sandbox kubeconfig${flag}); kubectl get pods -A -o wide`,
-    `next: ip netns exec ${o.clientNs} bin/berth sandbox http-get ${o.firstUrl}   # or curl, from outside the cluster`,
+    `next: ip netns exec ${o.clientNs} bin/berth sandbox http-get ${o.firstUrl}   # a request from outside the cluster (curl works too)`,
     `next: bin/berth sandbox down${flag}   # removes every namespace, rule and process it made`,
   ];
 }

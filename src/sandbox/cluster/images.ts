@@ -8,8 +8,13 @@ export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
 /** The demo app's "image": `bin/berth sandbox demo-app`. */
 export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
 
-/** How often the kubelet stand-in runs readiness probes (a kubelet's minimum periodSeconds is 1 s; we use it for all). */
-export const SANDBOX_PROBE_PERIOD_MS = 1000;
+/**
+ * How often the kubelet stand-in runs every readiness probe. Not 1 s: an lb-pod's probe (`berth lb-pod check`) is a
+ * Node.js start plus iptables-save, ~0.35-0.75 CPU-seconds, so 3 lb-pods probed every second kept a 2-core machine
+ * saturated and their 5 s probe timeouts expired (measured: the demo never became ready under load). At 3 s the
+ * demo's six probes cost ~0.45 of a core; pods still turn Ready a few seconds after they start.
+ */
+export const SANDBOX_PROBE_PERIOD_MS = 3000;
 
 /** The system directories a Debian root shell has on PATH, after the image's own. */
 const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
