@@ -364,6 +364,28 @@ describe("berth doctor: diagnose", () => {
     assert.equal(diagnosis.findings[0]?.severity, "warning");
   });
 
+  it("names a plain pod holding the port, and says how to look when the holder cannot be seen", () => {
+    const message = "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.";
+    const pending = { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }] };
+    const snapshot: Obj = healthy();
+    snapshot.pods = [readyPod("n1"), brokenPod("n2", pending, false)];
+    snapshot.service.status.loadBalancer.ingress = [{ ip: "192.0.2.1" }];
+    snapshot.podsOnBlockedNodes = [{
+      metadata: { name: "squatter", namespace: "default" },
+      spec: { nodeName: "n2", containers: [{ name: "c", ports: [{ containerPort: 8080, hostPort: 80 }] }] },
+      status: { phase: "Running" },
+    }];
+    let found = diagnose(snapshot as DoctorSnapshot).findings.find((f) => f.code === REASONS.portConflict);
+    assert.equal(found?.severity, "warning");
+    assert.equal(found?.summary, "port conflict: TCP/80 held by pod default/squatter on node n2");
+    assert.match(found?.fix ?? "", /move or delete the pod holding it/);
+
+    snapshot.podsOnBlockedNodes = [];
+    found = diagnose(snapshot as DoctorSnapshot).findings.find((f) => f.code === REASONS.portConflict);
+    assert.equal(found?.summary, "port conflict: TCP/80 held by something berth cannot see on node n2");
+    assert.match(found?.fix ?? "", /kubectl get pods -A -o wide --field-selector spec\.nodeName=n2/);
+  });
+
   it("reports an lb-pod in a state it has no specific advice for as not Ready", () => {
     const snapshot: Obj = healthy();
     snapshot.pods = [readyPod("n1"), brokenPod("n2", waiting("CreateContainerConfigError", "secret \"x\" not found"))];
