@@ -12,7 +12,9 @@
 // - externalTrafficPolicy: Cluster masquerades and uses every ready endpoint; Local uses only this node's ready
 //   endpoints without SNAT (client address kept) and drops the traffic when there are none, while traffic from
 //   pods (the cluster CIDR) and from the node itself takes the cluster-wide chain, as kube-proxy's "pod traffic for
-//   external destinations" and `--src-type LOCAL` rules do;
+//   external destinations" and `--src-type LOCAL` rules do (with a local detector, i.e. --cluster-cidr set, as k3s
+//   and kubeadm set it). Consequence: traffic an lb-pod DNATs to its node's IP:NodePort (Local) and masquerades to
+//   its own pod IP is pod traffic, so kube-proxy sends it to endpoints on ANY node, exactly as on a real cluster;
 // - loadBalancerSourceRanges (spec field, as kube-proxy reads it): a FW chain lets the listed ranges (of this
 //   family) and the LB IP itself through and marks the rest for DROP (KUBE-MARK-DROP, filter-table drop);
 // - a ClusterIP, external IP or NodePort with no ready endpoints is REJECTed in the filter table.

@@ -37,8 +37,6 @@ export class ProxyStandIn {
   private syncing: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  /** Completed syncs (every node, every family), for tests and logs. */
-  syncCount = 0;
 
   constructor(private readonly o: { client: KubeClient; layout: SandboxLayout; captureLoadBalancerIps: boolean; runner?: CommandRunner; log?: LogFn }) {
     this.runner = o.runner ?? systemRunner();
@@ -69,13 +67,6 @@ export class ProxyStandIn {
     await this.syncing;
   }
 
-  /** Resolves when no sync is pending or running (for tests that want the rules of the latest change). */
-  async settled(): Promise<void> {
-    while (this.timer || this.syncing) {
-      await (this.syncing ?? new Promise((resolve) => setTimeout(resolve, DEBOUNCE_MS / 4)));
-    }
-  }
-
   private schedule(delayMs = DEBOUNCE_MS): void {
     if (this.stopped || this.timer) return;
     this.timer = setTimeout(() => {
@@ -97,7 +88,6 @@ export class ProxyStandIn {
           this.o.layout.nodes.flatMap((node) => this.families().map((family) => this.syncNode(node, family))),
         );
         if (results.includes(false)) this.schedule(RETRY_MS);
-        this.syncCount++;
       } while (this.again && !this.stopped);
     })();
     try {
