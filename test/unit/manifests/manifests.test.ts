@@ -150,6 +150,9 @@ describe("berth manifests", () => {
     // The Role grants get/update on the Lease by name: it must be the one the controller uses.
     assert.equal(config.leaseName, CONTROLLER);
     assert.equal(config.leaseNamespace, o.namespace);
+    // The Deployment's comment promises a takeover within the lease duration (15 s).
+    assert.equal(config.leaseDurationMs, 15_000);
+    assert.match(renderManifests(o), /take over within the\n\s*# lease duration \(15 s\)/);
     const role = byKind(plain(o), "Role") as Any;
     assert.deepEqual(role.rules.find((r: Any) => r.resourceNames).resourceNames, [config.leaseName]);
     // The Deployment defines the variable its args refer to.
