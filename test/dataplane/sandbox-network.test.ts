@@ -176,6 +176,12 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
         }
       });
 
+      it("a pod's traffic to a Local NodePort goes to endpoints on every node (kube-proxy's pod short-circuit)", async () => {
+        // What an lb-pod's masqueraded traffic to its node's IP:NodePort meets on a real cluster under Local.
+        const got = await sample(clientPod, { ip: node(0, family), port: nodePorts.local?.http ?? 0 });
+        assert.deepEqual(got.replies, ["app-1", "app-2"]);
+      });
+
       it("ClusterIP from a pod reaches endpoints on both nodes, without SNAT", async () => {
         const ip = clusterIps.cluster?.[family] ?? "";
         const got = await sample(clientPod, { ip, port: 80 });
