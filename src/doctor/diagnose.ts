@@ -141,7 +141,9 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
   // ---- The controller and the DaemonSet ----
   const uid = service.metadata?.uid;
   const daemonSet = snapshot.daemonSets.find((ds) => ds.metadata?.labels?.[LABELS.serviceUid] === uid) ?? snapshot.daemonSets[0];
-  const stalled = externalIps.length === 0 || daemonSet === undefined;
+  const pods = snapshot.pods.filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined || p.metadata.labels[LABELS.serviceUid] === uid);
+  const readyPodNodes = new Set(pods.filter((p) => isPodReady(p) && !p.metadata?.deletionTimestamp).map((p) => p.spec?.nodeName ?? ""));
+  const stalled = externalIps.length === 0 || daemonSet === undefined || readyPodNodes.size === 0;
   if (controller.running === false) {
     findings.push(finding(REASONS.controllerNotRunning, stalled ? "error" : "warning", `the berth controller is not running (${controller.summary})`,
       stalled
@@ -160,7 +162,6 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
   }
 
   // ---- Nodes ----
-  const pods = snapshot.pods.filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined || p.metadata.labels[LABELS.serviceUid] === uid);
   const tolerations = daemonSet?.spec?.template?.spec?.tolerations ?? [...DEFAULT_TOLERATIONS, ...config.tolerations];
   const nodes = snapshot.nodes;
   if (nodes !== undefined) {
@@ -173,7 +174,9 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
 
   // ---- lb-pods ----
   const problems = pods.flatMap((pod) => podProblem(pod, snapshot));
-  const severity: Severity = externalIps.length > 0 ? "warning" : "error";
+  // Pod trouble is only a warning while some node still serves: an address in the status and a Ready lb-pod (the
+  // status may be stale when the controller is gone).
+  const severity: Severity = externalIps.length > 0 && (readyPodNodes.size > 0 || daemonSet === undefined) ? "warning" : "error";
   const fromPods = podFindings(snapshot, problems, pods, severity, conflictCondition, serviceEvents);
   findings.push(...fromPods);
   if (daemonSet !== undefined && pods.length === 0 && fromPods.length === 0) {
@@ -185,7 +188,6 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
   }
 
   // ---- What is behind the Service ----
-  const readyPodNodes = new Set(pods.filter((p) => isPodReady(p) && !p.metadata?.deletionTimestamp).map((p) => p.spec?.nodeName ?? ""));
   findings.push(...endpointFindings(snapshot, readyPodNodes, readyCondition));
 
   // ---- The result the user sees ----

@@ -355,6 +355,16 @@ describe("berth doctor: diagnose", () => {
     assert.match(diagnosis.headline, /is healthy: EXTERNAL-IP 192\.0\.2\.1 \(1 warning\)/);
   });
 
+  it("is not fooled by addresses left in the status when no lb-pod is Ready any more", () => {
+    const snapshot: Obj = healthy();
+    snapshot.lease.spec.renewTime = ago(3600);
+    const status = waiting("CrashLoopBackOff", "back-off", { restarts: 9, last: { exitCode: 2 } });
+    snapshot.pods = [brokenPod("n1", status), brokenPod("n2", status)];
+    const diagnosis = diagnose(snapshot as DoctorSnapshot);
+    assert.equal(diagnosis.healthy, false);
+    assert.deepEqual(diagnosis.findings.filter((f) => f.severity === "error").map((f) => f.code), [REASONS.controllerNotRunning, REASONS.crashLoopBackOff]);
+  });
+
   it("warns that nothing updates the Service when the controller is gone but the lb-pods still serve", () => {
     const snapshot: Obj = healthy();
     snapshot.lease.spec.renewTime = ago(3600);
