@@ -86,7 +86,7 @@ async function stopEnv(env: Env | undefined): Promise<void> {
 }
 
 /** Polls until fn returns a value other than undefined (no fixed sleeps). */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -189,7 +189,7 @@ function shellDaemonSet(name: string, script: string, o: { hostPort?: number; no
 
 describe("sandbox kubelet stand-in (real processes in pod network namespaces)", function () {
   // Generous: lb-pods start Node.js twice (apply, then every probe), and CI machines have 2 cores.
-  this.timeout(120_000);
+  this.timeout(180_000);
   let env: Env | undefined;
 
   before(function () {
@@ -197,7 +197,9 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     if (reason) skipBecause(this, reason);
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
   });
-  afterEach(async () => {
+  afterEach(async function () {
+    // What the kubelet did, for a failed test (timings, probe failures, restarts).
+    if (this.currentTest?.state === "failed" && env) console.log(env.logs.slice(-40).join("\n"));
     await stopEnv(env);
     env = undefined;
     // Nothing of ours may outlive a test, whatever it did.
@@ -437,16 +439,16 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
   });
 
   it("stop() ends every container process and detaches every pod", async () => {
-    env = await startEnv(2);
+    env = await startEnv(1);
     const e = env;
     await e.client.create(Resources.daemonSets, shellDaemonSet("everywhere", "exec sleep 1000"));
     await lbDaemonSet(e, "web", 80, "Cluster");
-    const pods = await waitFor("four Ready pods", async () => {
+    const pods = await waitFor("two Ready pods", async () => {
       const list = await podsOf(e.client, NS);
-      return list.length === 4 && list.every(ready) ? list : undefined;
+      return list.length === 2 && list.every(ready) ? list : undefined;
     });
     const pids = (await Promise.all(pods.map((p) => pidsIn(podNs(p))))).flat();
-    assert.ok(pids.length >= 4);
+    assert.ok(pids.length >= 2);
     await e.kubelet.stop();
     assert.deepEqual(pids.filter(alive), []);
     const left = await namespaces();

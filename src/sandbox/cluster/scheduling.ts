@@ -8,7 +8,8 @@
 //   with the tolerations every daemon pod gets (daemon/util.AddOrUpdateDaemonPodTolerations); the pod's required node
 //   affinity replaced by `matchFields metadata.name In [node]` (util.ReplaceDaemonSetPodNodeNameNodeAffinity); pods
 //   on nodes that no longer match, or made from an older template, deleted (RollingUpdate simplified to delete +
-//   create); the status counts.
+//   create, every node at once), the replacement created once the old pod is gone (podsShouldBeOnNode counts a
+//   terminating pod as existing); the status counts.
 // - scheduler/framework/plugins/nodeports: a pod whose hostPort/protocol/hostIP is already held on its node stays
 //   unbound, PodScheduled=False, reason Unschedulable, with the NodePorts plugin's message in the FitError text;
 //   bound once the port frees up.
@@ -257,6 +258,7 @@ export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes
   // Daemon pods that must go: owner gone, node no longer matching, older template, or a second pod for one node.
   const live: V1Pod[] = [];
   const seen = new Set<string>();
+  const terminating = new Set<string>();
   for (const pod of [...input.pods].sort(byAge)) {
     if (gone.has(pod) || terminal(pod)) continue;
     const uid = ownerDaemonSetUid(pod);
@@ -271,9 +273,15 @@ export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes
     else if (nodeMismatch(ds.spec?.template, node) !== undefined) why = `node ${nodeName} no longer matches: ${nodeMismatch(ds.spec?.template, node)}`;
     else if (pod.metadata?.labels?.[TEMPLATE_HASH_LABEL] !== templateHash(ds)) why = "made from an older template";
     else if (!deleting && seen.has(`${uid}/${nodeName}`)) why = `a second pod for node ${nodeName}`;
-    if (deleting) continue;
-    if (why !== undefined) actions.push({ kind: "delete", pod, why, force: !pod.spec?.nodeName });
-    else {
+    if (deleting) {
+      // The replacement waits until this one is gone (podsShouldBeOnNode: a terminating pod still "exists").
+      terminating.add(`${uid}/${nodeName}`);
+      continue;
+    }
+    if (why !== undefined) {
+      actions.push({ kind: "delete", pod, why, force: !pod.spec?.nodeName });
+      terminating.add(`${uid}/${nodeName}`);
+    } else {
       live.push(pod);
       seen.add(`${uid}/${nodeName}`);
     }
@@ -311,7 +319,8 @@ export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes
   for (const ds of dsByUid.values()) {
     for (const node of nodes) {
       const nodeName = node.metadata?.name ?? "";
-      if (seen.has(`${ds.metadata?.uid}/${nodeName}`)) continue;
+      const key = `${ds.metadata?.uid}/${nodeName}`;
+      if (seen.has(key) || terminating.has(key)) continue;
       if (nodeMismatch(ds.spec?.template, node) !== undefined) continue;
       const pod = newDaemonPod(ds, nodeName);
       if (!clashOn(nodeName, pod)) {

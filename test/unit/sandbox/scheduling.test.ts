@@ -170,6 +170,17 @@ describe("sandbox scheduling: planPlacement", () => {
       [`delete ${p2.metadata?.name} force`, "delete bare force"]);
   });
 
+  it("replaces a pod of an older template only once the old one is gone, as the DaemonSet controller waits for a terminating pod", () => {
+    const a = daemonSet("a", { hostPort: 80 });
+    const old = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });
+    const changed = daemonSet("a", { hostPort: 81 });
+    const n1 = [node("n1")];
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [old] })), [`delete ${old.metadata?.name}`, "status a"]);
+    const terminating = { ...old, metadata: { ...old.metadata, deletionTimestamp: "2026-01-01T00:05:00Z" as unknown as Date } };
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [terminating] })).filter((k) => !k.startsWith("status")), []);
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [] })), [`create ${old.metadata?.name} bound`, "status a"]);
+  });
+
   it("keeps the DaemonSet status counts and writes them only when they change", () => {
     const a = daemonSet("a", { generation: 3 });
     const p1 = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });
