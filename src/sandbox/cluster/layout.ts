@@ -52,7 +52,7 @@ export const MAX_SANDBOX_NODES = 20;
  * named `<prefix>-*`, so a prefix must never be the start of another sandbox's namespaces ("bsb" vs "bsb-x").
  * At most 17 characters keeps the longest namespace name, `<prefix>-pod-<8 hex>`, within 30.
  */
-const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,16}$/;
+export const SANDBOX_PREFIX_PATTERN = /^[a-z][a-z0-9]{0,16}$/;
 
 export const LAN_CIDRS = { ipv4: "198.18.0.0/24", ipv6: "fd42:b5e7:7a00::/64" } as const;
 /** The cluster CIDRs the node pod CIDRs are cut from (kube-proxy's --cluster-cidr: its "is this a pod?" test). */
@@ -61,7 +61,7 @@ export const SERVICE_CIDRS = { ipv4: "10.43.0.0/16", ipv6: "fd00:43::/112" } as 
 
 /** Plans the sandbox; throws UsageError for a bad prefix or a node count outside 1..20. */
 export function planLayout(o: { prefix: string; nodes: number; dualStack: boolean }): SandboxLayout {
-  if (!PREFIX_PATTERN.test(o.prefix)) {
+  if (!SANDBOX_PREFIX_PATTERN.test(o.prefix)) {
     throw new UsageError(`sandbox prefix must be a lowercase letter then up to 16 lowercase letters or digits, got "${o.prefix}"`);
   }
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > MAX_SANDBOX_NODES) {

@@ -13,7 +13,7 @@
 import ipaddr from "ipaddr.js";
 
 import { runChecked, systemRunner, type CommandRunner } from "../../lib/exec.js";
-import { podNamespaceName, podUidShort, type NodeLayout, type SandboxLayout } from "./layout.js";
+import { podNamespaceName, podUidShort, SANDBOX_PREFIX_PATTERN, type NodeLayout, type SandboxLayout } from "./layout.js";
 
 /** What the kubelet stand-in needs from the network. */
 export interface PodNetwork {
@@ -236,7 +236,7 @@ export async function removeSandboxNetwork(
   prefix: string,
   runner: CommandRunner = systemRunner(),
 ): Promise<{ namespaces: string[]; killedPids: number[] }> {
-  if (!/^[a-z][a-z0-9]{0,16}$/.test(prefix)) throw new Error(`refusing to remove namespaces for invalid sandbox prefix "${prefix}"`);
+  if (!SANDBOX_PREFIX_PATTERN.test(prefix)) throw new Error(`refusing to remove namespaces for invalid sandbox prefix "${prefix}"`);
   const namespaces = await sandboxNamespaces(prefix, runner);
   const killedPids = await deleteNamespaces(namespaces, runner);
   return { namespaces, killedPids };
