@@ -1,6 +1,7 @@
 // The install manifests against an API server: the real kubectl applies deploy/berth.yaml to the sandbox API server
-// (https, bearer token, strict field validation as kubectl sends it), a second apply changes nothing, and the
-// `berth manifests` command's output for another namespace applies too. The sandbox stores RBAC, Deployments and
+// (https, bearer token, strict field validation as kubectl sends it), a second apply changes nothing, the built
+// controller started with the Deployment's own args leads and answers its probes, and the `berth manifests` command's
+// output for another namespace applies too. The sandbox stores RBAC, Deployments and
 // PodDisruptionBudgets with their typed schemas (an unknown or mistyped field is refused) but runs nothing behind them.
 /* eslint-disable @typescript-eslint/no-explicit-any -- kubectl's JSON output is read field by field */
 import assert from "node:assert/strict";
@@ -118,6 +119,53 @@ describe("install manifests applied with kubectl", function () {
     assert.deepEqual(role.rules.find((r: any) => r.resourceNames)?.resourceNames, ["berth-controller"]);
     const ns = JSON.parse(await ok(["get", "namespace", "berth-system", "-o", "json"])) as any;
     assert.equal(ns.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
+  });
+
+  it("the controller runs with the Deployment's args and env: it leads on its Lease and answers its probes", async () => {
+    await ok(["apply", "-f", BERTH_YAML]);
+    const docs = yaml.loadAll(readFileSync(BERTH_YAML, "utf8")) as any[];
+    const container = docs.find((d) => d.kind === "Deployment").spec.template.spec.containers[0];
+    const podName = "berth-controller-6d4f8-x2x9q";
+    // As the kubelet would: $(POD_NAME) from the downward API. Only the listen address changes (a free port on
+    // loopback instead of the pod's :9090), and --kubeconfig stands in for the in-cluster service account.
+    const args = (container.args as string[]).map((a) => a.replace("$(POD_NAME)", podName)).map((a) => (a.startsWith("--listen=") ? "--listen=127.0.0.1:0" : a));
+    const env: Record<string, string> = { ...process.env as Record<string, string> };
+    for (const e of container.env as any[]) if (e.value !== undefined) env[e.name] = e.value;
+    const child = spawn(process.execPath, [join(ROOT, "dist/cli.js"), ...args, `--kubeconfig=${kubeconfig}`], { env, stdio: ["ignore", "ignore", "pipe"] });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    try {
+      let log = "";
+      const url = await new Promise<string>((resolve, fail) => {
+        const timer = setTimeout(() => fail(new Error(`controller did not serve its endpoints:\n${log}`)), 20_000);
+        child.stderr.on("data", (d: Buffer) => {
+          log += d.toString();
+          const m = /"msg":"serving \/healthz \/readyz \/metrics","url":"([^"]+)"/.exec(log);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1] as string);
+          }
+        });
+      });
+      const status = async (path: string) => (await fetch(url + path)).status;
+      for (const probe of [container.livenessProbe, container.readinessProbe]) {
+        const deadline = Date.now() + 20_000;
+        while ((await status(probe.httpGet.path)) !== 200) {
+          assert.ok(Date.now() < deadline, `${probe.httpGet.path} never answered 200:\n${log}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      assert.match(await (await fetch(`${url}/metrics`)).text(), /^berth_/m);
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const lease = await kubectl(["get", "lease", "berth-controller", "-n", "berth-system", "-o", "jsonpath={.spec.holderIdentity}"]);
+        if (lease.stdout === podName) break;
+        assert.ok(Date.now() < deadline, `the controller never took the Lease berth-system/berth-controller:\n${log}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+    }
   });
 
   it("the output of `berth manifests --namespace lb --replicas 1` applies as well", async () => {
