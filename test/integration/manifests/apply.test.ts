@@ -1,8 +1,8 @@
 // The install manifests against an API server: the real kubectl applies deploy/berth.yaml to the sandbox API server
 // (https, bearer token, strict field validation as kubectl sends it), a second apply changes nothing, the built
 // controller started with the Deployment's own args leads and answers its probes, and the `berth manifests` command's
-// output for another namespace applies too. The sandbox stores RBAC, Deployments and
-// PodDisruptionBudgets with their typed schemas (an unknown or mistyped field is refused) but runs nothing behind them.
+// output for another namespace applies too. The sandbox stores RBAC, Deployments and PodDisruptionBudgets with their
+// typed schemas (an unknown or mistyped field is refused) but runs nothing behind them.
 /* eslint-disable @typescript-eslint/no-explicit-any -- kubectl's JSON output is read field by field */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
