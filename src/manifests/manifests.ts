@@ -160,8 +160,8 @@ function deployment(o: ManifestOptions): Manifest {
     env: [
       { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
       commented(
-        "V8 sizes its heap from the machine, not the container: keep it under the memory\n" +
-        "limit, so the process collects garbage instead of being OOM-killed.",
+        "A heap ceiling under the memory limit: V8 collects garbage before the kernel OOM-kills\n" +
+        "the process, whether or not this Node version reads the container's limit itself.",
         { name: "NODE_OPTIONS", value: "--max-old-space-size=768" },
       ),
     ],
