@@ -20,9 +20,13 @@ export function clientAddress(remote: string | undefined): string {
   return remote.startsWith("::ffff:") && remote.includes(".") ? remote.slice("::ffff:".length) : remote;
 }
 
-/** The answer's one line: `pod berth-demo-x7k2p on node-1 saw client 198.18.0.100:54321`. */
+/**
+ * The answer's one line: `pod berth-demo-x7k2p on node-1 saw client 198.18.0.100:54321`; an IPv6 client is written
+ * `[fd42:b5e7:7a00::100]:54321`, as in a URL, so its port stays readable.
+ */
 export function demoAnswer(identity: DemoAppIdentity, remoteAddress: string | undefined, remotePort: number | undefined): string {
-  return `pod ${identity.pod} on ${identity.node} saw client ${clientAddress(remoteAddress)}:${remotePort ?? 0}`;
+  const address = clientAddress(remoteAddress);
+  return `pod ${identity.pod} on ${identity.node} saw client ${address.includes(":") ? `[${address}]` : address}:${remotePort ?? 0}`;
 }
 
 /** Whether an error says the kernel has no IPv6 (then the app listens on IPv4 only). */

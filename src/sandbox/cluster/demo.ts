@@ -36,10 +36,10 @@ export function demoObjects(dualStack: boolean): { daemonSet: KubeObject; servic
               { name: "NODE_NAME", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "spec.nodeName" } } },
             ],
             ports: [{ name: "http", containerPort: DEMO_APP_PORT, protocol: "TCP" }],
-            // A real HTTP request to the app, from inside the pod's network namespace as the kubelet stand-in runs
-            // it: the endpoint turns ready only once the app answers. 5 s: a 2-core machine starting every pod's
+            // A real HTTP request to the app (the kubelet stand-in sends it inside the pod's network namespace): the
+            // endpoint turns ready only once the app answers. Timeout 5 s: a 2-core machine starting every pod's
             // Node.js at once can take seconds to answer the first one.
-            readinessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 1, timeoutSeconds: 5 },
+            readinessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 5, timeoutSeconds: 5 },
           }],
         },
       },

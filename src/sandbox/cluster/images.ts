@@ -9,12 +9,12 @@ export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
 export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
 
 /**
- * How often the kubelet stand-in runs every readiness probe. Not 1 s: an lb-pod's probe (`berth lb-pod check`) is a
- * Node.js start plus iptables-save, ~0.35-0.75 CPU-seconds, so 3 lb-pods probed every second kept a 2-core machine
- * saturated and their 5 s probe timeouts expired (measured: the demo never became ready under load). At 3 s the
- * demo's six probes cost ~0.45 of a core; pods still turn Ready a few seconds after they start.
+ * How often the kubelet stand-in probes a container until it is Ready (afterwards at the probe's own periodSeconds):
+ * pods turn Ready about a second after they can. Probing everything every second for good was too much: an lb-pod's
+ * probe (`berth lb-pod check`) is a Node.js start plus iptables-save, and three of them per second kept a 2-core
+ * machine saturated until their 5 s timeouts expired (measured: the demo never became ready under load).
  */
-export const SANDBOX_PROBE_PERIOD_MS = 3000;
+export const SANDBOX_PROBE_PERIOD_MS = 1000;
 
 /** The system directories a Debian root shell has on PATH, after the image's own. */
 const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];

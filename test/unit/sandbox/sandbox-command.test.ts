@@ -259,6 +259,8 @@ describe("berth sandbox: state, Node objects, images, demo", () => {
     assert.equal(clientAddress("::ffff:198.18.0.100"), "198.18.0.100");
     assert.equal(clientAddress("fd42:b5e7:7a00::100"), "fd42:b5e7:7a00::100");
     assert.equal(demoAnswer({ pod: "p", node: "n" }, undefined, undefined), "pod p on n saw client unknown:0");
+    assert.equal(demoAnswer({ pod: "p", node: "n" }, "fd42:b5e7:7a00::100", 4242), "pod p on n saw client [fd42:b5e7:7a00::100]:4242");
+    assert.equal(demoAnswer({ pod: "p", node: "n" }, "::ffff:198.18.0.100", 4242), "pod p on n saw client 198.18.0.100:4242");
   });
 
   it("the demo app answers a UDP datagram with the same line, to the sender", async () => {
