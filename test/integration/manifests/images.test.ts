@@ -320,6 +320,31 @@ describe("images: every path and command they refer to exists in the build outpu
     assert.equal(controller.final.cmd?.[0], sub);
   });
 
+  it("the built code imports only production dependencies (the images keep node_modules after npm prune --omit=dev)", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const imported = new Set<string>();
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+        const rel = join(dir, entry.name);
+        if (entry.isDirectory()) walk(rel);
+        else if (entry.name.endsWith(".js")) {
+          const text = readFileSync(join(ROOT, rel), "utf8");
+          const statics = [...text.matchAll(/^\s*(?:(?:import|export)\b[^;"]*?\bfrom\s*|import\s*)"([^"]+)"/gm)];
+          const dynamics = [...text.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g)];
+          for (const m of [...statics, ...dynamics]) {
+            const spec = m[1] as string;
+            if (spec.startsWith("node:") || spec.startsWith(".")) continue;
+            imported.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : (spec.split("/")[0] as string));
+          }
+        }
+      }
+    };
+    walk("dist");
+    assert.ok(imported.has("commander") && imported.has("@kubernetes/client-node"), [...imported].join(", "));
+    const notShipped = [...imported].filter((name) => pkg.dependencies[name] === undefined);
+    assert.deepEqual(notShipped, [], "imported by dist/ but not a production dependency (npm prune --omit=dev removes it)");
+  });
+
   it("lb-pod: the DaemonSet's command and readiness probe, and the scripts they run, resolve to built files", () => {
     const config = defaultControllerConfig();
     const entry = mustFind(lbPod, config.lbPodCommand[0] as string, unverifiable);
