@@ -14,7 +14,7 @@ import { defaultControllerConfig } from "../../src/controller/types.js";
 import { systemRunner } from "../../src/lib/exec.js";
 import { KubeClient, Resources, type KubeObject, type LogLevel } from "../../src/lib/kube/client.js";
 import { startApiServer, type ApiServerHandle } from "../../src/sandbox/apiserver/index.js";
-import { KubeletStandIn, type ContainerImage } from "../../src/sandbox/cluster/kubelet.js";
+import { KubeletStandIn, type ContainerImage, type KubeletOptions } from "../../src/sandbox/cluster/kubelet.js";
 import { planLayout, podNamespaceName, type SandboxLayout } from "../../src/sandbox/cluster/layout.js";
 import { removeSandboxNetwork, SandboxNetwork } from "../../src/sandbox/cluster/network.js";
 import { needsRoot, skipBecause } from "../support/skip.js";
@@ -48,7 +48,7 @@ interface Env {
   logs: string[];
 }
 
-async function startEnv(nodes = 2): Promise<Env> {
+async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeSysctls"> = {}): Promise<Env> {
   const server = await startApiServer({ serviceCidrs: { ipv4: "10.43.0.0/16" } });
   const client = new KubeClient({ server: server.url, authHeaders: () => ({ Authorization: `Bearer ${server.token}` }) });
   const layout = planLayout({ prefix: PREFIX, nodes, dualStack: false });
@@ -70,6 +70,7 @@ async function startEnv(nodes = 2): Promise<Env> {
   const kubelet = new KubeletStandIn({
     client, network, images, logDir, runner,
     nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
+    ...options,
     log: (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`),
   });
   await kubelet.start();
@@ -400,6 +401,19 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     // Once the first DaemonSet goes, the port is free and the second pod is bound and runs.
     await e.client.delete(Resources.daemonSets, "first", { namespace: NS });
     await waitFor("second Ready", async () => ((await podsOf(e.client, NS, "app=second")).some(ready) ? true : undefined));
+  });
+
+  it("a kubelet without --allowed-unsafe-sysctls rejects the lb-pod (Failed, SysctlForbidden, Event) and nothing runs", async () => {
+    env = await startEnv(1, { allowedUnsafeSysctls: [] });
+    const e = env;
+    const ds = await lbDaemonSet(e, "web", 80, "Cluster");
+    const selector = `berth.dev/daemonset=${ds.metadata?.name}`;
+    const pod = await waitFor("a rejected pod", async () => (await podsOf(e.client, NS, selector)).find((p) => p.status?.phase === "Failed"));
+    assert.equal(pod.status?.reason, "SysctlForbidden");
+    assert.equal(pod.status?.message, 'Pod was rejected: forbidden sysctl: "net.ipv4.ip_forward" not allowlisted');
+    const events = await e.client.list<KubeObject & { reason?: string; involvedObject?: { uid?: string } }>(Resources.events, { namespace: NS });
+    assert.ok(events.items.some((ev) => ev.reason === "SysctlForbidden" && ev.involvedObject?.uid === pod.metadata?.uid));
+    assert.ok(!(await namespaces()).includes(podNs(pod)));
   });
 
   it("an unknown image leaves the pod Pending, waiting with ErrImagePull naming the image", async () => {

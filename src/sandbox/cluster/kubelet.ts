@@ -3,7 +3,8 @@
 // Informer like any other component, and runs pods as REAL processes:
 // - placement (DaemonSet pods, binding, Pending on a hostPort clash, status counts) is the pure planPlacement()
 //   in scheduling.ts, carried out here;
-// - every pod bound to one of `nodes` (DaemonSet pods and bare pods that set spec.nodeName) gets a network namespace
+// - every pod bound to one of `nodes` (DaemonSet pods and bare pods that set spec.nodeName) is admitted (sysctls
+//   outside the allowlist: rejected, Failed with SysctlForbidden, as a kubelet does), then gets a network namespace
 //   from the PodNetwork, its securityContext.sysctls set there, an emptyDir per volume (a host directory under
 //   podsDir, bind-mounted in the container's private mount namespace), and one process per container
 //   (kubelet/container.ts) with the downward API in its environment, readiness from its real probe, restarts with
@@ -22,7 +23,7 @@ import { runChecked, systemRunner, type CommandRunner } from "../../lib/exec.js"
 import { isAlreadyExists, isConflict, isNotFound, noLog, Resources, type KubeClient, type LogFn, type Resource } from "../../lib/kube/client.js";
 import { Informer } from "../../lib/kube/informer.js";
 import { ContainerRuntime, now } from "./kubelet/container.js";
-import { podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
+import { forbiddenSysctl, podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
 import type { PodNetwork } from "./network.js";
 import { planPlacement, type PlacementAction } from "./scheduling.js";
 
@@ -44,6 +45,12 @@ export interface KubeletOptions {
    * lb-pods), so a pod would become Ready up to 5 s after its rules are in; the sandbox wants it within a second.
    */
   probePeriodMs?: number;
+  /**
+   * `--allowed-unsafe-sysctls`: sysctl names or `prefix*` patterns a pod may set besides the safe ones; a pod asking
+   * for another is rejected (phase Failed, reason SysctlForbidden) as a kubelet does. Default: every sysctl allowed
+   * (as a kubelet started with the lb-pods' forwarding sysctls allowed, like k3s with its servicelb enabled).
+   */
+  allowedUnsafeSysctls?: string[];
   /** Longest grace stop() gives a container before SIGKILL; default 5000 ms. */
   stopGraceMs?: number;
   runner?: CommandRunner;
@@ -264,7 +271,6 @@ export class KubeletStandIn {
       const nodeName = pod.spec?.nodeName;
       const hostIPs = nodeName === undefined ? undefined : this.myNodes.get(nodeName);
       if (hostIPs === undefined || !nodeNames.has(nodeName as string)) continue;
-      if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
       const uid = pod.metadata?.uid ?? "";
       let runtime = this.runtimes.get(uid);
       if (pod.metadata?.deletionTimestamp) {
@@ -280,7 +286,13 @@ export class KubeletStandIn {
         }
         continue;
       }
+      if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
       if (!runtime) {
+        const forbidden = forbiddenSysctl(pod, this.o.allowedUnsafeSysctls);
+        if (forbidden !== undefined) {
+          await this.reject(pod, "SysctlForbidden", forbidden);
+          continue;
+        }
         runtime = new PodRuntime(pod, this, hostIPs);
         this.runtimes.set(uid, runtime);
         this.log("info", `pod ${runtime.key} on ${nodeName}: starting`);
@@ -302,6 +314,27 @@ export class KubeletStandIn {
     } catch (e) {
       if (isNotFound(e)) return;
       throw e;
+    }
+  }
+
+  /** Admission refused (pkg/kubelet rejectPod): the pod fails without running, with a Warning Event saying why. */
+  private async reject(pod: V1Pod, reason: string, message: string): Promise<void> {
+    this.log("info", `pod ${pod.metadata?.namespace}/${pod.metadata?.name} rejected: ${message}`);
+    const namespace = pod.metadata?.namespace ?? "";
+    await this.o.client.patchStatus(Resources.pods, pod.metadata?.name ?? "", "merge", {
+      status: { phase: "Failed", reason, message: `Pod was rejected: ${message}`, startTime: now(), qosClass: "BestEffort" },
+    }, { namespace });
+    const stamp = now();
+    try {
+      await this.o.client.create(Resources.events, {
+        metadata: { name: `${pod.metadata?.name}.${Date.now().toString(16)}`, namespace },
+        involvedObject: { apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name, uid: pod.metadata?.uid },
+        reason, message, type: "Warning", source: { component: "kubelet", host: pod.spec?.nodeName },
+        firstTimestamp: stamp, lastTimestamp: stamp, count: 1,
+      } as { metadata: { name: string; namespace: string } });
+    } catch (e) {
+      // The Event only explains; the pod's status already says it all.
+      this.log("warn", `event for pod ${namespace}/${pod.metadata?.name} not written`, { error: String(e) });
     }
   }
 

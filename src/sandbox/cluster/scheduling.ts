@@ -14,6 +14,7 @@
 //   unbound, PodScheduled=False, reason Unschedulable, with the NodePorts plugin's message in the FitError text;
 //   bound once the port frees up.
 // - controller/podgc (gcOrphaned): pods bound to a node that no longer exists are deleted at once.
+// - Failed daemon pods (a kubelet's admission rejected them) are deleted and replaced, after FAILED_POD_DELAY_MS.
 import { createHash } from "node:crypto";
 import type { V1DaemonSet, V1Node, V1Pod, V1PodCondition, V1PodTemplateSpec, V1Toleration } from "@kubernetes/client-node";
 
@@ -128,6 +129,12 @@ export function templateHash(ds: V1DaemonSet): string {
   return createHash("sha256").update(stable(ds.spec?.template ?? {})).digest("hex").slice(0, 10);
 }
 
+/**
+ * How long a Failed daemon pod stays before it is replaced. The DaemonSet controller backs off from 1 s doubling to
+ * 15 min per node (failedPodsBackoff); a fixed few seconds is enough for a sandbox and never leaves it stuck.
+ */
+export const FAILED_POD_DELAY_MS = 5000;
+
 /** The UID of the DaemonSet that owns a pod, if one does. */
 export function ownerDaemonSetUid(pod: V1Pod): string | undefined {
   return (pod.metadata?.ownerReferences ?? []).find((o) => o.kind === "DaemonSet")?.uid;
@@ -238,7 +245,13 @@ export type PlacementAction =
  * DaemonSet, Node and Pod in the cluster. Pure; apply the actions in order. Pods not owned by a DaemonSet are
  * never created, bound or deleted here (except by the pod GC), but when bound they hold their host ports.
  */
-export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes: readonly V1Node[]; pods: readonly V1Pod[] }): PlacementAction[] {
+export function planPlacement(input: {
+  daemonSets: readonly V1DaemonSet[];
+  nodes: readonly V1Node[];
+  pods: readonly V1Pod[];
+  /** Epoch ms; default the current time. */
+  now?: number;
+}): PlacementAction[] {
   const actions: PlacementAction[] = [];
   const nodes = [...input.nodes].sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
   const nodeByName = new Map(nodes.map((n) => [n.metadata?.name ?? "", n]));
@@ -255,14 +268,29 @@ export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes
     }
   }
 
-  // Daemon pods that must go: owner gone, node no longer matching, older template, or a second pod for one node.
+  // Daemon pods that must go: owner gone, node no longer matching, older template, or a second pod for one node;
+  // Failed ones (rejected by the kubelet) after FAILED_POD_DELAY_MS, so that a kubelet that keeps rejecting them
+  // (SysctlForbidden) sees a replacement every few seconds rather than in a hot loop.
+  const now = input.now ?? Date.now();
+  const failed: V1Pod[] = [];
   const live: V1Pod[] = [];
   const seen = new Set<string>();
   const terminating = new Set<string>();
   for (const pod of [...input.pods].sort(byAge)) {
-    if (gone.has(pod) || terminal(pod)) continue;
+    if (gone.has(pod) || pod.status?.phase === "Succeeded") continue;
     const uid = ownerDaemonSetUid(pod);
     if (uid === undefined) continue;
+    if (pod.status?.phase === "Failed") {
+      const key = `${uid}/${podTargetNode(pod)}`;
+      terminating.add(key);
+      if (pod.metadata?.deletionTimestamp) continue;
+      failed.push(pod);
+      const since = Date.parse(String(pod.status.startTime ?? pod.metadata?.creationTimestamp ?? ""));
+      if (!(now - since < FAILED_POD_DELAY_MS)) {
+        actions.push({ kind: "delete", pod, why: `it failed (${pod.status.reason ?? "no reason"})`, force: true });
+      }
+      continue;
+    }
     const deleting = Boolean(pod.metadata?.deletionTimestamp);
     const ds = dsByUid.get(uid);
     const nodeName = podTargetNode(pod);
@@ -332,7 +360,7 @@ export function planPlacement(input: { daemonSets: readonly V1DaemonSet[]; nodes
   }
 
   for (const ds of dsByUid.values()) {
-    const status = daemonSetStatus(ds, nodes, live.filter((p) => ownerDaemonSetUid(p) === ds.metadata?.uid));
+    const status = daemonSetStatus(ds, nodes, [...live, ...failed].filter((p) => ownerDaemonSetUid(p) === ds.metadata?.uid));
     const cur = (ds.status ?? {}) as unknown as Record<string, unknown>;
     if (Object.entries(status).some(([k, v]) => cur[k] !== v) || (status.numberUnavailable === undefined && cur.numberUnavailable !== undefined)) {
       actions.push({ kind: "daemonSetStatus", daemonSet: ds, status });

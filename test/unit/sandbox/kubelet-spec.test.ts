@@ -7,6 +7,7 @@ import {
   ContainerConfigError,
   containerLaunch,
   expand,
+  forbiddenSysctl,
   podStatus,
   readinessProbe,
   type ContainerImage,
@@ -75,6 +76,22 @@ describe("sandbox kubelet: what a container runs", () => {
     const http = readinessProbe({ name: "c", ports: [{ name: "http", containerPort: 8080 }], readinessProbe: { httpGet: { port: "http", path: "/healthz" } } });
     assert.deepEqual(http?.action, { kind: "http", port: 8080, path: "/healthz", scheme: "HTTP" });
     assert.deepEqual(readinessProbe({ name: "c", readinessProbe: { tcpSocket: { port: 53 } } })?.action, { kind: "tcp", port: 53 });
+  });
+});
+
+describe("sandbox kubelet: sysctl admission", () => {
+  const withSysctls = (...names: string[]): V1Pod => ({
+    spec: { containers: [], securityContext: { sysctls: names.map((name) => ({ name, value: "1" })) } },
+  });
+
+  it("rejects an unsafe sysctl outside --allowed-unsafe-sysctls with the kubelet's message, and admits safe and allowed ones", () => {
+    assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward"), []), 'forbidden sysctl: "net.ipv4.ip_forward" not allowlisted');
+    assert.equal(forbiddenSysctl(withSysctls("net.ipv4.tcp_syncookies"), []), undefined);
+    assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"), ["net.ipv4.ip_forward"]),
+      'forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted');
+    assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"), ["net.ipv4.ip_forward", "net.ipv6.*"]), undefined);
+    // No allowlist given: the sandbox's default kubelet allows everything.
+    assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward"), undefined), undefined);
   });
 });
 

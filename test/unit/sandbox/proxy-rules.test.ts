@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 
 import type { EndpointSlice, Pod, Service } from "../../../src/sandbox/cluster/endpoints.js";
-import { missingJumps, planProxyRules, presentChains, renderRestore, type ProxyRulesInput } from "../../../src/sandbox/cluster/proxy-rules.js";
+import { missingJumps, planProxyRules, presentChains, renderRestore, staleUdpFlows, type ProxyRulesInput } from "../../../src/sandbox/cluster/proxy-rules.js";
 
 const svc = (name: string, spec: Record<string, unknown>, ingress: Record<string, unknown>[] = []): Service =>
   ({
@@ -178,5 +178,35 @@ describe("sandbox proxy restore text", () => {
     const forward = planProxyRules(input({ services, endpointSlices }));
     const backward = planProxyRules(input({ services: [...services].reverse(), endpointSlices: [...endpointSlices].reverse() }));
     assert.deepEqual(backward, forward);
+  });
+});
+
+describe("sandbox proxy stale UDP flows (kube-proxy's conntrack cleanup)", () => {
+  const udpService = svc("dns", { ports: [{ name: "dns", port: 53, nodePort: 30053, protocol: "UDP" }] }, [{ ip: "198.18.0.11" }]);
+  const udpSlice = (ips: string[]): EndpointSlice =>
+    ({ ...slice("dns", "IPv4", ips.map((ip) => ({ ip, node: "node-1" }))), ports: [{ name: "dns", port: 5353, protocol: "UDP" }] }) as EndpointSlice;
+  const entries = (ips: string[]) => planProxyRules(input({ services: [udpService], endpointSlices: ips.length ? [udpSlice(ips)] : [] })).udp;
+
+  it("lists every UDP way in (ClusterIP, LB IP, NodePort on each node IP) with its endpoints", () => {
+    assert.deepEqual(entries(["10.42.1.2"]), [
+      { ip: "10.43.0.10", port: 53, endpoints: ["10.42.1.2"] },
+      { ip: "198.18.0.11", port: 53, endpoints: ["10.42.1.2"] },
+      { ip: "198.18.0.11", port: 30053, endpoints: ["10.42.1.2"] },
+    ]);
+  });
+
+  it("clears flows to a removed endpoint, all flows of a way in that gains endpoints, and flows of one that loses them all", () => {
+    assert.deepEqual(staleUdpFlows(entries(["10.42.1.2", "10.42.1.3"]), entries(["10.42.1.3"])), [
+      { origDst: "10.43.0.10", port: 53, dstNat: "10.42.1.2" },
+      { origDst: "198.18.0.11", port: 53, dstNat: "10.42.1.2" },
+      { origDst: "198.18.0.11", port: 30053, dstNat: "10.42.1.2" },
+    ]);
+    assert.deepEqual(staleUdpFlows(entries([]), entries(["10.42.1.2"])), [
+      { origDst: "10.43.0.10", port: 53 },
+      { origDst: "198.18.0.11", port: 53 },
+      { origDst: "198.18.0.11", port: 30053 },
+    ]);
+    assert.deepEqual(staleUdpFlows(entries(["10.42.1.2"]), entries([])).map((f) => f.dstNat), ["10.42.1.2", "10.42.1.2", "10.42.1.2"]);
+    assert.deepEqual(staleUdpFlows(entries(["10.42.1.2"]), entries(["10.42.1.2", "10.42.1.3"])), []);
   });
 });

@@ -181,6 +181,20 @@ describe("sandbox scheduling: planPlacement", () => {
     assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [] })), [`create ${old.metadata?.name} bound`, "status a"]);
   });
 
+  it("replaces a Failed daemon pod (rejected by its kubelet) after a few seconds, never two at once", () => {
+    const a = daemonSet("a");
+    const n1 = [node("n1")];
+    const pod = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1" });
+    const rejected = { ...pod, status: { phase: "Failed", reason: "SysctlForbidden", startTime: "2026-01-01T00:00:01Z" as unknown as Date } };
+    const at = (iso: string) => kinds(planPlacement({ daemonSets: [a], nodes: n1, pods: [rejected], now: Date.parse(iso) })).filter((k) => !k.startsWith("status"));
+    assert.deepEqual(at("2026-01-01T00:00:03Z"), []);
+    assert.deepEqual(at("2026-01-01T00:00:06Z"), [`delete ${pod.metadata?.name} force`]);
+    const [status] = planPlacement({ daemonSets: [a], nodes: n1, pods: [rejected], now: Date.parse("2026-01-01T00:00:03Z") });
+    assert.ok(status?.kind === "daemonSetStatus");
+    assert.equal(status.status.currentNumberScheduled, 1);
+    assert.equal(status.status.numberReady, 0);
+  });
+
   it("keeps the DaemonSet status counts and writes them only when they change", () => {
     const a = daemonSet("a", { generation: 3 });
     const p1 = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });

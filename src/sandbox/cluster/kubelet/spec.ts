@@ -56,6 +56,38 @@ export function unsupportedPodFeature(pod: V1Pod): string | undefined {
   return undefined;
 }
 
+/**
+ * The sysctls a kubelet allows without --allowed-unsafe-sysctls (pkg/kubelet/sysctl/safe_sysctls.go, Kubernetes
+ * 1.32). The lb-pods' forwarding sysctls are not among them.
+ */
+export const SAFE_SYSCTLS: readonly string[] = [
+  "kernel.shm_rmid_forced",
+  "net.ipv4.ip_local_port_range",
+  "net.ipv4.tcp_syncookies",
+  "net.ipv4.ping_group_range",
+  "net.ipv4.ip_unprivileged_port_start",
+  "net.ipv4.ip_local_reserved_ports",
+  "net.ipv4.tcp_keepalive_time",
+  "net.ipv4.tcp_fin_timeout",
+  "net.ipv4.tcp_keepalive_intvl",
+  "net.ipv4.tcp_keepalive_probes",
+  "net.ipv4.tcp_rmem",
+  "net.ipv4.tcp_wmem",
+];
+
+/**
+ * The kubelet's sysctl admission (pkg/kubelet/sysctl): the first of the pod's sysctls that is neither safe nor
+ * matched by the allowlist (`--allowed-unsafe-sysctls` patterns: a name, or a prefix ending in `*`), as the
+ * rejection message; undefined when the pod is admitted. `allowedUnsafe` undefined allows every sysctl.
+ */
+export function forbiddenSysctl(pod: V1Pod, allowedUnsafe: readonly string[] | undefined): string | undefined {
+  if (allowedUnsafe === undefined) return undefined;
+  const allowed = (name: string): boolean => SAFE_SYSCTLS.includes(name) ||
+    allowedUnsafe.some((p) => (p.endsWith("*") ? name.startsWith(p.slice(0, -1)) : name === p));
+  const bad = (pod.spec?.securityContext?.sysctls ?? []).find((s) => !allowed(s.name));
+  return bad ? `forbidden sysctl: "${bad.name}" not allowlisted` : undefined;
+}
+
 /** ErrImagePull's message, as close to the kubelet's as a catalog lookup allows. */
 export function imageNotFoundMessage(image: string): string {
   return `Failed to pull image "${image}": the sandbox's image catalog has no image "${image}" (it runs host programs, it cannot pull)`;
