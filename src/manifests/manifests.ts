@@ -34,7 +34,10 @@ export const IMAGE_REPOSITORIES = {
   controller: "ghcr.io/berth-lb/berth-controller",
   lbPod: "ghcr.io/berth-lb/berth-lb-pod",
 } as const;
-/** The non-root user the controller image runs as (images/controller/Dockerfile; distroless's "nonroot"). */
+/**
+ * The non-root user the controller image runs as (images/controller/Dockerfile's USER) and the Deployment's
+ * runAsUser; 65532 is the usual "nonroot" id of minimal images. Numeric, so the kubelet can verify runAsNonRoot.
+ */
 export const CONTROLLER_UID = 65532;
 
 export function defaultManifestOptions(version: string): ManifestOptions {
