@@ -227,6 +227,25 @@ describe("sandbox network: kube-proxy, portmap and EndpointSlice stand-ins with 
       }
     });
 
+    it("a UDP flow that keeps its source port moves to another endpoint once its endpoint is gone (stale conntrack cleared)", async () => {
+      const flow = { protocol: "udp" as const, ip: node(0, 0), port: nodePorts.cluster?.dns ?? 0, sourcePort: 41053 };
+      const first = await lab!.ask(layout.client.ns, flow);
+      assert.match(first, /^app-[12]$/);
+      const setReady = (ready: boolean) =>
+        client!.patchStatus(Resources.pods, first, "merge", { status: { conditions: [{ type: "Ready", status: ready ? "True" : "False" }] } }, { namespace: "default" });
+      await setReady(false);
+      try {
+        // The old endpoint still runs (only not Ready): without the cleanup every packet of the flow would keep reaching it.
+        const deadline = Date.now() + 5000;
+        let reply = first;
+        while (reply === first && Date.now() < deadline) reply = await lab!.ask(layout.client.ns, flow);
+        assert.match(reply, /^app-[12]$/);
+        assert.notEqual(reply, first);
+      } finally {
+        await setReady(true);
+      }
+    });
+
     it("without LB-IP capture, traffic to the node IP on the Service port reaches the hostPort pod with the client address", async () => {
       await proxy?.stop();
       // A second stand-in over the same nodes: it reads the live rules first, so the first one's chains are replaced.

@@ -19,8 +19,8 @@
 //   family) and the LB IP itself through and marks the rest for DROP (KUBE-MARK-DROP, filter-table drop);
 // - a ClusterIP, external IP or NodePort with no ready endpoints is REJECTed in the filter table.
 // What it leaves out: session affinity, internalTrafficPolicy, terminating-endpoint fallback, topology hints,
-// loadBalancerSourceRanges from the annotation (kube-proxy reads only the field), healthCheckNodePort, the
-// conntrack cleanup of stale UDP flows, SCTP specifics, and localhost NodePorts.
+// loadBalancerSourceRanges from the annotation (kube-proxy reads only the field), healthCheckNodePort, SCTP
+// specifics, and localhost NodePorts. Stale UDP conntrack entries are cleared as kube-proxy does (staleUdpFlows).
 //
 // What it reproduces of the CNI portmap plugin (containernetworking/plugins, plugins/meta/portmap): for each pod on
 // the node with hostPorts and an IP of this family, traffic to a LOCAL destination (dst-type LOCAL; hostIP when the
@@ -63,7 +63,17 @@ export interface TableRules {
   rules: string[];
 }
 
-export type ProxyRules = Record<Table, TableRules>;
+/** A UDP way in (an address and port as the client sends to) and the endpoints behind it, for conntrack cleanup. */
+export interface UdpEntry {
+  ip: string;
+  port: number;
+  endpoints: string[];
+}
+
+export type ProxyRules = Record<Table, TableRules> & {
+  /** UDP entry points with endpoints, sorted (not rules: what staleUdpFlows compares between two syncs). */
+  udp: UdpEntry[];
+};
 
 export interface ProxyRulesInput {
   family: Family;
@@ -130,6 +140,7 @@ export function planProxyRules(input: ProxyRulesInput): ProxyRules {
   const nodePortRules: string[] = [];
   const perServiceChains: string[] = [];
   const perServiceRules: string[] = [];
+  const udp: UdpEntry[] = [];
 
   for (const svc of sortedByKey(input.services)) {
     const spec = svc.spec;
@@ -193,6 +204,12 @@ export function planProxyRules(input: ProxyRulesInput): ProxyRules {
         );
       }
 
+      if (protocol === "udp") {
+        const ips = endpoints.map((e) => e.ip);
+        for (const ip of [...clusterIps, ...externalIps, ...lbIps]) udp.push({ ip, port: port.port, endpoints: ips });
+        if (nodePort) for (const ip of input.nodeIps) udp.push({ ip, port: nodePort, endpoints: ips });
+      }
+
       const external = externalIps.length > 0 || lbIps.length > 0 || nodePort !== undefined;
       if (!external) continue;
       // The external chain: NodePorts, external IPs and captured LB IPs enter here.
@@ -240,7 +257,8 @@ export function planProxyRules(input: ProxyRulesInput): ProxyRules {
   const hostPorts = planHostPorts(input, host, dnatTo);
   nat.chains.push(...unique(perServiceChains), ...hostPorts.chains);
   nat.rules.push(...serviceRules, ...nodePortRules, ...perServiceRules, ...hostPorts.rules);
-  return { nat, filter };
+  udp.sort((a, b) => compareIps(a.ip, b.ip) || a.port - b.port);
+  return { nat, filter, udp };
 }
 
 /** portmap: hostPort DNAT for this node's pods with an IP of this family. */
@@ -308,6 +326,42 @@ export function renderRestore(rules: ProxyRules, o: { staleChains: Record<Table,
     out.push("COMMIT");
   }
   return out.join("\n") + "\n";
+}
+
+/** One `conntrack -D -p udp` to run: flows sent to origDst:port, only those DNATed to dstNat when set. */
+export interface StaleUdpFlows {
+  origDst: string;
+  port: number;
+  dstNat?: string;
+}
+
+/**
+ * UDP flows that the new rules would no longer set up the same way, as kube-proxy clears them
+ * (pkg/proxy/conntrack/cleanup.go): UDP has no connection to end, so a client that keeps its source port keeps
+ * hitting an old conntrack entry. Flows to a removed endpoint are deleted; and when a way in gains its first
+ * endpoints, every flow to it is deleted (until then it was rejected, or went to whatever else held the port, such
+ * as a hostPort pod while the LB IP was not captured).
+ */
+export function staleUdpFlows(before: readonly UdpEntry[], after: readonly UdpEntry[]): StaleUdpFlows[] {
+  const previous = new Map(before.map((entry) => [`${entry.ip}|${entry.port}`, entry.endpoints]));
+  const stale: StaleUdpFlows[] = [];
+  const seen = new Set<string>();
+  for (const entry of after) {
+    const key = `${entry.ip}|${entry.port}`;
+    seen.add(key);
+    const old = previous.get(key);
+    if (!old || old.length === 0) {
+      if (entry.endpoints.length > 0) stale.push({ origDst: entry.ip, port: entry.port });
+      continue;
+    }
+    for (const endpoint of old) if (!entry.endpoints.includes(endpoint)) stale.push({ origDst: entry.ip, port: entry.port, dstNat: endpoint });
+  }
+  // A way in that is gone altogether (Service deleted, endpoints all gone): its flows go nowhere now.
+  for (const entry of before) {
+    if (seen.has(`${entry.ip}|${entry.port}`)) continue;
+    for (const endpoint of entry.endpoints) stale.push({ origDst: entry.ip, port: entry.port, dstNat: endpoint });
+  }
+  return stale;
 }
 
 /** The jump rules (as `-A` lines) of PROXY_JUMPS that `iptables-save` output does not show yet. */

@@ -12,7 +12,7 @@ import { Informer } from "../../lib/kube/informer.js";
 import type { Family } from "../../lib/rules/model.js";
 import type { EndpointSlice, Pod, Service } from "./endpoints.js";
 import { CLUSTER_CIDRS, type NodeLayout, type SandboxLayout } from "./layout.js";
-import { missingJumps, planProxyRules, presentChains, renderRestore, type Table } from "./proxy-rules.js";
+import { missingJumps, planProxyRules, presentChains, renderRestore, staleUdpFlows, type Table, type UdpEntry } from "./proxy-rules.js";
 
 /** Changes arriving within this window are synced together (kube-proxy's minSyncPeriod serves the same purpose). */
 const DEBOUNCE_MS = 100;
@@ -24,6 +24,8 @@ interface NodeFamilyState {
   chains?: Record<Table, string[]>;
   /** The last rules written successfully (skip identical writes). */
   lastRules?: string;
+  /** The UDP ways in of the last rules written, to clear flows the next rules change (kube-proxy does the same). */
+  lastUdp?: UdpEntry[];
 }
 
 export class ProxyStandIn {
@@ -101,6 +103,17 @@ export class ProxyStandIn {
     return this.o.layout.dualStack ? ["ipv4", "ipv6"] : ["ipv4"];
   }
 
+  /** Deletes conntrack entries of UDP flows the new rules route differently; failures are logged, never fatal. */
+  private async clearStaleUdp(node: NodeLayout, family: Family, flows: ReturnType<typeof staleUdpFlows>): Promise<void> {
+    for (const flow of flows) {
+      const args = ["-D", "-f", family, "-p", "udp", "--orig-dst", flow.origDst, "--orig-port-dst", String(flow.port)];
+      if (flow.dstNat) args.push("--dst-nat", flow.dstNat);
+      // Exit 1 with "0 flow entries have been deleted" is the common case: nothing to clear.
+      const result = await this.runner.run("conntrack", args, { netns: node.ns });
+      if (result.exitCode > 1) this.log("warn", `sandbox proxy: clearing UDP flows on ${node.name} failed`, { command: result.command, stderr: result.stderr.trim() });
+    }
+  }
+
   /** Writes one node's rules of one family; false when it failed (logged, retried later). */
   private async syncNode(node: NodeLayout, family: Family): Promise<boolean> {
     const key = `${node.name}/${family}`;
@@ -131,9 +144,12 @@ export class ProxyStandIn {
       await runChecked(this.runner, `${tool}-restore`, ["--noflush"], { netns: node.ns, input: text });
       state.chains = { nat: rules.nat.chains, filter: rules.filter.chains };
       state.lastRules = fingerprint;
+      if (state.lastUdp) await this.clearStaleUdp(node, family, staleUdpFlows(state.lastUdp, rules.udp));
+      state.lastUdp = rules.udp;
       this.log("debug", `sandbox proxy: rules written on ${node.name} (${family})`, { natRules: rules.nat.rules.length });
       return true;
     } catch (error) {
+      // The restore is one transaction: the live rules are still those of lastUdp.
       state.chains = undefined;
       state.lastRules = undefined;
       this.log("error", `sandbox proxy: writing rules on ${node.name} (${family}) failed`, { error: String(error) });
