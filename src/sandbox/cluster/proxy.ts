@@ -1,7 +1,8 @@
 // The kube-proxy + CNI portmap stand-in's I/O: watches Services, EndpointSlices and Pods with our Informer and, on
 // every change (debounced 100 ms, so a burst of updates costs one sync), writes each node's rules with ONE
 // `iptables-restore --noflush` per family inside that node's network namespace (`ip6tables-restore` for IPv6 when
-// the sandbox is dual-stack). What the rules reproduce and leave out is documented in proxy-rules.ts.
+// the sandbox is dual-stack), then clears the UDP flows the change made stale with `conntrack -D` (conntrack-tools;
+// when it is missing that is logged, never fatal). What the rules reproduce and leave out is in proxy-rules.ts.
 //
 // It uses whichever iptables the machine defaults to (on Debian the nft variant); the lb-pods detect their backend
 // from the rules in their OWN pod namespace, so these node rules never influence them. Node Objects are not
