@@ -152,6 +152,14 @@ function environOf(pid: number): Record<string, string> {
   return out;
 }
 
+type Event = KubeObject & { reason?: string; message?: string; type?: string; count?: number; involvedObject?: { kind?: string; uid?: string } };
+
+/** Waits for an Event about the object with that reason (Events are written in the background). */
+async function eventFor(client: KubeClient, namespace: string, uid: string, reason: string): Promise<Event> {
+  return waitFor(`a ${reason} Event`, async () =>
+    (await client.list<Event>(Resources.events, { namespace })).items.find((ev) => ev.reason === reason && ev.involvedObject?.uid === uid));
+}
+
 /** A LoadBalancer Service and the DaemonSet the controller would write for it. */
 async function lbDaemonSet(env: Env, name: string, port: number, policy: "Local" | "Cluster"): Promise<V1DaemonSet> {
   const svc = await env.client.create<V1Service>(Resources.services, {
@@ -284,6 +292,7 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       assert.equal(condition(await get(), "Ready"), "False");
       await new Promise((r) => setTimeout(r, 500));
     }
+    assert.equal((await eventFor(e.client, "default", created.metadata?.uid ?? "", "Unhealthy")).message, "Readiness probe failed: exit code 1");
     const flag = join(e.logDir, "pods", created.metadata?.uid ?? "", "flags", "ready");
     writeFileSync(flag, "");
     await waitFor("Ready", async () => (condition(await get(), "Ready") === "True" ? true : undefined));
@@ -335,6 +344,7 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     const cs = restarted.status?.containerStatuses?.[0];
     assert.equal((cs?.lastState as { terminated?: { exitCode?: number } } | undefined)?.terminated?.exitCode, 137);
     assert.notEqual(await containerPid(restarted), pid);
+    assert.match((await eventFor(e.client, NS, pod.metadata?.uid ?? "", "BackOff")).message ?? "", /^Back-off restarting failed container lb-pod in pod /);
     const after = await runner.run("iptables-save", ["-t", "nat"], { netns: podNs(pod) });
     const dnat = (text: string): string[] => text.split("\n").filter((l) => l.includes("DNAT"));
     assert.deepEqual(dnat(after.stdout), dnat(before.stdout));
@@ -398,6 +408,7 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     const cond = pending.status?.conditions?.find((c) => c.type === "PodScheduled");
     assert.equal(cond?.reason, "Unschedulable");
     assert.match(cond?.message ?? "", /^0\/2 nodes are available: 1 node\(s\) didn't have free ports for the requested pod ports\./);
+    assert.equal((await eventFor(e.client, NS, pending.metadata?.uid ?? "", "FailedScheduling")).message, cond?.message);
     // Once the first DaemonSet goes, the port is free and the second pod is bound and runs.
     await e.client.delete(Resources.daemonSets, "first", { namespace: NS });
     await waitFor("second Ready", async () => ((await podsOf(e.client, NS, "app=second")).some(ready) ? true : undefined));
@@ -411,9 +422,12 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     const pod = await waitFor("a rejected pod", async () => (await podsOf(e.client, NS, selector)).find((p) => p.status?.phase === "Failed"));
     assert.equal(pod.status?.reason, "SysctlForbidden");
     assert.equal(pod.status?.message, 'Pod was rejected: forbidden sysctl: "net.ipv4.ip_forward" not allowlisted');
-    const events = await e.client.list<KubeObject & { reason?: string; involvedObject?: { uid?: string } }>(Resources.events, { namespace: NS });
-    assert.ok(events.items.some((ev) => ev.reason === "SysctlForbidden" && ev.involvedObject?.uid === pod.metadata?.uid));
+    const rejected = await eventFor(e.client, NS, pod.metadata?.uid ?? "", "SysctlForbidden");
+    assert.equal(rejected.type, "Warning");
     assert.ok(!(await namespaces()).includes(podNs(pod)));
+    // The DaemonSet controller replaces the failed pod a few seconds later, and says so.
+    const failed = await eventFor(e.client, NS, ds.metadata?.uid ?? "", "FailedDaemonPod");
+    assert.match(failed.message ?? "", new RegExp(`Found failed daemon pod ${NS}/${pod.metadata?.name} on node node-1`));
   });
 
   it("an unknown image leaves the pod Pending, waiting with ErrImagePull naming the image", async () => {

@@ -23,6 +23,7 @@ import { runChecked, systemRunner, type CommandRunner } from "../../lib/exec.js"
 import { isAlreadyExists, isConflict, isNotFound, noLog, Resources, type KubeClient, type LogFn, type Resource } from "../../lib/kube/client.js";
 import { Informer } from "../../lib/kube/informer.js";
 import { ContainerRuntime, now } from "./kubelet/container.js";
+import { EventRecorder, involved, type InvolvedObject } from "./kubelet/events.js";
 import { forbiddenSysctl, podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
 import type { PodNetwork } from "./network.js";
 import { planPlacement, type PlacementAction } from "./scheduling.js";
@@ -136,6 +137,8 @@ class PodRuntime {
         images: this.k.o.images, volumesDir: this.volumesDir,
         logFile: join(this.k.o.logDir, `${this.pod.metadata?.namespace}_${this.pod.metadata?.name}_${container.name}.log`),
         probePeriodMs: this.k.probePeriodMs, runner: this.k.runner, log: this.k.log, onChange: () => this.k.kick(),
+        event: (type, reason, message) => this.k.events.record(
+          { component: "kubelet", host: this.pod.spec?.nodeName ?? "" }, involved("Pod", this.pod), type, reason, message),
       });
       this.containers.push(runtime);
       runtime.start();
@@ -172,6 +175,7 @@ export class KubeletStandIn {
   readonly log: LogFn;
   readonly probePeriodMs: number;
   readonly podsDir: string;
+  readonly events: EventRecorder;
   private readonly pods: Informer<V1Pod>;
   private readonly nodes: Informer<V1Node>;
   private readonly daemonSets: Informer<V1DaemonSet>;
@@ -188,6 +192,7 @@ export class KubeletStandIn {
     this.log = o.log ?? noLog;
     this.probePeriodMs = o.probePeriodMs ?? 1000;
     this.podsDir = o.podsDir ?? join(o.logDir, "pods");
+    this.events = new EventRecorder(o.client, this.log);
     this.myNodes = new Map(o.nodes.map((n) => [n.name, n.ips]));
     const kick = { onAdd: () => this.kick(), onUpdate: () => this.kick(), onDelete: () => this.kick() };
     const informer = <T extends V1Pod | V1Node | V1DaemonSet>(resource: Resource): Informer<T> => {
@@ -317,6 +322,16 @@ export class KubeletStandIn {
     }
   }
 
+  private daemonSetEvent(pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void {
+    const owner = ownerOf(pod);
+    if (owner) this.events.record({ component: "daemonset-controller" }, owner, type, reason, message);
+  }
+
+  private scheduled(pod: V1Pod, node: string): void {
+    this.events.record({ component: "default-scheduler" }, involved("Pod", pod), "Normal", "Scheduled",
+      `Successfully assigned ${pod.metadata?.namespace}/${pod.metadata?.name} to ${node}`);
+  }
+
   /** Admission refused (pkg/kubelet rejectPod): the pod fails without running, with a Warning Event saying why. */
   private async reject(pod: V1Pod, reason: string, message: string): Promise<void> {
     this.log("info", `pod ${pod.metadata?.namespace}/${pod.metadata?.name} rejected: ${message}`);
@@ -324,18 +339,7 @@ export class KubeletStandIn {
     await this.o.client.patchStatus(Resources.pods, pod.metadata?.name ?? "", "merge", {
       status: { phase: "Failed", reason, message: `Pod was rejected: ${message}`, startTime: now(), qosClass: "BestEffort" },
     }, { namespace });
-    const stamp = now();
-    try {
-      await this.o.client.create(Resources.events, {
-        metadata: { name: `${pod.metadata?.name}.${Date.now().toString(16)}`, namespace },
-        involvedObject: { apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name, uid: pod.metadata?.uid },
-        reason, message, type: "Warning", source: { component: "kubelet", host: pod.spec?.nodeName },
-        firstTimestamp: stamp, lastTimestamp: stamp, count: 1,
-      } as { metadata: { name: string; namespace: string } });
-    } catch (e) {
-      // The Event only explains; the pod's status already says it all.
-      this.log("warn", `event for pod ${namespace}/${pod.metadata?.name} not written`, { error: String(e) });
-    }
+    this.events.record({ component: "kubelet", host: pod.spec?.nodeName ?? "" }, involved("Pod", pod), "Warning", reason, message);
   }
 
   private async confirmDeletion(pod: V1Pod): Promise<void> {
@@ -354,23 +358,34 @@ export class KubeletStandIn {
     const c = this.o.client;
     try {
       switch (action.kind) {
-        case "create":
-          await c.create(Resources.pods, action.pod);
+        case "create": {
+          const created = await c.create<V1Pod>(Resources.pods, action.pod);
+          this.daemonSetEvent(created, "Normal", "SuccessfulCreate", `Created pod: ${created.metadata?.name}`);
+          if (created.spec?.nodeName) this.scheduled(created, created.spec.nodeName);
           break;
-        case "delete":
-          this.log("info", `deleting pod ${action.pod.metadata?.namespace}/${action.pod.metadata?.name}: ${action.why}`);
+        }
+        case "delete": {
+          const podName = `${action.pod.metadata?.namespace}/${action.pod.metadata?.name}`;
+          this.log("info", `deleting pod ${podName}: ${action.why}`);
+          if (action.pod.status?.phase === "Failed") {
+            this.daemonSetEvent(action.pod, "Warning", "FailedDaemonPod", `Found failed daemon pod ${podName} on node ${action.pod.spec?.nodeName}, will try to kill it`);
+          }
           await c.delete(Resources.pods, action.pod.metadata?.name ?? "", {
             namespace: action.pod.metadata?.namespace ?? "", preconditions: { uid: action.pod.metadata?.uid ?? "" },
             ...(action.force ? { gracePeriodSeconds: 0 } : {}),
           });
+          this.daemonSetEvent(action.pod, "Normal", "SuccessfulDelete", `Deleted pod: ${action.pod.metadata?.name}`);
           break;
+        }
         case "bind":
           await c.create(bindingResource(action.pod.metadata?.name ?? ""), {
             apiVersion: "v1", kind: "Binding", metadata: { name: action.pod.metadata?.name ?? "", namespace: action.pod.metadata?.namespace ?? "" },
             target: { apiVersion: "v1", kind: "Node", name: action.node },
           } as { metadata: { name: string; namespace: string } });
+          this.scheduled(action.pod, action.node);
           break;
         case "unschedulable":
+          this.events.record({ component: "default-scheduler" }, involved("Pod", action.pod), "Warning", "FailedScheduling", action.condition.message ?? "");
           await c.patchStatus(Resources.pods, action.pod.metadata?.name ?? "", "merge", {
             status: { phase: "Pending", conditions: [{ ...action.condition, lastProbeTime: null, lastTransitionTime: now() }] },
           }, { namespace: action.pod.metadata?.namespace ?? "" });
@@ -386,6 +401,12 @@ export class KubeletStandIn {
       throw e;
     }
   }
+}
+
+/** The owner DaemonSet as an Event's involvedObject, from the pod's owner reference. */
+function ownerOf(pod: V1Pod): InvolvedObject | undefined {
+  const ref = pod.metadata?.ownerReferences?.find((o) => o.kind === "DaemonSet");
+  return ref ? { apiVersion: "apps/v1", kind: "DaemonSet", namespace: pod.metadata?.namespace ?? "", name: ref.name, uid: ref.uid } : undefined;
 }
 
 /** The pod's grace period in ms: the deletion's, else the spec's, else Kubernetes' default of 30 s. */

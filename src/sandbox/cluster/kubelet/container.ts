@@ -72,6 +72,8 @@ export interface ContainerContext {
   log: LogFn;
   /** Called whenever report() would answer differently. */
   onChange: () => void;
+  /** Records a kubelet Event about the pod. */
+  event: (type: "Normal" | "Warning", reason: string, message: string) => void;
 }
 
 export class ContainerRuntime {
@@ -112,6 +114,7 @@ export class ContainerRuntime {
     const child = this.child;
     const exited = this.exited;
     if (child?.pid !== undefined && exited) {
+      this.ctx.event("Normal", "Killing", `Stopping container ${this.name}`);
       signal(child.pid, "SIGTERM");
       const timedOut = await Promise.race([exited.then(() => false), sleep(graceMs).then(() => true)]);
       if (timedOut) {
@@ -151,7 +154,9 @@ export class ContainerRuntime {
       let probe: ProbeSettings | undefined;
       const image = this.ctx.images(this.ctx.container.image ?? "");
       if (!image) {
-        this.set({ state: "waiting", reason: "ErrImagePull", message: imageNotFoundMessage(this.ctx.container.image ?? "") });
+        const message = imageNotFoundMessage(this.ctx.container.image ?? "");
+        this.ctx.event("Warning", "Failed", message);
+        this.set({ state: "waiting", reason: "ErrImagePull", message });
         await this.pause(backoff);
         backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
         continue;
@@ -161,6 +166,7 @@ export class ContainerRuntime {
         probe = readinessProbe(this.ctx.container);
       } catch (e) {
         if (!(e instanceof ContainerConfigError)) throw e;
+        this.ctx.event("Warning", "Failed", `Error: ${e.message}`);
         this.set({ state: "waiting", reason: e.reason, message: e.message });
         await this.pause(backoff);
         backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
@@ -171,6 +177,7 @@ export class ContainerRuntime {
       const started = Date.now();
       const child = this.spawn(launch);
       this.everStarted = true;
+      this.ctx.event("Normal", "Started", `Started container ${this.name}`);
       this.set({ state: "running", startedAt, ready: probe === undefined });
       const probing = probe ? this.probeLoop(probe, launch, child) : Promise.resolve();
       const { code, signal: sig } = await (this.exited as Promise<{ code: number | null; signal: NodeJS.Signals | null }>);
@@ -195,6 +202,7 @@ export class ContainerRuntime {
       if (Date.now() - started >= RESTART_BACKOFF.resetAfterMs) backoff = RESTART_BACKOFF.baseMs;
       this.last = ended;
       this.restartCount++;
+      this.ctx.event("Warning", "BackOff", `Back-off restarting failed container ${this.name} in pod ${this.ctx.pod.metadata?.name}_${this.ctx.pod.metadata?.namespace}(${this.ctx.pod.metadata?.uid})`);
       this.set({ state: "waiting", reason: "CrashLoopBackOff", message: `back-off ${backoff / 1000}s restarting failed container=${this.name} pod=${this.ctx.pod.metadata?.name}` });
       await this.pause(backoff);
       backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
@@ -236,8 +244,10 @@ export class ContainerRuntime {
     let ready = false;
     if (probe.initialDelayMs > 0) await sleep(probe.initialDelayMs);
     while (alive && !this.stopping && child.pid !== undefined) {
-      const ok = await this.probeOnce(probe.action, probe.timeoutMs, launch, child.pid);
+      const failure = await this.probeOnce(probe.action, probe.timeoutMs, launch, child.pid);
       if (!alive || this.stopping) break;
+      const ok = failure === undefined;
+      if (!ok) this.ctx.event("Warning", "Unhealthy", `Readiness probe failed: ${failure}`);
       if (ok) {
         failures = 0;
         successes++;
@@ -254,16 +264,16 @@ export class ContainerRuntime {
     }
   }
 
-  private async probeOnce(action: ProbeAction, timeoutMs: number, launch: ContainerLaunch, pid: number): Promise<boolean> {
+  /** Runs the probe once: undefined when it passed, else what failed (for the Unhealthy Event). */
+  private async probeOnce(action: ProbeAction, timeoutMs: number, launch: ContainerLaunch, pid: number): Promise<string | undefined> {
     const target = ["-t", String(pid)];
     if (action.kind === "exec") {
       // env -i: exactly the container's environment (GNU env looks the command up in the new PATH).
       const env = Object.entries(launch.env).map(([k, v]) => `${k}=${v}`);
       const result = await this.ctx.runner.run("nsenter", [...target, "-n", "-m", "--", "env", "-i", ...env, ...action.command], { timeoutMs });
-      if (result.exitCode !== 0 && result.exitCode !== 1) {
-        this.ctx.log("debug", `readiness probe of ${this.describe()} failed (${result.exitCode}): ${result.stderr.trim().split("\n")[0] ?? ""}`);
-      }
-      return result.exitCode === 0;
+      if (result.exitCode === 0) return undefined;
+      if (result.exitCode === 124) return `command timed out after ${timeoutMs / 1000}s`;
+      return (result.stdout + result.stderr).trim().slice(-1024) || `exit code ${result.exitCode}`;
     }
     // The kubelet probes from the host to the pod IP; here the pod's own namespace reaches the same socket.
     const host = action.host ?? this.ctx.facts.podIPs[0] ?? "127.0.0.1";
@@ -272,7 +282,10 @@ export class ContainerRuntime {
       ? [process.execPath, "--input-type=module", "-e", NODE_PROBE, host, port, action.path]
       : ["bash", "-c", BASH_PROBE, "probe", action.kind, host, port, action.kind === "http" ? action.path : ""];
     const result = await this.ctx.runner.run("nsenter", [...target, "-n", "--", ...command], { timeoutMs });
-    return result.exitCode === 0;
+    if (result.exitCode === 0) return undefined;
+    const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    if (action.kind === "tcp") return `dial tcp ${where}: connection failed`;
+    return `HTTP probe failed: GET ${action.scheme.toLowerCase()}://${where}${action.path}${result.exitCode === 124 ? " timed out" : " failed or answered outside 200-399"}`;
   }
 }
 
