@@ -10,12 +10,14 @@
 //   (kubelet/container.ts) with the downward API in its environment, readiness from its real probe, restarts with
 //   backoff, and its output in `<logDir>/<namespace>_<pod>_<container>.log`;
 // - a deleted pod (deletionTimestamp): SIGTERM, its grace period, SIGKILL, then DELETE with grace 0, the network
-//   detached and its volumes removed; a pod that vanished (force-deleted, node gone): the same with a 2 s grace.
+//   detached and its volumes removed; a pod that vanished (force-deleted, node gone): the same with a 2 s grace;
+// - Events as the kubelet, the scheduler and the DaemonSet controller write them (kubelet/events.ts).
 // Differences from a kubelet, on purpose: until a container is Ready its readiness probe runs every probePeriodMs
 // (default 1 s) instead of every periodSeconds, and restarts back off 1 s .. 10 s instead of 10 s .. 5 min
-// (container.ts), so the sandbox and its tests react in seconds; no images (an ImageCatalog maps image names to host programs), no resource
-// limits, no capabilities dropped (containers run as root), no init containers, only exec/tcpSocket/httpGet
-// readiness probes and emptyDir volumes (anything else leaves the container waiting with a message saying so).
+// (container.ts), so the sandbox and its tests react in seconds. Not there: images (an ImageCatalog maps image
+// names to host programs), resource limits, dropped capabilities (containers run as root), init containers,
+// hostNetwork, volumes other than emptyDir, probes other than exec/tcpSocket/httpGet (such a pod's containers
+// wait with a message saying so).
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1DaemonSet, V1Node, V1Pod, V1PodStatus } from "@kubernetes/client-node";
@@ -41,9 +43,9 @@ export interface KubeletOptions {
   /** Where pods' emptyDir volumes live (`<podsDir>/<pod uid>/<volume>`); default `<logDir>/pods`. */
   podsDir?: string;
   /**
-   * Readiness probe period while a container is not Ready, default 1000 ms; once Ready, the
-   * probe's own periodSeconds (at least this). A kubelet uses periodSeconds throughout (10 s by default, 5 s for
-   * lb-pods), so a pod would become Ready up to 5 s after its rules are in; the sandbox wants it within a second.
+   * Readiness probe period while a container is not Ready, default 1000 ms; once Ready, the probe's own
+   * periodSeconds (at least this). A kubelet uses periodSeconds throughout (10 s by default, 5 s for lb-pods), so a
+   * pod would become Ready up to 5 s after its rules are in; the sandbox wants it within a second.
    */
   probePeriodMs?: number;
   /**
@@ -146,7 +148,7 @@ class PodRuntime {
     this.k.kick();
   }
 
-  /** The status to report, or undefined while there is nothing new to say (terminating). */
+  /** The status to report now; `previous` (the live one) keeps unchanged conditions' transition times. */
   status(previous: V1PodStatus | undefined): V1PodStatus {
     const specContainers = this.pod.spec?.containers ?? [];
     const reports = this.containers.length === specContainers.length
@@ -212,8 +214,8 @@ export class KubeletStandIn {
     for (const i of [this.pods, this.nodes, this.daemonSets]) i.start();
     await Promise.all([this.pods.synced, this.nodes.synced, this.daemonSets.synced]);
     this.resync = setInterval(() => this.kick(), RESYNC_MS);
-    this.kick();
-    await this.running;
+    this.dirty = true;
+    await this.runNow();
   }
 
   /** Stops watching and ends every pod it runs: SIGTERM, grace (at most stopGraceMs), SIGKILL, network detached. */
@@ -236,11 +238,16 @@ export class KubeletStandIn {
     if (this.timer || this.running) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.running = this.runPasses().finally(() => {
-        this.running = undefined;
-        if (this.dirty) this.kick();
-      });
+      void this.runNow();
     }, delayMs);
+  }
+
+  private runNow(): Promise<void> {
+    this.running ??= this.runPasses().finally(() => {
+      this.running = undefined;
+      if (this.dirty) this.kick();
+    });
+    return this.running;
   }
 
   private async runPasses(): Promise<void> {
