@@ -12,7 +12,7 @@ import { httpGet, startDemoApp, startDemoUdp, type DemoAppIdentity } from "../de
 import type { DemoAppSettings, HttpGetSettings, UpSettings } from "../command.js";
 import { DEFAULT_SANDBOX_PREFIX, planLayout } from "./layout.js";
 import { gatherPreflightFacts, preflightProblem } from "./preflight.js";
-import { isSupervisorOf, processAlive, readState, sandboxPaths, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
+import { isSupervisorOf, lastLines, processAlive, readState, sandboxPaths, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
 
 export interface Context {
   repoDir: string;
@@ -126,15 +126,6 @@ async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBi
   }
 }
 
-function lastLines(path: string, n = 3): string {
-  try {
-    const lines = readFileSync(path, "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "");
-    return lines.slice(-n).join(" | ") || "no output";
-  } catch {
-    return "no output";
-  }
-}
-
 async function showDemo(state: SandboxState, o: Context & { runner: CommandRunner; cli: string; started: number }): Promise<void> {
   const { KubeClient } = await import("../../lib/kube/client.js");
   const { deployDemo, demoUrl, expectedIngressIps, fetchFromClient, nextSteps, waitForIngress } = await import("./demo.js");
@@ -238,6 +229,7 @@ export function runStatus(prefix: string, ctx: { stateRoot?: string } = {}): num
   }
   const { layout, options } = state;
   console.log(`berth sandbox (prefix ${prefix}): up since ${state.startedAt}, supervisor pid ${pid}${state.controllerPid !== undefined ? `, controller pid ${state.controllerPid}` : ""}`);
+  if (state.controllerUrl !== undefined) console.log(`  controller /metrics, /healthz, /readyz on ${state.controllerUrl}`);
   console.log(`  API server ${state.url}, kubeconfig ${state.kubeconfig}`);
   console.log(`  nodes: ${layout.nodes.map((n) => `${n.name} ${n.lanIps.join(" ")}`).join(", ")}`);
   console.log(`  client: netns ${layout.client.ns} ${layout.client.lanIps.join(" ")}`);

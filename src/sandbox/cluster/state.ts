@@ -41,6 +41,8 @@ export interface SandboxState {
   startedAt: string;
   /** The controller child's pid at the time of the last write (it is restarted if it dies). */
   controllerPid?: number;
+  /** Where that controller serves /healthz, /readyz and /metrics. */
+  controllerUrl?: string;
   options: SandboxOptions;
   layout: SandboxLayout;
 }
@@ -102,5 +104,15 @@ function procCmdline(pid: number): string | undefined {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8");
   } catch {
     return undefined;
+  }
+}
+
+/** The last n non-empty lines of a log, joined with " | ", for one-line failure messages. */
+export function lastLines(path: string, n = 3): string {
+  try {
+    const lines = readFileSync(path, "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "");
+    return lines.slice(-n).join(" | ") || "no output";
+  } catch {
+    return "no output";
   }
 }

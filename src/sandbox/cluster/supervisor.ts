@@ -5,6 +5,8 @@
 // on the way down the controller stops first (so it does not react to pods going away) and the lb-pods get their
 // SIGTERM (and remove their rules) before their namespaces go.
 import { spawn, type ChildProcess } from "node:child_process";
+import { get } from "node:http";
+import { createServer } from "node:net";
 import { appendFileSync, closeSync, mkdirSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { systemRunner, type CommandRunner } from "../../lib/exec.js";
@@ -19,7 +21,7 @@ import { SandboxNetwork } from "./network.js";
 import { ProxyStandIn } from "./proxy.js";
 import { nodeObject } from "./nodes.js";
 import { SANDBOX_LB_IMAGE, SANDBOX_PROBE_PERIOD_MS, sandboxImages } from "./images.js";
-import { sandboxPaths, writeState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
+import { lastLines, sandboxPaths, writeState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
 
 /** A log that appends one line per message to a file (each part has its own, under logs/). */
 export function fileLog(path: string, clock: () => Date = () => new Date()): LogFn {
@@ -41,6 +43,9 @@ export class SandboxPartError extends Error {
   }
 }
 
+/** How long the supervisor waits for the controller's /readyz (it imports client-node, ~1 s on an idle machine). */
+const CONTROLLER_READY_TIMEOUT_MS = 60_000;
+
 export interface SupervisorOptions extends SandboxOptions {
   /** The repository (bin/, dist/cli.js). */
   repoDir: string;
@@ -58,43 +63,66 @@ interface Stoppable {
 
 /**
  * The real controller as a child process, restarted when it dies (with a backoff that resets once a run lasted a
- * minute), as a Deployment's pod would be. Its output goes to logs/controller.log.
+ * minute), as a Deployment's pod would be. Its output goes to logs/controller.log. Each run gets a free port for
+ * /healthz, /readyz and /metrics, so the supervisor can wait for /readyz (200 once its caches synced) before it
+ * reports the sandbox ready.
  */
 export class ControllerProcess {
   private child: ChildProcess | undefined;
   private stopping = false;
   private restartDelayMs = 1000;
   private restartTimer: NodeJS.Timeout | undefined;
+  private exitNote: string | undefined;
+  port = 0;
   restarts = 0;
 
-  constructor(private readonly o: { nodeBinary: string; cli: string; kubeconfig: string; logPath: string; log: LogFn; onStart: (pid: number) => void }) {}
+  constructor(private readonly o: {
+    command: string;
+    /** The arguments for a run whose health endpoints listen on 127.0.0.1:listenPort. */
+    args: (listenPort: number) => string[];
+    logPath: string;
+    log: LogFn;
+    onStart: (pid: number, port: number) => void;
+  }) {}
 
   get pid(): number | undefined {
     return this.child?.pid;
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    this.port = await freePort();
     const out = openSync(this.o.logPath, "a");
-    // Forwarding sysctls stay on (the default): the kubelet stand-in applies pod sysctls as a kubelet started with
-    // --allowed-unsafe-sysctls would, so the DaemonSet is exactly what a k3s cluster gets.
-    const args = [this.o.cli, "controller", "--kubeconfig", this.o.kubeconfig, "--no-leader-elect", "--listen", "127.0.0.1:0", "--lb-image", SANDBOX_LB_IMAGE];
-    const child = spawn(this.o.nodeBinary, args, { stdio: ["ignore", out, out] });
+    const child = spawn(this.o.command, this.o.args(this.port), { stdio: ["ignore", out, out] });
     closeSync(out);
     this.child = child;
+    this.exitNote = undefined;
     const startedAt = Date.now();
-    if (child.pid !== undefined) this.o.onStart(child.pid);
+    if (child.pid !== undefined) this.o.onStart(child.pid, this.port);
+    child.on("error", (err) => this.o.log("error", `controller could not start: ${err.message}`));
     child.on("exit", (code, signal) => {
+      this.exitNote = signal ?? `code ${code}`;
       if (this.child === child) this.child = undefined;
       if (this.stopping) return;
       if (Date.now() - startedAt > 60_000) this.restartDelayMs = 1000;
       const delay = this.restartDelayMs;
       this.restartDelayMs = Math.min(this.restartDelayMs * 2, 30_000);
-      this.o.log("warn", `controller exited (${signal ?? `code ${code}`}); restarting in ${delay} ms`, { log: this.o.logPath });
+      this.o.log("warn", `controller exited (${this.exitNote}); restarting in ${delay} ms`, { log: this.o.logPath });
       this.restartTimer = setTimeout(() => {
         this.restarts++;
-        this.start();
+        this.start().catch((err: unknown) => this.o.log("error", `controller restart failed: ${err instanceof Error ? err.message : String(err)}`));
       }, delay);
     });
+  }
+
+  /** Resolves once the current run answers /readyz with 200; throws if it exits first or timeoutMs passes. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.child === undefined) throw new Error(`exited (${this.exitNote ?? "did not start"}) before it was ready: ${lastLines(this.o.logPath)}`);
+      if (await answers200(`http://127.0.0.1:${this.port}/readyz`)) return;
+      if (Date.now() > deadline) throw new Error(`not ready (/readyz) after ${Math.round(timeoutMs / 1000)} s: ${lastLines(this.o.logPath)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** SIGTERM, then SIGKILL after graceMs. */
@@ -111,6 +139,30 @@ export class ControllerProcess {
   }
 }
 
+/** A port nobody listens on right now (the kernel's pick); the controller binds it a moment later. */
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => done(port));
+    });
+  });
+}
+
+function answers200(url: string): Promise<boolean> {
+  return new Promise((done) => {
+    const req = get(url, { timeout: 1000, agent: false }, (res) => {
+      res.resume();
+      done(res.statusCode === 200);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => done(false));
+  });
+}
+
 /** The running sandbox, as the supervisor holds it. */
 export class Supervisor {
   readonly paths: SandboxPaths;
@@ -118,6 +170,7 @@ export class Supervisor {
   private readonly parts: Stoppable[] = [];
   private readonly log: LogFn;
   private state: SandboxState | undefined;
+  private controllerNow: { pid: number; url: string } | undefined;
 
   constructor(private readonly o: SupervisorOptions) {
     this.paths = sandboxPaths(o.prefix, o.stateRoot);
@@ -203,15 +256,21 @@ export class Supervisor {
     await this.step("kubelet stand-in", "kubelet", () => kubelet.start());
     this.parts.push({ name: "kubelet stand-in", stop: () => kubelet.stop() });
 
+    const cli = join(this.o.repoDir, "dist", "cli.js");
     const controller = new ControllerProcess({
-      nodeBinary: this.o.nodeBinary,
-      cli: join(this.o.repoDir, "dist", "cli.js"),
-      kubeconfig: paths.kubeconfig,
+      command: this.o.nodeBinary,
+      // Forwarding sysctls stay on (the default): the kubelet stand-in applies pod sysctls as a kubelet started with
+      // --allowed-unsafe-sysctls would, so the DaemonSets are exactly what a k3s cluster gets.
+      args: (port) => [cli, "controller", "--kubeconfig", paths.kubeconfig, "--no-leader-elect", "--listen", `127.0.0.1:${port}`, "--lb-image", SANDBOX_LB_IMAGE],
       logPath: this.logPath("controller"),
       log: this.log,
-      onStart: (pid) => this.recordControllerPid(pid),
+      onStart: (pid, port) => this.recordController(pid, port),
     });
-    await this.step("controller", "controller", async () => controller.start());
+    // Ready means the controller's caches are synced: a Service created right after `up` is handled at once.
+    await this.step("controller", "controller", async () => {
+      await controller.start();
+      await controller.waitReady(CONTROLLER_READY_TIMEOUT_MS);
+    });
     this.parts.push({ name: "controller", stop: () => controller.stop() });
 
     this.state = {
@@ -220,7 +279,7 @@ export class Supervisor {
       kubeconfig: paths.kubeconfig,
       logDir: paths.logs,
       startedAt: new Date().toISOString(),
-      ...(controller.pid !== undefined ? { controllerPid: controller.pid } : {}),
+      ...(this.controllerNow !== undefined ? { controllerPid: this.controllerNow.pid, controllerUrl: this.controllerNow.url } : {}),
       options: { prefix: this.o.prefix, nodes: this.o.nodes, dualStack: this.o.dualStack, captureLoadBalancerIps: this.o.captureLoadBalancerIps },
       layout,
     };
@@ -228,9 +287,10 @@ export class Supervisor {
     return this.state;
   }
 
-  private recordControllerPid(pid: number): void {
+  private recordController(pid: number, port: number): void {
+    this.controllerNow = { pid, url: `http://127.0.0.1:${port}` };
     if (this.state === undefined) return;
-    this.state = { ...this.state, controllerPid: pid };
+    this.state = { ...this.state, controllerPid: pid, controllerUrl: this.controllerNow.url };
     writeState(this.paths, this.state);
   }
 

@@ -18,6 +18,7 @@ import { planLayout } from "../../../src/sandbox/cluster/layout.js";
 import { namespacesWithPrefix, preflightProblem, type PreflightFacts } from "../../../src/sandbox/cluster/preflight.js";
 import { isSupervisorOf, readState, sandboxPaths, writeState } from "../../../src/sandbox/cluster/state.js";
 import { nodeObject } from "../../../src/sandbox/cluster/nodes.js";
+import { ControllerProcess } from "../../../src/sandbox/cluster/supervisor.js";
 import { clientAddress, demoAnswer, startDemoApp, startDemoUdp } from "../../../src/sandbox/demo-app.js";
 import { createSocket } from "node:dgram";
 import { skipBecause } from "../../support/skip.js";
@@ -277,5 +278,54 @@ describe("berth sandbox: state, Node objects, images, demo", () => {
       client.close();
       server.close();
     }
+  });
+});
+
+describe("berth sandbox: the supervisor's controller process", function () {
+  this.timeout(20_000);
+  let dir = "";
+  const running: ControllerProcess[] = [];
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "berth-sandbox-controller-"));
+  });
+  after(async () => {
+    for (const c of running) await c.stop(1000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // A stand-in "controller": serves /readyz with 200 on the port it is given, like `berth controller --listen`.
+  const serveReadyz = (port: number): string[] => ["-e", `require("node:http").createServer((q, s) => s.end("ok")).listen(${port}, "127.0.0.1")`];
+
+  it("waits for /readyz, and restarts the controller when it dies, on a fresh port", async () => {
+    const pids: number[] = [];
+    const controller = new ControllerProcess({
+      command: process.execPath, args: serveReadyz, logPath: join(dir, "ok.log"), log: () => undefined, onStart: (pid, port) => { pids.push(pid); assert.ok(port > 0); },
+    });
+    running.push(controller);
+    await controller.start();
+    await controller.waitReady(10_000);
+    const first = controller.pid;
+    assert.ok(first !== undefined && pids[0] === first);
+    process.kill(first, "SIGKILL");
+    const deadline = Date.now() + 10_000;
+    while (controller.restarts < 1 || controller.pid === undefined) {
+      assert.ok(Date.now() < deadline, "not restarted within 10 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await controller.waitReady(10_000);
+    assert.notEqual(controller.pid, first);
+    assert.equal(pids.length, 2, "onStart saw both runs (state.json records the new pid)");
+  });
+
+  it("fails with the end of its log when the controller exits before it is ready", async () => {
+    const controller = new ControllerProcess({
+      command: process.execPath,
+      args: () => ["-e", "console.log('berth: cannot load kubeconfig /nope'); process.exit(3)"],
+      logPath: join(dir, "fail.log"), log: () => undefined, onStart: () => undefined,
+    });
+    running.push(controller);
+    await controller.start();
+    await assert.rejects(controller.waitReady(10_000), /^Error: exited \(code 3\) before it was ready: berth: cannot load kubeconfig \/nope$/);
+    await controller.stop(1000);
   });
 });
