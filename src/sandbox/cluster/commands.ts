@@ -89,7 +89,9 @@ async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBi
   closeSync(out);
   const exited = new Promise<string>((done) => child.once("exit", (code, signal) => done(signal ?? `code ${code}`)));
   // Ctrl-C while we wait: the supervisor is in another process group and would not see it; ask it to stop.
+  let interrupted = false;
   const interrupt = (): void => {
+    interrupted = true;
     child.kill("SIGTERM");
   };
   process.once("SIGINT", interrupt);
@@ -108,6 +110,7 @@ async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBi
         done(undefined);
       });
     });
+    if (interrupted) throw new Error(`interrupted: the sandbox supervisor is taking down what it started; \`${downCommand(options.prefix)}\` removes anything left`);
     if (line === "ready") {
       const state = readState(o.paths);
       if (state === undefined) throw new Error(`the supervisor said ready but wrote no ${o.paths.state}`);
