@@ -11,6 +11,7 @@
 // root filesystem), e.g. an empty /run/berth; what is mounted there is visible only inside the container.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
+import { constants } from "node:os";
 import { join } from "node:path";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { CommandRunner } from "../../../lib/exec.js";
@@ -187,7 +188,7 @@ export class ContainerRuntime {
       this.exited = undefined;
       // A probe still in flight on stop is not waited for: it runs in the pod's namespace, which goes next.
       if (!this.stopping) await probing;
-      const signalNumber = sig ? SIGNALS[sig] ?? 0 : undefined;
+      const signalNumber = sig ? constants.signals[sig] : undefined;
       const exitCode = code ?? 128 + (signalNumber ?? 0);
       const ended: Extract<ContainerState, { state: "terminated" }> = {
         state: "terminated", exitCode, ...(signalNumber !== undefined ? { signal: signalNumber } : {}),
@@ -289,8 +290,6 @@ export class ContainerRuntime {
   }
 }
 
-const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
-
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
@@ -299,8 +298,9 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+/** A wait that never keeps the process alive by itself (grace periods and probe periods outlive what they wait for). */
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 /** RFC 3339 without fractions, as the API server writes times. */
