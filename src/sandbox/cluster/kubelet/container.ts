@@ -243,7 +243,9 @@ export class ContainerRuntime {
     let successes = 0;
     let failures = 0;
     let ready = false;
-    if (probe.initialDelayMs > 0) await sleep(probe.initialDelayMs);
+    // The first probe one period after the start, not at once: a process needs a moment to be ready (an lb-pod's
+    // apply starts Node.js), and a probe at once would only fail and add an Unhealthy Event to every start.
+    await Promise.race([sleep(probe.initialDelayMs + this.ctx.probePeriodMs), this.exited]);
     while (alive && !this.stopping && child.pid !== undefined) {
       const failure = await this.probeOnce(probe.action, probe.timeoutMs, launch, child.pid);
       if (!alive || this.stopping) break;
