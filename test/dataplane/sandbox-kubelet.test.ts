@@ -414,6 +414,33 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     await waitFor("second Ready", async () => ((await podsOf(e.client, NS, "app=second")).some(ready) ? true : undefined));
   });
 
+  it("rolls a changed template out: the old pod is stopped and gone before its replacement runs the new command, with no hostPort clash on the way", async () => {
+    env = await startEnv(1);
+    const e = env;
+    const created = await e.client.create<V1DaemonSet>(Resources.daemonSets, shellDaemonSet("roll", "exec sleep 1000", { hostPort: 8080 }));
+    const [old] = await waitFor("a Ready pod", async () => {
+      const list = await podsOf(e.client, NS, "app=roll");
+      return list.length === 1 && list.every(ready) ? list : undefined;
+    });
+    assert.ok(old);
+    const oldPids = await pidsIn(podNs(old));
+    await e.client.patch(Resources.daemonSets, created.metadata?.name ?? "", "json",
+      [{ op: "replace", path: "/spec/template/spec/containers/0/command", value: ["sh", "-c", "exec sleep 1001"] }], { namespace: NS });
+    let most = 0;
+    const fresh = await waitFor("the replacement Ready", async () => {
+      const list = await podsOf(e.client, NS, "app=roll");
+      most = Math.max(most, list.length);
+      const p = list.find((x) => x.metadata?.uid !== old.metadata?.uid);
+      return p && ready(p) ? p : undefined;
+    });
+    assert.equal(most, 1, "old and new pod existed at the same time");
+    assert.deepEqual(fresh.spec?.containers[0]?.command, ["sh", "-c", "exec sleep 1001"]);
+    assert.deepEqual(oldPids.filter(alive), []);
+    assert.ok(!(await namespaces()).includes(podNs(old)));
+    const events = await e.client.list<Event>(Resources.events, { namespace: NS });
+    assert.ok(!events.items.some((ev) => ev.reason === "FailedScheduling"), "a FailedScheduling Event was written");
+  });
+
   it("a kubelet without --allowed-unsafe-sysctls rejects the lb-pod (Failed, SysctlForbidden, Event) and nothing runs", async () => {
     env = await startEnv(1, { allowedUnsafeSysctls: [] });
     const e = env;
