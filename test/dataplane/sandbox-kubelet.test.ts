@@ -48,10 +48,11 @@ interface Env {
   logs: string[];
 }
 
-async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeSysctls"> = {}): Promise<Env> {
-  const server = await startApiServer({ serviceCidrs: { ipv4: "10.43.0.0/16" } });
+async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeSysctls"> & { dualStack?: boolean } = {}): Promise<Env> {
+  const { dualStack = false, ...kubeletOptions } = options;
+  const server = await startApiServer({ serviceCidrs: { ipv4: "10.43.0.0/16", ...(dualStack ? { ipv6: "fd00:43::/112" } : {}) } });
   const client = new KubeClient({ server: server.url, authHeaders: () => ({ Authorization: `Bearer ${server.token}` }) });
-  const layout = planLayout({ prefix: PREFIX, nodes, dualStack: false });
+  const layout = planLayout({ prefix: PREFIX, nodes, dualStack });
   await removeSandboxNetwork(PREFIX);
   const network = await SandboxNetwork.create(layout);
   await client.create(Resources.namespaces, { metadata: { name: NS } });
@@ -70,7 +71,7 @@ async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeS
   const kubelet = new KubeletStandIn({
     client, network, images, logDir, runner,
     nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
-    ...options,
+    ...kubeletOptions,
     log: (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`),
   });
   await kubelet.start();
@@ -267,6 +268,36 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       return live.status?.numberReady === 2 ? live.status : undefined;
     });
     assert.equal(status.desiredNumberScheduled, 2);
+  });
+
+  it("dual-stack: the pod gets an address of each family, and the downward API lists both (IPv4 first)", async () => {
+    env = await startEnv(1, { dualStack: true });
+    const e = env;
+    const field = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+    await e.client.create<V1Pod>(Resources.pods, {
+      metadata: { name: "both", namespace: "default" },
+      spec: {
+        nodeName: "node-1",
+        containers: [{
+          name: "c", image: SHELL_IMAGE, command: ["sh", "-c", "exec sleep 1000"],
+          env: [field("POD_IPS", "status.podIPs"), field("HOST_IPS", "status.hostIPs"), field("POD_IP", "status.podIP")],
+        }],
+      },
+    });
+    const pod = await waitFor("Ready", async () => {
+      const p = await e.client.get<V1Pod>(Resources.pods, "both", { namespace: "default" });
+      return ready(p) ? p : undefined;
+    });
+    const [v4, v6] = (pod.status?.podIPs ?? []).map((x) => x.ip);
+    assert.ok(v4?.startsWith("10.42.1.") && v6?.startsWith("fd42:b5e7:7a42:1::"), JSON.stringify(pod.status?.podIPs));
+    const environ = environOf(await containerPid(pod));
+    assert.equal(environ.POD_IPS, `${v4},${v6}`);
+    assert.equal(environ.POD_IP, v4);
+    assert.equal(environ.HOST_IPS, e.layout.nodes[0]?.lanIps.join(","));
+    assert.equal(e.layout.nodes[0]?.lanIps.length, 2);
+    // Both addresses are really the pod's.
+    const addrs = await runner.run("ip", ["-brief", "addr", "show", "eth0"], { netns: podNs(pod) });
+    assert.ok(addrs.stdout.includes(v4 ?? "?") && addrs.stdout.includes(v6 ?? "?"), addrs.stdout);
   });
 
   it("reports Ready exactly while the readiness probe, run inside the container's namespaces, passes", async () => {
