@@ -80,6 +80,9 @@ export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
 }
 
 async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBinary: string; paths: SandboxPaths }): Promise<SandboxState> {
+  // Preflight found no supervisor and no state files: whatever is left here (logs, volumes of a sandbox stopped
+  // without `down`) belongs to nobody, and would mix with this run's logs.
+  rmSync(o.paths.dir, { recursive: true, force: true });
   mkdirSync(o.paths.logs, { recursive: true, mode: 0o700 });
   const out = openSync(o.paths.supervisorLog, "w");
   const args = [o.cli, "sandbox", "run", "--prefix", options.prefix, "--nodes", String(options.nodes), "--ready-fd", "3",
