@@ -202,10 +202,14 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
   this.timeout(180_000);
   let env: Env | undefined;
 
-  before(function () {
+  before(async function () {
     const reason = needsRoot();
     if (reason) skipBecause(this, reason);
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+    // Leftovers of runs of this file that were killed (their pid is gone); live runs of others are left alone.
+    const list = await runner.run("ip", ["netns", "list"]);
+    const dead = new Set(list.stdout.split("\n").map((l) => /^bsk(\d+)-/.exec(l)?.[1]).filter((pid): pid is string => pid !== undefined && !alive(Number(pid))));
+    for (const pid of dead) await removeSandboxNetwork(`bsk${pid}`);
   });
   afterEach(async function () {
     // What the kubelet did, for a failed test (timings, probe failures, restarts).
