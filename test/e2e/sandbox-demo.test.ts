@@ -4,9 +4,11 @@
 // namespace, host link, host rule, process or state file behind, is idempotent, and also cleans up after a
 // supervisor that was killed outright. Needs root.
 import { strict as assert } from "node:assert";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { systemRunner, type RunResult } from "../../src/lib/exec.js";
+import { Supervisor } from "../../src/sandbox/cluster/supervisor.js";
 import { needsRoot, skipBecause } from "../support/skip.js";
 import { hostLinks, hostRules } from "./fixture.js";
 
@@ -111,5 +113,26 @@ describe("e2e: berth sandbox up --demo and down (the README's first command)", f
     assert.match(down.stdout, /killed the processes left in its process group/);
     assert.match(down.stdout, /removed \d+ leftover network namespaces/);
     await assertNothingLeft(hostBefore);
+  });
+
+  it("a part that fails to start takes down what started before it, and the error names the part and its log", async () => {
+    // A repository without dist/cli.js: the controller, the last part, cannot start; the network came up before it.
+    const repo = mkdtempSync(join(tmpdir(), "berth-sandbox-norepo-"));
+    const stateRoot = mkdtempSync(join(tmpdir(), "berth-sandbox-state-"));
+    const prefix = `bsf${process.pid.toString(36)}`;
+    try {
+      const supervisor = new Supervisor({ prefix, nodes: 1, dualStack: false, captureLoadBalancerIps: true, repoDir: repo, nodeBinary: process.execPath, stateRoot });
+      await assert.rejects(supervisor.start(), (err: Error) => {
+        assert.match(err.message, new RegExp(`^controller failed: exited \\(code 1\\) before it was ready: .*Cannot find module .*\\(log: ${stateRoot}/${prefix}/logs/controller\\.log\\)$`));
+        return true;
+      });
+      const list = await runner.run("ip", ["netns", "list"]);
+      assert.deepEqual(list.stdout.split("\n").filter((line) => line.startsWith(`${prefix}-`)), [], "the network was not taken down");
+      assert.equal(existsSync(join(stateRoot, prefix, "state.json")), false);
+    } finally {
+      await runner.run(BERTH, ["sandbox", "down", "--prefix", prefix], { timeoutMs: 60_000 });
+      rmSync(repo, { recursive: true, force: true });
+      rmSync(stateRoot, { recursive: true, force: true });
+    }
   });
 });

@@ -107,12 +107,19 @@ function procCmdline(pid: number): string | undefined {
   }
 }
 
-/** The last n non-empty lines of a log, joined with " | ", for one-line failure messages. */
+/**
+ * What a log says went wrong, in one line: its first error line among the last 30 (a Node.js crash prints the
+ * `Error: ...` line above a stack that says nothing; our JSON logs carry `"level":"error"`), else its last n lines
+ * joined with " | ".
+ */
 export function lastLines(path: string, n = 3): string {
+  let lines: string[];
   try {
-    const lines = readFileSync(path, "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "");
-    return lines.slice(-n).join(" | ") || "no output";
+    lines = readFileSync(path, "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "").slice(-30);
   } catch {
     return "no output";
   }
+  const error = lines.find((l) => /^(\w*Error|berth:)|"level":"error"| error /.test(l));
+  if (error !== undefined) return error.length > 300 ? `${error.slice(0, 300)}...` : error;
+  return lines.slice(-n).join(" | ") || "no output";
 }
