@@ -7,9 +7,10 @@
 // - controller/daemon: one pod per node that passes the template's nodeSelector, required node affinity and taints,
 //   with the tolerations every daemon pod gets (daemon/util.AddOrUpdateDaemonPodTolerations); the pod's required node
 //   affinity replaced by `matchFields metadata.name In [node]` (util.ReplaceDaemonSetPodNodeNameNodeAffinity); pods
-//   on nodes that no longer match, or made from an older template, deleted (RollingUpdate simplified to delete +
-//   create, every node at once), the replacement created once the old pod is gone (podsShouldBeOnNode counts a
-//   terminating pod as existing); the status counts.
+//   on nodes that no longer match deleted; a changed template rolled out (RollingUpdate without surge: at most
+//   maxUnavailable nodes without an available pod at a time; OnDelete: only pods deleted by someone else are
+//   replaced), the replacement created once the old pod is gone (podsShouldBeOnNode counts a terminating pod as
+//   existing); the status counts.
 // - scheduler/framework/plugins/nodeports: a pod whose hostPort/protocol/hostIP is already held on its node stays
 //   unbound, PodScheduled=False, reason Unschedulable, with the NodePorts plugin's message in the FitError text;
 //   bound once the port frees up.
@@ -299,7 +300,6 @@ export function planPlacement(input: {
     if (!ds) why = "its DaemonSet is gone";
     else if (!node) why = `its node ${nodeName ?? "(none)"} does not exist`;
     else if (nodeMismatch(ds.spec?.template, node) !== undefined) why = `node ${nodeName} no longer matches: ${nodeMismatch(ds.spec?.template, node)}`;
-    else if (pod.metadata?.labels?.[TEMPLATE_HASH_LABEL] !== templateHash(ds)) why = "made from an older template";
     else if (!deleting && seen.has(`${uid}/${nodeName}`)) why = `a second pod for node ${nodeName}`;
     if (deleting) {
       // The replacement waits until this one is gone (podsShouldBeOnNode: a terminating pod still "exists").
@@ -312,6 +312,15 @@ export function planPlacement(input: {
     } else {
       live.push(pod);
       seen.add(`${uid}/${nodeName}`);
+    }
+  }
+
+  // Rolling update: pods of an older template go, but no more at once than maxUnavailable allows.
+  for (const ds of dsByUid.values()) {
+    for (const pod of rollingUpdateDeletions(ds, nodes, live.filter((p) => ownerDaemonSetUid(p) === ds.metadata?.uid))) {
+      actions.push({ kind: "delete", pod, why: "made from an older template", force: !pod.spec?.nodeName });
+      terminating.add(`${ds.metadata?.uid}/${podTargetNode(pod)}`);
+      live.splice(live.indexOf(pod), 1);
     }
   }
 
@@ -369,18 +378,50 @@ export function planPlacement(input: {
   return actions;
 }
 
+/**
+ * The outdated pods (made from an older template) that a RollingUpdate deletes now (daemon/update.go, without
+ * surge): any that is not Ready at once (it serves nothing anyway), Ready ones while fewer than maxUnavailable of
+ * the desired nodes lack an available pod (default 1; a percentage of the desired nodes, rounded up). OnDelete:
+ * none. `pods` are the DaemonSet's live (bound or not, not terminating) pods.
+ */
+export function rollingUpdateDeletions(ds: V1DaemonSet, nodes: readonly V1Node[], pods: readonly V1Pod[]): V1Pod[] {
+  if (ds.spec?.updateStrategy?.type === "OnDelete") return [];
+  const hash = templateHash(ds);
+  const outdated = pods.filter((p) => p.metadata?.labels?.[TEMPLATE_HASH_LABEL] !== hash)
+    .sort((a, b) => String(podTargetNode(a)).localeCompare(String(podTargetNode(b))));
+  if (outdated.length === 0) return [];
+  const desired = nodes.filter((n) => nodeMismatch(ds.spec?.template, n) === undefined);
+  const max = Math.max(1, scaled(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable ?? 1, desired.length));
+  let unavailable = desired.filter((n) => !pods.some((p) => podTargetNode(p) === n.metadata?.name && isReady(p))).length;
+  const out = outdated.filter((p) => !isReady(p));
+  for (const pod of outdated.filter(isReady)) {
+    if (unavailable >= max) break;
+    out.push(pod);
+    unavailable++;
+  }
+  return out;
+}
+
+/** An IntOrString of Kubernetes: a number, or a percentage of `total` rounded up. */
+function scaled(value: number | string, total: number): number {
+  if (typeof value === "number") return value;
+  const percent = /^(\d+)%$/.exec(value);
+  return percent ? Math.ceil((Number(percent[1]) * total) / 100) : Number(value) || 0;
+}
+
 /** The counts the DaemonSet controller keeps in status (minReadySeconds taken as 0: available = ready). */
 export function daemonSetStatus(ds: V1DaemonSet, nodes: readonly V1Node[], pods: readonly V1Pod[]): DaemonSetStatusCounts {
   const desired = nodes.filter((n) => nodeMismatch(ds.spec?.template, n) === undefined).length;
   const scheduled = pods.filter((p) => p.spec?.nodeName).length;
   const ready = pods.filter(isReady).length;
+  const hash = templateHash(ds);
   return {
     currentNumberScheduled: scheduled,
     desiredNumberScheduled: desired,
     numberMisscheduled: 0,
     numberReady: ready,
     numberAvailable: ready,
-    updatedNumberScheduled: scheduled,
+    updatedNumberScheduled: pods.filter((p) => p.spec?.nodeName && p.metadata?.labels?.[TEMPLATE_HASH_LABEL] === hash).length,
     ...(ds.metadata?.generation !== undefined ? { observedGeneration: ds.metadata.generation } : {}),
     ...(desired - ready > 0 ? { numberUnavailable: desired - ready } : {}),
   };

@@ -151,16 +151,12 @@ describe("sandbox scheduling: planPlacement", () => {
     assert.deepEqual(kinds(planPlacement({ daemonSets: [b], nodes, pods: [marked] })).filter((k) => k.startsWith("bind")), [`bind ${podB.metadata?.name} n1`]);
   });
 
-  it("deletes pods of a gone DaemonSet, of a changed template and of a node that no longer matches; force-deletes pods of a gone node", () => {
+  it("deletes pods of a gone DaemonSet and of a node that no longer matches; force-deletes pods of a gone node", () => {
     const a = daemonSet("a");
     const p1 = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });
     const p2 = placed(newDaemonPod(a, "n2"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p2", ready: true });
     const deletes = [`delete ${p1.metadata?.name}`, `delete ${p2.metadata?.name}`].sort();
     assert.deepEqual(kinds(planPlacement({ daemonSets: [], nodes, pods: [p1, p2] })).sort(), deletes);
-
-    const changed = daemonSet("a");
-    changed.spec?.template.spec?.containers.push({ name: "sidecar", image: "img" });
-    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes, pods: [p1, p2] })).filter((k) => k.startsWith("delete")).sort(), deletes);
 
     const relabelled = [node("n1", { taints: [{ key: "dedicated", effect: "NoSchedule" }] }), node("n2")];
     assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: relabelled, pods: [p1, p2] })).filter((k) => k.startsWith("delete")), [`delete ${p1.metadata?.name}`]);
@@ -168,6 +164,32 @@ describe("sandbox scheduling: planPlacement", () => {
     const bare: V1Pod = { metadata: { name: "bare", namespace: "default", uid: "b" }, spec: { nodeName: "n2", containers: [] } };
     assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: [node("n1")], pods: [p1, p2, bare] })).filter((k) => k.startsWith("delete")),
       [`delete ${p2.metadata?.name} force`, "delete bare force"]);
+  });
+
+  it("rolls a changed template out one node at a time (maxUnavailable 1), at once where a pod is not Ready, never under OnDelete", () => {
+    const three = [node("n1"), node("n2"), node("n3")];
+    const old = daemonSet("a");
+    const pods = three.map((n, i) => placed(newDaemonPod(old, n.metadata?.name ?? ""), { bound: true, created: "2026-01-01T00:00:00Z", uid: `p${i}`, ready: true }));
+    const changed = daemonSet("a");
+    changed.spec?.template.spec?.containers.push({ name: "sidecar", image: "img" });
+    const deletes = (ds: V1DaemonSet, ps: V1Pod[]) => kinds(planPlacement({ daemonSets: [ds], nodes: three, pods: ps })).filter((k) => k.startsWith("delete"));
+    assert.deepEqual(deletes(changed, pods), [`delete ${pods[0]?.metadata?.name}`]);
+    // n1's pod is terminating: that node is the one unavailable, nothing else goes yet.
+    const terminating = { ...pods[0], metadata: { ...pods[0]?.metadata, deletionTimestamp: "2026-01-01T00:05:00Z" as unknown as Date } } as V1Pod;
+    assert.deepEqual(deletes(changed, [terminating, pods[1] as V1Pod, pods[2] as V1Pod]), []);
+    // n1 runs the new template and is Ready: n2 is next.
+    const fresh = placed(newDaemonPod(changed, "n1"), { bound: true, created: "2026-01-01T00:06:00Z", uid: "q0", ready: true });
+    assert.deepEqual(deletes(changed, [fresh, pods[1] as V1Pod, pods[2] as V1Pod]), [`delete ${pods[1]?.metadata?.name}`]);
+    // An outdated pod that is not Ready goes at once, whatever the budget.
+    const unready = placed(newDaemonPod(old, "n3"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p2" });
+    assert.deepEqual(deletes(changed, [pods[0] as V1Pod, pods[1] as V1Pod, unready]), [`delete ${unready.metadata?.name}`]);
+    // maxUnavailable as a percentage of the desired nodes, rounded up: 50% of 3 is 2.
+    const half = structuredClone(changed);
+    (half.spec as { updateStrategy?: object }).updateStrategy = { type: "RollingUpdate", rollingUpdate: { maxUnavailable: "50%" } };
+    assert.equal(deletes(half, pods).length, 2);
+    const onDelete = structuredClone(changed);
+    (onDelete.spec as { updateStrategy?: object }).updateStrategy = { type: "OnDelete" };
+    assert.deepEqual(deletes(onDelete, pods), []);
   });
 
   it("replaces a pod of an older template only once the old one is gone, as the DaemonSet controller waits for a terminating pod", () => {
