@@ -264,8 +264,9 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     assert.notEqual(states[0], states[1]);
     // The host's own /run/berth holds nothing of theirs.
     assert.ok(!existsSync("/run/berth/state.json"));
+    // The container's output is in its log file.
     const log = readFileSync(join(e.logDir, `${NS}_${pods[0]?.metadata?.name}_lb-pod.log`), "utf8");
-    assert.equal(typeof log, "string");
+    assert.match(log, /berth lb-pod: forwarding tcp\/80\b/);
 
     const status = await waitFor("DaemonSet status", async () => {
       const live = await e.client.get<V1DaemonSet>(Resources.daemonSets, ds.metadata?.name ?? "", { namespace: NS });
