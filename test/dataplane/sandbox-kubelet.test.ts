@@ -50,32 +50,44 @@ interface Env {
 
 async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeSysctls"> & { dualStack?: boolean } = {}): Promise<Env> {
   const { dualStack = false, ...kubeletOptions } = options;
-  const server = await startApiServer({ serviceCidrs: { ipv4: "10.43.0.0/16", ...(dualStack ? { ipv6: "fd00:43::/112" } : {}) } });
-  const client = new KubeClient({ server: server.url, authHeaders: () => ({ Authorization: `Bearer ${server.token}` }) });
-  const layout = planLayout({ prefix: PREFIX, nodes, dualStack });
-  await removeSandboxNetwork(PREFIX);
-  const network = await SandboxNetwork.create(layout);
-  await client.create(Resources.namespaces, { metadata: { name: NS } });
-  for (const n of layout.nodes) {
-    await client.create<V1Node>(Resources.nodes, {
-      metadata: { name: n.name, labels: { "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux" } },
-      spec: { podCIDRs: n.podCidrs },
-      status: {
-        addresses: [...n.lanIps.map((address) => ({ type: "InternalIP", address })), { type: "Hostname", address: n.name }],
-        conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status" }],
-      },
+  // Undone in reverse order if a later step fails, so nothing half-made outlives a failed setup.
+  const undo: (() => Promise<void> | void)[] = [];
+  try {
+    const server = await startApiServer({ serviceCidrs: { ipv4: "10.43.0.0/16", ...(dualStack ? { ipv6: "fd00:43::/112" } : {}) } });
+    undo.push(() => server.close());
+    const client = new KubeClient({ server: server.url, authHeaders: () => ({ Authorization: `Bearer ${server.token}` }) });
+    undo.push(() => client.close());
+    const layout = planLayout({ prefix: PREFIX, nodes, dualStack });
+    await removeSandboxNetwork(PREFIX);
+    undo.push(async () => void (await removeSandboxNetwork(PREFIX)));
+    const network = await SandboxNetwork.create(layout);
+    await client.create(Resources.namespaces, { metadata: { name: NS } });
+    for (const n of layout.nodes) {
+      await client.create<V1Node>(Resources.nodes, {
+        metadata: { name: n.name, labels: { "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux" } },
+        spec: { podCIDRs: n.podCidrs },
+        status: {
+          addresses: [...n.lanIps.map((address) => ({ type: "InternalIP", address })), { type: "Hostname", address: n.name }],
+          conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status" }],
+        },
+      });
+    }
+    const logDir = mkdtempSync(join(tmpdir(), "berth-kubelet-test-"));
+    undo.push(() => rmSync(logDir, { recursive: true, force: true }));
+    const logs: string[] = [];
+    const kubelet = new KubeletStandIn({
+      client, network, images, logDir, runner,
+      nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
+      ...kubeletOptions,
+      log: (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`),
     });
+    undo.push(() => kubelet.stop());
+    await kubelet.start();
+    return { server, client, layout, network, kubelet, logDir, logs };
+  } catch (e) {
+    for (const step of undo.reverse()) await step();
+    throw e;
   }
-  const logDir = mkdtempSync(join(tmpdir(), "berth-kubelet-test-"));
-  const logs: string[] = [];
-  const kubelet = new KubeletStandIn({
-    client, network, images, logDir, runner,
-    nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
-    ...kubeletOptions,
-    log: (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`),
-  });
-  await kubelet.start();
-  return { server, client, layout, network, kubelet, logDir, logs };
 }
 
 async function stopEnv(env: Env | undefined): Promise<void> {
