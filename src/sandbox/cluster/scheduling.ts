@@ -324,14 +324,14 @@ export function planPlacement(input: {
     }
   }
 
-  // Host ports held per node: every bound pod that has not finished (terminating ones too, until they are gone).
+  // Host ports held per node: every bound pod that has not finished (terminating ones and those deleted just now
+  // too: their processes hold the ports until they are gone).
   const holders = new Map<string, V1Pod[]>();
   const hold = (nodeName: string, pod: V1Pod): void => {
     holders.set(nodeName, [...(holders.get(nodeName) ?? []), pod]);
   };
   for (const pod of [...input.pods].sort(byAge)) {
     if (gone.has(pod) || terminal(pod) || !pod.spec?.nodeName) continue;
-    if (ownerDaemonSetUid(pod) !== undefined && !pod.metadata?.deletionTimestamp && !live.includes(pod)) continue;
     hold(pod.spec.nodeName, pod);
   }
   const clashOn = (nodeName: string, pod: V1Pod): boolean => (holders.get(nodeName) ?? []).some((h) => h !== pod && portsClash(pod, h) !== undefined);

@@ -149,6 +149,8 @@ describe("sandbox scheduling: planPlacement", () => {
     const terminating = { ...podA, metadata: { ...podA.metadata, deletionTimestamp: "2026-01-01T00:02:00Z" as unknown as Date } };
     assert.ok(!kinds(planPlacement({ daemonSets: [b], nodes, pods: [terminating, marked] })).some((k) => k.startsWith("bind")));
     assert.deepEqual(kinds(planPlacement({ daemonSets: [b], nodes, pods: [marked] })).filter((k) => k.startsWith("bind")), [`bind ${podB.metadata?.name} n1`]);
+    // A holder deleted in this very pass (its DaemonSet is gone) still holds the port until it is gone.
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [b], nodes, pods: [podA, marked] })).filter((k) => !k.startsWith("status")), [`delete ${podA.metadata?.name}`]);
   });
 
   it("deletes pods of a gone DaemonSet and of a node that no longer matches; force-deletes pods of a gone node", () => {
