@@ -251,7 +251,7 @@ export class Sandbox {
   }
 
   /** Waits until the Service's ingress is exactly `expected` (order included); returns the Service. */
-  async waitForIngress(name: string, expected: string[], timeoutMs = 30_000, namespace = APP_NAMESPACE): Promise<void> {
+  async waitForIngress(name: string, expected: string[], timeoutMs = 60_000, namespace = APP_NAMESPACE): Promise<void> {
     await this.waitFor(`Service ${namespace}/${name} ingress = [${expected.join(", ")}]`, async () => {
       const actual = await this.ingress(name, namespace);
       return JSON.stringify(actual) === JSON.stringify(expected) ? undefined : `ingress is [${actual.join(", ")}]`;
@@ -259,10 +259,11 @@ export class Sandbox {
   }
 
   /**
-   * Polls `check` until it returns undefined (the condition holds) or the deadline passes; `check` returns what is
+   * Polls `check` (every second: each kubectl run costs ~0.1 s of CPU, and the sandbox's own probes need the 2 cores)
+   * until it returns undefined (the condition holds) or the deadline passes; `check` returns what is
    * wrong right now, which becomes the failure message. Errors thrown by `check` count as "not yet".
    */
-  async waitFor(description: string, check: () => Promise<string | undefined>, timeoutMs = 30_000, intervalMs = 300): Promise<void> {
+  async waitFor(description: string, check: () => Promise<string | undefined>, timeoutMs = 30_000, intervalMs = 1000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = "never checked";
     for (;;) {
@@ -443,7 +444,7 @@ export class Sandbox {
       const result = await this.kubectlRaw(args);
       parts.push(`$ kubectl ${args.join(" ")}\n${result.stdout}${result.stderr}`);
     }
-    parts.push(...logTails(this.stateDir, 40));
+    parts.push(...logTails(this.stateDir, 25));
     return parts.join("\n");
   }
 
@@ -486,7 +487,8 @@ export function logTails(dir: string, lines: number): string[] {
     .sort((a, b) => b.mtime - a.mtime)
     .slice(0, 12)
     .map((file) => {
-      const text = readFileSync(file.path, "utf8").split("\n");
+      // Lines cut at 300 characters: a probe's full command line says nothing its first part does not.
+      const text = readFileSync(file.path, "utf8").split("\n").map((line) => (line.length > 300 ? `${line.slice(0, 300)}...` : line));
       return `----- ${file.path} (last ${lines} lines) -----\n${text.slice(-lines - 1).join("\n")}`;
     });
 }
@@ -564,8 +566,9 @@ function demoContainer(options: AppOptions): Obj {
     args: ["--port", String(APP_PORT), ...(options.udp ? ["--udp-port", String(APP_UDP_PORT)] : [])],
     env: demoEnv(),
     ports,
-    // The demo app's own probe (a request to its port from inside the pod), so Ready means it answers.
-    readinessProbe: { exec: { command: ["berth", "sandbox", "demo-app", "--check", "--port", String(APP_PORT)] }, periodSeconds: 1 },
+    // Ready means it answers HTTP. An httpGet probe, not the app's exec probe (`demo-app --check`, a whole berth CLI
+    // start per probe): the sandbox probes every second and the machine has 2 cores.
+    readinessProbe: { httpGet: { path: "/", port: APP_PORT }, periodSeconds: 2, timeoutSeconds: 5 },
   };
 }
 
