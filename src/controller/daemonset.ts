@@ -185,8 +185,12 @@ export function buildDaemonSet(
 
   const env: { name: string; value?: string; valueFrom?: { fieldRef: { apiVersion: string; fieldPath: string } } }[] = [
     { name: LB_POD_ENV.ports, value: ports.map((p) => `${p.protocol}:${p.port}:${p.destinationPort}`).join(",") },
-    // Local: the node's own IPs and the NodePort, so kube-proxy on this node sends the traffic to local endpoints
-    // only and the client address survives; Cluster: every ClusterIP and the Service port (k3s does the same).
+    // Local: the node's own IPs and the NodePort; Cluster: every ClusterIP and the Service port (k3s does the same).
+    // Under Local this path does not keep Local's promises: the lb-pod MASQUERADEs, so kube-proxy sees a pod source
+    // and its "pod traffic for external destinations" rule (KUBE-EXT-*, when a cluster CIDR is set, as on k3s and
+    // kubeadm) sends it to endpoints on any node, from the lb-pod's address. Local's guarantees (local endpoints only,
+    // client address kept) come from kube-proxy capturing the LoadBalancer IPs before the hostPort chain, which is
+    // the path traffic to a node's own IP takes on a real cluster (DESIGN.md 3, "How traffic really flows").
     local
       ? { name: LB_POD_ENV.destinationIps, valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: config.hostIpsFieldPath } } }
       : { name: LB_POD_ENV.destinationIps, value: serviceConfig.clusterIps.join(",") },
