@@ -412,10 +412,12 @@ export class Sandbox {
     return podNamespaceName(this.prefix, String(pod.metadata?.uid ?? ""));
   }
 
-  /** PIDs of the processes in one of this sandbox's network namespaces. */
+  /** PIDs of the processes in one of this sandbox's network namespaces ([] once the namespace is gone). */
   async pidsIn(ns: string): Promise<number[]> {
     if (!ns.startsWith(`${this.prefix}-`)) throw new Error(`${ns} is not a namespace of sandbox ${this.prefix}`);
-    const result = await runChecked(this.runner, "ip", ["netns", "pids", ns]);
+    const result = await this.runner.run("ip", ["netns", "pids", ns]);
+    if (result.exitCode !== 0 && /No such file/.test(result.stderr)) return [];
+    if (result.exitCode !== 0) throw new Error(`ip netns pids ${ns} failed: ${result.stderr.trim()}`);
     return result.stdout.split("\n").map((line) => line.trim()).filter((line) => /^\d+$/.test(line)).map(Number);
   }
 
