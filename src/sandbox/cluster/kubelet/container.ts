@@ -17,6 +17,7 @@ import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { CommandRunner } from "../../../lib/exec.js";
 import type { LogFn } from "../../../lib/kube/client.js";
 import {
+  BASE_PATH,
   ContainerConfigError,
   containerLaunch,
   imageNotFoundMessage,
@@ -283,8 +284,10 @@ export class ContainerRuntime {
     const port = String(action.port);
     const command = action.kind === "http" && action.scheme === "HTTPS"
       ? [process.execPath, "--input-type=module", "-e", NODE_PROBE, host, port, action.path]
-      : ["bash", "-c", BASH_PROBE, "probe", action.kind, host, port, action.kind === "http" ? action.path : ""];
-    const result = await this.ctx.runner.run("nsenter", [...target, "-n", "--", ...command], { timeoutMs });
+      : ["bash", "--noprofile", "--norc", "-c", BASH_PROBE, "probe", action.kind, host, port, action.kind === "http" ? action.path : ""];
+    // A clean environment: a BASH_ENV inherited from whoever started the sandbox (pyenv's, say) would make every
+    // probe source it first (measured: pyenv-rehash runs hung the probes for 45 s and more on a busy machine).
+    const result = await this.ctx.runner.run("nsenter", [...target, "-n", "--", "env", "-i", `PATH=${BASE_PATH}`, ...command], { timeoutMs });
     if (result.exitCode === 0) return undefined;
     const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     if (action.kind === "tcp") return `dial tcp ${where}: connection failed`;
