@@ -349,27 +349,44 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     assert.equal((await get()).status?.phase, "Running");
   });
 
-  it("probes httpGet readiness from inside the pod's network namespace", async () => {
-    env = await startEnv(1);
-    const e = env;
-    const server = "require('node:http').createServer((q, s) => { s.statusCode = q.url === '/healthz' ? 200 : 500; s.end(); }).listen(8080)";
-    await e.client.create<V1Pod>(Resources.pods, {
-      metadata: { name: "web", namespace: "default" },
-      spec: {
-        nodeName: "node-1",
-        containers: [{
-          name: "c", image: SHELL_IMAGE, command: [process.execPath, "-e", server], ports: [{ name: "http", containerPort: 8080 }],
-          readinessProbe: { httpGet: { port: "http", path: "/healthz" } },
-        }],
-      },
-    });
-    const pod = await waitFor("Ready", async () => {
-      const p = await e.client.get<V1Pod>(Resources.pods, "web", { namespace: "default" });
-      return ready(p) ? p : undefined;
-    });
-    // The container's server is in the pod's namespace: the pod IP answers there.
-    const inPod = await runner.run("bash", ["-c", `exec 3<>/dev/tcp/${pod.status?.podIP}/8080`], { netns: podNs(pod) });
-    assert.equal(inPod.exitCode, 0, inPod.stderr);
+  it("probes httpGet readiness from inside the pod's network namespace, without the host's bash start-up files", async () => {
+    // bash runs ~/.bashrc when its stdin is a socket (as Node's spawn pipes are) and $BASH_ENV always: a probe must
+    // not (a pyenv init in root's .bashrc once hung every probe). Both point at a script that leaves a mark here.
+    const home = mkdtempSync(join(tmpdir(), "berth-kubelet-home-"));
+    const mark = join(home, "sourced");
+    writeFileSync(join(home, ".bashrc"), `touch ${mark}\n`);
+    const saved = { HOME: process.env.HOME, BASH_ENV: process.env.BASH_ENV };
+    process.env.HOME = home;
+    process.env.BASH_ENV = join(home, ".bashrc");
+    try {
+      env = await startEnv(1);
+      const e = env;
+      const server = "require('node:http').createServer((q, s) => { s.statusCode = q.url === '/healthz' ? 200 : 500; s.end(); }).listen(8080)";
+      await e.client.create<V1Pod>(Resources.pods, {
+        metadata: { name: "web", namespace: "default" },
+        spec: {
+          nodeName: "node-1",
+          containers: [{
+            name: "c", image: SHELL_IMAGE, command: [process.execPath, "-e", server], ports: [{ name: "http", containerPort: 8080 }],
+            readinessProbe: { httpGet: { port: "http", path: "/healthz" } },
+          }],
+        },
+      });
+      const pod = await waitFor("Ready", async () => {
+        const p = await e.client.get<V1Pod>(Resources.pods, "web", { namespace: "default" });
+        return ready(p) ? p : undefined;
+      });
+      assert.ok(!existsSync(mark), "a probe ran the host's bash start-up file");
+      // The container's server is in the pod's namespace: the pod IP answers there.
+      const inPod = await runner.run("env", ["-i", "bash", "--norc", "-c", `exec 3<>/dev/tcp/${pod.status?.podIP}/8080`], { netns: podNs(pod) });
+      assert.equal(inPod.exitCode, 0, inPod.stderr);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it("restarts a killed container (restartCount 1) and the pod is Ready again with one copy of its rules", async () => {
