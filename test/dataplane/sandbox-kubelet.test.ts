@@ -280,6 +280,12 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     const log = readFileSync(join(e.logDir, `${NS}_${pods[0]?.metadata?.name}_lb-pod.log`), "utf8");
     assert.match(log, /berth lb-pod: forwarding tcp\/80\b/);
 
+    // Idle Ready pods are not rewritten: a status is written only when it changes.
+    const versions = async (): Promise<string[]> => (await podsOf(e.client, NS, selector)).map((p) => p.metadata?.resourceVersion ?? "");
+    const settled = await versions();
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(await versions(), settled);
+
     const status = await waitFor("DaemonSet status", async () => {
       const live = await e.client.get<V1DaemonSet>(Resources.daemonSets, ds.metadata?.name ?? "", { namespace: NS });
       return live.status?.numberReady === 2 ? live.status : undefined;
