@@ -14,8 +14,9 @@
 //   6. UDP conntrack entries for the forwarded ports (and ports forwarded before) are deleted: entries created before
 //      the rules existed, or under old rules, would keep steering a UDP "flow" (which never ends while packets keep
 //      coming) to the wrong place. kube-proxy does the same for UDP Services whose endpoints change.
-//   7. The cleanup script for bin/berth-wait and the state file for `--check` are written last: while apply runs,
-//      the old state file is gone, so the pod is not Ready during the change.
+//   7. The cleanup script for bin/berth-wait, the shell readiness check for bin/berth-lb-pod-check (check.sh, see
+//      check-script.ts) and the state file for `--check` are written last: while apply runs, the old state file is
+//      gone, so the pod is not Ready during the change (bin/berth-lb-pod-check needs state.json too).
 import { access, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { UsageError } from "../lib/errors.js";
@@ -51,6 +52,7 @@ import {
   variantOf,
   type LbPodState,
 } from "./check.js";
+import { CHECK_FILE, checkScript } from "./check-script.js";
 
 export interface ApplyOptions {
   backend: BackendRequest;
@@ -123,6 +125,7 @@ export async function applyLbPod(plan: RulePlan, options: ApplyOptions, io: Appl
       appliedAt: new Date().toISOString(),
     },
     cleanup: cleanupScript(plan, choice.backend, ipvsVariant),
+    check: checkScript(plan, choice.backend),
   });
   return { choice, removedLeftovers, flushedUdpPorts };
 }
@@ -285,12 +288,17 @@ export function cleanupScript(plan: RulePlan, backend: BackendChoice["backend"],
   return lines.join("\n");
 }
 
-async function writeStateDir(stateDir: string, files: { state: LbPodState; cleanup: string }): Promise<void> {
+async function writeStateDir(stateDir: string, files: { state: LbPodState; cleanup: string; check: string }): Promise<void> {
   await mkdir(stateDir, { recursive: true });
-  const cleanupPath = join(stateDir, CLEANUP_FILE);
-  await writeFile(`${cleanupPath}.tmp`, files.cleanup);
-  await chmod(`${cleanupPath}.tmp`, 0o755);
-  await rename(`${cleanupPath}.tmp`, cleanupPath);
+  for (const [name, text] of [
+    [CLEANUP_FILE, files.cleanup],
+    [CHECK_FILE, files.check],
+  ] as const) {
+    const path = join(stateDir, name);
+    await writeFile(`${path}.tmp`, text);
+    await chmod(`${path}.tmp`, 0o755);
+    await rename(`${path}.tmp`, path);
+  }
   const statePath = join(stateDir, STATE_FILE);
   await writeFile(`${statePath}.tmp`, `${JSON.stringify(files.state, null, 2)}\n`);
   await rename(`${statePath}.tmp`, statePath);
