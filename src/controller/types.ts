@@ -59,7 +59,7 @@ export function defaultControllerConfig(overrides: Partial<ControllerConfig> = {
     lbPodImage: "ghcr.io/berth-lb/berth-lb-pod:latest",
     imagePullPolicy: "IfNotPresent",
     lbPodCommand: ["berth-lb-pod"],
-    lbPodCheckCommand: ["berth", "lb-pod", "check"],
+    lbPodCheckCommand: ["berth-lb-pod-check"],
     claimUnsetClass: true,
     defaultPriorityClass: DEFAULT_PRIORITY_CLASS,
     hostIpsFieldPath: "status.hostIPs",

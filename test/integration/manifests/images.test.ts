@@ -351,9 +351,10 @@ describe("images: every path and command they refer to exists in the build outpu
     assert.deepEqual(entry.origin, { repo: "bin/berth-lb-pod" });
     assert.deepEqual(lbPod.final.entrypoint, config.lbPodCommand);
     const probe = mustFind(lbPod, config.lbPodCheckCommand[0] as string, unverifiable);
-    assert.deepEqual(probe.origin, { repo: "bin/berth" });
-    // The probe's subcommand exists in the built CLI.
-    const check = spawnSync(process.execPath, [join(ROOT, "dist/cli.js"), ...config.lbPodCheckCommand.slice(1), "--help"], { encoding: "utf8" });
+    assert.deepEqual(probe.origin, { repo: "bin/berth-lb-pod-check" });
+    // The probe runs the check.sh apply writes; for the IPVS backend that script runs `lb-pod check` with the
+    // built CLI (src/lb-pod/check-script.ts), so that subcommand must exist in it.
+    const check = spawnSync(process.execPath, [join(ROOT, "dist/cli.js"), "lb-pod", "check", "--help"], { encoding: "utf8" });
     assert.equal(check.status, 0, check.stderr);
 
     // Paths the scripts derive from their own directory, followed inside the image.
@@ -365,9 +366,13 @@ describe("images: every path and command they refer to exists in the build outpu
         repoFile(lbPod, posix.resolve(posix.dirname(found.path), rel));
       }
     }
-    assert.deepEqual([...seen].sort(), ["bin/berth -> ../dist/cli.js", "bin/berth-lb-pod -> ../dist/cli.js", "bin/berth-lb-pod -> berth-wait"]);
-    // The scripts start `node` (BERTH_NODE unset) and the waiter needs sh, sleep and rm; readlink and dirname locate bin/.
-    for (const command of ["node", "sh", "sleep", "rm", "readlink", "dirname"]) mustFind(lbPod, command, unverifiable);
+    assert.deepEqual([...seen].sort(), ["bin/berth-lb-pod -> ../dist/cli.js", "bin/berth-lb-pod -> berth-wait"]);
+    // The IPVS check.sh finds the CLI from the probe's own path, as ../dist/cli.js (src/lb-pod/check-script.ts).
+    assert.match(readFileSync(join(ROOT, "src/lb-pod/check-script.ts"), "utf8"), /\$bin_dir\/\.\.\/dist\/cli\.js/);
+    assert.equal(repoFile(lbPod, posix.resolve(posix.dirname(probe.path), "../dist/cli.js")), "dist/cli.js");
+    // The scripts start `node` (BERTH_NODE unset) and the waiter needs sh, sleep and rm; readlink and dirname locate
+    // bin/; the probe's check.sh compares with awk.
+    for (const command of ["node", "sh", "sleep", "rm", "readlink", "dirname", "awk"]) mustFind(lbPod, command, unverifiable);
     assert.equal(lbPod.final.env.BERTH_STATE_DIR, "/run/berth");
   });
 

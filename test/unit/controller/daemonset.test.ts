@@ -98,7 +98,7 @@ describe("controller: the desired DaemonSet", () => {
                 { name: "SRC_RANGES", value: "10.0.0.0/8,192.168.0.0/16" },
               ],
               ports: [{ name: "lb-tcp-80", containerPort: 80, hostPort: 80, protocol: "TCP" }],
-              readinessProbe: { exec: { command: ["berth", "lb-pod", "check"] }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
+              readinessProbe: { exec: { command: ["berth-lb-pod-check"] }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
               securityContext: { privileged: false, allowPrivilegeEscalation: false, capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] } },
               volumeMounts: [{ name: "state", mountPath: "/run/berth" }],
             }],
