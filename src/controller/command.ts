@@ -18,7 +18,7 @@ export interface ControllerCommandConfig {
   claimUnsetClass: boolean;
   /**
    * Whether lb-pods ask the kubelet for the forwarding sysctls. Only kubelets started with
-   * --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding (k3s's default) admit such pods;
+   * --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding (k3s sets it only while its own servicelb is enabled: docs/install-k3s.md) admit such pods;
    * --no-forwarding-sysctls is for clusters whose nodes already forward (the lb-pod then checks it and says so).
    */
   forwardingSysctls: boolean;
