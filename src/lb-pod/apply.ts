@@ -125,7 +125,7 @@ export async function applyLbPod(plan: RulePlan, options: ApplyOptions, io: Appl
       appliedAt: new Date().toISOString(),
     },
     cleanup: cleanupScript(plan, choice.backend, ipvsVariant),
-    check: checkScript(plan, choice.backend),
+    check: checkScript(plan, choice.backend, options.procDir),
   });
   return { choice, removedLeftovers, flushedUdpPorts };
 }

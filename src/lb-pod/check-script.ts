@@ -99,8 +99,8 @@ END {
 }
 `;
 
-/** The readiness check script for the rules apply has just put in place. */
-export function checkScript(plan: RulePlan, backend: BackendName): string {
+/** The readiness check script for the rules apply has just put in place (procDir: where /proc is, as in check.ts). */
+export function checkScript(plan: RulePlan, backend: BackendName, procDir = "/proc"): string {
   const lines = [
     "#!/bin/sh",
     `# Written by berth lb-pod apply (backend ${backend}): exits 0 only while the rules it applied are all in place.`,
@@ -118,10 +118,11 @@ export function checkScript(plan: RulePlan, backend: BackendName): string {
     return lines.join("\n");
   }
   lines.push(
+    `PROC=${shellQuote(procDir)}`,
     "forwarding() {",
     // dash's read returns 1 on a /proc/sys file although it read the value, so the value decides, not the status.
     '  value=""',
-    '  { read -r value < "/proc/$2"; } 2>/dev/null',
+    '  { read -r value < "$PROC/$2"; } 2>/dev/null',
     '  if [ -z "$value" ]; then',
     '    not_ready "$1 does not exist in this network namespace ($3 disabled in the kernel?), so the $3 destinations cannot be forwarded to"',
     "  fi",

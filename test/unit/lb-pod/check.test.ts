@@ -1,6 +1,11 @@
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { compareIptables, planHash } from "../../../src/lb-pod/check.js";
 import { cleanupScript } from "../../../src/lb-pod/apply.js";
+import { checkScript } from "../../../src/lb-pod/check-script.js";
 import type { RulePlan } from "../../../src/lib/rules/model.js";
 
 const plan: RulePlan = {
@@ -57,6 +62,47 @@ describe("lb-pod readiness comparison (iptables)", () => {
       assert.match(compareIptables(plan, "ipv4", c.save) ?? "ready", c.reason);
     });
   }
+
+  describe("the probe's shell check (check.sh) on the same iptables-save output", () => {
+    // check.sh runs iptables-nft-save; here that name is a script printing SAVE_FILE, and /proc is a directory of
+    // this test's own, so the sh + awk comparison runs on exactly the texts the Node.js comparison got above.
+    let dir = "";
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), "berth-check-sh-"));
+      mkdirSync(join(dir, "bin"));
+      writeFileSync(join(dir, "bin", "iptables-nft-save"), '#!/bin/sh\ncat "$SAVE_FILE"\n');
+      chmodSync(join(dir, "bin", "iptables-nft-save"), 0o755);
+      mkdirSync(join(dir, "proc", "sys", "net", "ipv4"), { recursive: true });
+      writeFileSync(join(dir, "check.sh"), checkScript(plan, "iptables-nft", join(dir, "proc")));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const runCheck = (save: string, forwarding = "1"): { status: number | null; stderr: string } => {
+      writeFileSync(join(dir, "save.txt"), save);
+      writeFileSync(join(dir, "proc", "sys", "net", "ipv4", "ip_forward"), `${forwarding}\n`);
+      const result = spawnSync("sh", [join(dir, "check.sh"), dir], {
+        encoding: "utf8",
+        env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`, SAVE_FILE: join(dir, "save.txt") },
+      });
+      return { status: result.status, stderr: result.stderr };
+    };
+
+    it("is ready on the live rules, others' rules aside", () => {
+      const result = runCheck(LIVE.replace(":INPUT ACCEPT [0:0]", ":INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT"));
+      assert.deepEqual(result, { status: 0, stderr: "" });
+    });
+    for (const c of cases) {
+      it(`reports ${c.name} in one line, with the Node.js check's words`, () => {
+        const result = runCheck(c.save);
+        assert.equal(result.status, 1);
+        assert.equal(result.stderr, `berth lb-pod: not ready: ipv4 (iptables-nft, iptables-nft): ${compareIptables(plan, "ipv4", c.save) ?? ""}\n`);
+      });
+    }
+    it("reports forwarding off, as the Node.js check words it", () => {
+      const result = runCheck(LIVE, "0");
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /^berth lb-pod: not ready: net\.ipv4\.ip_forward is 0 in this pod's network namespace; .*\n$/);
+    });
+  });
 
   it("identifies a plan by content: equal plans hash equal, any change changes the hash", () => {
     assert.equal(planHash(plan), planHash(JSON.parse(JSON.stringify(plan)) as RulePlan));
