@@ -13,7 +13,12 @@
 // Then the memory of a set-up pod: bin/berth-lb-pod is started in a namespace and, once `lb-pod check` passes,
 // the private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process left in the pod
 // (the waiter and its sleep) is summed, next to an idle `node` process for comparison.
-// Also the readiness probe's run time (`lb-pod check` in the set-up pod). Prints a table and writes bench/results/lb-pod.json with the machine it ran on.
+// Also the readiness probe's cost in the set-up pod, side by side: bin/berth-lb-pod-check (the shell check.sh apply
+// wrote; the controller's default probe) and `node dist/cli.js lb-pod check` (the Node.js check it replaced), plus
+// `true` as the floor that `ip netns exec` alone costs. CPU time is the children's user+system time from
+// /proc/self/stat (cutime + cstime: the kernel adds a child's time when it is waited for), in clock ticks, so each
+// sample is a batch of PROBES_PER_BATCH probes divided by that count. Prints a table and writes
+// bench/results/lb-pod.json with the machine it ran on.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
@@ -22,6 +27,8 @@ import { NetnsLab } from "../test/support/netns.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const ENTRYPOINT = fileURLToPath(new URL("../bin/berth-lb-pod", import.meta.url));
+const SHELL_CHECK = fileURLToPath(new URL("../bin/berth-lb-pod-check", import.meta.url));
+const PROBES_PER_BATCH = 10;
 const RESULTS = fileURLToPath(new URL("./results/lb-pod.json", import.meta.url));
 const PORT_COUNTS = [1, 10, 100];
 const DESTINATION = "10.43.0.10";
@@ -75,6 +82,37 @@ async function timeOnce(lab: NetnsLab, method: Method, count: number, run: numbe
   return elapsed;
 }
 
+/** user + system CPU time of this process's waited-for children so far, in ms. */
+function childrenCpuMs(ticksPerSecond: number): number {
+  // Fields after the ")" of comm: state is field 3, so cutime (16) and cstime (17) are at offsets 13 and 14.
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]?.split(" ") ?? [];
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / ticksPerSecond;
+}
+
+export interface ProbeCost {
+  wallMsMedian: number;
+  cpuMsMedian: number;
+  wallMsSamples: number[];
+  cpuMsSamples: number[];
+}
+
+/** Wall and CPU time of one probe (`argv` in namespace `ns`), per batch of PROBES_PER_BATCH; medians over RUNS batches. */
+function probeCost(ns: string, argv: string[], expectStatus: number, ticksPerSecond: number): ProbeCost {
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let batch = 0; batch < RUNS; batch++) {
+    const cpuBefore = childrenCpuMs(ticksPerSecond);
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < PROBES_PER_BATCH; i++) {
+      const probe = spawnSync("ip", ["netns", "exec", ns, ...argv]);
+      if (probe.status !== expectStatus) throw new Error(`${argv.join(" ")} exited ${probe.status}: ${String(probe.stderr)}`);
+    }
+    wall.push(Math.round((Number(process.hrtime.bigint() - started) / 1e6 / PROBES_PER_BATCH) * 10) / 10);
+    cpu.push(Math.round(((childrenCpuMs(ticksPerSecond) - cpuBefore) / PROBES_PER_BATCH) * 10) / 10);
+  }
+  return { wallMsMedian: median(wall), cpuMsMedian: median(cpu), wallMsSamples: wall, cpuMsSamples: cpu };
+}
+
 function privateKib(pid: number): { private: number; rss: number } {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
@@ -83,7 +121,11 @@ function privateKib(pid: number): { private: number; rss: number } {
 
 async function waiterMemory(
   lab: NetnsLab,
-): Promise<{ processes: { comm: string; privateKib: number; rssKib: number }[]; totalPrivateKib: number; checkMedianMs: number }> {
+): Promise<{
+  processes: { comm: string; privateKib: number; rssKib: number }[];
+  totalPrivateKib: number;
+  probe: { shell: ProbeCost; node: ProbeCost; netnsExecTrue: ProbeCost };
+}> {
   const [ns] = (await lab.addNamespaces("mem")) as [string];
   await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
   const stateDir = `/tmp/${ns}-state`;
@@ -96,21 +138,21 @@ async function waiterMemory(
       if (i > 50) throw new Error("the lb-pod never became ready");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    // The readiness probe's cost: one `lb-pod check` per probe period, per pod.
-    const checkMs: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const started = process.hrtime.bigint();
-      const check = spawnSync("ip", ["netns", "exec", ns, process.execPath, CLI, "lb-pod", "check", ...args]);
-      checkMs.push(Number(process.hrtime.bigint() - started) / 1e6);
-      if (check.status !== 0) throw new Error(`lb-pod check failed: ${String(check.stderr)}`);
-    }
+    // The readiness probe's cost: one probe per probe period, per pod. Interleaved per batch would mix the
+    // children's CPU counters, so the three run one after the other, shell first.
+    const ticksPerSecond = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+    const probe = {
+      shell: probeCost(ns, [SHELL_CHECK, "--state-dir", stateDir], 0, ticksPerSecond),
+      node: probeCost(ns, [process.execPath, CLI, "lb-pod", "check", ...args], 0, ticksPerSecond),
+      netnsExecTrue: probeCost(ns, ["true"], 0, ticksPerSecond),
+    };
     await new Promise((resolve) => setTimeout(resolve, 200));
     const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
     const processes = pids.map((pid) => {
       const memory = privateKib(pid);
       return { comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim(), privateKib: memory.private, rssKib: memory.rss };
     });
-    return { processes, totalPrivateKib: processes.reduce((sum, p) => sum + p.privateKib, 0), checkMedianMs: Math.round(median(checkMs)) };
+    return { processes, totalPrivateKib: processes.reduce((sum, p) => sum + p.privateKib, 0), probe };
   } finally {
     entry.kill("SIGTERM");
     await new Promise((resolve) => entry.once("exit", resolve));
@@ -165,7 +207,16 @@ async function main(): Promise<void> {
     for (const p of waiter.processes) console.log(`  lb-pod ${p.comm}: ${p.privateKib} KiB private (${p.rssKib} KiB RSS)`);
     console.log(`  lb-pod total: ${waiter.totalPrivateKib} KiB`);
     console.log(`  idle node process: ${idleNode.privateKib} KiB private (${idleNode.rssKib} KiB RSS)`);
-    console.log(`\nreadiness probe (lb-pod check, 1 port): median ${waiter.checkMedianMs} ms`);
+    const p = waiter.probe;
+    console.log(`\nreadiness probe, 1 port, iptables-nft: median per probe (${RUNS} batches of ${PROBES_PER_BATCH})`);
+    console.log("probe                               | CPU ms | wall ms");
+    for (const [name, cost] of [
+      ["bin/berth-lb-pod-check (shell)", p.shell],
+      ["berth lb-pod check (Node.js)", p.node],
+      ["ip netns exec true (floor)", p.netnsExecTrue],
+    ] as const) {
+      console.log(`${name.padEnd(35)} | ${String(cost.cpuMsMedian).padStart(6)} | ${String(cost.wallMsMedian).padStart(7)}`);
+    }
 
     const result = {
       benchmark: "lb-pod",
