@@ -44,7 +44,7 @@ export interface ControllerConfig {
    * Put the forwarding sysctls (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding per Service family) in the lb-pod's
    * securityContext, as k3s servicelb does. They are "unsafe" sysctls to the kubelet: pods are rejected
    * (SysctlForbidden) unless it runs with --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding,
-   * which k3s sets by default and other distributions do not. false leaves them out: IPv4 forwarding is then
+   * which k3s sets only while its own servicelb is enabled (docs/install-k3s.md) and other distributions do not. false leaves them out: IPv4 forwarding is then
    * inherited from the node (Linux copies net.ipv4 settings into a new network namespace while
    * net.core.devconf_inherit_init_net is 0, the default; kubernetes nodes forward), IPv6 forwarding is not, so
    * IPv6 Services need the sysctls.

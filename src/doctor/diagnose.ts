@@ -359,7 +359,7 @@ function podProblem(pod: V1Pod, snapshot: DoctorSnapshot): PodProblem[] {
   }
   if (status.phase === "Running") {
     const probe = eventsAbout(snapshot, "Pod", [name]).filter((e) => e.reason === "Unhealthy" && /readiness/i.test(e.message ?? "")).at(-1);
-    return problem(REASONS.readinessProbeFailing, probe ? (probe.message ?? "").trim() : "running, but its readiness probe (berth lb-pod check) has not passed yet");
+    return problem(REASONS.readinessProbeFailing, probe ? (probe.message ?? "").trim() : "running, but its readiness probe (berth-lb-pod-check) has not passed yet");
   }
   return problem(REASONS.podsPending, `${status.phase ?? "Pending"}: containers are being created`);
 }
@@ -442,7 +442,7 @@ function podFindings(
   const probes = of(REASONS.readinessProbeFailing);
   if (probes.length > 0) {
     findings.push(finding(REASONS.readinessProbeFailing, severity, `lb-pods on ${nodesOf(probes)} run but are not Ready`,
-      "The lb-pod's readiness probe (berth lb-pod check) passes only when its complete rule set is live and forwarding is on; the controller lists a node as an EXTERNAL-IP only while its lb-pod is Ready.",
+      "The lb-pod's readiness probe (berth-lb-pod-check) passes only when its complete rule set is live and forwarding is on; the controller lists a node as an EXTERNAL-IP only while its lb-pod is Ready.",
       `See what the probe says: kubectl -n ${ns} describe pod ${probes[0]?.pod ?? "POD"} (Events: "Readiness probe failed: ..."). Rules removed from outside (a firewall reload, another tool flushing tables) come back when the pod is deleted: kubectl -n ${ns} delete pod ${probes[0]?.pod ?? "POD"}.`,
       details(probes)));
   }

@@ -11,8 +11,9 @@ export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
 /**
  * How often the kubelet stand-in probes a container until it is Ready (afterwards at the probe's own periodSeconds):
  * pods turn Ready about a second after they can. Probing everything every second for good was too much: an lb-pod's
- * probe (`berth lb-pod check`) is a Node.js start plus iptables-save, and three of them per second kept a 2-core
- * machine saturated until their 5 s timeouts expired (measured: the demo never became ready under load).
+ * probe was then a Node.js start plus iptables-save, and three of them per second kept a 2-core machine saturated
+ * until their 5 s timeouts expired (measured: the demo never became ready under load). It is a shell script now
+ * (`berth-lb-pod-check`, ~30 ms CPU), but every other exec probe still costs a process start.
  */
 export const SANDBOX_PROBE_PERIOD_MS = 1000;
 
