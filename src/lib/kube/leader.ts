@@ -296,15 +296,30 @@ export class LeaderElector {
     this.observe(written.spec);
   }
 
-  /** client-go's release(): clear the holder (and shorten the duration) so candidates need not wait for expiry. */
+  /**
+   * client-go's release(): clear the holder (and shorten the duration) so candidates need not wait for expiry.
+   * A renewal that stop() aborted may still have reached the server, leaving our cached copy one resourceVersion
+   * behind: on a 409 the Lease is read again and released once more if it is still ours (measured: a loaded CI
+   * machine lost the release this way, and the standby then waited out the whole lease duration).
+   */
   private async release(): Promise<void> {
+    const { client, namespace, name, identity } = this.options;
+    const clear = async (lease: Lease): Promise<void> => {
+      const now = this.clock.now();
+      await client.replace(Resources.leases, {
+        ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: microTime(now), acquireTime: microTime(now) },
+      }, { namespace });
+    };
     const lease = this.cached;
     if (!lease) return;
-    const now = this.clock.now();
     try {
-      await this.options.client.replace(Resources.leases, {
-        ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: microTime(now), acquireTime: microTime(now) },
-      }, { namespace: this.options.namespace });
+      try {
+        await clear(lease);
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        const fresh = await client.get<Lease>(Resources.leases, name, { namespace });
+        if (fresh.spec?.holderIdentity === identity) await clear(fresh);
+      }
       this.cached = undefined;
     } catch (e) {
       // Whoever comes next waits for the lease to expire instead; nothing else to do on the way out.

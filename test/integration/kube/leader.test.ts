@@ -43,7 +43,8 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
     const b = make("b");
     a.start();
     b.start();
-    await waitFor("a leader", () => leaders().length === 1);
+    // Both must have seen the holder: the loser's create can still be on its way back (409) when the winner leads.
+    await waitFor("a leader both candidates see", () => leaders().length === 1 && a.leader !== undefined && a.leader === b.leader);
     const first = leaders()[0];
     const requestsBefore = f.requests.length;
     // Over two lease durations, never two leaders, never a change of leader.
@@ -100,6 +101,17 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
     await waitFor("b leads", () => b.isLeader(), 3000);
     const takeover = Date.now() - stoppedAt;
     assert.ok(takeover < 500, `takeover after ${takeover} ms`);
+  });
+
+  it("releases the lease even when its copy went stale (a renewal aborted by stop() that still reached the server)", async () => {
+    // Long periods so no renewal runs during the test: the Lease is changed behind the leader's back instead, which
+    // leaves its cached resourceVersion behind exactly as an aborted-but-applied renewal does.
+    const a = make("a", { leaseDurationSeconds: 30, renewDeadlineMs: 20_000, retryPeriodMs: 10_000 });
+    a.start();
+    await waitFor("a leads", () => a.isLeader());
+    await f.client.patch(Resources.leases, "berth-controller", "merge", { metadata: { annotations: { touched: "yes" } } }, { namespace: "kube-system" });
+    await a.stop();
+    assert.equal((await lease()).spec?.holderIdentity ?? "", "");
   });
 
   it("settles create races and 409s on renewal: one leader among five, and conflicts do not depose it", async () => {
