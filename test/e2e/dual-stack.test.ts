@@ -12,7 +12,8 @@ import {
   appPod,
   commandLine,
   descendants,
-  dumpOnFailure,
+  sandboxHooks,
+  setUpOrDump,
   e2ePrefix,
   hostLinks,
   hostRules,
@@ -41,23 +42,13 @@ describe("e2e: dual-stack sandbox, then sandbox down", function () {
     rulesBefore = await hostRules();
     linksBefore = await hostLinks();
     sandbox = await Sandbox.up(e2ePrefix("c"), { nodes: 2, dualStack: true });
-    try {
-      await sandbox.create(appDaemonSet("web"));
-      await sandbox.waitForReadyPods("app=web", 2);
-    } catch (error) {
-      console.log(await sandbox.dump());
-      throw error;
-    }
+    await setUpOrDump(sandbox, async (s) => {
+      await s.create(appDaemonSet("web"));
+      await s.waitForReadyPods("app=web", 2);
+    });
   });
 
-  afterEach(async function () {
-    await dumpOnFailure(this, sandbox);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    if (sandbox) await sandbox.down();
-  });
+  sandboxHooks(() => sandbox);
 
   it("gives a RequireDualStack Service each node's IPv4 and IPv6 address and answers on both families", async () => {
     assert.ok(sb().nodes.every((node) => node.ipv6 !== undefined), "every Node has an IPv6 InternalIP");

@@ -538,6 +538,30 @@ export function isReady(pod: Obj): boolean {
   return ((pod.status?.conditions ?? []) as Obj[]).some((c) => c.type === "Ready" && c.status === "True");
 }
 
+/**
+ * The hooks every e2e suite needs around its sandbox: after each failed test, print the cluster's state and logs;
+ * after the suite, take the sandbox down. `current` reads the suite's sandbox (set in its before()).
+ */
+export function sandboxHooks(current: () => Sandbox | undefined): void {
+  afterEach(async function () {
+    await dumpOnFailure(this, current());
+  });
+  after(async function () {
+    this.timeout(120_000);
+    await current()?.down();
+  });
+}
+
+/** Runs a suite's setup steps on its sandbox; if one fails, prints the cluster's state first (mocha shows only the error). */
+export async function setUpOrDump(sandbox: Sandbox, steps: (sandbox: Sandbox) => Promise<void>): Promise<void> {
+  try {
+    await steps(sandbox);
+  } catch (error) {
+    console.log(await sandbox.dump());
+    throw error;
+  }
+}
+
 /** afterEach hook body: prints the sandbox dump when the test just failed. */
 export async function dumpOnFailure(ctx: Context, sandbox: Sandbox | undefined): Promise<void> {
   if (ctx.currentTest?.state !== "failed" || sandbox === undefined || sandbox.isDown) return;

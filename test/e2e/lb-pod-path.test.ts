@@ -10,7 +10,8 @@ import {
   Sandbox,
   appDaemonSet,
   appPod,
-  dumpOnFailure,
+  sandboxHooks,
+  setUpOrDump,
   e2ePrefix,
   isReady,
   lbService,
@@ -49,24 +50,14 @@ describe("e2e: traffic through the lb-pods (2 nodes, sandbox up --no-lb-ip-captu
     if (reason) skipBecause(this, reason);
     this.timeout(180_000);
     sandbox = await Sandbox.up(e2ePrefix("b"), { nodes: 2, noLbIpCapture: true });
-    try {
-      client = (await sandbox.clientAddress(4)).ip;
-      await sandbox.create(appDaemonSet("web"));
-      await sandbox.waitForReadyPods("app=web", 2);
-    } catch (error) {
-      console.log(await sandbox.dump());
-      throw error;
-    }
+    await setUpOrDump(sandbox, async (s) => {
+      client = (await s.clientAddress(4)).ip;
+      await s.create(appDaemonSet("web"));
+      await s.waitForReadyPods("app=web", 2);
+    });
   });
 
-  afterEach(async function () {
-    await dumpOnFailure(this, sandbox);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    if (sandbox) await sandbox.down();
-  });
+  sandboxHooks(() => sandbox);
 
   it("carries a request to a node's address through that node's lb-pod to the ClusterIP (Cluster policy)", async () => {
     await sb().create(lbService("web", "web", [{ port: 8101 }]));

@@ -11,7 +11,8 @@ import {
   appDaemonSet,
   appPod,
   demoAppHasUdp,
-  dumpOnFailure,
+  sandboxHooks,
+  setUpOrDump,
   e2ePrefix,
   isReady,
   lbService,
@@ -43,24 +44,14 @@ describe("e2e: LoadBalancer Services (3 nodes, kube-proxy captures LoadBalancer 
     this.timeout(180_000);
     udpApp = await demoAppHasUdp();
     sandbox = await Sandbox.up(e2ePrefix("a"), { nodes: 3 });
-    try {
-      client = (await sandbox.clientAddress(4)).ip;
-      await sandbox.create(appDaemonSet("web", { udp: udpApp }));
-      await sandbox.waitForReadyPods("app=web", 3);
-    } catch (error) {
-      console.log(await sandbox.dump());
-      throw error;
-    }
+    await setUpOrDump(sandbox, async (s) => {
+      client = (await s.clientAddress(4)).ip;
+      await s.create(appDaemonSet("web", { udp: udpApp }));
+      await s.waitForReadyPods("app=web", 3);
+    });
   });
 
-  afterEach(async function () {
-    await dumpOnFailure(this, sandbox);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    if (sandbox) await sandbox.down();
-  });
+  sandboxHooks(() => sandbox);
 
   it("gives a new LoadBalancer Service every node's address, shown by kubectl, and answers on each of them", async () => {
     await sb().create(lbService("web", "web", [{ port: 8001 }]));
