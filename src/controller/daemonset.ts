@@ -190,7 +190,7 @@ export function buildDaemonSet(
     // and its "pod traffic for external destinations" rule (KUBE-EXT-*, when a cluster CIDR is set, as on k3s and
     // kubeadm) sends it to endpoints on any node, from the lb-pod's address. Local's guarantees (local endpoints only,
     // client address kept) come from kube-proxy capturing the LoadBalancer IPs before the hostPort chain, which is
-    // the path traffic to a node's own IP takes on a real cluster (DESIGN.md 3, "How traffic really flows").
+    // the path traffic to a node's own IP takes on a real cluster (docs/architecture.md, "How traffic really flows").
     local
       ? { name: LB_POD_ENV.destinationIps, valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: config.hostIpsFieldPath } } }
       : { name: LB_POD_ENV.destinationIps, value: serviceConfig.clusterIps.join(",") },

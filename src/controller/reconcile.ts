@@ -3,7 +3,7 @@
 // missing, the DaemonSet when its spec hash differs from the live one, /status when the computed status differs,
 // Events on transitions. So a resync of an unchanged cluster costs no API request at all (k3s servicelb patches
 // status only when it differs; we extend that to every write). Every step is idempotent and level-based: a
-// reconcile killed half-way is finished by the next one (DESIGN.md 5).
+// reconcile killed half-way is finished by the next one (docs/architecture.md, "Reliability").
 import { hostname } from "node:os";
 import { isConflict, isNotFound, Resources, type KubeClient, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import type { Clock } from "../lib/kube/clock.js";

@@ -19,7 +19,7 @@ export interface Ingress {
   ip: string;
   /**
    * VIP (the API default): kube-proxy captures traffic to the address on every node, which is what makes a node's
-   * own IP on the Service port work and keeps the client address under Local (see DESIGN.md section 3).
+   * own IP on the Service port work and keeps the client address under Local (see docs/architecture.md, "How traffic really flows").
    */
   ipMode: "VIP";
 }

@@ -84,7 +84,7 @@ export function doctorCommand(): Command {
     .option("--controller-namespace <ns>", "namespace of berth's controller and DaemonSets", DEFAULT_NAMESPACE)
     .addOption(new Option("-o, --output <format>", "text or json").default("text"))
     .action(async (service: string, flags: DoctorFlags) => {
-      // Read at run time, never at import (STYLE.md 5).
+      // Read at run time, never at import (docs/architecture.md, "Conventions").
       const settings = parseDoctorArgs(service, flags, process.env, homedir());
       const code = await runDoctor(settings, (text) => process.stdout.write(text));
       if (code !== 0) process.exitCode = code;

@@ -1,7 +1,7 @@
 // End-to-end: the lb-pod's own data path. With `sandbox up --no-lb-ip-capture` the kube-proxy stand-in leaves
 // LoadBalancer IPs alone (as on clusters whose proxy does not capture them, or for addresses NATed to a node), so
 // traffic to a node's address reaches the CNI hostPort rule and the Service's lb-pod, which DNATs and masquerades it
-// (DESIGN.md section 3). The proof that a request went through an lb-pod is the connection-tracking entry it leaves
+// (docs/architecture.md, "How traffic really flows"). The proof that a request went through an lb-pod is the connection-tracking entry it leaves
 // in that pod's own network namespace.
 import assert from "node:assert/strict";
 import { needsRoot, skipBecause } from "../support/skip.js";

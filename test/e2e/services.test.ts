@@ -1,5 +1,5 @@
 // End-to-end: LoadBalancer Services in a 3-node sandbox whose kube-proxy stand-in captures LoadBalancer IPs, as
-// kube-proxy does by default (DESIGN.md section 3): every check reads the cluster with kubectl AND sends real
+// kube-proxy does by default (docs/architecture.md, "How traffic really flows"): every check reads the cluster with kubectl AND sends real
 // traffic from the client namespace to the nodes' LAN addresses. One sandbox for the whole file (each `up` costs
 // seconds); every test uses its own Service names and ports and removes what it changes, and the ones that take
 // something away for good (a node) run last.

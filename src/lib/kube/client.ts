@@ -1,7 +1,7 @@
 // A small typed Kubernetes client: @kubernetes/client-node only loads a kubeconfig file (contexts, auth plugins,
 // exec credentials); the in-cluster service account is read directly. Requests go out through node:http(s) so that we
 // choose the content types (merge / JSON / strategic / server-side apply), read watches line by line, and count
-// every request. Never import this from the lb-pod: client-node alone takes ~750 ms to load (DESIGN.md 3), which
+// every request. Never import this from the lb-pod: client-node alone takes ~750 ms to load (docs/architecture.md, "The lb-pod"), which
 // is why it is imported lazily in fromKubeconfig().
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage, type ClientRequest } from "node:http";
 import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
@@ -332,7 +332,7 @@ export class KubeClient {
    */
   static async inCluster(opts: Omit<FromKubeconfigOptions, "kubeconfig" | "context"> = {}): Promise<KubeClient> {
     const ic = opts.inCluster ?? {};
-    // Read at call time, never at import (STYLE.md 5).
+    // Read at call time, never at import (docs/architecture.md, "Conventions").
     const host = ic.host ?? process.env.KUBERNETES_SERVICE_HOST;
     const port = ic.port ?? process.env.KUBERNETES_SERVICE_PORT;
     if (!host || !port) throw new Error("not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset): pass --kubeconfig FILE");

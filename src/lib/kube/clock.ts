@@ -1,5 +1,5 @@
 // Time behind a small interface, so queues, informers and leader election can be driven by a fake clock in tests
-// (STYLE.md 5) instead of sleeping. Only wall-clock milliseconds and one-shot timers are needed.
+// (docs/architecture.md, "Conventions") instead of sleeping. Only wall-clock milliseconds and one-shot timers are needed.
 
 /** A scheduled callback; cancel() is idempotent. */
 export interface TimerHandle {

@@ -3,7 +3,7 @@
 // synced is Ready too. A never-Ready standby would keep `kubectl rollout status` from completing and count as
 // unavailable against a PodDisruptionBudget, and Service routing does not apply (nothing sends traffic to the
 // controller). Leadership is exported as the `berth_leader` metric instead. Liveness only says the event loop
-// answers: restarting a process because the API server is down would not help (DESIGN.md 5: keep retrying).
+// answers: restarting a process because the API server is down would not help (docs/architecture.md, "Reliability": keep retrying).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { MetricsSource } from "./metrics.js";

@@ -1,4 +1,4 @@
-// Our own list-then-watch (DESIGN.md 5, STYLE.md 7). client-node 1.x informers stop for good on their first
+// Our own list-then-watch (docs/architecture.md, "Reliability"). client-node 1.x informers stop for good on their first
 // non-410 error and reconnect with no backoff; this one never gives up and never crashes the process:
 // - list (paged), then watch from the list's resourceVersion with bookmarks, resuming from the last version seen;
 // - a watch the server ends (timeoutSeconds, an API server restart, a proxy idle timeout) is reopened at once,
@@ -8,7 +8,7 @@
 //   were away are reported as deletes and changed ones as updates;
 // - other errors back off exponentially with jitter; 429 waits at least its Retry-After;
 // - a periodic full relist (kubernetes-fluent-client's relistInterval) repairs anything a watch could have missed.
-// Handlers are meant to only enqueue keys (STYLE.md 2): they run synchronously and a throwing handler is logged,
+// Handlers are meant to only enqueue keys (docs/architecture.md, "Conventions"): they run synchronously and a throwing handler is logged,
 // never fatal.
 import { Backoff, type BackoffConfig } from "./backoff.js";
 import { realClock, type Clock, type TimerHandle } from "./clock.js";

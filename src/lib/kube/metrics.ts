@@ -1,5 +1,5 @@
 // Prometheus metrics of a berth process (controller; the speaker can reuse it), on prom-client with a Registry of
-// its own per instance: no global default registry (STYLE.md 5), so tests can make as many as they like.
+// its own per instance: no global default registry (docs/architecture.md, "Conventions"), so tests can make as many as they like.
 // The client, informers, queue and elector report through small hook interfaces, so they do not import this file.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApiRequestRecorder } from "./client.js";

@@ -4,7 +4,7 @@
 //   ("processing" set: done() re-queues it);
 // - addAfter() delays a key (the earliest pending time wins), addRateLimited() delays it by a per-key exponential
 //   backoff (client-go's ItemExponentialFailureRateLimiter, 5 ms doubling) until forget() after a success.
-// Informer handlers only add keys (STYLE.md 2); run() drives reconcile workers. Time comes from a Clock, so tests
+// Informer handlers only add keys (docs/architecture.md, "Conventions"); run() drives reconcile workers. Time comes from a Clock, so tests
 // use a FakeClock.
 import { backoffDelay, type BackoffConfig } from "./backoff.js";
 import { realClock, type Clock, type TimerHandle } from "./clock.js";

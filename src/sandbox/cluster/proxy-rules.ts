@@ -26,7 +26,7 @@
 // the node with hostPorts and an IP of this family, traffic to a LOCAL destination (dst-type LOCAL; hostIP when the
 // port sets one) on the hostPort and protocol is DNATed to podIP:containerPort, and a pod reaching its own hostPort
 // (hairpin) is masqueraded (portmap's 0x2000 SETMARK). The hostPort chain runs AFTER the services chain: kube-proxy
-// installs its jump first, so on a real cluster it captures LB IPs before the hostPort rule (DESIGN.md section 3).
+// installs its jump first, so on a real cluster it captures LB IPs before the hostPort rule (docs/architecture.md, "How traffic really flows").
 //
 // Ruleset shape: all our chains are declared `:CHAIN - [0:0]` (created or flushed in the same transaction) and
 // rewritten whole, so a sync replaces everything atomically; chains no longer used are flushed and then deleted

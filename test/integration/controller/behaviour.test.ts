@@ -1,4 +1,4 @@
-// What users rely on (DESIGN.md 3): Local policy follows endpoints, dual-stack order, node labels and addresses,
+// What users rely on (docs/architecture.md, "hostPort mode"): Local policy follows endpoints, dual-stack order, node labels and addresses,
 // bad annotations, VIP mode, classes that are not ours, type changes, restarts.
 import assert from "node:assert/strict";
 import { CONDITION_TYPES, FINALIZER } from "../../../src/lib/names.js";

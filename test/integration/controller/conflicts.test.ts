@@ -1,4 +1,4 @@
-// Port conflicts are named, not left as a silent <pending> (DESIGN.md 3): another berth Service, or any pod with
+// Port conflicts are named, not left as a silent <pending> (docs/architecture.md, "hostPort mode"): another berth Service, or any pod with
 // the same hostPort, holding a port on a node.
 import assert from "node:assert/strict";
 import { CONDITION_TYPES } from "../../../src/lib/names.js";

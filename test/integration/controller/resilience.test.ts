@@ -1,4 +1,4 @@
-// DESIGN.md 5: two replicas with exactly one writer; API faults (409, 429, 500), dropped watches and forced 410s
+// docs/architecture.md, "Reliability": two replicas with exactly one writer; API faults (409, 429, 500), dropped watches and forced 410s
 // are retried with backoff and everything converges.
 import assert from "node:assert/strict";
 import { CONDITION_TYPES } from "../../../src/lib/names.js";
