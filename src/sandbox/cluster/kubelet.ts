@@ -1,8 +1,9 @@
-// The sandbox's stand-in for the DaemonSet controller, the scheduler, the pod GC and the kubelets of its nodes
-// (a stand-in: small, documented, not a kubelet). It talks HTTP to the API server through our KubeClient and
-// Informer like any other component, and runs pods as REAL processes:
-// - placement (DaemonSet pods, binding, Pending on a hostPort clash, status counts) is the pure planPlacement()
-//   in scheduling.ts, carried out here;
+// The sandbox's stand-in for the DaemonSet controller, the pod GC and the kubelets of its nodes (a stand-in: small,
+// documented, not a kubelet). It talks HTTP to the API server through our KubeClient and Informer like any other
+// component, and runs pods as REAL processes:
+// - the DaemonSet controller (unbound daemon pods created, pods deleted, rollouts, status counts) and the pod GC are
+//   the pure planPlacement() in scheduling.ts, carried out here; binding is the scheduler stand-in's (scheduler.ts),
+//   a separate component as in a cluster;
 // - every pod bound to one of `nodes` (DaemonSet pods and bare pods that set spec.nodeName) is admitted (sysctls
 //   outside the allowlist: rejected, Failed with SysctlForbidden, as a kubelet does), then gets a network namespace
 //   from the PodNetwork, its securityContext.sysctls set there, an emptyDir per volume (a host directory under
@@ -11,7 +12,7 @@
 //   backoff, and its output in `<logDir>/<namespace>_<pod>_<container>.log`;
 // - a deleted pod (deletionTimestamp): SIGTERM, its grace period, SIGKILL, then DELETE with grace 0, the network
 //   detached and its volumes removed; a pod that vanished (force-deleted, node gone): the same with a 2 s grace;
-// - Events as the kubelet, the scheduler and the DaemonSet controller write them (kubelet/events.ts).
+// - Events as the kubelet and the DaemonSet controller write them (kubelet/events.ts).
 // Differences from a kubelet, on purpose: until a container is Ready its readiness probe runs every probePeriodMs
 // (default 1 s) instead of every periodSeconds, and restarts back off 1 s .. 10 s instead of 10 s .. 5 min
 // (container.ts), so the sandbox and its tests react in seconds. Not there: images (an ImageCatalog maps image
@@ -65,11 +66,6 @@ const VANISHED_GRACE_MS = 2000;
 /** Retry after a failed write or pod setup; and a full pass this often anyway. */
 const RETRY_MS = 500;
 const RESYNC_MS = 5000;
-
-/** POST pods/<name>/binding: the scheduler's write (KubeClient has no subresource create, so the path carries it). */
-function bindingResource(podName: string): Resource {
-  return { group: "", version: "v1", plural: `pods/${encodeURIComponent(podName)}/binding`, kind: "Binding", namespaced: true };
-}
 
 /** One pod this kubelet runs. */
 class PodRuntime {
@@ -341,11 +337,6 @@ export class KubeletStandIn {
     if (owner) this.events.record({ component: "daemonset-controller" }, owner, type, reason, message);
   }
 
-  private scheduled(pod: V1Pod, node: string): void {
-    this.events.record({ component: "default-scheduler" }, involved("Pod", pod), "Normal", "Scheduled",
-      `Successfully assigned ${pod.metadata?.namespace}/${pod.metadata?.name} to ${node}`);
-  }
-
   /** Admission refused (pkg/kubelet rejectPod): the pod fails without running, with a Warning Event saying why. */
   private async reject(pod: V1Pod, reason: string, message: string): Promise<void> {
     this.log("info", `pod ${pod.metadata?.namespace}/${pod.metadata?.name} rejected: ${message}`);
@@ -375,7 +366,6 @@ export class KubeletStandIn {
         case "create": {
           const created = await c.create<V1Pod>(Resources.pods, action.pod);
           this.daemonSetEvent(created, "Normal", "SuccessfulCreate", `Created pod: ${created.metadata?.name}`);
-          if (created.spec?.nodeName) this.scheduled(created, created.spec.nodeName);
           break;
         }
         case "delete": {
@@ -391,19 +381,6 @@ export class KubeletStandIn {
           this.daemonSetEvent(action.pod, "Normal", "SuccessfulDelete", `Deleted pod: ${action.pod.metadata?.name}`);
           break;
         }
-        case "bind":
-          await c.create(bindingResource(action.pod.metadata?.name ?? ""), {
-            apiVersion: "v1", kind: "Binding", metadata: { name: action.pod.metadata?.name ?? "", namespace: action.pod.metadata?.namespace ?? "" },
-            target: { apiVersion: "v1", kind: "Node", name: action.node },
-          } as { metadata: { name: string; namespace: string } });
-          this.scheduled(action.pod, action.node);
-          break;
-        case "unschedulable":
-          this.events.record({ component: "default-scheduler" }, involved("Pod", action.pod), "Warning", "FailedScheduling", action.condition.message ?? "");
-          await c.patchStatus(Resources.pods, action.pod.metadata?.name ?? "", "merge", {
-            status: { phase: "Pending", conditions: [{ ...action.condition, lastProbeTime: null, lastTransitionTime: now() }] },
-          }, { namespace: action.pod.metadata?.namespace ?? "" });
-          break;
         case "daemonSetStatus":
           await c.patchStatus(Resources.daemonSets, action.daemonSet.metadata?.name ?? "", "merge",
             { status: { numberUnavailable: null, ...action.status } }, { namespace: action.daemonSet.metadata?.namespace ?? "" });

@@ -1,21 +1,21 @@
-// The sandbox's DaemonSet controller and scheduler, as pure decisions over the objects an informer holds: which
-// nodes a DaemonSet's pod may run on, which pods to create, bind, leave Pending or delete, and the DaemonSet's status.
-// The kubelet stand-in (kubelet.ts) carries the decisions out over HTTP; the controller tests' FakeKubelet
-// (test/support/kubelet.ts) uses the same filters, so both place pods the same way.
+// The sandbox's DaemonSet controller and pod GC, as pure decisions over the objects an informer holds: which nodes a
+// DaemonSet's pod may run on, which pods to create or delete, and the DaemonSet's status. The kubelet stand-in
+// (kubelet.ts) carries the decisions out over HTTP; the scheduler stand-in (scheduler.ts) binds the pods created here.
+// The controller tests' FakeKubelet (test/support/kubelet.ts) uses the same filters, so both place pods the same way.
 //
 // What it reproduces, and from where (kubernetes/kubernetes, pkg/...):
 // - controller/daemon: one pod per node that passes the template's nodeSelector, required node affinity and taints,
-//   with the tolerations every daemon pod gets (daemon/util.AddOrUpdateDaemonPodTolerations); the pod's required node
-//   affinity replaced by `matchFields metadata.name In [node]` (util.ReplaceDaemonSetPodNodeNameNodeAffinity); pods
-//   on nodes that no longer match deleted; a changed template rolled out (RollingUpdate without surge: at most
-//   maxUnavailable nodes without an available pod at a time; OnDelete: only pods deleted by someone else are
-//   replaced), the replacement created once the old pod is gone (podsShouldBeOnNode counts a terminating pod as
-//   existing); the status counts.
-// - scheduler/framework/plugins/nodeports: a pod whose hostPort/protocol/hostIP is already held on its node stays
-//   unbound, PodScheduled=False, reason Unschedulable, with the NodePorts plugin's message in the FitError text;
-//   bound once the port frees up.
+//   with the tolerations every daemon pod gets (daemon/util.AddOrUpdateDaemonPodTolerations), created UNBOUND with
+//   its required node affinity replaced by `matchFields metadata.name In [node]`
+//   (util.ReplaceDaemonSetPodNodeNameNodeAffinity; the scheduler binds it, as since 1.12's ScheduleDaemonSetPods);
+//   pods on nodes that no longer match deleted, and unbound ones whose node is gone (getUnscheduledPodsWithoutNode);
+//   a changed template rolled out (RollingUpdate without surge: at most maxUnavailable nodes without an available
+//   pod at a time; OnDelete: only pods deleted by someone else are replaced), the replacement created once the old
+//   pod is gone (podsShouldBeOnNode counts a terminating pod as existing); the status counts (updateDaemonSetStatus:
+//   per node, its pods bound or not).
 // - controller/podgc (gcOrphaned): pods bound to a node that no longer exists are deleted at once.
-// - Failed daemon pods (a kubelet's admission rejected them) are deleted and replaced, after FAILED_POD_DELAY_MS.
+// - Failed daemon pods (a kubelet's admission rejected them) are deleted and replaced, after FAILED_POD_DELAY_MS;
+//   Succeeded ones are deleted at once.
 import { createHash } from "node:crypto";
 import type { V1DaemonSet, V1Node, V1Pod, V1PodCondition, V1PodTemplateSpec, V1Toleration } from "@kubernetes/client-node";
 
@@ -49,44 +49,60 @@ export function nodeMismatch(template: V1PodTemplateSpec | undefined, node: V1No
   for (const [k, v] of Object.entries(spec?.nodeSelector ?? {})) {
     if (labels[k] !== v) return `nodeSelector ${k}=${v}`;
   }
-  const terms = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
-  // Required node affinity: the terms are ORed, the requirements in a term ANDed; an empty term matches nothing.
-  if (terms && terms.length > 0 && !terms.some((t) => termMatches(t, node))) return "node affinity";
+  if (!requiredAffinityMatches(spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, node)) return "node affinity";
   const tolerations = [...(spec?.tolerations ?? []), ...DAEMON_POD_TOLERATIONS];
   for (const taint of node.spec?.taints ?? []) {
     if (taint.effect === "PreferNoSchedule") continue;
-    if (!tolerations.some((t) => tolerates(t, taint))) return `taint ${taint.key}:${taint.effect}`;
+    if (!tolerations.some((t) => toleratesTaint(t, taint))) return `taint ${taint.key}:${taint.effect}`;
   }
   return undefined;
 }
 
-function termMatches(term: { matchExpressions?: Requirement[]; matchFields?: Requirement[] }, node: V1Node): boolean {
-  const exprs = term.matchExpressions ?? [];
-  const fields = term.matchFields ?? [];
-  if (exprs.length === 0 && fields.length === 0) return false;
+/**
+ * Required node affinity (component-helpers/scheduling/corev1/nodeaffinity): no terms = every node; otherwise the
+ * terms are ORed, the requirements in a term ANDed, and an empty term matches nothing. matchFields knows
+ * metadata.name only.
+ */
+export function requiredAffinityMatches(terms: { matchExpressions?: Requirement[]; matchFields?: Requirement[] }[] | undefined, node: V1Node): boolean {
+  if (!terms || terms.length === 0) return true;
   const labels = node.metadata?.labels ?? {};
-  return exprs.every((e) => requirementMatches(e, labels[e.key])) &&
-    fields.every((f) => f.key === "metadata.name" && requirementMatches(f, node.metadata?.name));
+  return terms.some((term) => {
+    const exprs = term.matchExpressions ?? [];
+    const fields = term.matchFields ?? [];
+    if (exprs.length === 0 && fields.length === 0) return false;
+    return exprs.every((e) => requirementMatches(e, labels[e.key])) &&
+      fields.every((f) => f.key === "metadata.name" && requirementMatches(f, node.metadata?.name));
+  });
 }
 
 function requirementMatches(req: Requirement, value: string | undefined): boolean {
   const values = req.values ?? [];
+  // Gt/Lt compare integers; a label that is not one never matches (labels.Requirement.Matches).
+  const int = (v: string | undefined): number | undefined => (v !== undefined && /^-?\d+$/.test(v) ? Number(v) : undefined);
   switch (req.operator) {
     case "In": return value !== undefined && values.includes(value);
     case "NotIn": return value === undefined || !values.includes(value);
     case "Exists": return value !== undefined;
     case "DoesNotExist": return value === undefined;
-    case "Gt": return value !== undefined && Number(value) > Number(values[0]);
-    case "Lt": return value !== undefined && Number(value) < Number(values[0]);
+    case "Gt": return int(value) !== undefined && (int(value) as number) > Number(values[0]);
+    case "Lt": return int(value) !== undefined && (int(value) as number) < Number(values[0]);
     default: return false;
   }
 }
 
-/** core/v1 helper ToleratesTaint: an empty key with Exists tolerates everything (of the effect, if one is given). */
-function tolerates(t: V1Toleration, taint: { key: string; value?: string; effect: string }): boolean {
+/** core/v1 Toleration.ToleratesTaint: an empty key matches every key, an empty effect every effect; Equal compares values. */
+export function toleratesTaint(t: V1Toleration, taint: { key: string; value?: string; effect: string }): boolean {
   if (t.effect && t.effect !== taint.effect) return false;
-  if (t.operator === "Exists") return t.key === undefined || t.key === "" || t.key === taint.key;
-  return t.key === taint.key && (t.value ?? "") === (taint.value ?? "");
+  if (t.key && t.key !== taint.key) return false;
+  switch (t.operator ?? "") {
+    case "":
+    case "Equal":
+      return (t.value ?? "") === (taint.value ?? "");
+    case "Exists":
+      return true;
+    default:
+      return false;
+  }
 }
 
 export function nodeReady(node: V1Node): boolean {
@@ -189,17 +205,22 @@ export function newDaemonPod(ds: V1DaemonSet, nodeName: string): V1Pod {
 }
 
 /**
- * PodScheduled=False as the scheduler writes it when the NodePorts filter rejects the one node a daemon pod may
- * use (its FitError text: the per-plugin counts, then the preemption verdict).
+ * PodScheduled=False as kube-scheduler 1.32 writes it for a DaemonSet pod whose one node has its host port taken,
+ * in a cluster of `nodeCount` nodes: the NodePorts reason for that node, NodeAffinity's PreFilter for the others,
+ * then the preemption verdict (no victims there, not helpful elsewhere). The scheduler stand-in (scheduler.ts
+ * schedulePod) composes the same text from the cluster; this is that text for the common case, for stand-ins that
+ * place daemon pods without a scheduler. Both lists are in Go's sort.Strings order, which for these reasons is
+ * always the order below.
  */
 export function unschedulableCondition(nodeCount: number): V1PodCondition {
   return {
     type: "PodScheduled",
     status: "False",
     reason: "Unschedulable",
-    message: `0/${nodeCount} nodes are available: 1 node(s) didn't have free ports for the requested pod ports.` +
-      (nodeCount > 1 ? ` ${nodeCount - 1} node(s) didn't match Pod's node affinity/selector.` : "") +
-      ` preemption: 0/${nodeCount} nodes are available: ${nodeCount} Preemption is not helpful for scheduling.`,
+    message: `0/${nodeCount} nodes are available: 1 node(s) didn't have free ports for the requested pod ports` +
+      (nodeCount > 1 ? `, ${nodeCount - 1} node(s) didn't satisfy plugin(s) [NodeAffinity]` : "") +
+      `. preemption: 0/${nodeCount} nodes are available: 1 No preemption victims found for incoming pod` +
+      (nodeCount > 1 ? `, ${nodeCount - 1} Preemption is not helpful for scheduling` : "") + ".",
   };
 }
 
@@ -211,11 +232,16 @@ function terminal(pod: V1Pod): boolean {
   return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
 }
 
-/** Oldest first (creationTimestamp, then resourceVersion): earlier pods keep their ports, as the scheduler's queue would have placed them first. */
+/** Oldest first (creationTimestamp, then resourceVersion, then name). */
 function byAge(a: V1Pod, b: V1Pod): number {
   return String(a.metadata?.creationTimestamp ?? "").localeCompare(String(b.metadata?.creationTimestamp ?? "")) ||
     Number(a.metadata?.resourceVersion ?? 0) - Number(b.metadata?.resourceVersion ?? 0) ||
     String(a.metadata?.name).localeCompare(String(b.metadata?.name));
+}
+
+/** daemon.podByCreationTimestampAndPhase: bound pods first, then the oldest; the first of a node's pods is the one kept. */
+function boundThenOldest(a: V1Pod, b: V1Pod): number {
+  return Number(!a.spec?.nodeName) - Number(!b.spec?.nodeName) || byAge(a, b);
 }
 
 export interface DaemonSetStatusCounts {
@@ -229,22 +255,19 @@ export interface DaemonSetStatusCounts {
   observedGeneration?: number;
 }
 
-/** One write the DaemonSet controller, the scheduler or the pod GC decided on. */
+/** One write the DaemonSet controller or the pod GC decided on (binding is the scheduler's, scheduler.ts). */
 export type PlacementAction =
-  /** Create this pod; spec.nodeName is set when its ports are free (bound at once, saving the bind round trip). */
+  /** Create this pod, unbound (the scheduler binds it). */
   | { kind: "create"; pod: V1Pod }
   /** Delete (graceful unless `force`): why is for logs and tests. */
   | { kind: "delete"; pod: V1Pod; why: string; force: boolean }
-  | { kind: "bind"; pod: V1Pod; node: string }
-  /** Set PodScheduled=False (only listed when the pod does not carry this condition already). */
-  | { kind: "unschedulable"; pod: V1Pod; condition: V1PodCondition }
   /** Replace the DaemonSet's status counts (only listed when they differ from the live ones). */
   | { kind: "daemonSetStatus"; daemonSet: V1DaemonSet; status: DaemonSetStatusCounts };
 
 /**
- * Everything the DaemonSet controller, the scheduler (for daemon pods) and the pod GC would do now, given every
- * DaemonSet, Node and Pod in the cluster. Pure; apply the actions in order. Pods not owned by a DaemonSet are
- * never created, bound or deleted here (except by the pod GC), but when bound they hold their host ports.
+ * Everything the DaemonSet controller and the pod GC would do now, given every DaemonSet, Node and Pod in the
+ * cluster. Pure; apply the actions in order. Pods not owned by a DaemonSet are never created or deleted here
+ * (except by the pod GC).
  */
 export function planPlacement(input: {
   daemonSets: readonly V1DaemonSet[];
@@ -269,26 +292,27 @@ export function planPlacement(input: {
     }
   }
 
-  // Daemon pods that must go: owner gone, node no longer matching, older template, or a second pod for one node;
-  // Failed ones (rejected by the kubelet) after FAILED_POD_DELAY_MS, so that a kubelet that keeps rejecting them
-  // (SysctlForbidden) sees a replacement every few seconds rather than in a hot loop.
+  // Daemon pods that must go: owner gone, node gone or no longer matching, or a second pod for one node (the bound,
+  // then oldest, one stays); Succeeded ones at once, Failed ones (rejected by the kubelet) after FAILED_POD_DELAY_MS,
+  // so that a kubelet that keeps rejecting them (SysctlForbidden) sees a replacement every few seconds rather than
+  // in a hot loop. Unbound pods are deleted at once (force), as the API server does for a pod no kubelet runs.
   const now = input.now ?? Date.now();
-  const failed: V1Pod[] = [];
   const live: V1Pod[] = [];
   const seen = new Set<string>();
   const terminating = new Set<string>();
-  for (const pod of [...input.pods].sort(byAge)) {
-    if (gone.has(pod) || pod.status?.phase === "Succeeded") continue;
+  for (const pod of [...input.pods].sort(boundThenOldest)) {
+    if (gone.has(pod)) continue;
     const uid = ownerDaemonSetUid(pod);
     if (uid === undefined) continue;
-    if (pod.status?.phase === "Failed") {
-      const key = `${uid}/${podTargetNode(pod)}`;
-      terminating.add(key);
+    const nodeKey = `${uid}/${podTargetNode(pod)}`;
+    if (terminal(pod)) {
+      terminating.add(nodeKey);
       if (pod.metadata?.deletionTimestamp) continue;
-      failed.push(pod);
-      const since = Date.parse(String(pod.status.startTime ?? pod.metadata?.creationTimestamp ?? ""));
-      if (!(now - since < FAILED_POD_DELAY_MS)) {
-        actions.push({ kind: "delete", pod, why: `it failed (${pod.status.reason ?? "no reason"})`, force: true });
+      const since = Date.parse(String(pod.status?.startTime ?? pod.metadata?.creationTimestamp ?? ""));
+      if (pod.status?.phase === "Succeeded") {
+        actions.push({ kind: "delete", pod, why: "it succeeded", force: true });
+      } else if (!(now - since < FAILED_POD_DELAY_MS)) {
+        actions.push({ kind: "delete", pod, why: `it failed (${pod.status?.reason ?? "no reason"})`, force: true });
       }
       continue;
     }
@@ -300,18 +324,18 @@ export function planPlacement(input: {
     if (!ds) why = "its DaemonSet is gone";
     else if (!node) why = `its node ${nodeName ?? "(none)"} does not exist`;
     else if (nodeMismatch(ds.spec?.template, node) !== undefined) why = `node ${nodeName} no longer matches: ${nodeMismatch(ds.spec?.template, node)}`;
-    else if (!deleting && seen.has(`${uid}/${nodeName}`)) why = `a second pod for node ${nodeName}`;
+    else if (!deleting && seen.has(nodeKey)) why = `a second pod for node ${nodeName}`;
     if (deleting) {
       // The replacement waits until this one is gone (podsShouldBeOnNode: a terminating pod still "exists").
-      terminating.add(`${uid}/${nodeName}`);
+      terminating.add(nodeKey);
       continue;
     }
     if (why !== undefined) {
       actions.push({ kind: "delete", pod, why, force: !pod.spec?.nodeName });
-      terminating.add(`${uid}/${nodeName}`);
+      terminating.add(nodeKey);
     } else {
       live.push(pod);
-      seen.add(`${uid}/${nodeName}`);
+      seen.add(nodeKey);
     }
   }
 
@@ -324,52 +348,21 @@ export function planPlacement(input: {
     }
   }
 
-  // Host ports held per node: every bound pod that has not finished (terminating ones and those deleted just now
-  // too: their processes hold the ports until they are gone).
-  const holders = new Map<string, V1Pod[]>();
-  const hold = (nodeName: string, pod: V1Pod): void => {
-    holders.set(nodeName, [...(holders.get(nodeName) ?? []), pod]);
-  };
-  for (const pod of [...input.pods].sort(byAge)) {
-    if (gone.has(pod) || terminal(pod) || !pod.spec?.nodeName) continue;
-    hold(pod.spec.nodeName, pod);
-  }
-  const clashOn = (nodeName: string, pod: V1Pod): boolean => (holders.get(nodeName) ?? []).some((h) => h !== pod && portsClash(pod, h) !== undefined);
-
-  // The scheduler: unbound daemon pods, oldest first.
-  for (const pod of live) {
-    if (pod.spec?.nodeName) continue;
-    const nodeName = podTargetNode(pod) as string;
-    if (clashOn(nodeName, pod)) {
-      const condition = unschedulableCondition(nodes.length);
-      const cur = (pod.status?.conditions ?? []).find((c) => c.type === "PodScheduled");
-      if (pod.status?.phase !== "Pending" || cur?.status !== "False" || cur.reason !== condition.reason || cur.message !== condition.message) {
-        actions.push({ kind: "unschedulable", pod, condition });
-      }
-    } else {
-      actions.push({ kind: "bind", pod, node: nodeName });
-      hold(nodeName, pod);
-    }
-  }
-
-  // The DaemonSet controller: missing pods.
+  // Missing pods, created unbound: the scheduler places them (or reports why it cannot).
   for (const ds of dsByUid.values()) {
     for (const node of nodes) {
       const nodeName = node.metadata?.name ?? "";
       const key = `${ds.metadata?.uid}/${nodeName}`;
       if (seen.has(key) || terminating.has(key)) continue;
       if (nodeMismatch(ds.spec?.template, node) !== undefined) continue;
-      const pod = newDaemonPod(ds, nodeName);
-      if (!clashOn(nodeName, pod)) {
-        (pod.spec as { nodeName?: string }).nodeName = nodeName;
-        hold(nodeName, pod);
-      }
-      actions.push({ kind: "create", pod });
+      actions.push({ kind: "create", pod: newDaemonPod(ds, nodeName) });
     }
   }
 
+  // Status from the pods as the informer holds them (deletions just decided on have not happened yet), as
+  // updateDaemonSetStatus reads its lister.
   for (const ds of dsByUid.values()) {
-    const status = daemonSetStatus(ds, nodes, [...live, ...failed].filter((p) => ownerDaemonSetUid(p) === ds.metadata?.uid));
+    const status = daemonSetStatus(ds, nodes, input.pods.filter((p) => ownerDaemonSetUid(p) === ds.metadata?.uid));
     const cur = (ds.status ?? {}) as unknown as Record<string, unknown>;
     if (Object.entries(status).some(([k, v]) => cur[k] !== v) || (status.numberUnavailable === undefined && cur.numberUnavailable !== undefined)) {
       actions.push({ kind: "daemonSetStatus", daemonSet: ds, status });
@@ -409,19 +402,43 @@ function scaled(value: number | string, total: number): number {
   return percent ? Math.ceil((Number(percent[1]) * total) / 100) : Number(value) || 0;
 }
 
-/** The counts the DaemonSet controller keeps in status (minReadySeconds taken as 0: available = ready). */
+/**
+ * The counts the DaemonSet controller keeps in status (daemon_controller.go updateDaemonSetStatus, minReadySeconds
+ * taken as 0: available = ready). Per node: desired when the node should run the pod; scheduled when it has one of
+ * the DaemonSet's pods, bound or not (getNodesToDaemonPods groups by the target node; only finished pods being
+ * deleted are left out); misscheduled when it has one but should not; ready and updated judged on its first pod
+ * (bound, then oldest). `pods` are the DaemonSet's pods.
+ */
 export function daemonSetStatus(ds: V1DaemonSet, nodes: readonly V1Node[], pods: readonly V1Pod[]): DaemonSetStatusCounts {
-  const desired = nodes.filter((n) => nodeMismatch(ds.spec?.template, n) === undefined).length;
-  const scheduled = pods.filter((p) => p.spec?.nodeName).length;
-  const ready = pods.filter(isReady).length;
+  const byNode = new Map<string, V1Pod[]>();
+  for (const pod of pods) {
+    if (terminal(pod) && pod.metadata?.deletionTimestamp) continue;
+    const nodeName = podTargetNode(pod);
+    if (nodeName === undefined) continue;
+    byNode.set(nodeName, [...(byNode.get(nodeName) ?? []), pod]);
+  }
   const hash = templateHash(ds);
+  let desired = 0, scheduled = 0, misscheduled = 0, ready = 0, updated = 0;
+  for (const node of nodes) {
+    const own = (byNode.get(node.metadata?.name ?? "") ?? []).sort(boundThenOldest);
+    if (nodeMismatch(ds.spec?.template, node) !== undefined) {
+      if (own.length > 0) misscheduled++;
+      continue;
+    }
+    desired++;
+    const first = own[0];
+    if (!first) continue;
+    scheduled++;
+    if (isReady(first)) ready++;
+    if (first.metadata?.labels?.[TEMPLATE_HASH_LABEL] === hash) updated++;
+  }
   return {
     currentNumberScheduled: scheduled,
     desiredNumberScheduled: desired,
-    numberMisscheduled: 0,
+    numberMisscheduled: misscheduled,
     numberReady: ready,
     numberAvailable: ready,
-    updatedNumberScheduled: pods.filter((p) => p.spec?.nodeName && p.metadata?.labels?.[TEMPLATE_HASH_LABEL] === hash).length,
+    updatedNumberScheduled: updated,
     ...(ds.metadata?.generation !== undefined ? { observedGeneration: ds.metadata.generation } : {}),
     ...(desired - ready > 0 ? { numberUnavailable: desired - ready } : {}),
   };

@@ -19,6 +19,7 @@ import { KubeletStandIn } from "./kubelet.js";
 import { planLayout, type NodeLayout, type SandboxLayout } from "./layout.js";
 import { SandboxNetwork } from "./network.js";
 import { ProxyStandIn } from "./proxy.js";
+import { SchedulerStandIn } from "./scheduler.js";
 import { nodeObject } from "./nodes.js";
 import { SANDBOX_LB_IMAGE, SANDBOX_PROBE_PERIOD_MS, sandboxImages } from "./images.js";
 import { lastLines, sandboxPaths, writeState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
@@ -239,6 +240,11 @@ export class Supervisor {
     const proxy = new ProxyStandIn({ client, layout, captureLoadBalancerIps: this.o.captureLoadBalancerIps, runner, log: fileLog(this.logPath("proxy")) });
     await this.step("kube-proxy stand-in", "proxy", () => proxy.start());
     this.parts.push({ name: "kube-proxy stand-in", stop: () => proxy.stop() });
+
+    // Before the DaemonSet controller (in the kubelet stand-in) creates pods: it binds them.
+    const scheduler = new SchedulerStandIn({ client, log: fileLog(this.logPath("scheduler")) });
+    await this.step("scheduler stand-in", "scheduler", () => scheduler.start());
+    this.parts.push({ name: "scheduler stand-in", stop: () => scheduler.stop() });
 
     const containerLogs = join(paths.logs, "containers");
     mkdirSync(containerLogs, { recursive: true });
