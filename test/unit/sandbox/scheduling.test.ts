@@ -1,14 +1,18 @@
-// The sandbox's DaemonSet controller, scheduler and pod GC decisions (src/sandbox/cluster/scheduling.ts), on literal
-// objects: where daemon pods go, when a hostPort clash leaves one Pending, what gets deleted, and the status counts.
+// The sandbox's DaemonSet controller and pod GC decisions (src/sandbox/cluster/scheduling.ts), on literal objects:
+// which daemon pods are created (unbound, pinned by node affinity), what gets deleted, and the status counts. The
+// scheduler's decisions are in scheduling-scheduler.test.ts.
 import assert from "node:assert/strict";
 import type { V1DaemonSet, V1Node, V1Pod, V1Taint } from "@kubernetes/client-node";
 import {
+  daemonSetStatus,
   newDaemonPod,
   nodeMismatch,
   planPlacement,
+  podTargetNode,
   portsClash,
   TEMPLATE_HASH_LABEL,
   templateHash,
+  unschedulableCondition,
   type PlacementAction,
 } from "../../../src/sandbox/cluster/scheduling.js";
 
@@ -53,8 +57,6 @@ const kinds = (actions: PlacementAction[]): string[] => actions.map((a) => {
   switch (a.kind) {
     case "create": return `create ${a.pod.metadata?.name} ${a.pod.spec?.nodeName ? "bound" : "unbound"}`;
     case "delete": return `delete ${a.pod.metadata?.name}${a.force ? " force" : ""}`;
-    case "bind": return `bind ${a.pod.metadata?.name} ${a.node}`;
-    case "unschedulable": return `unschedulable ${a.pod.metadata?.name}`;
     case "daemonSetStatus": return `status ${a.daemonSet.metadata?.name}`;
   }
 });
@@ -111,11 +113,12 @@ describe("sandbox scheduling: node filters", () => {
 describe("sandbox scheduling: planPlacement", () => {
   const nodes = [node("n1"), node("n2")];
 
-  it("creates one bound pod per matching node, pinned by node affinity, with the daemon tolerations and the template hash", () => {
+  it("creates one UNBOUND pod per matching node, pinned by node affinity, with the daemon tolerations and the template hash", () => {
     const ds = daemonSet("a", { hostPort: 80 });
     const actions = planPlacement({ daemonSets: [ds], nodes, pods: [] });
     const creates = actions.filter((a) => a.kind === "create").map((a) => a.pod);
-    assert.deepEqual(creates.map((p) => p.spec?.nodeName), ["n1", "n2"]);
+    assert.deepEqual(creates.map((p) => p.spec?.nodeName), [undefined, undefined]);
+    assert.deepEqual(creates.map((p) => podTargetNode(p)), ["n1", "n2"]);
     const pod = creates[0] as V1Pod;
     assert.deepEqual(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms,
       [{ matchFields: [{ key: "metadata.name", operator: "In", values: ["n1"] }] }]);
@@ -125,32 +128,34 @@ describe("sandbox scheduling: planPlacement", () => {
     assert.deepEqual(kinds(actions).at(-1), "status a");
   });
 
-  it("a second DaemonSet wanting a held hostPort gets an unbound pod, then PodScheduled=False, then is bound once the port frees", () => {
+  it("creates a daemon pod unbound even where its hostPort is held, and keeps it (Pending is the scheduler's verdict, not a reason to delete)", () => {
     const a = daemonSet("a", { hostPort: 80, nodeSelector: { "kubernetes.io/hostname": "n1" } });
     const b = daemonSet("b", { hostPort: 80, nodeSelector: { "kubernetes.io/hostname": "n1" } });
     const podA = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "pa", ready: true });
     const first = planPlacement({ daemonSets: [a, b], nodes, pods: [podA] });
-    assert.deepEqual(kinds(first).filter((k) => k.startsWith("create")), [`create ${newDaemonPod(b, "n1").metadata?.name} unbound`]);
-
+    assert.deepEqual(kinds(first).filter((k) => !k.startsWith("status")), [`create ${newDaemonPod(b, "n1").metadata?.name} unbound`]);
     const podB = placed(newDaemonPod(b, "n1"), { created: "2026-01-01T00:01:00Z", uid: "pb" });
-    const second = planPlacement({ daemonSets: [a, b], nodes, pods: [podA, podB] });
-    const unsched = second.find((x) => x.kind === "unschedulable");
-    assert.ok(unsched && unsched.kind === "unschedulable");
-    assert.equal(unsched.condition.reason, "Unschedulable");
-    assert.equal(unsched.condition.message,
-      "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. 1 node(s) didn't match Pod's node affinity/selector." +
-      " preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.");
+    const pending = { ...podB, status: { phase: "Pending", conditions: [unschedulableCondition(2)] } };
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a, b], nodes, pods: [podA, pending] })).filter((k) => !k.startsWith("status")), []);
+  });
 
-    // Already marked: nothing more to say.
-    const marked = { ...podB, status: { phase: "Pending", conditions: [unsched.condition] } };
-    assert.deepEqual(kinds(planPlacement({ daemonSets: [a, b], nodes, pods: [podA, marked] })).filter((k) => !k.startsWith("status")), []);
+  it("deletes an unbound pod at once (force) when its node no longer matches or is gone", () => {
+    const a = daemonSet("a", { nodeSelector: { role: "lb" } });
+    const both = [node("n1", { labels: { role: "lb" } }), node("n2", { labels: { role: "lb" } })];
+    const p1 = placed(newDaemonPod(a, "n1"), { created: "2026-01-01T00:00:00Z", uid: "p1" });
+    const p2 = placed(newDaemonPod(a, "n2"), { created: "2026-01-01T00:00:00Z", uid: "p2" });
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: both, pods: [p1, p2] })).filter((k) => k.startsWith("delete")), []);
+    const relabelled = [node("n1"), node("n2", { labels: { role: "lb" } })];
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: relabelled, pods: [p1, p2] })).filter((k) => k.startsWith("delete")), [`delete ${p1.metadata?.name} force`]);
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: [both[1] as V1Node], pods: [p1, p2] })).filter((k) => k.startsWith("delete")), [`delete ${p1.metadata?.name} force`]);
+  });
 
-    // A terminating holder still holds the port; once gone, the pod is bound.
-    const terminating = { ...podA, metadata: { ...podA.metadata, deletionTimestamp: "2026-01-01T00:02:00Z" as unknown as Date } };
-    assert.ok(!kinds(planPlacement({ daemonSets: [b], nodes, pods: [terminating, marked] })).some((k) => k.startsWith("bind")));
-    assert.deepEqual(kinds(planPlacement({ daemonSets: [b], nodes, pods: [marked] })).filter((k) => k.startsWith("bind")), [`bind ${podB.metadata?.name} n1`]);
-    // A holder deleted in this very pass (its DaemonSet is gone) still holds the port until it is gone.
-    assert.deepEqual(kinds(planPlacement({ daemonSets: [b], nodes, pods: [podA, marked] })).filter((k) => !k.startsWith("status")), [`delete ${podA.metadata?.name}`]);
+  it("keeps the bound pod, not the older unbound one, when a node has two (podByCreationTimestampAndPhase)", () => {
+    const a = daemonSet("a");
+    const unbound = placed(newDaemonPod(a, "n1"), { created: "2026-01-01T00:00:00Z", uid: "old" });
+    const newer = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:01:00Z", uid: "new" });
+    const bound = { ...newer, metadata: { ...newer.metadata, name: "other" } };
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: [node("n1")], pods: [unbound, bound] })).filter((k) => k.startsWith("delete")), [`delete ${unbound.metadata?.name} force`]);
   });
 
   it("deletes pods of a gone DaemonSet and of a node that no longer matches; force-deletes pods of a gone node", () => {
@@ -202,7 +207,7 @@ describe("sandbox scheduling: planPlacement", () => {
     assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [old] })), [`delete ${old.metadata?.name}`, "status a"]);
     const terminating = { ...old, metadata: { ...old.metadata, deletionTimestamp: "2026-01-01T00:05:00Z" as unknown as Date } };
     assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [terminating] })).filter((k) => !k.startsWith("status")), []);
-    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [] })), [`create ${old.metadata?.name} bound`, "status a"]);
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [changed], nodes: n1, pods: [] })), [`create ${old.metadata?.name} unbound`, "status a"]);
   });
 
   it("replaces a Failed daemon pod (rejected by its kubelet) after a few seconds, never two at once", () => {
@@ -231,5 +236,28 @@ describe("sandbox scheduling: planPlacement", () => {
     });
     const current = { ...a, status: action.status };
     assert.deepEqual(planPlacement({ daemonSets: [current], nodes, pods: [p1, p2] }), []);
+  });
+
+  it("counts as the DaemonSet controller does: per node, a pod bound or not is scheduled, one on a node that should not run it is misscheduled", () => {
+    const a = daemonSet("a", { nodeSelector: { role: "lb" } });
+    const three = [node("n1", { labels: { role: "lb" } }), node("n2", { labels: { role: "lb" } }), node("n3")];
+    const bound = placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1", ready: true });
+    const unbound = placed(newDaemonPod(a, "n2"), { created: "2026-01-01T00:00:00Z", uid: "p2" });
+    const stray = placed(newDaemonPod(a, "n3"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p3", ready: true });
+    assert.deepEqual(daemonSetStatus(a, three, [bound, unbound, stray]), {
+      currentNumberScheduled: 2, desiredNumberScheduled: 2, numberMisscheduled: 1, numberReady: 1, numberAvailable: 1,
+      updatedNumberScheduled: 2, numberUnavailable: 1,
+    });
+    // A finished pod being deleted no longer counts; one not yet deleted does.
+    const failed = { ...unbound, status: { phase: "Failed" } };
+    const failedDeleting = { ...failed, metadata: { ...failed.metadata, deletionTimestamp: "2026-01-01T00:02:00Z" as unknown as Date } };
+    assert.equal(daemonSetStatus(a, three, [bound, failed]).currentNumberScheduled, 2);
+    assert.equal(daemonSetStatus(a, three, [bound, failedDeleting]).currentNumberScheduled, 1);
+  });
+
+  it("deletes a Succeeded daemon pod at once and replaces it only once it is gone", () => {
+    const a = daemonSet("a");
+    const done = { ...placed(newDaemonPod(a, "n1"), { bound: true, created: "2026-01-01T00:00:00Z", uid: "p1" }), status: { phase: "Succeeded" } };
+    assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: [node("n1")], pods: [done] })).filter((k) => !k.startsWith("status")), [`delete ${done.metadata?.name} force`]);
   });
 });
