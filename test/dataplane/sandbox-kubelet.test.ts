@@ -17,6 +17,8 @@ import { startApiServer, type ApiServerHandle } from "../../src/sandbox/apiserve
 import { KubeletStandIn, type ContainerImage, type KubeletOptions } from "../../src/sandbox/cluster/kubelet.js";
 import { planLayout, podNamespaceName, type SandboxLayout } from "../../src/sandbox/cluster/layout.js";
 import { removeSandboxNetwork, SandboxNetwork } from "../../src/sandbox/cluster/network.js";
+import { SchedulerStandIn } from "../../src/sandbox/cluster/scheduler.js";
+import { unschedulableCondition } from "../../src/sandbox/cluster/scheduling.js";
 import { needsRoot, skipBecause } from "../support/skip.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
@@ -44,6 +46,7 @@ interface Env {
   layout: SandboxLayout;
   network: SandboxNetwork;
   kubelet: KubeletStandIn;
+  scheduler: SchedulerStandIn;
   logDir: string;
   logs: string[];
 }
@@ -75,15 +78,20 @@ async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeS
     const logDir = mkdtempSync(join(tmpdir(), "berth-kubelet-test-"));
     undo.push(() => rmSync(logDir, { recursive: true, force: true }));
     const logs: string[] = [];
+    const log = (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`);
+    // The DaemonSet controller (in the kubelet stand-in) creates pods unbound; the scheduler binds them.
+    const scheduler = new SchedulerStandIn({ client, log });
+    undo.push(() => scheduler.stop());
+    await scheduler.start();
     const kubelet = new KubeletStandIn({
       client, network, images, logDir, runner,
       nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
       ...kubeletOptions,
-      log: (level: LogLevel, message: string) => logs.push(`${new Date().toISOString().slice(11, 23)} ${level} ${message}`),
+      log,
     });
     undo.push(() => kubelet.stop());
     await kubelet.start();
-    return { server, client, layout, network, kubelet, logDir, logs };
+    return { server, client, layout, network, kubelet, scheduler, logDir, logs };
   } catch (e) {
     for (const step of undo.reverse()) await step();
     throw e;
@@ -93,6 +101,7 @@ async function startEnv(nodes = 2, options: Pick<KubeletOptions, "allowedUnsafeS
 async function stopEnv(env: Env | undefined): Promise<void> {
   if (!env) return;
   await env.kubelet.stop();
+  await env.scheduler.stop();
   await env.network.destroy();
   env.client.close();
   await env.server.close();
@@ -293,6 +302,40 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     assert.equal(status.desiredNumberScheduled, 2);
   });
 
+  it("the DaemonSet controller creates pods unbound and the scheduler binds them through pods/binding (watch: ADDED without nodeName, then MODIFIED with it)", async () => {
+    env = await startEnv(2);
+    const e = env;
+    const events: { type: string; name: string; nodeName?: string; scheduled?: string }[] = [];
+    const abort = new AbortController();
+    const watching = (async () => {
+      try {
+        for await (const ev of e.client.watch<V1Pod>(Resources.pods, { namespace: NS, resourceVersion: "0", labelSelector: "app=everywhere", signal: abort.signal })) {
+          events.push({
+            type: ev.type, name: ev.object.metadata?.name ?? "", ...(ev.object.spec?.nodeName ? { nodeName: ev.object.spec.nodeName } : {}),
+            ...(ev.object.status?.conditions?.find((c) => c.type === "PodScheduled")?.status ? { scheduled: ev.object.status?.conditions?.find((c) => c.type === "PodScheduled")?.status } : {}),
+          });
+        }
+      } catch {
+        // Aborted.
+      }
+    })();
+    await e.client.create(Resources.daemonSets, shellDaemonSet("everywhere", "exec sleep 1000"));
+    const pods = await waitFor("two Ready pods", async () => {
+      const list = await podsOf(e.client, NS, "app=everywhere");
+      return list.length === 2 && list.every(ready) ? list : undefined;
+    });
+    abort.abort();
+    await watching;
+    for (const pod of pods) {
+      const mine = events.filter((ev) => ev.name === pod.metadata?.name);
+      assert.deepEqual(mine[0], { type: "ADDED", name: pod.metadata?.name }, JSON.stringify(mine));
+      const bound = mine.find((ev) => ev.nodeName);
+      assert.deepEqual(bound, { type: "MODIFIED", name: pod.metadata?.name, nodeName: pod.spec?.nodeName, scheduled: "True" });
+    }
+    assert.deepEqual(pods.map((p) => p.spec?.nodeName).sort(), ["node-1", "node-2"]);
+    assert.match((await eventFor(e.client, NS, pods[0]?.metadata?.uid ?? "", "Scheduled")).message ?? "", new RegExp(`^Successfully assigned ${NS}/${pods[0]?.metadata?.name} to node-[12]$`));
+  });
+
   it("dual-stack: the pod gets an address of each family, and the downward API lists both (IPv4 first)", async () => {
     env = await startEnv(1, { dualStack: true });
     const e = env;
@@ -478,7 +521,8 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     assert.equal(pending.spec?.nodeName, undefined);
     const cond = pending.status?.conditions?.find((c) => c.type === "PodScheduled");
     assert.equal(cond?.reason, "Unschedulable");
-    assert.match(cond?.message ?? "", /^0\/2 nodes are available: 1 node\(s\) didn't have free ports for the requested pod ports\./);
+    // kube-scheduler 1.32's text: its node's port is taken, the other node is left out by NodeAffinity's PreFilter.
+    assert.equal(cond?.message, unschedulableCondition(2).message);
     assert.equal((await eventFor(e.client, NS, pending.metadata?.uid ?? "", "FailedScheduling")).message, cond?.message);
     // Once the first DaemonSet goes, the port is free and the second pod is bound and runs.
     await e.client.delete(Resources.daemonSets, "first", { namespace: NS });
