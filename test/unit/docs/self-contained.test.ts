@@ -127,6 +127,16 @@ describe("the repository stands on its own", () => {
     assert.deepEqual(markdown.flatMap((f) => badLinks(f, read(f), exists, headings)), []);
   });
 
+  it("names every folder under src/, test/ and bench/ in the README's layout list", () => {
+    const readme = read("README.md");
+    const design = readme.slice(readme.indexOf("\n## Design\n"));
+    assert.ok(design.includes("Layout:"), "README.md's Design section should have the layout list");
+    const folders = ["src", "test", "bench"].flatMap((top) => readdirSync(join(root, top), { withFileTypes: true })
+      .filter((e) => e.isDirectory()).map((e) => `${top}/${e.name}`));
+    assert.ok(folders.includes("src/controller") && folders.includes("test/unit"), folders.join(", "));
+    assert.deepEqual(folders.filter((f) => !design.includes(`\`${f}\``) && !design.includes(`\`${f}/\``)), []);
+  });
+
   it("has docs/architecture.md with every section the code cites", () => {
     const sections = new Set([...read("docs/architecture.md").matchAll(/^## (.+)$/gm)].map((m) => m[1] as string));
     const missing = REQUIRED_SECTIONS.filter((s) => !sections.has(s));
