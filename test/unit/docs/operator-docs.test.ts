@@ -12,11 +12,12 @@ import { referenceInputs } from "../../../src/docs/reference.js";
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const docs = join(root, "docs");
 
-/** The pages this suite vouches for: the install path and the design records from 0004 on. */
+/** The pages this suite vouches for: the install path, the architecture and the design records from 0004 on. */
 const pages = [
   "docs/README.md",
   "docs/install-k3s.md",
   "docs/install-kubeadm.md",
+  "docs/architecture.md",
   ...readdirSync(join(docs, "design")).filter((f) => /^0(0(0[4-9]|[1-9]\d)|[1-9]\d\d)-.*\.md$/.test(f)).map((f) => `docs/design/${f}`),
 ];
 
@@ -34,6 +35,7 @@ const FOREIGN_FLAGS: Record<string, string> = {
   "--target-port": "kubectl expose",
   "--raw": "kubectl get",
   "--show-managed-fields": "kubectl get",
+  "--noflush": "iptables-restore (how the lb-pod applies its rules)",
 };
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
@@ -63,8 +65,8 @@ function allFlags(command: Command): Set<string> {
 
 describe("operator docs", () => {
   it("cover the install path and the design records", () => {
-    for (const page of pages.slice(0, 3)) assert.ok(existsSync(join(root, page)), `${page} is missing`);
-    assert.ok(pages.length >= 8, `expected design records 0004 and later, found ${pages.join(", ")}`);
+    for (const page of pages.slice(0, 4)) assert.ok(existsSync(join(root, page)), `${page} is missing`);
+    assert.ok(pages.length >= 9, `expected design records 0004 and later, found ${pages.join(", ")}`);
   });
 
   it("link only to files and headings that exist", () => {
