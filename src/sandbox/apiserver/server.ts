@@ -137,12 +137,15 @@ export class ApiServer {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       const entry = this.requestLog.arrive(req.method ?? "GET", (req.url ?? "/").split("?")[0] ?? "/", req.headers["user-agent"] ?? "");
       this.logged.set(req, entry);
-      // "close" comes after a complete answer too; only an unfinished one means the client went away.
-      res.once("close", () => {
+      // "close" comes after a complete answer too; only an unfinished one means the client went away. A request
+      // parsed from a connection the client had already reset gets no "close" at all: the handler's end covers it.
+      const ended = (): void => {
+        if (!res.writableFinished && !req.socket.destroyed && !res.destroyed) return;
         const outcome = res.writableFinished ? "answered" : this.delayed.has(req) ? "abandoned" : "client-gone";
         this.requestLog.end(entry, outcome, res.headersSent ? res.statusCode : undefined);
-      });
-      this.handle(req, res).catch((error: unknown) => this.fail(res, error));
+      };
+      res.once("close", ended);
+      this.handle(req, res).catch((error: unknown) => this.fail(res, error)).finally(ended);
     };
     this.http = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createServer(handler);
     this.http.keepAliveTimeout = 65_000;
@@ -354,10 +357,10 @@ export class ApiServer {
       // and Fairness' queue (fairqueuing/queueset), and its storage call with a cancelled context never reaches etcd.
       this.delayed.add(req);
       const gone = await new Promise<boolean>((resolve) => {
-        if (res.destroyed) return resolve(true);
+        if (res.destroyed || req.socket.destroyed) return resolve(true);
         const timer = setTimeout(() => {
           res.off("close", onClose);
-          resolve(false);
+          resolve(req.socket.destroyed);
         }, decision.latencyMs);
         const onClose = (): void => {
           clearTimeout(timer);
