@@ -4,6 +4,7 @@
 // kube-apiserver sees as a cancelled request context) and no new one is sent. Reconcile code takes a KubeClient
 // and never sees the term: the controller hands each term's reconciles and EventRecorder a view made here.
 // Reads are fenced too: nothing of an old term should keep the workers from draining.
+import { setMaxListeners } from "node:events";
 import { KubeClient, KubeError, type DeleteOptions, type ListOptions, type RequestOptionsBase, type WriteOptions } from "./client.js";
 
 /** How often writes were stopped by fencing: refused before sending, or aborted while in flight. */
@@ -53,6 +54,9 @@ const VERBS: Partial<Record<Method, string>> = {
  * underlying client is shared by the informers and the elector).
  */
 export function fencedClient(client: KubeClient, term: AbortSignal, recorder?: FenceRecorder): KubeClient {
+  // Every request of the term listens on this one signal while in flight (workers, and Events nobody awaits), so
+  // Node's default warning at 11 listeners would cry wolf; sendOnce removes its listener however a request ends.
+  setMaxListeners(0, term);
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === "close") return () => undefined;
@@ -70,8 +74,16 @@ export function fencedClient(client: KubeClient, term: AbortSignal, recorder?: F
         return out;
       };
       if (method === "watch") {
-        // A generator: its request starts on the first next(), which sees the aborted signal and ends quietly.
-        return (...args: unknown[]) => fn.apply(target, withTerm(args));
+        // A watch of an ended term ends, as a watch whose own signal aborts does.
+        return async function* (...args: unknown[]): AsyncGenerator<unknown, void, undefined> {
+          if (term.aborted) return;
+          try {
+            yield* fn.apply(target, withTerm(args)) as AsyncGenerator<unknown, void, undefined>;
+          } catch (e) {
+            if (term.aborted && e instanceof KubeError && e.reason === "Aborted") return;
+            throw e;
+          }
+        };
       }
       return async (...args: unknown[]) => {
         if (term.aborted) {
