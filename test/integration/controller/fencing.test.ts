@@ -3,7 +3,7 @@
 // request log; it steps down in process, keeps its caches, and its term's work drains before it campaigns again.
 // Each replica sends its identity in its User-Agent, so the log says who sent what.
 import assert from "node:assert/strict";
-import { Controller, leaseLeadership } from "../../../src/controller/controller.js";
+import { Controller, leaseLeadership, type Leadership } from "../../../src/controller/controller.js";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
 import { isConflict, KubeClient, Resources } from "../../../src/lib/kube/client.js";
 import type { Lease, LeaderElector } from "../../../src/lib/kube/leader.js";
@@ -153,6 +153,45 @@ describe("controller: fenced leadership against a slow API server", function () 
     assert.ok(a.controller.isReady());
     assert.equal(Object.values(a.controller.informerStats()).reduce((n, s) => n + s.relists, 0), 0);
     assert.equal(a.elector.stats.fenced, 1);
+  });
+
+  it("never starts a new term's workers while the last term's reconciles still run", async () => {
+    // Leadership lost and regained back to back (an elector whose term ends and a new one begins at once): the
+    // new queue must wait until the old term's reconciles have drained, or one key could be reconciled twice at
+    // once. This stand-in ends terms the way LeaderElector does (abort, then onChange(false)), without the wait
+    // for the drain that the elector adds, so only the controller's own guard keeps the terms apart.
+    const listeners: ((leading: boolean) => unknown)[] = [];
+    let term = new AbortController();
+    let leading = true;
+    const leadership: Leadership = {
+      start: () => undefined, stop: async () => undefined, isLeader: () => leading,
+      term: () => (leading ? term.signal : undefined), onChange: (l) => listeners.push(l),
+    };
+    const logs: string[] = [];
+    const client = new KubeClient({ server: env.server.url, authHeaders: () => ({ Authorization: `Bearer ${env.server.token}` }), userAgent: "berth-controller/test (solo)" });
+    const controller = new Controller({
+      client, leadership, config: defaultControllerConfig({ namespace: NS, lbPodImage: "berth:test", claimUnsetClass: true }),
+      resyncMs: 60_000, workers: 2, log: (_level, msg) => logs.push(msg),
+    });
+    try {
+      await controller.start();
+      env.server.faults.add({ verb: "patch", latencyMs: WRITE_LATENCY_MS, userAgent: "(solo)" });
+      for (let i = 1; i <= 2; i++) await create(env.client, SVCS, service(`s${i}`, { ports: [{ port: 80 + i }] }));
+      await waitFor("reconciles waiting on their writes", async () => log().filter((e) => e.userAgent.includes("(solo)") && e.verb === "patch" && !e.outcome).length >= 1);
+      logs.length = 0;
+      leading = false;
+      term.abort();
+      for (const l of listeners) void l(false);
+      term = new AbortController();
+      leading = true;
+      for (const l of listeners) void l(true);
+      await waitFor("the new term's workers", async () => logs.includes("leading: starting workers"));
+      assert.deepEqual(logs.filter((m) => /workers/.test(m)), ["stopping workers", "workers stopped", "leading: starting workers"]);
+      for (let i = 1; i <= 2; i++) await waitForIngress(env.client, `s${i}`, ["192.0.2.41", "192.0.2.42"], 10_000);
+    } finally {
+      await controller.stop();
+      client.close();
+    }
   });
 
   it("a leader whose renewals fail stops writing at its last renewal + renew deadline, before the standby takes the Lease", async () => {
