@@ -16,8 +16,14 @@ const SVCS = "/api/v1/namespaces/default/services";
 const WRITES = new Set(["create", "update", "patch", "delete", "deletecollection"]);
 // Lease 2 s, renew deadline 1 s, retry 200 ms (the ratios of client-go's 15/10/2 s defaults, shortened).
 const TIMINGS = { leaseDurationSeconds: 2, renewDeadlineMs: 1000, retryPeriodMs: 200 };
-/** How long every write of the replica under test waits in the API server: long enough to straddle the loss. */
-const WRITE_LATENCY_MS = 800;
+/**
+ * How long every write of the replica under test waits in the API server. The rule is in place before the writes
+ * begin and the Lease is lost within ~1.2 s of them, so no write's wait can end near the moment of the loss: a
+ * write either took effect long before it or was still waiting then (no race between the two in the assertions).
+ */
+const WRITE_LATENCY_MS = 3000;
+/** Timers fire late on a loaded machine; the 1 s between renew deadline and lease duration is there to absorb it. */
+const TIMER_SLACK_MS = 100;
 
 interface Replica {
   identity: string;
@@ -134,8 +140,8 @@ describe("controller: fenced leadership against a slow API server", function () 
       (e.endSeq === undefined || e.endSeq > (refused.endSeq ?? 0)));
     assert.ok(inFlightAtLoss.length >= 1, "some writes of a were waiting in the API server when it lost the Lease");
 
-    // Past the write latency: anything not cut off would have landed by now.
-    await new Promise((r) => setTimeout(r, WRITE_LATENCY_MS + 400));
+    // Every write of a has ended: cut off at once, or (without fencing) landed after the latency.
+    await waitFor("a's writes ended", async () => latest(inFlightAtLoss).every((e) => e.outcome), WRITE_LATENCY_MS + 2000);
     const late = log().filter((e) => from(a)(e) && tookEffect(e) && (e.endSeq ?? 0) > (refused.endSeq ?? 0));
     assert.deepEqual(late.map(show), [], "writes of a that took effect after it lost the Lease");
     for (const e of latest(inFlightAtLoss)) {
@@ -175,7 +181,7 @@ describe("controller: fenced leadership against a slow API server", function () 
     });
     try {
       await controller.start();
-      env.server.faults.add({ verb: "patch", latencyMs: WRITE_LATENCY_MS, userAgent: "(solo)" });
+      const slow = env.server.faults.add({ verb: "patch", latencyMs: 800, userAgent: "(solo)" });
       for (let i = 1; i <= 2; i++) await create(env.client, SVCS, service(`s${i}`, { ports: [{ port: 80 + i }] }));
       await waitFor("reconciles waiting on their writes", async () => log().filter((e) => e.userAgent.includes("(solo)") && e.verb === "patch" && !e.outcome).length >= 1);
       logs.length = 0;
@@ -187,6 +193,7 @@ describe("controller: fenced leadership against a slow API server", function () 
       for (const l of listeners) void l(true);
       await waitFor("the new term's workers", async () => logs.includes("leading: starting workers"));
       assert.deepEqual(logs.filter((m) => /workers/.test(m)), ["stopping workers", "workers stopped", "leading: starting workers"]);
+      env.server.faults.remove(slow);
       for (let i = 1; i <= 2; i++) await waitForIngress(env.client, `s${i}`, ["192.0.2.41", "192.0.2.42"], 10_000);
     } finally {
       await controller.stop();
@@ -213,7 +220,8 @@ describe("controller: fenced leadership against a slow API server", function () 
     // have seen that renewal unchanged for the lease duration, later still (2 s - 1 s of margin).
     const lastRenewal = log().filter((e) => from(a)(e) && isLease(e) && e.verb === "update" && e.code === 200).pop() as LoggedRequest;
     const lostAt = lastRenewal.arrivedAt + TIMINGS.renewDeadlineMs;
-    assert.ok(a.fencedAt.length === 1 && (a.fencedAt[0] as number) <= lostAt + 20, `a fenced at ${(a.fencedAt[0] ?? NaN) - lastRenewal.arrivedAt} ms after its last renewal arrived`);
+    assert.ok(a.fencedAt.length === 1 && (a.fencedAt[0] as number) <= lostAt + TIMER_SLACK_MS,
+      `a fenced ${(a.fencedAt[0] ?? NaN) - lastRenewal.arrivedAt} ms after its last renewal arrived`);
     const bTook = log().find((e) => from(b)(e) && isLease(e) && e.verb === "update" && e.code === 200) as LoggedRequest;
     assert.ok(bTook.arrivedAt > lostAt, "b took the Lease after a's renew deadline");
 
@@ -222,7 +230,7 @@ describe("controller: fenced leadership against a slow API server", function () 
     const inFlightAtLoss = log().filter((e) => from(a)(e) && WRITES.has(e.verb ?? "") && !isLease(e) && e.arrivedAt < fencedAt &&
       (e.endedAt === undefined || e.endedAt >= fencedAt));
     assert.ok(inFlightAtLoss.length >= 1, "some writes of a were waiting in the API server when it lost the Lease");
-    await new Promise((r) => setTimeout(r, WRITE_LATENCY_MS + 400));
+    await waitFor("a's writes ended", async () => latest(inFlightAtLoss).every((e) => e.outcome), WRITE_LATENCY_MS + 2000);
     const late = log().filter((e) => from(a)(e) && tookEffect(e) && (e.endedAt ?? 0) > lostAt);
     assert.deepEqual(late.map(show), [], "writes of a that took effect after it lost the Lease");
     for (const e of latest(inFlightAtLoss)) assert.equal(e.outcome, "abandoned", `${show(e)}: cut off while it waited`);
