@@ -3,13 +3,17 @@
 // onChangePod / onChangeNode / onChangeEndpointSlice do the same); one deduplicating, rate-limited queue whose
 // workers run reconcileService; a periodic full resync. Workers start only once every informer has synced, and
 // only while this replica leads (client-go's leaderelection: the informers run in every replica so a new leader
-// starts from a warm cache).
+// starts from a warm cache). Leadership is fenced (docs/design/0011-fenced-leadership-steps-down-in-process.md):
+// each term's reconciles and Events write through a client bound to the term's AbortSignal, so losing the Lease
+// cuts off their requests at once; the term's workers drain before the replica campaigns again, and a new term's
+// queue never starts while the old term's reconciles still run.
 import { FIELD_MANAGER, LABELS, MANAGED_BY } from "../lib/names.js";
 import { noLog, Resources, type KubeClient, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import { realClock, type Clock, type TimerHandle } from "../lib/kube/clock.js";
 import { Informer, type InformerOptions } from "../lib/kube/informer.js";
 import { WorkQueue } from "../lib/kube/queue.js";
 import type { BackoffConfig } from "../lib/kube/backoff.js";
+import { fencedClient } from "../lib/kube/fence.js";
 import { LeaderElector, type LeaderElectionOptions } from "../lib/kube/leader.js";
 import type { ControllerMetrics } from "../lib/kube/metrics.js";
 import { EventRecorder, PendingWrites, reconcileService, type ReconcileResult, type ReconcileView } from "./reconcile.js";
@@ -20,8 +24,13 @@ export interface Leadership {
   start(): void;
   stop(): Promise<void>;
   isLeader(): boolean;
-  /** Called on every change of isLeader(). */
-  onChange(listener: (leading: boolean) => void): void;
+  /** While leading, the term's signal: aborted the moment this replica can no longer be sure it leads. */
+  term(): AbortSignal | undefined;
+  /**
+   * Called on every change of isLeader(). On a step-down, the promise the listener returns (the workers drained)
+   * is awaited before this replica campaigns again.
+   */
+  onChange(listener: (leading: boolean) => unknown): void;
 }
 
 export interface ControllerStats {
@@ -52,17 +61,18 @@ export interface ControllerOptions {
 
 /** Leadership from a Lease (C2's LeaderElector, client-go semantics), as the Controller consumes it. */
 export function leaseLeadership(options: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">): Leadership & { elector: LeaderElector } {
-  const listeners: ((leading: boolean) => void)[] = [];
+  const listeners: ((leading: boolean) => unknown)[] = [];
   const elector = new LeaderElector({
     ...options,
     onStartedLeading: () => listeners.forEach((l) => l(true)),
-    onStoppedLeading: () => listeners.forEach((l) => l(false)),
+    onStoppedLeading: () => Promise.all(listeners.map((l) => l(false))),
   });
   return {
     elector,
     start: () => elector.start(),
     stop: () => elector.stop(),
     isLeader: () => elector.isLeader(),
+    term: () => elector.term,
     onChange: (l) => listeners.push(l),
   };
 }
@@ -195,10 +205,13 @@ export class Controller {
   private readonly slices: Informer<V1EndpointSlice & KubeObject>;
   private queue: WorkQueue | undefined;
   private running: Promise<void> | undefined;
+  /** The last term's workers finishing; a new term's queue waits for it. */
+  private draining: Promise<void> | undefined;
+  /** The term of a controller without leader election: never fenced. */
+  private readonly alwaysLeading = new AbortController();
   private resyncTimer: TimerHandle | undefined;
   private synced = false;
   private stopped = false;
-  private readonly events: EventRecorder;
   private readonly pending: PendingWrites;
   private readonly view: ReconcileView;
 
@@ -216,7 +229,6 @@ export class Controller {
     });
     this.daemonSets = new Informer({ ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours });
     this.slices = new Informer({ ...common, resource: Resources.endpointSlices });
-    this.events = new EventRecorder(client, this.clock, this.log);
     this.pending = new PendingWrites(() => this.clock.now());
 
     // Registered before the enqueueing handlers, so a reconcile never sees an index behind its cache.
@@ -240,8 +252,9 @@ export class Controller {
     for (const inf of this.informers()) inf.start();
     const leadership = this.options.leadership;
     leadership?.onChange((leading) => {
-      if (leading) this.startWorkers();
-      else void this.stopWorkers();
+      if (leading) return this.startWorkers();
+      // Returned: the election campaigns again only once this term's reconciles have drained.
+      return this.stopWorkers();
     });
     leadership?.start();
     await Promise.all(this.informers().map((inf) => inf.synced));
@@ -337,15 +350,29 @@ export class Controller {
 
   private startWorkers(): void {
     if (this.queue || !this.synced || this.stopped) return;
+    const term = this.options.leadership ? this.options.leadership.term() : this.alwaysLeading.signal;
+    if (!term || term.aborted) return;
+    if (this.draining) {
+      // The previous term's reconciles still run: a key must never be reconciled by two terms at once.
+      void this.draining.then(() => this.startWorkers());
+      return;
+    }
     this.log("info", "leading: starting workers", { fieldManager: FIELD_MANAGER });
+    // Everything this term writes, its Events included, goes through the term's client (src/lib/kube/fence.ts).
+    const client = fencedClient(this.options.client, term, this.options.metrics);
+    const events = new EventRecorder(client, this.clock, this.log);
     const queue = new WorkQueue({ clock: this.clock, log: this.log, name: "services", ...(this.options.queueBackoff ? { backoff: this.options.queueBackoff } : {}) });
     this.queue = queue;
     this.options.metrics?.observeQueue("services", queue);
+    // Fenced: stop handing out keys at once, without waiting for the election loop to report the step-down.
+    term.addEventListener("abort", () => {
+      if (this.queue === queue) void this.stopWorkers();
+    }, { once: true });
     const results = new Map<string, ReconcileResult>();
     this.running = queue.run(async (key) => {
-      if (!this.isLeader()) return;
+      if (term.aborted) return;
       const result = await reconcileService(key, {
-        client: this.options.client, config: this.options.config, view: this.view, events: this.events,
+        client, config: this.options.config, view: this.view, events,
         pending: this.pending, now: () => new Date(this.clock.now()), log: this.log,
       });
       results.set(key, result);
@@ -372,15 +399,26 @@ export class Controller {
     resync();
   }
 
-  private async stopWorkers(): Promise<void> {
+  /** Stops the term's queue; resolves once its reconciles have finished (the same promise to every caller). */
+  private stopWorkers(): Promise<void> {
     this.resyncTimer?.cancel();
     this.resyncTimer = undefined;
     const queue = this.queue;
     this.queue = undefined;
-    if (!queue) return;
-    this.log("info", "stopping workers");
-    await queue.shutdown();
-    await this.running;
+    if (!queue) return this.draining ?? Promise.resolve();
+    const started = this.clock.now();
+    const inFlight = queue.processing;
+    this.log("info", "stopping workers", { inFlight });
+    const running = this.running;
+    const drained: Promise<void> = (async () => {
+      await queue.shutdown();
+      await running;
+    })().finally(() => {
+      if (this.draining === drained) this.draining = undefined;
+      this.log("info", "workers stopped", { inFlight, drainMs: this.clock.now() - started });
+    });
+    this.draining = drained;
+    return drained;
   }
 }
 

@@ -600,7 +600,11 @@ export class KubeClient {
     return await new Promise<{ res: IncomingMessage; req: ClientRequest }>((resolve, reject) => {
       let settled = false;
       const req = doRequest(url, { method: o.method, headers, agent: this.agent });
+      // The caller's signal usually outlives this request (one per informer or per leadership term): the listener
+      // must go with the request, on every way it ends, or a long outage piles them up on the signal.
+      const unlisten = (): void => o.signal?.removeEventListener("abort", onAbort);
       const fail = (e: KubeError): void => {
+        unlisten();
         if (settled) return;
         settled = true;
         record("error");
@@ -628,8 +632,8 @@ export class KubeClient {
           return;
         }
         const code = res.statusCode ?? 0;
-        if (!o.stream) res.on("end", () => o.signal?.removeEventListener("abort", onAbort));
-        else res.on("close", () => o.signal?.removeEventListener("abort", onAbort));
+        // "close" comes after "end", and also when the answer is torn down half-read.
+        res.on("close", unlisten);
         // A response torn down after its reader stopped listening ("aborted" on a closed watch) must not become an
         // unhandled 'error' event, which would kill the process; readers still see errors through their iterator.
         res.on("error", () => undefined);

@@ -6,10 +6,16 @@
 // - the leader renews every retryPeriod and gives up leading if it could not renew within renewDeadline, which is
 //   shorter than leaseDuration: it stops writing before anyone else may start (no two writers);
 // - seeing someone else hold the Lease while leading means stepping down at once.
-// Unlike client-go's RunOrDie, losing the lease sends the elector back to being a candidate instead of exiting;
-// the controller stops its workers in onStoppedLeading and restarts them in onStartedLeading.
-// While leading, renewals write with the cached resourceVersion (no GET): one API request per retry period.
-import { realClock, type Clock } from "./clock.js";
+// Fencing: each leadership term has an AbortSignal, aborted the moment this replica can no longer be sure it holds
+// the Lease: by a timer at (start of the last successful renewal + renewDeadline), whatever the renew loop is doing,
+// or at once when a renewal finds another holder. Writers pass it to every request (src/lib/kube/fence.ts), so
+// in-flight writes are cut off at that moment, not when the loop gets round to stepping down.
+// Unlike client-go's RunOrDie, losing the lease sends the elector back to being a candidate instead of exiting
+// (docs/design/0011-fenced-leadership-steps-down-in-process.md): onStoppedLeading may return a promise (the
+// controller's workers draining) and the elector campaigns again only once it settles, so two terms of one
+// replica never overlap. While leading, renewals write with the cached resourceVersion (no GET): one API request
+// per retry period.
+import { realClock, type Clock, type TimerHandle } from "./clock.js";
 import { isAlreadyExists, isConflict, isNotFound, KubeError, noLog, Resources, type KubeClient, type KubeObject, type LogFn } from "./client.js";
 
 export interface LeaseSpec {
@@ -39,8 +45,10 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   /** On stop(), hand the Lease over at once (client-go's ReleaseOnCancel); default true. */
   releaseOnStop?: boolean;
-  onStartedLeading?(): void;
-  onStoppedLeading?(): void;
+  /** `term` aborts the moment this replica can no longer be sure it holds the Lease (see fencing above). */
+  onStartedLeading?(term: AbortSignal): void;
+  /** The elector campaigns again only once the returned promise settles (the term's work has drained). */
+  onStoppedLeading?(): unknown;
   /** Called when the observed holder changes (including to this identity); "" when nobody holds it. */
   onNewLeader?(identity: string): void;
   metrics?: { leader(isLeader: boolean): void };
@@ -59,6 +67,13 @@ export interface LeaderStats {
   conflicts: number;
   /** Failed API calls other than conflicts. */
   errors: number;
+  /** Terms fenced because the Lease was lost (renew deadline passed, or another holder seen); not counting stop(). */
+  fenced: number;
+}
+
+/** The abort reason of a fenced term. */
+export class LeadershipLost extends Error {
+  override readonly name = "LeadershipLost";
 }
 
 /** kube's MicroTime: RFC 3339 with exactly six fractional digits ("2026-01-02T03:04:05.678000Z"). */
@@ -69,8 +84,11 @@ export function microTime(ms: number): string {
 type Attempt = "ok" | "held" | "error";
 
 export class LeaderElector {
-  readonly stats: LeaderStats = { acquired: 0, lost: 0, conflicts: 0, errors: 0 };
+  readonly stats: LeaderStats = { acquired: 0, lost: 0, conflicts: 0, errors: 0, fenced: 0 };
   private leading = false;
+  /** The current leadership term; aborted when it is fenced. */
+  private termController: AbortController | undefined;
+  private fenceTimer: TimerHandle | undefined;
   private lastRenew = 0;
   private observed: LeaseSpec | undefined;
   private observedTime = 0;
@@ -80,7 +98,7 @@ export class LeaderElector {
   private loop: Promise<void> | undefined;
   private stopper = new AbortController();
   private releaseOnStop: boolean;
-  private readonly listeners = new Set<(leading: boolean) => void>();
+  private readonly listeners = new Set<(leading: boolean) => unknown>();
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly log: LogFn;
@@ -102,13 +120,22 @@ export class LeaderElector {
     this.releaseOnStop = options.releaseOnStop ?? true;
   }
 
-  /** True while this replica holds the Lease and renewed it within the lease duration. */
+  /** True while this replica leads and its term is not fenced (it renewed within the renew deadline). */
   isLeader(): boolean {
-    return this.leading && this.clock.now() - this.lastRenew < this.leaseMs;
+    const term = this.termController;
+    return this.leading && term !== undefined && !term.signal.aborted && this.clock.now() - this.lastRenew < this.renewDeadlineMs;
   }
 
-  /** Adds a listener called on every change of leadership (after onStartedLeading / onStoppedLeading). */
-  onChange(listener: (leading: boolean) => void): () => void {
+  /** The current term's signal while leading (aborted once fenced); undefined when not leading. */
+  get term(): AbortSignal | undefined {
+    return this.leading ? this.termController?.signal : undefined;
+  }
+
+  /**
+   * Adds a listener called on every change of leadership (after onStartedLeading / onStoppedLeading); like
+   * onStoppedLeading, a promise it returns on a step-down is awaited before the elector campaigns again.
+   */
+  onChange(listener: (leading: boolean) => unknown): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -149,45 +176,85 @@ export class LeaderElector {
         await this.clock.sleep(this.retryPeriodMs * (1 + 0.2 * this.random()), this.stopper.signal);
       }
       if (this.stopped) break;
-      this.setLeading(true);
-      // Leader: renew every retryPeriod; give up once renewDeadline has passed without a successful renewal.
-      while (!this.stopped) {
-        await this.clock.sleep(this.retryPeriodMs, this.stopper.signal);
-        if (this.stopped) break;
+      const term = new AbortController();
+      this.termController = term;
+      this.armFence();
+      await this.setLeading(true);
+      // Leader: renew every retryPeriod; the fence timer ends the term once renewDeadline has passed without a
+      // successful renewal, and a renewal that finds another holder ends it at once.
+      const wake = AbortSignal.any([this.stopper.signal, term.signal]);
+      while (!this.stopped && !term.signal.aborted) {
+        await this.clock.sleep(this.retryPeriodMs, wake);
+        if (this.stopped || term.signal.aborted) break;
         const result = await this.tryAcquireOrRenew(this.lastRenew + this.renewDeadlineMs);
-        if (result === "ok") continue;
-        if (result === "held") {
-          this.log("warn", `leader election: lease ${this.options.namespace}/${this.options.name} is now held by ${this.observedHolder}`);
-          break;
-        }
-        if (this.clock.now() - this.lastRenew >= this.renewDeadlineMs) {
-          this.log("warn", `leader election: could not renew lease within ${this.renewDeadlineMs} ms, stepping down`);
-          break;
-        }
+        // A renewal answered after the fence fired does not revive the term: writers have been cut off already.
+        if (result === "ok" && !term.signal.aborted) this.armFence();
+        if (result === "held") this.fence(`the lease is now held by ${this.observedHolder || "nobody"}`);
       }
       if (this.stopped) break;
-      this.setLeading(false);
+      await this.setLeading(false);
     }
     if (this.leading) {
+      // No write of this term may follow the release: end the term first, then hand the Lease over.
+      this.endTerm();
       if (this.releaseOnStop) await this.release();
-      this.setLeading(false);
+      await this.setLeading(false);
     }
   }
 
-  private setLeading(leading: boolean): void {
+  /** (Re)arms the term's fence at the last successful renewal (its start, as written in renewTime) + renewDeadline. */
+  private armFence(): void {
+    this.fenceTimer?.cancel();
+    const at = this.lastRenew + this.renewDeadlineMs;
+    this.fenceTimer = this.clock.setTimer(Math.max(0, at - this.clock.now()),
+      () => this.fence(`no successful renewal within the renew deadline (${this.renewDeadlineMs} ms)`));
+  }
+
+  /** The Lease is lost: aborts the term's signal, which cuts off every request made with it. */
+  private fence(why: string): void {
+    const term = this.termController;
+    if (!term || term.signal.aborted) return;
+    this.stats.fenced++;
+    this.log("warn", `leader election: ${this.options.identity} lost the lease ${this.options.namespace}/${this.options.name}: ${why}; its writes stop now`);
+    this.endTerm(why);
+  }
+
+  private endTerm(why = "stopped"): void {
+    this.fenceTimer?.cancel();
+    this.fenceTimer = undefined;
+    this.termController?.abort(new LeadershipLost(why));
+  }
+
+  private async setLeading(leading: boolean): Promise<void> {
     if (this.leading === leading) return;
     this.leading = leading;
     this.options.metrics?.leader(leading);
     if (leading) {
       this.stats.acquired++;
       this.log("info", `leader election: ${this.options.identity} is now the leader`);
-      this.callback(() => this.options.onStartedLeading?.());
-    } else {
-      this.stats.lost++;
-      this.log("info", `leader election: ${this.options.identity} stopped leading`);
-      this.callback(() => this.options.onStoppedLeading?.());
+      const term = this.termController?.signal as AbortSignal;
+      await this.callbacks([() => this.options.onStartedLeading?.(term), ...[...this.listeners].map((l) => () => l(true))]);
+      return;
     }
-    for (const l of [...this.listeners]) this.callback(() => l(leading));
+    this.stats.lost++;
+    this.log("info", `leader election: ${this.options.identity} stopped leading`);
+    const started = this.clock.now();
+    await this.callbacks([() => this.options.onStoppedLeading?.(), ...[...this.listeners].map((l) => () => l(false))]);
+    this.log("info", `leader election: ${this.options.identity} drained its term in ${this.clock.now() - started} ms`);
+  }
+
+  /** Runs callbacks in order and waits for the promises they return; a failing one is logged, never thrown. */
+  private async callbacks(fns: (() => unknown)[]): Promise<void> {
+    const pending: Promise<unknown>[] = [];
+    for (const fn of fns) {
+      try {
+        const r = fn();
+        if (r instanceof Promise) pending.push(r.catch((e: unknown) => this.log("error", "leader election callback failed", { error: String(e) })));
+      } catch (e) {
+        this.log("error", "leader election callback threw", { error: String(e) });
+      }
+    }
+    await Promise.all(pending);
   }
 
   private callback(fn: () => void): void {
@@ -241,11 +308,18 @@ export class LeaderElector {
     const now = this.clock.now();
     const leaseSeconds = this.leaseMs / 1000;
     if (this.leading && this.cached) {
-      // Optimistic renewal: write over the Lease we last wrote; a 409 means someone else wrote it, then re-read.
+      // Optimistic renewal: write over the Lease we last wrote. A 409 means someone else wrote it: read it now, not
+      // a retry period later, so a leader whose Lease was taken stops writing as soon as it can know.
       const spec = { ...this.cached.spec, holderIdentity: identity, leaseDurationSeconds: leaseSeconds, renewTime: microTime(now) };
-      await this.write({ ...this.cached, spec }, signal);
-      this.lastRenew = now;
-      return "ok";
+      try {
+        await this.write({ ...this.cached, spec }, signal);
+        this.lastRenew = now;
+        return "ok";
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        this.stats.conflicts++;
+        this.cached = undefined;
+      }
     }
     let lease: Lease | undefined;
     try {

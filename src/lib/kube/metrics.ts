@@ -3,6 +3,7 @@
 // The client, informers, queue and elector report through small hook interfaces, so they do not import this file.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApiRequestRecorder } from "./client.js";
+import type { FenceRecorder } from "./fence.js";
 import type { InformerMetrics } from "./informer.js";
 
 export interface MetricsOptions {
@@ -25,7 +26,7 @@ export interface QueueLike {
   readonly waiting?: number;
 }
 
-export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, MetricsSource {
+export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, FenceRecorder, MetricsSource {
   readonly registry = new Registry();
   private readonly reconciles: Counter<"result">;
   private readonly reconcileDuration: Histogram<"result">;
@@ -33,6 +34,7 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, M
   private readonly watchRestarts: Counter<"resource" | "reason">;
   private readonly relists: Counter<"resource" | "reason">;
   private readonly leaderGauge: Gauge;
+  private readonly fencedWrites: Counter<"verb" | "stage">;
   private readonly queues = new Map<string, QueueLike>();
 
   constructor(options: MetricsOptions = {}) {
@@ -56,6 +58,11 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, M
       labelNames: ["resource", "reason"], registers,
     });
     this.leaderGauge = new Gauge({ name: `${p}leader`, help: "1 while this replica holds the leader Lease.", registers });
+    this.fencedWrites = new Counter({
+      name: `${p}fenced_writes_total`,
+      help: "Writes stopped because this replica lost the leader Lease, by verb and stage (refused before sending, aborted in flight).",
+      labelNames: ["verb", "stage"], registers,
+    });
     const queues = this.queues;
     new Gauge({
       name: `${p}workqueue_depth`, help: "Keys waiting to be processed, by queue.", labelNames: ["name"], registers,
@@ -95,6 +102,10 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, M
 
   leader(isLeader: boolean): void {
     this.leaderGauge.set(isLeader ? 1 : 0);
+  }
+
+  fencedWrite(verb: string, stage: "refused" | "aborted"): void {
+    this.fencedWrites.inc({ verb, stage });
   }
 
   /** One finished reconcile: result is a short reason ("success", "error", "requeue", or a decision's reason). */

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Faults } from "./faults.js";
 import { applyPatch, recordUpdateManagedFields } from "./patch.js";
 import { ResourceRegistry } from "./resources.js";
+import { RequestLog } from "./request-log.js";
 import { ApiServer } from "./server.js";
 import { applyServiceDefaults, ServiceAllocator } from "./services.js";
 import { Store, type StoreHooks } from "./store.js";
@@ -47,6 +48,8 @@ export interface ApiServerHandle {
   caCert?: string;
   faults: Faults;
   store: Store;
+  /** Every request the server received, as its own log records it (src/sandbox/apiserver/request-log.ts). */
+  requestLog: RequestLog;
   close(): Promise<void>;
 }
 
@@ -103,6 +106,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     ...(tls ? { caCert: tls.cert } : {}),
     faults,
     store,
+    requestLog: server.requestLog,
     close: () => server.close(),
   };
 }
@@ -180,4 +184,5 @@ async function selfSignedCertificate(host: string): Promise<{ cert: string; key:
 export { ApiServer } from "./server.js";
 export { Store } from "./store.js";
 export { Faults, type FaultRule } from "./faults.js";
+export { RequestLog, requestLogNow, type LoggedRequest, type RequestOutcome } from "./request-log.js";
 export { ResourceRegistry } from "./resources.js";

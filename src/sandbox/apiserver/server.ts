@@ -7,6 +7,7 @@ import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Faults, type FaultDecision, type FaultRule } from "./faults.js";
 import { decodeKubeProtobuf } from "./protobuf.js";
+import { RequestLog, type LoggedRequest } from "./request-log.js";
 import { type ResourceRegistry, type ServedResource } from "./resources.js";
 import { parseSelectors, type Selectors } from "./selectors.js";
 import type { DeleteOptions, PatchType, Store, WatchEvent, WatchHandle } from "./store.js";
@@ -27,6 +28,8 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Serve HTTPS with this certificate (kubectl sends bearer tokens only over TLS). */
   tls?: { cert: string; key: string };
+  /** Where requests are recorded; a fresh log by default. */
+  requestLog?: RequestLog;
 }
 
 /** The Kubernetes version the sandbox reports: the one kubectl on these machines speaks. */
@@ -109,6 +112,10 @@ export class ApiServer {
   private readonly maxBodyBytes: number;
   private readonly watches = new Set<{ end(): void }>();
   private serializedCache = new WeakMap<object, string>();
+  readonly requestLog: RequestLog;
+  private readonly logged = new WeakMap<IncomingMessage, LoggedRequest>();
+  /** Requests waiting in the latency injector, not yet served. */
+  private readonly delayed = new WeakSet<IncomingMessage>();
 
   constructor(opts: ServerOptions) {
     this.store = opts.store;
@@ -126,8 +133,19 @@ export class ApiServer {
       for (const w of open) w.end();
       return open.length;
     });
+    this.requestLog = opts.requestLog ?? new RequestLog();
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
-      this.handle(req, res).catch((error: unknown) => this.fail(res, error));
+      const entry = this.requestLog.arrive(req.method ?? "GET", (req.url ?? "/").split("?")[0] ?? "/", req.headers["user-agent"] ?? "");
+      this.logged.set(req, entry);
+      // "close" comes after a complete answer too; only an unfinished one means the client went away. A request
+      // parsed from a connection the client had already reset gets no "close" at all: the handler's end covers it.
+      const ended = (): void => {
+        if (!res.writableFinished && !req.socket.destroyed && !res.destroyed) return;
+        const outcome = res.writableFinished ? "answered" : this.delayed.has(req) ? "abandoned" : "client-gone";
+        this.requestLog.end(entry, outcome, res.headersSent ? res.statusCode : undefined);
+      };
+      res.once("close", ended);
+      this.handle(req, res).catch((error: unknown) => this.fail(res, error)).finally(ended);
     };
     this.http = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createServer(handler);
     this.http.keepAliveTimeout = 65_000;
@@ -324,8 +342,35 @@ export class ApiServer {
       ...(r.subresource ? { subresource: r.subresource } : {}),
       ...(r.namespace !== undefined ? { namespace: r.namespace } : {}),
       ...(r.name !== undefined ? { name: r.name } : {}),
+      ...(req.headers["user-agent"] ? { userAgent: req.headers["user-agent"] } : {}),
     });
-    if (decision.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, decision.latencyMs));
+    const entry = this.logged.get(req);
+    if (entry) {
+      entry.verb = r.verb;
+      entry.resource = r.subresource ? `${r.resource.def.plural}/${r.subresource}` : r.resource.def.plural;
+      if (r.namespace !== undefined) entry.namespace = r.namespace;
+      if (r.name !== undefined) entry.name = r.name;
+    }
+    if (decision.latencyMs > 0) {
+      // A slow server: the request waits before anything is done with it. A client that goes away meanwhile gets
+      // nothing done, as kube-apiserver drops a request whose context is cancelled while it waits in API Priority
+      // and Fairness' queue (fairqueuing/queueset), and its storage call with a cancelled context never reaches etcd.
+      this.delayed.add(req);
+      const gone = await new Promise<boolean>((resolve) => {
+        if (res.destroyed || req.socket.destroyed) return resolve(true);
+        const timer = setTimeout(() => {
+          res.off("close", onClose);
+          resolve(req.socket.destroyed);
+        }, decision.latencyMs);
+        const onClose = (): void => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        res.once("close", onClose);
+      });
+      if (gone) return;
+      this.delayed.delete(req);
+    }
     if (decision.error) throw decision.error;
     const dryRun = parseDryRun(q.getAll("dryRun"));
     const fieldManager = q.get("fieldManager") ?? undefined;
@@ -829,6 +874,14 @@ export class ApiServer {
 
   private async admin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const method = req.method ?? "GET";
+    if (path === "/_sandbox/requests") {
+      if (method === "GET") return this.send(res, 200, { requests: this.requestLog.entries() });
+      if (method === "DELETE") {
+        this.requestLog.clear();
+        return this.send(res, 200, { requests: [] });
+      }
+      throw methodNotAllowed();
+    }
     if (path === "/_sandbox/faults") {
       if (method === "GET") return this.send(res, 200, { rules: this.faults.list() });
       if (method === "DELETE") {

@@ -2,6 +2,7 @@
 // types, server-side apply, watches, and errors as typed KubeErrors.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { getEventListeners } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -251,6 +252,47 @@ describe("kube client (sandbox API server over HTTP)", function () {
       client.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("leaves no abort listener on the caller's signal after refused connections, timeouts, errors and answers", async () => {
+    // A long API outage: every request of an informer or a reconcile shares one long-lived signal. Each refused
+    // request used to leave its listener behind (20 refused lists: 20 listeners and a MaxListenersExceededWarning).
+    const signal = new AbortController().signal;
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on("warning", onWarning);
+    // A port nothing listens on: bind one, note it, close it.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const deadPort = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const refused = new KubeClient({ server: `http://127.0.0.1:${deadPort}`, maxRetries: 0 });
+    // A server that accepts and never answers: the request times out.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const slow = new KubeClient({ server: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, requestTimeoutMs: 50, maxRetries: 0 });
+    try {
+      for (let i = 0; i < 20; i++) {
+        await assert.rejects(refused.list(Resources.services, { signal }), (e: unknown) => e instanceof KubeError && e.reason === "NetworkError");
+      }
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(slow.get(Resources.namespaces, "default", { signal }), (e: unknown) => e instanceof KubeError && e.reason === "Timeout");
+      }
+      // Answers: an error status and a success, through the sandbox.
+      await assert.rejects(f.client.get(Resources.configMaps, "absent", { namespace: "default", signal }), isNotFound);
+      await f.client.get(Resources.namespaces, "default", { signal });
+      assert.equal(getEventListeners(signal, "abort").length, 0);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message), []);
+    } finally {
+      process.off("warning", onWarning);
+      refused.close();
+      slow.close();
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
     }
   });
 

@@ -2,7 +2,8 @@
 // (lease 1 s, renew deadline 600 ms, retry 100 ms) so takeovers take about a second.
 import assert from "node:assert/strict";
 import { Resources } from "../../../src/lib/kube/client.js";
-import { LeaderElector, microTime, type Lease, type LeaderElectionOptions } from "../../../src/lib/kube/leader.js";
+import { LeaderElector, LeadershipLost, microTime, type Lease, type LeaderElectionOptions } from "../../../src/lib/kube/leader.js";
+import { requestLogNow } from "../../../src/sandbox/apiserver/index.js";
 import { startFixture, waitFor, type Fixture } from "./fixture.js";
 
 describe("leader election on a Lease (sandbox API server over HTTP)", function () {
@@ -141,7 +142,8 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
     await waitFor("a leads", () => a.isLeader());
     const fault = f.api.faults.add({ resource: "leases", error: 503 });
     const failedAt = Date.now();
-    await waitFor("a steps down", () => !a.isLeader(), 2000);
+    // isLeader() turns false at the fence; onStoppedLeading follows as soon as the renew loop wakes up.
+    await waitFor("a steps down", () => !a.isLeader() && events.includes("a stopped"), 2000);
     const after = Date.now() - failedAt;
     // It must stop before the lease (1 s) could expire for anyone else.
     assert.ok(after < 1000, `stepped down after ${after} ms`);
@@ -150,5 +152,46 @@ describe("leader election on a Lease (sandbox API server over HTTP)", function (
     await waitFor("a leads again", () => a.isLeader(), 3000);
     assert.deepEqual(events, ["a started", "a stopped", "a started"]);
     assert.deepEqual(changes, [true, false, true]);
+  });
+
+  it("ends the term's signal at its last renewal + renew deadline even while a renewal hangs, and counts it", async () => {
+    const a = make("a");
+    a.start();
+    await waitFor("a leads", () => a.isLeader());
+    const term = a.term as AbortSignal;
+    let fencedAt = 0;
+    term.addEventListener("abort", () => (fencedAt = requestLogNow()), { once: true });
+    // Renewals now wait 5 s in the API server: the loop is stuck in one, and only the fence timer can end the term.
+    f.api.faults.add({ verb: "update", resource: "leases", latencyMs: 5000 });
+    await waitFor("the term ends", () => term.aborted, 2000);
+    const renewals = f.api.requestLog.entries().filter((e) => e.resource === "leases" && (e.verb === "update" || e.verb === "create") && e.code !== undefined && e.code < 300);
+    const last = renewals.pop();
+    // a stamped its last renewal before sending it, so its deadline is at most that renewal's arrival + 600 ms;
+    // timers fire late on a loaded machine (measured up to 12 ms here), which the 400 ms to the lease's end absorbs.
+    assert.ok(last && fencedAt <= last.arrivedAt + 600 + 100, `fenced ${fencedAt - (last?.arrivedAt ?? 0)} ms after the last renewal arrived`);
+    assert.ok(fencedAt >= last.arrivedAt + 600 - 200, "not before the renew deadline (the renewal started at most a moment before it arrived)");
+    assert.equal(a.isLeader(), false);
+    assert.equal(a.stats.fenced, 1);
+    assert.ok(term.reason instanceof LeadershipLost);
+  });
+
+  it("campaigns again only once the work of its last term has drained", async () => {
+    let drained: () => void = () => undefined;
+    let steppedDown = 0;
+    // The first step-down drains until the test says so; later ones (the test's own stop) at once.
+    const a = make("a", { onStoppedLeading: () => (++steppedDown === 1 ? new Promise<void>((r) => (drained = r)) : undefined) });
+    a.start();
+    await waitFor("a leads", () => a.isLeader());
+    const fault = f.api.faults.add({ resource: "leases", error: 503 });
+    await waitFor("a steps down", () => !a.isLeader(), 2000);
+    f.api.faults.remove(fault);
+    // The Lease is a's for the taking, but its last term's workers are still running: no campaign meanwhile.
+    const before = f.api.requestLog.entries().length;
+    await new Promise((r) => setTimeout(r, 500));
+    const during = f.api.requestLog.entries().slice(before).filter((e) => e.resource === "leases");
+    assert.deepEqual(during.map((e) => `${e.verb} ${e.code}`), [], "lease requests while the last term drained");
+    assert.equal(a.isLeader(), false);
+    drained();
+    await waitFor("a leads again", () => a.isLeader(), 3000);
   });
 });
