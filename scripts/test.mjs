@@ -17,6 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const localNode = join(root, ".node", "bin", "node");
 if (existsSync(localNode) && realpathSync(process.execPath) !== realpathSync(localNode)) {
   const rerun = spawnSync(localNode, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
+  if (rerun.error) console.error(`scripts/test.mjs: cannot run ${localNode} (${rerun.error.message}): remove .node/ and run scripts/install-deps.sh`);
   process.exit(rerun.status ?? 1);
 }
 if (Number(process.versions.node.split(".")[0]) < MIN_NODE_MAJOR) {
