@@ -11,13 +11,12 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "demo.sh: run it as root (the sandbox creates network namespaces and netfilter rules): sudo $0 $*" >&2
   exit 1
 fi
-# Node.js >= 20.19 (package.json engines). Debian 12's own nodejs is 18: say so instead of failing later.
-if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then
-  echo "demo.sh: needs Node.js 20.19 or newer (found: $(node --version 2>/dev/null || echo none)); Debian 12 ships 18: install it from Debian 13 or https://deb.nodesource.com, then run $0 again" >&2
-  exit 1
-fi
-
+# install-deps.sh provisions Node.js 24 in .node/ when the node on PATH is older (and says so in one line); the
+# build below and bin/berth (which prefers .node/bin/node by itself) then run on it.
 ./scripts/install-deps.sh
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
+berth_use_node
 npm run build --silent >/tmp/berth-demo-build.log 2>&1 || {
   cat /tmp/berth-demo-build.log >&2
   echo "demo.sh: the build failed (output above)" >&2

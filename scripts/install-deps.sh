@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what berth's tests and sandbox need on a fresh Debian machine (run as root): the netfilter tools, the
-# network-namespace tools, traffic tools, kubectl, then the npm packages. Idempotent; quiet unless it fails.
+# network-namespace tools, traffic tools, kubectl, Node.js 24 in .node/ when the node on PATH is older
+# (scripts/node-env.sh), then the npm packages with that Node.js. Idempotent; one line about Node.js, otherwise quiet
+# unless it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   }
 fi
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
+berth_provision_node
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -518,7 +518,7 @@ export function renderReference(inputs: ReferenceInputs): string {
 export const SCRIPT_VARIABLES: readonly ScriptVariable[] = [
   { name: "BERTH_STATE_DIR", script: "bin/berth-lb-pod", meaning: "where apply wrote its state, so the waiter removes the right rules on SIGTERM (also honours `--state-dir` in the arguments)." },
   { name: "BERTH_CLI", script: "bin/berth-lb-pod", meaning: "path of berth's `cli.js` (default: `../dist/cli.js` next to the script)." },
-  { name: "BERTH_NODE", script: "bin/berth", meaning: "the node binary to run (default: `node` from PATH); `bin/berth-lb-pod` reads it too." },
+  { name: "BERTH_NODE", script: "bin/berth", meaning: "the node binary to run (default: the Node.js 24 that `scripts/install-deps.sh` put in the checkout's `.node/` when there is one, else `node` from PATH); `bin/berth-lb-pod` reads it too." },
 ];
 
 /** A Service with two TCP ports, for the example DaemonSet. */

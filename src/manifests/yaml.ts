@@ -3,7 +3,7 @@
 // why this exists: js-yaml's dump cannot write them, and an operator reading deploy/berth.yaml should see why each
 // RBAC rule and security setting is there. Scalars are quoted by js-yaml itself, so every value reads back as the
 // same string, number or boolean (a test parses the output back and compares).
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 
 /** Comment lines printed before an object (a document, a list item, or the key holding it). */
 const SELF = Symbol("comment");
@@ -36,7 +36,7 @@ function isScalar(v: unknown): boolean {
 function scalar(v: unknown): string {
   if (typeof v === "string" && v.includes("\n")) return JSON.stringify(v); // a double-quoted JSON string is YAML
   if (!isScalar(v)) throw new Error(`not a YAML scalar: ${String(v)}`);
-  return yaml.dump(v, { lineWidth: -1, quotingType: "\"" }).trimEnd();
+  return yaml.dump(v, { lineWidth: -1, quoteStyle: "double" }).trimEnd();
 }
 
 /** A list of scalars on one line (`[a, b]`), if it fits; undefined otherwise. */

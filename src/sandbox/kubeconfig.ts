@@ -35,7 +35,7 @@ export function renderKubeconfig(options: KubeconfigOptions): string {
     "  cluster:",
     `    server: ${q(server)}`,
     ...(options.caCert !== undefined ? [`    certificate-authority-data: ${q(Buffer.from(options.caCert).toString("base64"))}`] : []),
-    // client-node 1.x refuses an http:// server unless the cluster skips TLS verification (there is none to skip).
+    // client-node (1.x, 2.x) refuses an http:// server unless the cluster skips TLS verification (there is none to skip).
     ...(url.protocol === "http:" ? ["    insecure-skip-tls-verify: true"] : []),
     "users:",
     `- name: ${q(name)}`,

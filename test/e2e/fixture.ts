@@ -265,7 +265,7 @@ export class Sandbox {
    */
   async waitFor(description: string, check: () => Promise<string | undefined>, timeoutMs = 30_000, intervalMs = 1000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let last = "never checked";
+    let last: string;
     for (;;) {
       try {
         const wrong = await check();
@@ -501,14 +501,14 @@ export function descendants(pid: number): number[] {
   const queue = [pid];
   while (queue.length > 0) {
     const parent = queue.shift() as number;
-    let tasks: string[] = [];
+    let tasks: string[];
     try {
       tasks = readdirSync(`/proc/${parent}/task`);
     } catch {
       continue;
     }
     for (const task of tasks) {
-      let children = "";
+      let children: string;
       try {
         children = readFileSync(`/proc/${parent}/task/${task}/children`, "utf8");
       } catch {

@@ -31,7 +31,7 @@ function sandboxProcesses(): string[] {
   const found: string[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    let cmdline = "";
+    let cmdline: string;
     try {
       cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
     } catch {

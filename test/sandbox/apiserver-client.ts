@@ -108,7 +108,7 @@ export class Client {
     }
     const res = await fetch(this.server.url + path, { method, headers: h, ...(payload !== undefined ? { body: payload } : {}) });
     const text = await res.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {

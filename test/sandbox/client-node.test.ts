@@ -1,4 +1,4 @@
-// @kubernetes/client-node 1.4 against the sandbox API server over HTTP, through the kubeconfig the sandbox writes:
+// @kubernetes/client-node 2.x against the sandbox API server over HTTP, through the kubeconfig the sandbox writes:
 // typed CRUD, status updates, raw watches and informers, including a forced 410 Gone after which an informer must
 // relist and carry on — the path berth's controller depends on when a real apiserver compacts its history.
 import { strict as assert } from "node:assert";

@@ -295,7 +295,7 @@ export class KubeClient {
     try {
       kc.loadFromFile(opts.kubeconfig);
     } catch (e) {
-      throw new Error(`cannot load kubeconfig ${opts.kubeconfig}: ${(e as Error).message}`);
+      throw new Error(`cannot load kubeconfig ${opts.kubeconfig}: ${(e as Error).message}`, { cause: e });
     }
     if (opts.context !== undefined) kc.setCurrentContext(opts.context);
     const cluster = kc.getCurrentCluster();
@@ -343,7 +343,7 @@ export class KubeClient {
     try {
       ca = await readFile(caFile);
     } catch (e) {
-      throw new Error(`in-cluster configuration: cannot read the CA bundle ${caFile}: ${(e as Error).message}`);
+      throw new Error(`in-cluster configuration: cannot read the CA bundle ${caFile}: ${(e as Error).message}`, { cause: e });
     }
     const reloadMs = ic.tokenReloadMs ?? 60_000;
     let token = "";

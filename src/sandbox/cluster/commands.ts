@@ -146,7 +146,7 @@ async function showDemo(state: SandboxState, o: Context & { runner: CommandRunne
     try {
       ips = await waitForIngress(client, expectedIngressIps(layout), DEMO_INGRESS_TIMEOUT_MS);
     } catch (err) {
-      throw new Error(`${err instanceof Error ? err.message : String(err)} (${logs})`);
+      throw new Error(`${err instanceof Error ? err.message : String(err)} (${logs})`, { cause: err });
     }
     const table = await runChecked(o.runner, "kubectl", ["--kubeconfig", state.kubeconfig, "--cache-dir", join(state.logDir, "..", "kubectl-cache"), "get", "svc", "-o", "wide"]);
     const urls = ips.map((ip) => demoUrl(ip));
@@ -304,7 +304,7 @@ export async function runDemoApp(settings: DemoAppSettings, identity: DemoAppIde
       await httpGet(`http://127.0.0.1:${settings.port}/`, 2000);
       return;
     } catch (err) {
-      throw new Error(`demo app not answering on 127.0.0.1:${settings.port}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`demo app not answering on 127.0.0.1:${settings.port}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
   const stop = new Promise<void>((done) => {

@@ -266,7 +266,7 @@ export class EndpointsStandIn {
       } catch (error) {
         // A stale cache (409): the informer will deliver the newer object, which re-queues the Service.
         if (!isConflict(error)) throw error;
-        throw new Error(`conflict writing ${namespace}/${sliceName}; will retry`);
+        throw new Error(`conflict writing ${namespace}/${sliceName}; will retry`, { cause: error });
       }
     }
     for (const stale of existing.values()) {

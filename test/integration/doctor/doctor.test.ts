@@ -86,7 +86,7 @@ describe("berth doctor against the sandbox API server", function () {
         return last.findings[0]?.code === code ? last : undefined;
       });
     } catch (e) {
-      throw new Error(`${(e as Error).message}\n${last ? renderText(last) : ""}`);
+      throw new Error(`${(e as Error).message}\n${last ? renderText(last) : ""}`, { cause: e });
     }
   };
   const mainText = (d: Diagnosis): string => {

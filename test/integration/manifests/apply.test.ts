@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import { startApiServer } from "../../../src/sandbox/apiserver/index.js";
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
 import { skipBecause } from "../../support/skip.js";

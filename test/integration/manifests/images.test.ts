@@ -257,10 +257,16 @@ function lbPodCommands(): string[] {
   return [...names].sort();
 }
 
-/** Paths a shell script builds from its own directory ("$bin_dir/berth-wait", "$(dirname "$self")/../dist/cli.js"). */
-function scriptRelativePaths(script: string): string[] {
+/**
+ * Paths a shell script builds from its own directory ("$bin_dir/berth-wait", "$(dirname "$self")/../dist/cli.js"):
+ * `required` ones it runs as they are, `optional` ones it first tests with `[ -x ... ]` and falls back from (the
+ * Node.js that scripts/install-deps.sh puts in a checkout's .node/, never in an image).
+ */
+function scriptRelativePaths(script: string): { required: string[]; optional: string[] } {
   const text = readFileSync(join(ROOT, script), "utf8");
-  return [...text.matchAll(/(?:\$bin_dir|\$\(dirname "\$self"\))\/([\w./-]+)/g)].map((m) => m[1] as string);
+  const all = [...text.matchAll(/(?:\$bin_dir|\$\(dirname "\$self"\))\/([\w./-]+)/g)].map((m) => m[1] as string);
+  const optional = [...text.matchAll(/\[ -x "(?:\$bin_dir|\$\(dirname "\$self"\))\/([\w./-]+)" \]/g)].map((m) => m[1] as string);
+  return { required: [...new Set(all.filter((p) => !optional.includes(p)))], optional: [...new Set(optional)] };
 }
 
 describe("images: every path and command they refer to exists in the build output", function () {
@@ -294,6 +300,22 @@ describe("images: every path and command they refer to exists in the build outpu
           }
         }
       }
+    }
+  });
+
+  it("copies node from an official node image of the Node.js major package.json's engines asks for, on the final stage's Debian release", () => {
+    const engines = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
+    const wanted = /^>=\s*(\d+)/.exec(engines);
+    assert.ok(wanted, `package.json engines.node ${engines} is not ">=N"`);
+    for (const image of [controller, lbPod]) {
+      const from = image.origin("/usr/local/bin/node");
+      assert.ok(!("repo" in from) && from.stage !== image.final, `${image.dockerfile}: /usr/local/bin/node is not copied from a build stage`);
+      // node:<major>.<minor>.<patch>-<debian release>-slim: the binary links against that release's glibc, so the
+      // final stage must be the same release (a binary built on a newer glibc fails to start on an older one).
+      const tag = /^node:(\d+)\.\d+\.\d+-(\w+)-slim@/.exec(from.stage.image);
+      assert.ok(tag, `${image.dockerfile}: node comes from ${from.stage.image}, not node:<x.y.z>-<release>-slim`);
+      assert.equal(Number(tag[1]), Number(wanted[1]), `${image.dockerfile}: ${from.stage.image} is not Node.js ${wanted[1]} (package.json engines ${engines})`);
+      assert.match(image.final.image, new RegExp(`^debian:${tag[2]}-`), `${image.dockerfile}: node from ${tag[2]}, final stage ${image.final.image}`);
     }
   });
 
@@ -359,14 +381,19 @@ describe("images: every path and command they refer to exists in the build outpu
 
     // Paths the scripts derive from their own directory, followed inside the image.
     const seen = new Set<string>();
+    const optional = new Set<string>();
     for (const found of [entry, probe]) {
       const script = (found.origin as { repo: string }).repo;
-      for (const rel of scriptRelativePaths(script)) {
+      const paths = scriptRelativePaths(script);
+      for (const rel of paths.required) {
         seen.add(`${script} -> ${rel}`);
         repoFile(lbPod, posix.resolve(posix.dirname(found.path), rel));
       }
+      for (const rel of paths.optional) optional.add(`${script} -> ${rel}`);
     }
     assert.deepEqual([...seen].sort(), ["bin/berth-lb-pod -> ../dist/cli.js", "bin/berth-lb-pod -> berth-wait"]);
+    // Only the checkout's own Node.js may be missing from the image; the script then runs `node` from PATH (below).
+    assert.deepEqual([...optional].sort(), ["bin/berth-lb-pod -> ../.node/bin/node"]);
     // The IPVS check.sh finds the CLI from the probe's own path, as ../dist/cli.js (src/lb-pod/check-script.ts).
     assert.match(readFileSync(join(ROOT, "src/lb-pod/check-script.ts"), "utf8"), /\$bin_dir\/\.\.\/dist\/cli\.js/);
     assert.equal(repoFile(lbPod, posix.resolve(posix.dirname(probe.path), "../dist/cli.js")), "dist/cli.js");

@@ -48,7 +48,7 @@ describe("sandbox EndpointSlice stand-in against the API server", () => {
   /** "name addressType ip@node:R/-,... ports" per slice, sorted: what the assertions compare. */
   const view = async (service: string): Promise<string[]> =>
     (await slices(service))
-      .map((s) => `${s.metadata?.name} ${s.addressType} ${s.endpoints.map((e) => `${e.addresses[0]}@${e.nodeName}:${e.conditions?.ready ? "R" : "-"}`).join(",")} ${(s.ports ?? []).map((p) => p.port).join(",")}`)
+      .map((s) => `${s.metadata?.name} ${s.addressType} ${(s.endpoints ?? []).map((e) => `${e.addresses[0]}@${e.nodeName}:${e.conditions?.ready ? "R" : "-"}`).join(",")} ${(s.ports ?? []).map((p) => p.port).join(",")}`)
       .sort();
 
   async function eventually(service: string, want: string[]): Promise<void> {

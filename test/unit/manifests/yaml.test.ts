@@ -1,7 +1,7 @@
 // The manifests' YAML writer: what it writes reads back as the same values (strings that look like numbers,
 // booleans or nulls stay strings), and comments land before the key or list item they explain.
 import assert from "node:assert/strict";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import { commentKeys, commented, toYaml, toYamlStream } from "../../../src/manifests/yaml.js";
 
 describe("manifests YAML writer", () => {

@@ -37,7 +37,7 @@ const summary = (svc: Service, pods: Pod[]) =>
     name: s.metadata?.name,
     addressType: s.addressType,
     ports: s.ports?.map((p) => `${p.name}:${p.port}/${p.protocol}`),
-    endpoints: s.endpoints.map((e) => {
+    endpoints: (s.endpoints ?? []).map((e) => {
       const c = e.conditions ?? {};
       return `${e.addresses.join(",")}@${e.nodeName} ${c.ready ? "R" : "-"}${c.serving ? "S" : "-"}${c.terminating ? "T" : "-"}`;
     }),
@@ -51,7 +51,7 @@ describe("sandbox EndpointSlice stand-in: desired slices", () => {
     const [slice] = slices;
     assert.deepEqual(slice?.metadata?.labels, { "kubernetes.io/service-name": "web", "endpointslice.kubernetes.io/managed-by": "berth-sandbox" });
     assert.deepEqual(slice?.metadata?.ownerReferences, [{ apiVersion: "v1", kind: "Service", name: "web", uid: "svc-uid", controller: true, blockOwnerDeletion: true }]);
-    assert.deepEqual(slice?.endpoints[0]?.targetRef, { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" });
+    assert.deepEqual(slice?.endpoints?.[0]?.targetRef, { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" });
     assert.deepEqual(summary(svc, [pod({ name: "b", ips: ["10.42.2.2"], node: "node-2", ready: false }), pod({ name: "a" })]), [
       {
         name: "web-sandbox", addressType: "IPv4", ports: ["http:8080/TCP", "raw:9090/TCP", "same:82/TCP"],

