@@ -142,6 +142,11 @@ export const CONDITION_REASONS = {
   vipModeUnavailable: "VIPModeUnavailable",
   /** ready=False: every node that would serve has the port taken. */
   portConflict: "PortConflict",
+  /**
+   * ready=False: the kubelets reject the lb-pods at admission for a sysctl they do not allow (IPv6 forwarding); the
+   * message names the nodes and the kubelet flag that allows it.
+   */
+  sysctlForbidden: "SysctlForbidden",
   /** portConflict=True. */
   portInUse: "PortInUse",
   /** portConflict=False. */
@@ -161,6 +166,18 @@ export const EVENT_REASONS = {
   configurationAccepted: "ConfigurationAccepted",
   vipModeUnavailable: "VIPModeUnavailable",
   clearedLoadBalancer: "ClearedLoadBalancer",
+  /** Warning, once per set of nodes and sysctl (not per rejected pod): names the kubelet flag that allows it. */
+  sysctlForbidden: "SysctlForbidden",
+} as const;
+
+/**
+ * How each kind of kubelet is told to admit a pod asking for an unsafe sysctl (pkg/kubelet/sysctl: allowed only
+ * when listed in --allowed-unsafe-sysctls / the KubeletConfiguration's allowedUnsafeSysctls).
+ */
+export const KUBELET_ALLOW_SYSCTLS = {
+  flag: "--allowed-unsafe-sysctls",
+  config: "allowedUnsafeSysctls",
+  k3sArg: "--kubelet-arg=allowed-unsafe-sysctls",
 } as const;
 
 export type EventType = "Normal" | "Warning";
