@@ -126,7 +126,8 @@ function decideNode(
   if (ready?.status !== "True") return { reason: `node is not Ready (Ready=${ready?.status ?? "unknown"})` };
   if (pods.length === 0) return { reason: "no lb-pod of this Service on the node", notStarted: true };
   const live = pods.filter((pod) => !pod.metadata?.deletionTimestamp);
-  if (live.length === 0) return { reason: `lb-pod ${podNames(pods)} is terminating` };
+  // A rejected pod being deleted has not got past admission either (notStarted), nor has its replacement.
+  if (live.length === 0) return { reason: `lb-pod ${podNames(pods)} is terminating`, notStarted: pods.every((pod) => pod.status?.phase === "Failed") };
   const rejected = live.find((pod) => pod.status?.phase === "Failed" && pod.status.reason === SYSCTL_FORBIDDEN);
   // Rejected unless a pod has got past admission since (the DaemonSet controller replaces a rejected pod, and the
   // replacement is rejected in turn: a kubelet re-admits nothing).
