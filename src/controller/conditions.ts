@@ -4,7 +4,7 @@
 // transition time changes only when the status does.
 import type { V1LoadBalancerIngress } from "@kubernetes/client-node";
 
-import { CONDITION_REASONS, CONDITION_TYPES, EVENT_REASONS, KUBELET_ALLOW_SYSCTLS, PREFIX, SERVICE_ANNOTATIONS } from "../lib/names.js";
+import { CONDITION_REASONS, CONDITION_TYPES, EVENT_REASONS, PREFIX, SERVICE_ANNOTATIONS } from "../lib/names.js";
 import type { ConflictReport } from "./conflicts.js";
 import { describeConflicts } from "./conflicts.js";
 import { FORWARDING_SYSCTLS, nodeEligibility } from "./daemonset.js";
@@ -165,6 +165,16 @@ function desiredConditions(inputs: ConditionInputs): Desired[] {
   }
   return [readiness, portConflict].map((c) => ({ ...c, message: truncate(c.message) }));
 }
+
+/**
+ * How each kind of kubelet is told to admit a pod asking for an unsafe sysctl (pkg/kubelet/sysctl: allowed only
+ * when listed in --allowed-unsafe-sysctls / the KubeletConfiguration's allowedUnsafeSysctls).
+ */
+const KUBELET_ALLOW_SYSCTLS = {
+  flag: "--allowed-unsafe-sysctls",
+  config: "allowedUnsafeSysctls",
+  k3sArg: "--kubelet-arg=allowed-unsafe-sysctls",
+} as const;
 
 /**
  * How to make the kubelet admit a pod that asks for these sysctls, for each kind of node: the flag, the kubeadm

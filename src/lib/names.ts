@@ -170,15 +170,6 @@ export const EVENT_REASONS = {
   sysctlForbidden: "SysctlForbidden",
 } as const;
 
-/**
- * How each kind of kubelet is told to admit a pod asking for an unsafe sysctl (pkg/kubelet/sysctl: allowed only
- * when listed in --allowed-unsafe-sysctls / the KubeletConfiguration's allowedUnsafeSysctls).
- */
-export const KUBELET_ALLOW_SYSCTLS = {
-  flag: "--allowed-unsafe-sysctls",
-  config: "allowedUnsafeSysctls",
-  k3sArg: "--kubelet-arg=allowed-unsafe-sysctls",
-} as const;
 
 export type EventType = "Normal" | "Warning";
 
