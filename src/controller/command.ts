@@ -17,9 +17,9 @@ export interface ControllerCommandConfig {
   /** Services without spec.loadBalancerClass are ours (k3s servicelb's behaviour) unless --ignore-unset-class. */
   claimUnsetClass: boolean;
   /**
-   * Whether lb-pods ask the kubelet for the forwarding sysctls. Only kubelets started with
-   * --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding (k3s sets it only while its own servicelb is enabled: docs/install-k3s.md) admit such pods;
-   * --no-forwarding-sysctls is for clusters whose nodes already forward (the lb-pod then checks it and says so).
+   * Whether the lb-pods of a Service with IPv6 ask the kubelet for net.ipv6.conf.all.forwarding (IPv4 ones never ask
+   * for a sysctl: see podSysctls in daemonset.ts). --no-forwarding-sysctls is for nodes whose pod namespaces already
+   * forward IPv6; elsewhere the lb-pod finds forwarding off and says so.
    */
   forwardingSysctls: boolean;
   leaderElect: boolean;
@@ -139,7 +139,7 @@ export function controllerCommand(): Command {
     .option("--lb-image <image>", "image of the lb-pod container", "ghcr.io/berth-lb/berth-lb-pod:latest")
     .addOption(new Option("--image-pull-policy <policy>", "imagePullPolicy of the lb-pods").choices(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"))
     .option("--ignore-unset-class", "leave Services without spec.loadBalancerClass alone (default: they are ours, as with k3s servicelb)", false)
-    .option("--no-forwarding-sysctls", "do not ask the kubelet for the forwarding sysctls (for kubelets that refuse unsafe sysctls; the nodes must then forward already)")
+    .option("--no-forwarding-sysctls", "do not ask the kubelet for net.ipv6.conf.all.forwarding for Services with IPv6 (IPv4 needs no sysctl); only for nodes whose pod namespaces already forward IPv6")
     .option("--no-leader-elect", "do not elect a leader (run exactly one replica then)")
     .option("--lease-name <name>", "Lease used for leader election", "berth-controller")
     .option("--lease-namespace <ns>", "namespace of the Lease (default: --namespace)")

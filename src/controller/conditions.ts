@@ -7,9 +7,9 @@ import type { V1LoadBalancerIngress } from "@kubernetes/client-node";
 import { CONDITION_REASONS, CONDITION_TYPES, EVENT_REASONS, PREFIX, SERVICE_ANNOTATIONS } from "../lib/names.js";
 import type { ConflictReport } from "./conflicts.js";
 import { describeConflicts } from "./conflicts.js";
-import { nodeEligibility } from "./daemonset.js";
+import { FORWARDING_SYSCTLS, nodeEligibility } from "./daemonset.js";
 import { describeProblems } from "./service-config.js";
-import { statusEquals, type ComputedStatus } from "./status.js";
+import { statusEquals, type ComputedStatus, type NodeDecision } from "./status.js";
 import type { EventDecision, Ownership, Result, ServiceLbConfig, V1Condition, V1DaemonSet, V1Node, V1Service } from "./types.js";
 
 /** Longest message we write: Events stop at 1 KiB (events.k8s.io note), and a condition that long is unreadable. */
@@ -66,6 +66,7 @@ export function decideConditions(inputs: ConditionInputs): ConditionDecision {
     events.push(...transitionEvents(want, before));
   }
   events.push(...ingressEvents(inputs, desired));
+  events.push(...sysctlEvents(previous, desired));
 
   const conditionsChanged = conditions.length !== previous.length || conditions.some((c) => {
     const before = previous.find((p) => p.type === c.type);
@@ -117,18 +118,23 @@ function desiredConditions(inputs: ConditionInputs): Desired[] {
     };
 
   const local = inputs.service.spec?.externalTrafficPolicy === "Local";
-  const expectedOut = (reason: string): boolean =>
-    reason === "no lb-pod of this Service on the node" || (local && reason.startsWith("no ready endpoint"));
+  const expectedOut = (n: NodeDecision): boolean => n.ineligible === true ||
+    n.reason === "no lb-pod of this Service on the node" || (local && n.reason.startsWith("no ready endpoint"));
   const conflictNodes = new Set(conflicts.map((c) => c.node));
-  const trouble = status.perNode.filter((n) => !n.included && (!expectedOut(n.reason) || conflictNodes.has(n.node)));
+  const trouble = status.perNode.filter((n) => !n.included && (!expectedOut(n) || conflictNodes.has(n.node)));
   const describeNodes = (list: typeof status.perNode): string => list.map((n) => `${n.node} (${conflictNodes.has(n.node) ? "port conflict" : n.reason})`).join(", ");
+  const rejection = describeSysctlRejection(status.perNode);
+  // The rejection first: it carries the fix, and a long node list must not push it past the truncation.
+  const partialMessage = (addresses: string, others: NodeDecision[]): string => rejection === undefined
+    ? `Serving on ${addresses}; not on ${describeNodes(others)}.`
+    : `Serving on ${addresses}. ${rejection}${others.length > 0 ? ` Not serving on ${describeNodes(others)} either.` : ""}`;
 
   let readiness: Desired;
   if (status.ingress.length > 0) {
     const addresses = status.ingress.map((i) => i.ip).join(", ");
     readiness = trouble.length === 0
       ? ready("True", CONDITION_REASONS.serving, `Serving on ${addresses}.`)
-      : ready("True", CONDITION_REASONS.partiallyServing, `Serving on ${addresses}; not on ${describeNodes(trouble)}.`);
+      : ready("True", CONDITION_REASONS.partiallyServing, partialMessage(addresses, trouble.filter((n) => n.sysctlForbidden === undefined)));
   } else {
     const nodes = inputs.nodes ?? [];
     const ineligible = nodes
@@ -138,11 +144,18 @@ function desiredConditions(inputs: ConditionInputs): Desired[] {
       const why = ineligible.map((n) => `${n.node} (${n.eligibility.eligible ? "" : n.eligibility.reason})`).join(", ");
       readiness = ready("False", CONDITION_REASONS.noEligibleNodes,
         nodes.length === 0 ? "There are no nodes." : `No node may serve this Service: ${why}. Check the node labels and this Service's pool.`);
+    } else if (rejection !== undefined) {
+      readiness = ready("False", CONDITION_REASONS.sysctlForbidden, rejection);
+    } else if (stillRejected(inputs.service, status.perNode)) {
+      // The DaemonSet controller deletes a rejected pod and makes another, which waits a moment before the kubelet
+      // rejects it again: in between, nothing has changed for the user, so the condition (and its Event) stays.
+      const before = inputs.service.status?.conditions?.find((c) => c.type === CONDITION_TYPES.ready);
+      readiness = ready("False", CONDITION_REASONS.sysctlForbidden, before?.message ?? "");
     } else if (conflicts.length > 0 && trouble.every((n) => conflictNodes.has(n.node))) {
       readiness = ready("False", CONDITION_REASONS.portConflict,
         `Every node that would serve this Service has a port conflict (see condition ${CONDITION_TYPES.portConflict}).`);
     } else if (local && status.perNode.some((n) => n.reason.startsWith("no ready endpoint"))
-      && status.perNode.every((n) => n.included || expectedOut(n.reason) || n.reason.startsWith("no ready endpoint"))) {
+      && status.perNode.every((n) => n.included || expectedOut(n) || n.reason.startsWith("no ready endpoint"))) {
       readiness = ready("False", CONDITION_REASONS.noReadyEndpoints,
         "externalTrafficPolicy is Local and no node with a Ready lb-pod has a ready endpoint of this Service.");
     } else {
@@ -151,6 +164,82 @@ function desiredConditions(inputs: ConditionInputs): Desired[] {
     }
   }
   return [readiness, portConflict].map((c) => ({ ...c, message: truncate(c.message) }));
+}
+
+/**
+ * How each kind of kubelet is told to admit a pod asking for an unsafe sysctl (pkg/kubelet/sysctl: allowed only
+ * when listed in --allowed-unsafe-sysctls / the KubeletConfiguration's allowedUnsafeSysctls).
+ */
+const KUBELET_ALLOW_SYSCTLS = {
+  flag: "--allowed-unsafe-sysctls",
+  config: "allowedUnsafeSysctls",
+  k3sArg: "--kubelet-arg=allowed-unsafe-sysctls",
+} as const;
+
+/**
+ * How to make the kubelet admit a pod that asks for these sysctls, for each kind of node: the flag, the kubeadm
+ * KubeletConfiguration field and the k3s kubelet-arg (docs/install-kubeadm.md, docs/install-k3s.md).
+ */
+export function allowSysctlsAdvice(sysctls: readonly string[]): string {
+  const list = sysctls.join(",");
+  return `${KUBELET_ALLOW_SYSCTLS.flag}=${list} (kubeadm: ${KUBELET_ALLOW_SYSCTLS.config} in the KubeletConfiguration; ` +
+    `k3s: ${KUBELET_ALLOW_SYSCTLS.k3sArg}=${list})`;
+}
+
+/** The sysctl a kubelet's rejection message names (`forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted`). */
+export function forbiddenSysctlName(message: string): string | undefined {
+  return /forbidden sysctl: "([^"]+)"/.exec(message)?.[1];
+}
+
+/**
+ * One sentence for every node whose kubelet rejects this Service's lb-pods (SysctlForbidden): which nodes, which
+ * sysctl, and the kubelet flag that allows it; undefined when none does. One sentence for all nodes and pods, so
+ * the Service gets one condition message and one Event, however many pods the DaemonSet controller re-creates.
+ */
+export function describeSysctlRejection(perNode: readonly NodeDecision[]): string | undefined {
+  const rejected = perNode.filter((n) => n.sysctlForbidden !== undefined);
+  if (rejected.length === 0) return undefined;
+  const sysctls = [...new Set(rejected.map((n) => forbiddenSysctlName(n.sysctlForbidden ?? "") ?? FORWARDING_SYSCTLS.ipv6))].sort();
+  const nodes = rejected.map((n) => n.node);
+  // A few names and a count: the sentence must keep the fix within MAX_MESSAGE on a cluster of any size.
+  const named = nodes.length <= MAX_NAMED_NODES ? nodes.join(", ")
+    : `${nodes.slice(0, MAX_NAMED_NODES).join(", ")} and ${nodes.length - MAX_NAMED_NODES} more`;
+  return `The kubelet on ${nodes.length === 1 ? "node" : "nodes"} ${named} ${REJECTS} ` +
+    `(SysctlForbidden: ${sysctls.map((name) => `"${name}"`).join(", ")} not allowed). IPv6 forwarding in a pod needs ` +
+    `${FORWARDING_SYSCTLS.ipv6}, which a kubelet admits only when told to: start those kubelets with ` +
+    `${allowSysctlsAdvice(sysctls)}, or make this Service IPv4-only. IPv4 Services need no kubelet flag.`;
+}
+
+const MAX_NAMED_NODES = 5;
+
+/** The words every rejection sentence has: how a Ready message that reports one is recognised. */
+const REJECTS = "rejects this Service's lb-pods";
+
+function reportsRejection(condition: Pick<V1Condition, "message"> | undefined): boolean {
+  return condition?.message?.includes(REJECTS) ?? false;
+}
+
+/**
+ * One Warning when the kubelets start rejecting this Service's lb-pods, with the fix; none while they go on doing
+ * so (the node list growing as more kubelets reject, a rejected pod replaced, Ready switching between False and
+ * PartiallyServing), so a DaemonSet controller re-creating pods every few seconds adds no Events.
+ */
+function sysctlEvents(previous: readonly V1Condition[], desired: readonly Desired[]): EventDecision[] {
+  const now = desired.find((c) => c.type === CONDITION_TYPES.ready);
+  if (!reportsRejection(now) || reportsRejection(previous.find((c) => c.type === CONDITION_TYPES.ready))) return [];
+  return [{ type: "Warning", reason: EVENT_REASONS.sysctlForbidden, message: truncate(now?.message ?? "") }];
+}
+
+/**
+ * Whether the Service's Ready condition says SysctlForbidden and nothing has happened since that would change it:
+ * no node serves and no node's lb-pod has got past admission (the replacement of a rejected pod is still waiting,
+ * or not created yet).
+ */
+function stillRejected(service: V1Service, perNode: readonly NodeDecision[]): boolean {
+  const before = service.status?.conditions?.find((c) => c.type === CONDITION_TYPES.ready);
+  if (before?.status !== "False" || before.reason !== CONDITION_REASONS.sysctlForbidden) return false;
+  const candidates = perNode.filter((n) => n.ineligible !== true);
+  return candidates.length > 0 && candidates.every((n) => !n.included && n.notStarted === true);
 }
 
 function ready(status: "True" | "False", reason: string, message: string): Desired {

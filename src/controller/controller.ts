@@ -163,7 +163,11 @@ export function trimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
       containers: (pod.spec?.containers ?? []).map(ports),
       ...(pod.spec?.initContainers ? { initContainers: pod.spec.initContainers.map(ports) } : {}),
     },
-    status: { ...(pod.status?.phase ? { phase: pod.status.phase } : {}), ...(pod.status?.conditions ? { conditions: pod.status.conditions } : {}) },
+    status: {
+      ...(pod.status?.phase ? { phase: pod.status.phase } : {}), ...(pod.status?.conditions ? { conditions: pod.status.conditions } : {}),
+      // A pod the kubelet rejected (SysctlForbidden): computeStatus and the Service's condition name the reason.
+      ...(pod.status?.phase === "Failed" ? { reason: pod.status.reason, message: pod.status.message } : {}),
+    },
   } as V1Pod & KubeObject;
 }
 

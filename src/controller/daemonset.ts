@@ -43,7 +43,10 @@ export const STATE_VOLUME = "state";
 /** Where the lb-pod keeps its state and cleanup script (bin/berth-lb-pod's default BERTH_STATE_DIR). */
 export const STATE_DIR = "/run/berth";
 
-/** Sysctls the lb-pod needs per family (it checks them and refuses to start without them: src/lb-pod/check.ts). */
+/**
+ * The sysctl that turns forwarding on per family (the lb-pod checks it and refuses to start without it:
+ * src/lb-pod/check.ts). Only the IPv6 one is ever asked for: see podSysctls.
+ */
 export const FORWARDING_SYSCTLS: Record<Family, string> = {
   ipv4: "net.ipv4.ip_forward",
   ipv6: "net.ipv6.conf.all.forwarding",
@@ -111,14 +114,31 @@ export function nodeEligibility(
 }
 
 /**
- * Families whose forwarding sysctl the lb-pods get: the Service's own. Under Local the destinations come from the
- * downward API's status.hostIPs, which lists every node IP whatever the Service's families, so the pod is also told
- * BERTH_FAMILIES and ignores node IPs of other families (klipper-lb skips an IPv6 destination when forwarding is
- * off instead). An IPv4-only Local Service on dual-stack nodes therefore never touches IPv6.
+ * The Service's families, in a fixed order. Under Local the destinations come from the downward API's
+ * status.hostIPs, which lists every node IP whatever the Service's families, so the pod is also told BERTH_FAMILIES
+ * and ignores node IPs of other families (klipper-lb skips an IPv6 destination when forwarding is off instead). An
+ * IPv4-only Local Service on dual-stack nodes therefore never touches IPv6.
  */
 export function forwardingFamilies(serviceConfig: Pick<ServiceLbConfig, "families">): Family[] {
   const wanted = new Set<Family>(serviceConfig.families);
   return (["ipv4", "ipv6"] as const).filter((family) => wanted.has(family));
+}
+
+/**
+ * The sysctls the lb-pods ask the kubelet for (docs/design/0010-only-ipv6-asks-for-a-sysctl.md). A new pod network
+ * namespace copies the host's net.ipv4 settings (net.core.devconf_inherit_init_net=0, the default), and every
+ * Kubernetes node forwards IPv4, so IPv4 needs none: asking for net.ipv4.ip_forward only made a stock kubelet
+ * reject the pod (it is not on the kubelet's safe list). IPv6 forwarding starts at 0 in a new namespace whatever
+ * the host says, so a Service with IPv6 asks for net.ipv6.conf.all.forwarding, which the kubelet must allow
+ * (--allowed-unsafe-sysctls). `forwardingSysctls: false` (--no-forwarding-sysctls) leaves that one out too, for
+ * nodes whose pod namespaces already forward IPv6 (a CNI or devconf_inherit_init_net that turns it on).
+ */
+export function podSysctls(
+  serviceConfig: Pick<ServiceLbConfig, "families">,
+  config: Pick<ControllerConfig, "forwardingSysctls">,
+): { name: string; value: string }[] {
+  if (!config.forwardingSysctls || !serviceConfig.families.includes("ipv6")) return [];
+  return [{ name: FORWARDING_SYSCTLS.ipv6, value: "1" }];
 }
 
 type Requirement = { key: string; operator: "In" | "NotIn" | "Exists" | "DoesNotExist"; values?: string[] };
@@ -163,8 +183,7 @@ function portName(protocol: string, port: number): string {
 
 /**
  * The DaemonSet that serves one Service in hostPort mode. `serviceConfig` must come from parseServiceConfig on the
- * same Service; `nodes` is every node in the cluster (their labels decide node selection; under Local, their
- * address families decide the forwarding sysctls: see forwardingFamilies).
+ * same Service; `nodes` is every node in the cluster (their labels decide node selection).
  *
  * The metadata carries `berth.dev/spec-hash`, a hash of everything else: the reconcile writes only when the live
  * DaemonSet's hash differs (the live object also holds server-filled defaults, so comparing whole objects would
@@ -201,6 +220,7 @@ export function buildDaemonSet(
   const families = forwardingFamilies(serviceConfig);
   if (local) env.push({ name: LB_POD_ENV.families, value: families.map((family) => (family === "ipv4" ? "IPv4" : "IPv6")).join(",") });
 
+  const sysctls = podSysctls(serviceConfig, config);
   const tolerations = sortTolerations([...DEFAULT_TOLERATIONS, ...serviceConfig.tolerations]);
 
   const labels = {
@@ -227,9 +247,8 @@ export function buildDaemonSet(
           automountServiceAccountToken: false,
           // Nothing in the pod uses Service environment variables; without them the environment stays exactly ours.
           enableServiceLinks: false,
-          ...(config.forwardingSysctls
-            ? { securityContext: { sysctls: families.map((family) => ({ name: FORWARDING_SYSCTLS[family], value: "1" })) } }
-            : {}),
+          // Left out when empty, as the API server would drop it (see podSysctls for why IPv4 asks for nothing).
+          ...(sysctls.length > 0 ? { securityContext: { sysctls } } : {}),
           tolerations,
           affinity: {
             nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: nodeSelectorTerms(serviceConfig, nodes) } },
@@ -288,4 +307,65 @@ export function daemonSetHash(daemonSet: V1DaemonSet): string {
 /** The hash recorded on a (live) DaemonSet, if any. */
 export function recordedHash(daemonSet: V1DaemonSet | undefined): string | undefined {
   return daemonSet?.metadata?.annotations?.[DAEMONSET_ANNOTATIONS.specHash];
+}
+
+/**
+ * Where the live DaemonSet no longer says what we applied, as the path of the first difference (for the log), or
+ * undefined when everything we own is as we want it. Our hash annotation alone misses an edit by someone else
+ * (`kubectl edit` of the image, a removed port or toleration) since the annotation stays; comparing whole objects
+ * would always differ, because the API server fills in defaults. So only what the desired object sets is compared
+ * (metadata labels and annotations, the whole spec as we build it):
+ * - an object field we set must be there with an equal value; fields we do not set (server defaults such as
+ *   terminationMessagePath, revisionHistoryLimit, rollingUpdate.maxSurge) are not ours and are ignored;
+ * - a list of objects: each of our entries must match (by these same rules) a distinct live entry, whatever the
+ *   order, so an entry someone added (server-side apply keeps another manager's entries in keyed lists) never
+ *   makes us re-apply forever, while a removed or changed one does;
+ * - a list of scalars (command, values) is ours whole and must be equal, in order;
+ * - an empty list or object we set equals an absent one (the API server drops them).
+ */
+export function ownedFieldsDiffer(live: V1DaemonSet | undefined, desired: V1DaemonSet): string | undefined {
+  if (live === undefined) return "no live DaemonSet";
+  const parts: [string, unknown, unknown][] = [
+    ["metadata.labels", desired.metadata?.labels, live.metadata?.labels],
+    ["metadata.annotations", desired.metadata?.annotations, live.metadata?.annotations],
+    ["spec", desired.spec, live.spec],
+  ];
+  for (const [path, want, have] of parts) {
+    const diff = firstDifference(want, have, path);
+    if (diff !== undefined) return diff;
+  }
+  return undefined;
+}
+
+function isEmpty(value: unknown): boolean {
+  if (value === undefined || value === null) return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return typeof value === "object" && Object.keys(value).length === 0;
+}
+
+function firstDifference(want: unknown, have: unknown, path: string): string | undefined {
+  if (want === undefined) return undefined;
+  if (isEmpty(want) && isEmpty(have)) return undefined;
+  if (Array.isArray(want)) {
+    if (!Array.isArray(have)) return path;
+    if (want.every((item) => typeof item !== "object" || item === null)) {
+      return want.length === have.length && want.every((item, i) => item === have[i]) ? undefined : path;
+    }
+    const unused = new Set(have.map((_, i) => i));
+    for (const [i, item] of want.entries()) {
+      const match = [...unused].find((j) => firstDifference(item, have[j], "") === undefined);
+      if (match === undefined) return `${path}[${i}]`;
+      unused.delete(match);
+    }
+    return undefined;
+  }
+  if (typeof want === "object" && want !== null) {
+    if (typeof have !== "object" || have === null || Array.isArray(have)) return path;
+    for (const [key, value] of Object.entries(want)) {
+      const diff = firstDifference(value, (have as Record<string, unknown>)[key], `${path}.${key}`);
+      if (diff !== undefined) return diff;
+    }
+    return undefined;
+  }
+  return want === have ? undefined : path;
 }

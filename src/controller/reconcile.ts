@@ -17,7 +17,7 @@ import {
   removeOurConditions,
 } from "./conditions.js";
 import { findPortConflicts } from "./conflicts.js";
-import { buildDaemonSet, recordedHash } from "./daemonset.js";
+import { buildDaemonSet, ownedFieldsDiffer, recordedHash } from "./daemonset.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
 import { computeStatus, podTargetNode, statusEquals } from "./status.js";
 import type {
@@ -204,7 +204,7 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   }
   const live = existing.find((ds) => ds.metadata?.name === desiredName);
   const want = recordedHash(desired);
-  if (recordedHash(live) !== want && !pending.daemonSetPending(key, want, recordedHash(live))) {
+  if ((recordedHash(live) !== want || ownedFieldsDiffer(live, desired) !== undefined) && !pending.daemonSetPending(key, want, recordedHash(live))) {
     await client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true });
     pending.appliedDaemonSet(key, want);
     emit(appliedDaemonSetEvent(desired));
@@ -213,7 +213,7 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
 
   const pods = view.podsFor(key).filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined ||
     p.metadata.labels[LABELS.serviceUid] === current.metadata?.uid);
-  const status = computeStatus({ service: current, pods, nodes, endpointSlices: view.endpointSlicesFor(key) });
+  const status = computeStatus({ service: current, serviceConfig: parsed.value, pods, nodes, endpointSlices: view.endpointSlicesFor(key) });
   const conflicts = findPortConflicts({
     service: current,
     daemonSetPods: pods,

@@ -5,14 +5,17 @@
 //   family). k3s chooses cluster-wide: one node with an ExternalIP makes it list only ExternalIPs, silently dropping
 //   every node that has none.
 // - Each family is sorted numerically (10.0.0.9 before 10.0.0.10), not as strings as k3s's sort.Strings does.
-// - The node must exist, be Ready and not be going away, and its lb-pod must be Ready and not terminating; every node
-//   gets a reason, included or not (for logs, Events and tests).
+// - The node must exist, be Ready, not be going away and still be eligible (nodeEligibility, the rule the
+//   DaemonSet's node affinity is built from: a node labelled for exclusion leaves the status at once, not when its
+//   pod is gone), and its lb-pod must be Ready and not terminating; every node gets a reason, included or not (for
+//   logs, Events and tests).
 import type { V1LoadBalancerIngress } from "@kubernetes/client-node";
 
 import { AddressError, compareAddresses, parseIp, type IpAddress } from "../lib/addresses.js";
 import { LABELS } from "../lib/names.js";
 import type { Family } from "../lib/rules/model.js";
-import type { V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
+import { nodeEligibility } from "./daemonset.js";
+import type { ServiceLbConfig, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 
 /** One ingress entry as berth writes it. */
 export interface Ingress {
@@ -28,7 +31,19 @@ export interface NodeDecision {
   node: string;
   included: boolean;
   reason: string;
+  /** The node may not serve this Service (its reason starts with NOT_ELIGIBLE): expected, not trouble. */
+  ineligible?: true;
+  /** The kubelet rejected the node's lb-pod at admission (pod Failed, reason SysctlForbidden): its message. */
+  sysctlForbidden?: string;
+  /** No lb-pod of the node has got past the kubelet's admission yet (none, or every one Pending). */
+  notStarted?: true;
 }
+
+/** Start of the reason of a node that may not serve the Service. */
+export const NOT_ELIGIBLE = "node may not serve this Service: ";
+
+/** The kubelet's pod status reason for a pod asking for a sysctl it does not allow (pkg/kubelet/sysctl). */
+export const SYSCTL_FORBIDDEN = "SysctlForbidden";
 
 export interface ComputedStatus {
   ingress: Ingress[];
@@ -38,6 +53,8 @@ export interface ComputedStatus {
 
 export interface StatusInputs {
   service: V1Service;
+  /** parseServiceConfig's value for the Service (its node pool decides which nodes are eligible). */
+  serviceConfig: Pick<ServiceLbConfig, "nodePool">;
   /** The lb-pods of this Service (selected by the berth.dev/service-* labels); pods of another UID are ignored. */
   pods: readonly V1Pod[];
   nodes: readonly V1Node[];
@@ -48,7 +65,7 @@ export interface StatusInputs {
 /** The EndpointSlice label naming its Service (discovery.k8s.io/v1 LabelServiceName). */
 const ENDPOINTSLICE_SERVICE_LABEL = "kubernetes.io/service-name";
 
-export function computeStatus({ service, pods, nodes, endpointSlices }: StatusInputs): ComputedStatus {
+export function computeStatus({ service, serviceConfig, pods, nodes, endpointSlices }: StatusInputs): ComputedStatus {
   const families = serviceFamilies(service);
   const local = service.spec?.externalTrafficPolicy === "Local";
   const uid = service.metadata?.uid;
@@ -70,8 +87,17 @@ export function computeStatus({ service, pods, nodes, endpointSlices }: StatusIn
   const chosen: IpAddress[] = [];
   const perNode: NodeDecision[] = [];
   for (const name of names) {
-    const decision = decideNode(name, nodesByName.get(name), podsByNode.get(name) ?? [], families, endpointNodes);
-    perNode.push({ node: name, included: decision.addresses !== undefined, reason: decision.reason });
+    const node = nodesByName.get(name);
+    const eligibility = node === undefined ? undefined : nodeEligibility(node, serviceConfig, nodes);
+    const decision: ReturnType<typeof decideNode> = eligibility?.eligible === false
+      ? { reason: `${NOT_ELIGIBLE}${eligibility.reason}` }
+      : decideNode(name, node, podsByNode.get(name) ?? [], families, endpointNodes);
+    perNode.push({
+      node: name, included: decision.addresses !== undefined, reason: decision.reason,
+      ...(eligibility?.eligible === false ? { ineligible: true as const } : {}),
+      ...(decision.sysctlForbidden !== undefined ? { sysctlForbidden: decision.sysctlForbidden } : {}),
+      ...(decision.notStarted ? { notStarted: true as const } : {}),
+    });
     if (decision.addresses) chosen.push(...decision.addresses);
   }
 
@@ -93,15 +119,26 @@ function decideNode(
   pods: V1Pod[],
   families: Family[],
   endpointNodes: Set<string> | undefined,
-): { addresses?: IpAddress[]; reason: string } {
+): { addresses?: IpAddress[]; reason: string; sysctlForbidden?: string; notStarted?: boolean } {
   if (node === undefined) return { reason: "node does not exist" };
   if (node.metadata?.deletionTimestamp) return { reason: "node is being deleted" };
   const ready = node.status?.conditions?.find((condition) => condition.type === "Ready");
   if (ready?.status !== "True") return { reason: `node is not Ready (Ready=${ready?.status ?? "unknown"})` };
-  if (pods.length === 0) return { reason: "no lb-pod of this Service on the node" };
+  if (pods.length === 0) return { reason: "no lb-pod of this Service on the node", notStarted: true };
   const live = pods.filter((pod) => !pod.metadata?.deletionTimestamp);
-  if (live.length === 0) return { reason: `lb-pod ${podNames(pods)} is terminating` };
-  if (!live.some(isPodReady)) return { reason: `lb-pod ${podNames(live)} is not Ready${pendingDetail(live)}` };
+  // A rejected pod being deleted has not got past admission either (notStarted), nor has its replacement.
+  if (live.length === 0) return { reason: `lb-pod ${podNames(pods)} is terminating`, notStarted: pods.every((pod) => pod.status?.phase === "Failed") };
+  const rejected = live.find((pod) => pod.status?.phase === "Failed" && pod.status.reason === SYSCTL_FORBIDDEN);
+  // Rejected unless a pod has got past admission since (the DaemonSet controller replaces a rejected pod, and the
+  // replacement is rejected in turn: a kubelet re-admits nothing).
+  if (rejected && !live.some((pod) => pod.status?.phase === "Running" || pod.status?.phase === "Succeeded")) {
+    const message = rejected.status?.message ?? SYSCTL_FORBIDDEN;
+    return { reason: `lb-pod ${podNames([rejected])} was rejected by the kubelet (${SYSCTL_FORBIDDEN}: ${message})`, sysctlForbidden: message };
+  }
+  if (!live.some(isPodReady)) {
+    const notStarted = live.every((pod) => (pod.status?.phase ?? "Pending") === "Pending");
+    return { reason: `lb-pod ${podNames(live)} is not Ready${pendingDetail(live)}`, notStarted };
+  }
   if (endpointNodes !== undefined && !endpointNodes.has(name)) {
     return { reason: "no ready endpoint of the Service on the node (externalTrafficPolicy Local)" };
   }

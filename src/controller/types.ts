@@ -41,13 +41,11 @@ export interface ControllerConfig {
    */
   hostIpsFieldPath: HostIpsFieldPath;
   /**
-   * Put the forwarding sysctls (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding per Service family) in the lb-pod's
-   * securityContext, as k3s servicelb does. They are "unsafe" sysctls to the kubelet: pods are rejected
-   * (SysctlForbidden) unless it runs with --allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding,
-   * which k3s sets only while its own servicelb is enabled (docs/install-k3s.md) and other distributions do not. false leaves them out: IPv4 forwarding is then
-   * inherited from the node (Linux copies net.ipv4 settings into a new network namespace while
-   * net.core.devconf_inherit_init_net is 0, the default; kubernetes nodes forward), IPv6 forwarding is not, so
-   * IPv6 Services need the sysctls.
+   * Let the lb-pods of a Service with IPv6 ask for net.ipv6.conf.all.forwarding=1 (podSysctls in daemonset.ts): a
+   * new pod namespace starts with IPv6 forwarding off. An "unsafe" sysctl to the kubelet, which rejects such pods
+   * (SysctlForbidden) unless started with --allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding. IPv4 needs nothing:
+   * a new namespace copies the node's net.ipv4 settings (net.core.devconf_inherit_init_net=0, the default), and
+   * Kubernetes nodes forward. false (--no-forwarding-sysctls) is for nodes whose pod namespaces forward IPv6 already.
    */
   forwardingSysctls: boolean;
 }

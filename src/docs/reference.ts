@@ -216,6 +216,10 @@ const NAME_DOCS: Record<string, NameDoc> = {
     sections: ["conditionReasons"], condition: "LoadBalancerReady=False",
     text: "Every node that would serve has one of the Service's ports taken (see the PortConflict condition).",
   },
+  "CONDITION_REASONS.sysctlForbidden": {
+    sections: ["conditionReasons"], condition: "LoadBalancerReady=False",
+    text: "The kubelets reject the lb-pods at admission (`SysctlForbidden`): the Service has IPv6 and its lb-pods ask for `net.ipv6.conf.all.forwarding`, which those kubelets do not allow. The message names the nodes and the kubelet flag that allows it. On a partly serving Service the same sentence is in the `PartiallyServing` message.",
+  },
   "CONDITION_REASONS.portInUse": {
     sections: ["conditionReasons"], condition: "PortConflict=True",
     text: "A port is held on some nodes; the message names node, port and holder (another Service's lb-pod, a hostPort pod, ...).",
@@ -245,6 +249,10 @@ const NAME_DOCS: Record<string, NameDoc> = {
   },
   "EVENT_REASONS.configurationAccepted": { sections: ["eventReasons"], eventType: "Normal", text: "The configuration is valid again and is being applied." },
   "EVENT_REASONS.vipModeUnavailable": { sections: ["eventReasons"], eventType: "Warning", text: "`berth.dev/mode: vip` was asked for; not available in this version." },
+  "EVENT_REASONS.sysctlForbidden": {
+    sections: ["eventReasons"], eventType: "Warning",
+    text: "The kubelets started rejecting the Service's lb-pods (`SysctlForbidden`); one Event for all nodes and rejected pods, naming the nodes and the kubelet flag (`--allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding`).",
+  },
   "EVENT_REASONS.clearedLoadBalancer": {
     sections: ["eventReasons"], eventType: "Normal",
     text: "The Service stopped being berth's (type, class, or the controller's `--ignore-unset-class`): its DaemonSet, berth's conditions and status, and the finalizer were removed.",
@@ -467,11 +475,12 @@ function renderLbPodEnv(inputs: ReferenceInputs, program: Command): string[] {
 }
 
 function renderPodFacts(inputs: ReferenceInputs): string[] {
-  const sysctls = Object.entries(inputs.forwardingSysctls).map(([family, name]) => `${code(name)} (${family === "ipv4" ? "IPv4" : "IPv6"} Services)`);
+  const ipv4 = code(inputs.forwardingSysctls.ipv4 ?? "");
+  const ipv6 = code(inputs.forwardingSysctls.ipv6 ?? "");
   return [
     "Each LoadBalancer Service gets one DaemonSet named `svclb-<service name>-<first 8 characters of its UID>` (the name cut so the whole fits 63 characters) in the controller's namespace. Below is what the controller writes for a Service `default/web` with TCP ports 80 and 443 and `externalTrafficPolicy: Cluster`, with the controller's defaults: this is `buildDaemonSet()`'s output, not a hand-written copy.",
     "",
-    `The pods ask the kubelet for the forwarding sysctls ${sysctls.join(" and ")} in \`securityContext.sysctls\` (one per family of the Service) unless the controller runs with \`--no-forwarding-sysctls\`. The kubelet treats them as unsafe: it must allow them (\`--allowed-unsafe-sysctls\`), or it rejects the pods with \`SysctlForbidden\` (see [install-kubeadm.md](install-kubeadm.md)). hostPorts, \`NET_ADMIN\` and these sysctls put the lb-pods above Pod Security's \`baseline\` level: the namespace they run in must allow \`privileged\`.`,
+    `The lb-pods of an IPv4-only Service ask the kubelet for no sysctl: a new pod network namespace copies the node's ${ipv4}, and every Kubernetes node forwards IPv4, so a stock kubelet runs them. IPv6 forwarding starts at 0 in a new namespace, so the lb-pods of a Service with IPv6 ask for ${ipv6} in \`securityContext.sysctls\` (left out when the controller runs with \`--no-forwarding-sysctls\`, for nodes whose pod namespaces already forward IPv6). The kubelet treats it as unsafe: it must allow it (\`--allowed-unsafe-sysctls=${inputs.forwardingSysctls.ipv6 ?? ""}\`), or it rejects those pods with \`SysctlForbidden\` and the Service's \`LoadBalancerReady\` condition says so (see [install-kubeadm.md](install-kubeadm.md), [install-k3s.md](install-k3s.md)). hostPorts, \`NET_ADMIN\` and that sysctl put the lb-pods above Pod Security's \`baseline\` level: the namespace they run in must allow \`privileged\`.`,
     "",
     "```yaml",
     dump(inputs.exampleDaemonSet, { lineWidth: -1, noRefs: true, sortKeys: false }).trimEnd(),

@@ -4,8 +4,9 @@
 // nodeEligibility, findPortConflicts) so the doctor and the controller can never disagree about what berth does;
 // what the controller cannot see (kubelet rejections, image pulls, crash loops, readiness probes, taints, backends
 // behind the Service) comes from the pods' status and their Events, as `kubectl describe` shows them.
+import { allowSysctlsAdvice, forbiddenSysctlName } from "../controller/conditions.js";
 import { findPortConflicts, type PortConflict } from "../controller/conflicts.js";
-import { DEFAULT_TOLERATIONS, nodeEligibility } from "../controller/daemonset.js";
+import { DEFAULT_TOLERATIONS, FORWARDING_SYSCTLS, nodeEligibility } from "../controller/daemonset.js";
 import { describeProblems, ownership, parseServiceConfig } from "../controller/service-config.js";
 import { isPodReady, podTargetNode } from "../controller/status.js";
 import type { ServiceLbConfig, V1Condition, V1Node, V1Pod, V1Toleration } from "../controller/types.js";
@@ -386,11 +387,17 @@ function podFindings(
   const lbPodEvents = eventsAbout(snapshot, "Pod", (n) => dsNames.some((ds) => n.startsWith(`${ds}-`)))
     .filter((e) => e.reason === SYSCTL_FORBIDDEN);
   if (sysctl.length > 0 || (lbPodEvents.length > 0 && severity === "error")) {
+    // The sysctls the kubelets named (older berth versions also asked for net.ipv4.ip_forward); IPv6's by default.
+    const named = [...sysctl.map((p) => p.detail), ...lbPodEvents.map((e) => e.message ?? "")]
+      .map(forbiddenSysctlName).filter((name): name is string => name !== undefined);
+    const sysctls = named.length > 0 ? [...new Set(named)].sort() : [FORWARDING_SYSCTLS.ipv6];
+    const ready = snapshot.service?.status?.conditions?.find((c) => c.type === CONDITION_TYPES.ready && c.reason === SYSCTL_FORBIDDEN);
     findings.push(finding(REASONS.sysctlForbidden, severity,
-      `the kubelet${sysctl.length > 0 ? ` on ${nodesOf(sysctl)}` : ""} refuses the lb-pods because they set forwarding sysctls it does not allow`,
-      "lb-pods ask for net.ipv4.ip_forward (and net.ipv6.conf.all.forwarding for IPv6) in their securityContext, as k3s servicelb's do. Kubernetes counts these as unsafe sysctls: a kubelet admits such a pod only if it was started with --allowed-unsafe-sysctls naming them (k3s passes that only while its own servicelb is enabled, so not after --disable servicelb; kubeadm and most others never do). It rejects the pod (status Failed, reason SysctlForbidden), the DaemonSet controller replaces it, and the new one is rejected again.",
-      "Either allow the sysctls on every node's kubelet (--allowed-unsafe-sysctls=net.ipv4.ip_forward,net.ipv6.conf.all.forwarding, or allowedUnsafeSysctls in its config file; on k3s a kubelet-arg in /etc/rancher/k3s/config.yaml) and restart it; or run the controller with --no-forwarding-sysctls (the nodes must then forward IPv4 already; IPv6 Services still need the sysctl). docs/install-kubeadm.md has both, step by step.",
+      `the kubelet${sysctl.length > 0 ? ` on ${nodesOf(sysctl)}` : ""} refuses the lb-pods because they set ${sysctls.join(", ")}, which it does not allow`,
+      `A Service with IPv6 needs IPv6 forwarding in its lb-pods, and a new pod network namespace starts with it off, so those lb-pods ask for ${FORWARDING_SYSCTLS.ipv6} in their securityContext (IPv4 Services ask for nothing: a pod namespace copies the node's IPv4 forwarding). Kubernetes counts it as an unsafe sysctl: a kubelet admits such a pod only if it was started with --allowed-unsafe-sysctls naming it (k3s passes it only while its own servicelb is enabled, so not after --disable servicelb; kubeadm and most others never do). It rejects the pod (status Failed, reason SysctlForbidden), the DaemonSet controller replaces it, and the new one is rejected again.`,
+      `Allow it on every node's kubelet and restart the kubelet: ${allowSysctlsAdvice(sysctls)}; docs/install-kubeadm.md and docs/install-k3s.md have it step by step. Or make the Service IPv4-only (spec.ipFamilyPolicy: SingleStack, spec.ipFamilies: [IPv4]). Nodes whose pod namespaces already forward IPv6 can instead run the controller with --no-forwarding-sysctls.`,
       [
+        ...(ready ? [`condition ${ready.type}=${ready.status} (${ready.reason})`] : []),
         ...(sysctl.length > 0 ? details(sysctl) : lbPodEvents.slice(-2).map(eventText)),
         ...eventsAbout(snapshot, "DaemonSet", dsNames).filter((e) => e.reason === "FailedDaemonPod").slice(-1).map(eventText),
       ]));
@@ -435,7 +442,7 @@ function podFindings(
   if (crashes.length > 0) {
     findings.push(finding(REASONS.crashLoopBackOff, severity, `the lb-pod keeps exiting on ${nodesOf(crashes)}`,
       "The lb-pod sets up its forwarding rules when it starts and exits with one line on stderr when it cannot (bad input, a forwarding sysctl that is off, iptables/nft missing or refusing, no NET_ADMIN); the kubelet restarts it with a growing back-off (CrashLoopBackOff).",
-      `Read its last words: kubectl -n ${ns} logs ${crashes[0]?.pod ?? "POD"} --previous. A forwarding sysctl that "is 0": let the pods set it (drop the controller's --no-forwarding-sysctls) or enable forwarding on the node; other lines name the setting or the iptables/nft command that failed.`,
+      `Read its last words: kubectl -n ${ns} logs ${crashes[0]?.pod ?? "POD"} --previous. net.ipv4.ip_forward "is 0": the node does not forward IPv4 (a pod namespace copies the node's value; set net.ipv4.ip_forward=1 on the node, as every Kubernetes node needs). net.ipv6.conf.all.forwarding "is 0": let the pods set it (drop the controller's --no-forwarding-sysctls). Other lines name the setting or the iptables/nft command that failed.`,
       details(crashes)));
   }
 

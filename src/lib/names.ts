@@ -142,6 +142,11 @@ export const CONDITION_REASONS = {
   vipModeUnavailable: "VIPModeUnavailable",
   /** ready=False: every node that would serve has the port taken. */
   portConflict: "PortConflict",
+  /**
+   * ready=False: the kubelets reject the lb-pods at admission for a sysctl they do not allow (IPv6 forwarding); the
+   * message names the nodes and the kubelet flag that allows it.
+   */
+  sysctlForbidden: "SysctlForbidden",
   /** portConflict=True. */
   portInUse: "PortInUse",
   /** portConflict=False. */
@@ -161,7 +166,10 @@ export const EVENT_REASONS = {
   configurationAccepted: "ConfigurationAccepted",
   vipModeUnavailable: "VIPModeUnavailable",
   clearedLoadBalancer: "ClearedLoadBalancer",
+  /** Warning, once per set of nodes and sysctl (not per rejected pod): names the kubelet flag that allows it. */
+  sysctlForbidden: "SysctlForbidden",
 } as const;
+
 
 export type EventType = "Normal" | "Warning";
 

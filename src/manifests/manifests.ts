@@ -74,7 +74,7 @@ function namespace(o: ManifestOptions): Manifest {
     "pod-security.kubernetes.io/enforce":
       "Pod Security Admission: the per-Service lb-pods the controller creates here need the \"privileged\" level.\n" +
       "They hold hostPorts, add NET_ADMIN and NET_RAW (netfilter rules, conntrack, iptables-legacy's raw socket) and\n" +
-      "set the net.ipv4.ip_forward / net.ipv6.conf.all.forwarding sysctls, and the \"baseline\" level forbids all three\n" +
+      "(for Services with IPv6) set the net.ipv6.conf.all.forwarding sysctl, and the \"baseline\" level forbids all three\n" +
       "(https://kubernetes.io/docs/concepts/security/pod-security-standards/). They are never privileged containers\n" +
       "and drop every other capability. The controller's own pods meet \"restricted\". Explicit labels also override a\n" +
       "stricter cluster-wide default (e.g. a CIS-hardened k3s/RKE2 AdmissionConfiguration). audit and warn are set to\n" +

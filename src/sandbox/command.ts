@@ -97,6 +97,7 @@ interface UpFlags {
   dualStack?: boolean;
   demo?: boolean;
   lbIpCapture: boolean;
+  allowedUnsafeSysctls?: string;
   prefix: string;
 }
 
@@ -113,8 +114,23 @@ export function parseUpFlags(flags: UpFlags): UpSettings {
     nodes,
     dualStack: flags.dualStack === true,
     captureLoadBalancerIps: flags.lbIpCapture,
+    ...(flags.allowedUnsafeSysctls !== undefined ? { allowedUnsafeSysctls: parseSysctlPatterns(flags.allowedUnsafeSysctls) } : {}),
   };
   return { options, demo: flags.demo === true };
+}
+
+/**
+ * --allowed-unsafe-sysctls a,b: sysctl names or prefixes ending in `*`, as the kubelet's flag takes them
+ * (pkg/kubelet/sysctl: a pattern is a sysctl name, or a prefix followed by `*`).
+ */
+export function parseSysctlPatterns(value: string): string[] {
+  const patterns = value.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  for (const pattern of patterns) {
+    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.?\*)?$/i.test(pattern)) {
+      throw new UsageError(`invalid --allowed-unsafe-sysctls entry ${JSON.stringify(pattern)}: expected a sysctl name such as net.ipv6.conf.all.forwarding, or a prefix ending in * such as net.ipv6.*`);
+    }
+  }
+  return patterns;
 }
 
 /** --prefix: the layout's rule (a lowercase letter, then up to 16 lowercase letters or digits), checked up front. */
@@ -195,6 +211,7 @@ export function sandboxCommand(): Command {
     .option("--dual-stack", "IPv4 and IPv6 everywhere (LAN, pods, Services)")
     .option("--demo", "deploy the demo app behind a LoadBalancer Service and show its answer from every EXTERNAL-IP")
     .option("--no-lb-ip-capture", "the kube-proxy stand-in does not capture LoadBalancer IPs (as kube-proxy with ipMode Proxy)")
+    .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones, comma-separated (names or prefixes ending in *), as the kubelet flag; without it an IPv6 Service's lb-pods are rejected, as on a stock kubelet")
     .option(...prefixOption)
     .action(async (flags: UpFlags) => {
       const settings = parseUpFlags(flags);
@@ -242,6 +259,7 @@ export function sandboxCommand(): Command {
     .option("--nodes <n>", "number of nodes", "3")
     .option("--dual-stack", "IPv4 and IPv6")
     .option("--no-lb-ip-capture", "do not capture LoadBalancer IPs")
+    .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones")
     .option("--ready-fd <fd>", "file descriptor to report `ready` or `failed: reason` on, then close")
     .option(...prefixOption)
     .action(async (flags: UpFlags & { readyFd?: string }) => {

@@ -32,6 +32,8 @@ const SHELL_IMAGE = "berth.test/shell:dev";
 const PREFIX = `bsk${process.pid}`;
 
 const runner = systemRunner();
+/** The host's IPv4 forwarding, read before any test: the sandbox gives pods a node's value without changing it. */
+const hostForwarding = readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
 
 function images(image: string): ContainerImage | undefined {
   const pathDirs = [BIN, dirname(process.execPath)];
@@ -183,10 +185,13 @@ async function eventFor(client: KubeClient, namespace: string, uid: string, reas
 }
 
 /** A LoadBalancer Service and the DaemonSet the controller would write for it. */
-async function lbDaemonSet(env: Env, name: string, port: number, policy: "Local" | "Cluster"): Promise<V1DaemonSet> {
+async function lbDaemonSet(env: Env, name: string, port: number, policy: "Local" | "Cluster", dualStack = false): Promise<V1DaemonSet> {
   const svc = await env.client.create<V1Service>(Resources.services, {
     metadata: { name, namespace: "default" },
-    spec: { type: "LoadBalancer", externalTrafficPolicy: policy, selector: { app: name }, ports: [{ port, protocol: "TCP", targetPort: 8080 }] },
+    spec: {
+      type: "LoadBalancer", externalTrafficPolicy: policy, selector: { app: name }, ports: [{ port, protocol: "TCP", targetPort: 8080 }],
+      ...(dualStack ? { ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"] } : {}),
+    },
   });
   const config = defaultControllerConfig({ lbPodImage: LB_IMAGE });
   const parsed = parseServiceConfig(svc, config);
@@ -241,7 +246,8 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     assert.deepEqual(await namespaces(), []);
   });
 
-  it("runs the controller's lb-pod DaemonSet on every node: Ready from its real probe, downward-API env, per-pod /run/berth, pod sysctls", async () => {
+  it("runs an IPv4 Service's lb-pod DaemonSet on a stock kubelet: admitted, Ready from its real probe, downward-API env, per-pod /run/berth", async () => {
+    // No --allowed-unsafe-sysctls: the IPv4 lb-pod asks for no sysctl and must be admitted as it is.
     env = await startEnv();
     const e = env;
     const ds = await lbDaemonSet(e, "web", 80, "Local");
@@ -267,9 +273,12 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       assert.match(environ.BERTH_PORTS ?? "", /^tcp:80:\d+$/);
       assert.ok((environ.PATH ?? "").startsWith(`${BIN}:`), environ.PATH);
 
-      // The pod's sysctls are set in its namespace (a fresh namespace starts with forwarding off).
-      const forward = await runner.run("cat", ["/proc/sys/net/ipv4/ip_forward"], { netns: podNs(pod) });
-      assert.equal(forward.stdout.trim(), "1");
+      // No sysctl asked for; the pod namespace starts as on a real node: IPv4 forwarding on (copied from a node that
+      // forwards), IPv6 forwarding off; the host's own setting is left as it was.
+      assert.equal(pod.spec?.securityContext?.sysctls, undefined);
+      const forward = await runner.run("cat", ["/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"], { netns: podNs(pod) });
+      assert.deepEqual(forward.stdout.trim().split("\n"), ["1", "0"]);
+      assert.equal(readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim(), hostForwarding);
       // The rules are in the pod's namespace, not on its node.
       const rules = await runner.run("iptables-save", ["-t", "nat"], { netns: podNs(pod) });
       assert.match(rules.stdout, new RegExp(`--to-destination ${node.lanIps[0]}:`));
@@ -556,14 +565,14 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     assert.ok(!events.items.some((ev) => ev.reason === "FailedScheduling"), "a FailedScheduling Event was written");
   });
 
-  it("a kubelet without --allowed-unsafe-sysctls rejects the lb-pod (Failed, SysctlForbidden, Event) and nothing runs", async () => {
-    env = await startEnv(1, { allowedUnsafeSysctls: [] });
+  it("a kubelet without --allowed-unsafe-sysctls rejects a dual-stack Service's lb-pod (Failed, SysctlForbidden, Event) and nothing runs", async () => {
+    env = await startEnv(1, { dualStack: true });
     const e = env;
-    const ds = await lbDaemonSet(e, "web", 80, "Cluster");
+    const ds = await lbDaemonSet(e, "web", 80, "Cluster", true);
     const selector = `berth.dev/daemonset=${ds.metadata?.name}`;
     const pod = await waitFor("a rejected pod", async () => (await podsOf(e.client, NS, selector)).find((p) => p.status?.phase === "Failed"));
     assert.equal(pod.status?.reason, "SysctlForbidden");
-    assert.equal(pod.status?.message, 'Pod was rejected: forbidden sysctl: "net.ipv4.ip_forward" not allowlisted');
+    assert.equal(pod.status?.message, 'Pod was rejected: forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted');
     const rejected = await eventFor(e.client, NS, pod.metadata?.uid ?? "", "SysctlForbidden");
     assert.equal(rejected.type, "Warning");
     assert.ok(!(await namespaces()).includes(podNs(pod)));

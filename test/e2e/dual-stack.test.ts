@@ -41,7 +41,9 @@ describe("e2e: dual-stack sandbox, then sandbox down", function () {
     this.timeout(180_000);
     rulesBefore = await hostRules();
     linksBefore = await hostLinks();
-    sandbox = await Sandbox.up(e2ePrefix("c"), { nodes: 2, dualStack: true });
+    // IPv6 forwarding in a pod needs net.ipv6.conf.all.forwarding, which a kubelet admits only when told to (as
+    // docs/install-kubeadm.md tells users to); test/e2e/sysctl-admission.test.ts runs without it.
+    sandbox = await Sandbox.up(e2ePrefix("c"), { nodes: 2, dualStack: true, allowedUnsafeSysctls: ["net.ipv6.conf.all.forwarding"] });
     await setUpOrDump(sandbox, async (s) => {
       await s.create(appDaemonSet("web"));
       await s.waitForReadyPods("app=web", 2);

@@ -86,7 +86,9 @@ async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBi
   mkdirSync(o.paths.logs, { recursive: true, mode: 0o700 });
   const out = openSync(o.paths.supervisorLog, "w");
   const args = [o.cli, "sandbox", "run", "--prefix", options.prefix, "--nodes", String(options.nodes), "--ready-fd", "3",
-    ...(options.dualStack ? ["--dual-stack"] : []), ...(options.captureLoadBalancerIps ? [] : ["--no-lb-ip-capture"])];
+    ...(options.dualStack ? ["--dual-stack"] : []), ...(options.captureLoadBalancerIps ? [] : ["--no-lb-ip-capture"]),
+    ...(options.allowedUnsafeSysctls !== undefined && options.allowedUnsafeSysctls.length > 0
+      ? ["--allowed-unsafe-sysctls", options.allowedUnsafeSysctls.join(",")] : [])];
   // detached: its own session and process group, so it outlives this command and a Ctrl-C in this terminal.
   const child = spawn(o.nodeBinary, args, { detached: true, stdio: ["ignore", out, out, "pipe"], cwd: "/" });
   closeSync(out);

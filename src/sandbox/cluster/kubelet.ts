@@ -51,8 +51,8 @@ export interface KubeletOptions {
   probePeriodMs?: number;
   /**
    * `--allowed-unsafe-sysctls`: sysctl names or `prefix*` patterns a pod may set besides the safe ones; a pod asking
-   * for another is rejected (phase Failed, reason SysctlForbidden) as a kubelet does. Default: every sysctl allowed
-   * (as a kubelet started with the lb-pods' forwarding sysctls allowed, like k3s with its servicelb enabled).
+   * for another is rejected (phase Failed, reason SysctlForbidden) as a kubelet does. Default: none, as a stock
+   * kubelet (kubeadm's, or k3s's with its servicelb disabled), so tests see what users see.
    */
   allowedUnsafeSysctls?: string[];
   /** Longest grace stop() gives a container before SIGKILL; default 5000 ms. */
@@ -302,7 +302,7 @@ export class KubeletStandIn {
       }
       if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
       if (!runtime) {
-        const forbidden = forbiddenSysctl(pod, this.o.allowedUnsafeSysctls);
+        const forbidden = forbiddenSysctl(pod, this.o.allowedUnsafeSysctls ?? []);
         if (forbidden !== undefined) {
           await this.reject(pod, "SysctlForbidden", forbidden);
           continue;

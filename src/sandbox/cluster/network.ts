@@ -37,6 +37,19 @@ const NODE_SYSCTLS: Record<string, string> = {
   "net.ipv6.conf.all.forwarding": "1",
 };
 
+/**
+ * What a pod namespace starts with on a real node. Linux copies net.ipv4 settings into a new network namespace from
+ * the host's (init_net's, with the default net.core.devconf_inherit_init_net=0), not from the namespace that
+ * creates it, and every Kubernetes node forwards IPv4: so a real pod starts with IPv4 forwarding on, and IPv6
+ * forwarding off (net.ipv6 always starts at its default) unless the pod's sysctls set it. The machines the sandbox
+ * runs on have ip_forward=0, which our pods would copy; the sandbox must not change the host, so it gives each pod
+ * namespace the real node's value here (docs/architecture.md, "hostPort mode"). Pod sysctls are applied after this
+ * by the kubelet stand-in, as a container runtime applies them to the new sandbox.
+ */
+const POD_SYSCTLS: Record<string, string> = {
+  "net.ipv4.ip_forward": "1",
+};
+
 /** Pod host numbers: .1 is the gateway, .255 the IPv4 broadcast; the same number is used in both families. */
 const FIRST_POD_HOST = 2;
 const LAST_POD_HOST = 254;
@@ -148,7 +161,7 @@ export class SandboxNetwork implements PodNetwork {
       await deleteNamespaces([ns], runner);
       await runner.run("ip", ["-n", node.ns, "link", "delete", veth]);
       await runChecked(runner, "ip", ["netns", "add", ns]);
-      await this.sysctls(ns, COMMON_SYSCTLS);
+      await this.sysctls(ns, { ...COMMON_SYSCTLS, ...POD_SYSCTLS });
       await runChecked(runner, "ip", ["-n", node.ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
       const nodeSide = [`link set ${veth} up`];
       const podSide = ["link set eth0 up"];

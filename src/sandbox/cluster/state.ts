@@ -29,6 +29,11 @@ export interface SandboxOptions {
   dualStack: boolean;
   /** The kube-proxy stand-in captures traffic to LoadBalancer ingress IPs (as kube-proxy does) unless false. */
   captureLoadBalancerIps: boolean;
+  /**
+   * The kubelets' --allowed-unsafe-sysctls (names, or prefixes ending in `*`). Absent or empty: only the safe
+   * sysctls, as a stock kubelet, so an lb-pod of a Service with IPv6 is rejected (SysctlForbidden).
+   */
+  allowedUnsafeSysctls?: string[];
 }
 
 export interface SandboxState {

@@ -256,6 +256,8 @@ export class Supervisor {
       logDir: containerLogs,
       podsDir: join(paths.dir, "pods"),
       probePeriodMs: SANDBOX_PROBE_PERIOD_MS,
+      // A stock kubelet's admission (its safe sysctls only) unless `up --allowed-unsafe-sysctls` says otherwise.
+      allowedUnsafeSysctls: this.o.allowedUnsafeSysctls ?? [],
       runner,
       log: fileLog(this.logPath("kubelet")),
     });
@@ -265,8 +267,8 @@ export class Supervisor {
     const cli = join(this.o.repoDir, "dist", "cli.js");
     const controller = new ControllerProcess({
       command: this.o.nodeBinary,
-      // Forwarding sysctls stay on (the default): the kubelet stand-in applies pod sysctls as a kubelet started with
-      // --allowed-unsafe-sysctls would, so the DaemonSets are exactly what a k3s cluster gets.
+      // The default flags, as `berth manifests` installs it: IPv4 lb-pods ask for no sysctl, those of a Service with
+      // IPv6 ask for net.ipv6.conf.all.forwarding, which the kubelet stand-in admits only if told to.
       args: (port) => [cli, "controller", "--kubeconfig", paths.kubeconfig, "--no-leader-elect", "--listen", `127.0.0.1:${port}`, "--lb-image", SANDBOX_LB_IMAGE],
       logPath: this.logPath("controller"),
       log: this.log,
@@ -286,7 +288,10 @@ export class Supervisor {
       logDir: paths.logs,
       startedAt: new Date().toISOString(),
       ...(this.controllerNow !== undefined ? { controllerPid: this.controllerNow.pid, controllerUrl: this.controllerNow.url } : {}),
-      options: { prefix: this.o.prefix, nodes: this.o.nodes, dualStack: this.o.dualStack, captureLoadBalancerIps: this.o.captureLoadBalancerIps },
+      options: {
+        prefix: this.o.prefix, nodes: this.o.nodes, dualStack: this.o.dualStack, captureLoadBalancerIps: this.o.captureLoadBalancerIps,
+        ...(this.o.allowedUnsafeSysctls !== undefined ? { allowedUnsafeSysctls: this.o.allowedUnsafeSysctls } : {}),
+      },
       layout,
     };
     writeState(paths, this.state);

@@ -243,7 +243,7 @@ describe("berth doctor against the sandbox API server", function () {
     const pods = await lbPods(env, "web", 2);
     await env.kubelet.settled();
     env.kubelet.stop();
-    const message = "forbidden sysctl: \"net.ipv4.ip_forward\" not allowlisted";
+    const message = "forbidden sysctl: \"net.ipv6.conf.all.forwarding\" not allowlisted";
     for (const pod of pods) {
       // pkg/kubelet rejectPod: phase Failed, reason SysctlForbidden, message "Pod was rejected: ...", and an Event.
       await mergePatch(env.client, `${PODS}/${pod.metadata.name}/status`, {
@@ -253,7 +253,8 @@ describe("berth doctor against the sandbox API server", function () {
     }
     const d = await doctorSays("web", REASONS.sysctlForbidden);
     assert.match(d.headline, /the kubelet on nodes n1 and n2 refuses the lb-pods/);
-    assert.match(mainText(d), /--allowed-unsafe-sysctls=net\.ipv4\.ip_forward,net\.ipv6\.conf\.all\.forwarding/);
+    assert.match(mainText(d), /--allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding \(kubeadm: allowedUnsafeSysctls/);
+    assert.match(mainText(d), /--kubelet-arg=allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding/);
     assert.match(mainText(d), /Pod was rejected: forbidden sysctl/);
   });
 

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 
-import { decideConditions, truncate, type ConditionInputs } from "../../../src/controller/conditions.js";
+import { decideConditions, describeSysctlRejection, truncate, type ConditionInputs } from "../../../src/controller/conditions.js";
 import type { ConflictReport } from "../../../src/controller/conflicts.js";
 import { ownership, parseServiceConfig } from "../../../src/controller/service-config.js";
 import type { ComputedStatus } from "../../../src/controller/status.js";
@@ -25,6 +25,13 @@ const partly: ComputedStatus = {
   ],
 };
 const waiting: ComputedStatus = { ingress: [], perNode: [{ node: "a", included: false, reason: "lb-pod p-a is not Ready" }] };
+const REJECTED = 'Pod was rejected: forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted';
+const rejectedOn = (...nodes: string[]): ComputedStatus => ({
+  ingress: [],
+  perNode: nodes.map((n) => ({ node: n, included: false, reason: `lb-pod p-${n} was rejected by the kubelet (SysctlForbidden: ${REJECTED})`, sysctlForbidden: REJECTED })),
+});
+const FLAG = /--allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding \(kubeadm: allowedUnsafeSysctls in the KubeletConfiguration; k3s: --kubelet-arg=allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding\)/;
+const noConflict: ConflictReport = { conflicts: [], competingServices: [] };
 const conflictOnB: ConflictReport = {
   conflicts: [{ node: "b", protocol: "tcp", port: 80, holder: { kind: "pod", pod: "infra/nginx" }, description: "TCP/80 on node b: held by pod infra/nginx" }],
   competingServices: [],
@@ -233,6 +240,71 @@ describe("controller: conditions and Events", () => {
       events: [{ type: "Warning", reason: "VIPModeUnavailable" }],
     },
     {
+      name: "kubelets rejecting the lb-pods (SysctlForbidden): Ready=False naming the nodes and the kubelet flag, one Warning",
+      in: inputs(service(), { status: rejectedOn("a", "b"), conflicts: noConflict }),
+      want: [
+        { type: "berth.dev/LoadBalancerReady", status: "False", reason: "SysctlForbidden", message: /^The kubelet on nodes a, b rejects this Service's lb-pods/ },
+        { type: "berth.dev/PortConflict", status: "False", reason: "NoConflict" },
+      ],
+      events: [{ type: "Warning", reason: "SysctlForbidden", message: FLAG }],
+    },
+    {
+      name: "SysctlForbidden: another node rejecting too updates the condition, and adds no Event",
+      in: inputs(withStatus(service(), [
+        cond("berth.dev/LoadBalancerReady", "False", "SysctlForbidden", "The kubelet on node a rejects this Service's lb-pods (...)"),
+        cond("berth.dev/PortConflict", "False", "NoConflict", "No port this Service needs is held by anything else."),
+      ]), { status: rejectedOn("a", "b"), conflicts: noConflict }),
+      want: [
+        { type: "berth.dev/LoadBalancerReady", status: "False", reason: "SysctlForbidden", message: /nodes a, b/ },
+        { type: "berth.dev/PortConflict", status: "False", reason: "NoConflict" },
+      ],
+      events: [],
+      changed: true,
+    },
+    {
+      name: "SysctlForbidden: while a rejected pod's replacement waits for the kubelet, the condition stays as it is",
+      in: inputs(withStatus(service(), [
+        cond("berth.dev/LoadBalancerReady", "False", "SysctlForbidden", "The kubelet on node a rejects this Service's lb-pods (x)"),
+        cond("berth.dev/PortConflict", "False", "NoConflict", "No port this Service needs is held by anything else."),
+      ]), {
+        status: { ingress: [], perNode: [
+          { node: "a", included: false, reason: "lb-pod p-a2 is not Ready", notStarted: true },
+          { node: "b", included: false, reason: "no lb-pod of this Service on the node", notStarted: true },
+        ] },
+        conflicts: noConflict,
+      }),
+      want: [
+        { type: "berth.dev/LoadBalancerReady", status: "False", reason: "SysctlForbidden", message: /^The kubelet on node a rejects this Service's lb-pods \(x\)$/ },
+        { type: "berth.dev/PortConflict", status: "False", reason: "NoConflict" },
+      ],
+      events: [],
+      changed: false,
+    },
+    {
+      name: "SysctlForbidden on some nodes only: PartiallyServing, the fix first, and one Warning",
+      in: inputs(service(), {
+        status: { ingress: serving.ingress, perNode: [...serving.perNode, ...rejectedOn("b").perNode] },
+        conflicts: noConflict,
+      }),
+      want: [
+        { type: "berth.dev/LoadBalancerReady", status: "True", reason: "PartiallyServing", message: /^Serving on 192\.168\.1\.11\. The kubelet on node b rejects/ },
+        { type: "berth.dev/PortConflict", status: "False", reason: "NoConflict" },
+      ],
+      events: [{ type: "Normal", reason: "UpdatedLoadBalancer" }, { type: "Warning", reason: "SysctlForbidden", message: FLAG }],
+    },
+    {
+      name: "a node that may not serve (labelled for exclusion) is not trouble: Serving, not PartiallyServing",
+      in: inputs(service(), {
+        status: { ingress: serving.ingress, perNode: [...serving.perNode, { node: "b", included: false, ineligible: true, reason: "node may not serve this Service: labelled x" }] },
+        conflicts: noConflict,
+      }),
+      want: [
+        { type: "berth.dev/LoadBalancerReady", status: "True", reason: "Serving" },
+        { type: "berth.dev/PortConflict", status: "False", reason: "NoConflict" },
+      ],
+      events: [{ type: "Normal", reason: "UpdatedLoadBalancer" }],
+    },
+    {
       name: "not ours any more: our conditions are removed, others' kept, no Event",
       in: {
         service: withStatus(service({ spec: { type: "ClusterIP" } }), [cond("berth.dev/LoadBalancerReady", "True", "Serving"), cond("example.com/Other", "True", "X")]),
@@ -267,6 +339,13 @@ describe("controller: conditions and Events", () => {
     assert.deepEqual(byType["berth.dev/PortConflict"]?.lastTransitionTime, nowSeconds, "whole seconds, as metav1.Time stores them");
     assert.equal(byType["berth.dev/LoadBalancerReady"]?.observedGeneration, 7);
     assert.equal(decision.conditionsChanged, true);
+  });
+
+  it("names a few nodes and a count, so the kubelet flag survives on a cluster of any size", () => {
+    const nodes = Array.from({ length: 200 }, (_, i) => `worker-node-with-a-long-name-${i}`);
+    const message = describeSysctlRejection(rejectedOn(...nodes).perNode) ?? "";
+    assert.match(message, /and 195 more/);
+    assert.match(truncate(message), FLAG);
   });
 
   it("cuts long messages to fit an Event (1 KiB)", () => {

@@ -34,6 +34,9 @@ async function runLikeThePod(stateDir: string, backend: string, capabilities: st
   const caps = capabilities.map((c) => `+${c.toLowerCase()}`).join(",");
   const berth = `node --import tsx src/cli.ts lb-pod`;
   const script = [
+    // What a real node gives a new pod namespace: a copy of its own IPv4 forwarding, which is on (every Kubernetes
+    // node forwards). This machine's host runs with ip_forward=0, and `unshare -n` copies the host's value.
+    "sysctl -qw net.ipv4.ip_forward=1 || exit 10",
     ...sysctls.map((s) => `sysctl -qw ${s.name}=${s.value} || exit 10`),
     `exec setpriv --inh-caps=-all,${caps} --ambient-caps=-all,${caps} --bounding-set=-all,${caps} -- sh -c '` +
       `${berth} apply --backend ${backend} --state-dir ${stateDir} && ${berth} check --backend ${backend} --state-dir ${stateDir}'`,

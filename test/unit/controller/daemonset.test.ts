@@ -6,6 +6,7 @@ import {
   daemonSetName,
   nodeEligibility,
   nodeSelectorTerms,
+  ownedFieldsDiffer,
   recordedHash,
 } from "../../../src/controller/daemonset.js";
 import { parseServiceConfig } from "../../../src/controller/service-config.js";
@@ -78,7 +79,6 @@ describe("controller: the desired DaemonSet", () => {
             priorityClassName: "system-node-critical",
             automountServiceAccountToken: false,
             enableServiceLinks: false,
-            securityContext: { sysctls: [{ name: "net.ipv4.ip_forward", value: "1" }] },
             tolerations: [
               { key: "CriticalAddonsOnly", operator: "Exists" },
               { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
@@ -154,36 +154,38 @@ describe("controller: the desired DaemonSet", () => {
   });
 
   const sysctlRows = [
-    { name: "sets only IPv4 forwarding for an IPv4 Service", families: ["IPv4"], ips: ["10.43.0.10"], want: ["net.ipv4.ip_forward"] },
     {
-      name: "sets only IPv6 forwarding for an IPv6 Service (no sysctl for an unused family: it may be disabled in the kernel)",
+      name: "asks for no sysctl for an IPv4 Service (a new pod namespace copies the node's IPv4 forwarding; a stock kubelet admits it)",
+      families: ["IPv4"], ips: ["10.43.0.10"], want: [],
+    },
+    {
+      name: "asks only for IPv6 forwarding for an IPv6 Service (it starts at 0 in a new namespace)",
       families: ["IPv6"], ips: ["fd00::a"], want: ["net.ipv6.conf.all.forwarding"],
     },
     {
-      name: "sets both for a dual-stack Service, in a fixed order whatever the family order",
-      families: ["IPv6", "IPv4"], ips: ["fd00::a", "10.43.0.10"], want: ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"],
+      name: "asks only for IPv6 forwarding for a dual-stack Service, whatever the family order",
+      families: ["IPv6", "IPv4"], ips: ["fd00::a", "10.43.0.10"], want: ["net.ipv6.conf.all.forwarding"],
     },
   ];
   for (const row of sysctlRows) {
     it(row.name, () => {
       const ds = build(service({ spec: { ipFamilies: row.families, clusterIPs: row.ips } }));
-      assert.deepEqual(ds.spec?.template.spec?.securityContext?.sysctls, row.want.map((name) => ({ name, value: "1" })));
+      const sysctls = ds.spec?.template.spec?.securityContext?.sysctls;
+      if (row.want.length === 0) assert.equal(ds.spec?.template.spec?.securityContext, undefined);
+      else assert.deepEqual(sysctls, row.want.map((name) => ({ name, value: "1" })));
     });
   }
 
   const dualStackNode = node("n1", { addresses: [{ type: "InternalIP", address: "192.168.1.11" }, { type: "InternalIP", address: "fd00::11" }] });
-  it("Local: an IPv4 Service on dual-stack nodes touches only IPv4 (BERTH_FAMILIES filters status.hostIPs)", () => {
+  it("Local: an IPv4 Service on dual-stack nodes touches only IPv4 (BERTH_FAMILIES filters status.hostIPs) and asks for no sysctl", () => {
     const ds = build(local, [dualStackNode]);
-    assert.deepEqual(ds.spec?.template.spec?.securityContext?.sysctls, [{ name: "net.ipv4.ip_forward", value: "1" }]);
+    assert.equal(ds.spec?.template.spec?.securityContext, undefined);
     assert.equal(envOf(ds).BERTH_FAMILIES, "IPv4");
   });
-  it("Cluster: only the Service's families, whatever the nodes have", () => {
-    const sysctls = build(service(), [dualStackNode]).spec?.template.spec?.securityContext?.sysctls;
-    assert.deepEqual(sysctls, [{ name: "net.ipv4.ip_forward", value: "1" }]);
-  });
 
-  it("leaves the sysctls out when told to (kubelets that refuse unsafe sysctls)", () => {
-    const spec = build(service(), [node("n1")], { forwardingSysctls: false }).spec?.template.spec;
+  it("--no-forwarding-sysctls leaves the IPv6 one out too (for nodes whose pod namespaces already forward IPv6)", () => {
+    const dual = service({ spec: { ipFamilies: ["IPv4", "IPv6"], clusterIPs: ["10.43.0.10", "fd00::a"] } });
+    const spec = build(dual, [node("n1")], { forwardingSysctls: false }).spec?.template.spec;
     assert.equal(spec?.securityContext, undefined);
   });
 
@@ -362,4 +364,66 @@ describe("controller: which nodes serve", () => {
       }
     });
   }
+});
+
+describe("controller: is the live DaemonSet still ours as we applied it", () => {
+  const desired = build(service({ spec: { ports: [{ protocol: "TCP", port: 80 }, { protocol: "UDP", port: 53 }] } }));
+  /** What the API server gives back: our object plus its defaults, in its own key order. */
+  function asServed(ds: V1DaemonSet): V1DaemonSet {
+    const copy = structuredClone(ds) as V1DaemonSet & { spec: { template: { spec: Record<string, unknown> } } };
+    const spec = copy.spec as unknown as Record<string, unknown>;
+    spec.revisionHistoryLimit = 10;
+    (spec.updateStrategy as { rollingUpdate: Record<string, unknown> }).rollingUpdate.maxSurge = 0;
+    const pod = copy.spec.template.spec;
+    Object.assign(pod, { restartPolicy: "Always", dnsPolicy: "ClusterFirst", schedulerName: "default-scheduler", terminationGracePeriodSeconds: 30 });
+    const c = (pod.containers as unknown as Record<string, unknown>[])[0] as Record<string, unknown>;
+    Object.assign(c, { terminationMessagePath: "/dev/termination-log", terminationMessagePolicy: "File", resources: {} });
+    Object.assign(c.readinessProbe as object, { successThreshold: 1 });
+    Object.assign(copy.metadata as object, { uid: "u", resourceVersion: "7", generation: 1, creationTimestamp: "2026-01-01T00:00:00Z" });
+    return copy;
+  }
+  const edit = (change: (pod: Record<string, unknown>, c: Record<string, unknown>) => void): V1DaemonSet => {
+    const live = asServed(desired);
+    const pod = live.spec?.template.spec as unknown as Record<string, unknown>;
+    change(pod, (pod.containers as Record<string, unknown>[])[0] as Record<string, unknown>);
+    return live;
+  };
+
+  const rows: { name: string; live: V1DaemonSet | undefined; differs: string | undefined }[] = [
+    { name: "the API server's defaults are not a difference", live: asServed(desired), differs: undefined },
+    {
+      name: "an entry someone else added to a list is not ours (no re-apply loop)",
+      live: edit((pod) => (pod.tolerations as unknown[]).push({ key: "extra", operator: "Exists" })),
+      differs: undefined,
+    },
+    { name: "list entries in another order are the same", live: edit((pod) => (pod.tolerations as unknown[]).reverse()), differs: undefined },
+    { name: "an edited image", live: edit((_, c) => { c.image = "evil:1"; }), differs: "spec.template.spec.containers[0]" },
+    { name: "a removed port", live: edit((_, c) => { (c.ports as unknown[]).pop(); }), differs: "spec.template.spec.containers[0]" },
+    { name: "a dropped toleration", live: edit((pod) => { (pod.tolerations as unknown[]).shift(); }), differs: "spec.template.spec.tolerations[0]" },
+    { name: "a changed command (scalar lists are ours whole)", live: edit((_, c) => { (c.command as string[]).push("--debug"); }), differs: "spec.template.spec.containers[0]" },
+    {
+      name: "a removed label",
+      live: (() => { const l = asServed(desired); delete (l.metadata?.labels as Record<string, string>)["app.kubernetes.io/managed-by"]; return l; })(),
+      differs: "metadata.labels.app.kubernetes.io/managed-by",
+    },
+    {
+      name: "a changed update strategy",
+      live: (() => { const l = asServed(desired); (l.spec as { updateStrategy: unknown }).updateStrategy = { type: "OnDelete" }; return l; })(),
+      differs: "spec.updateStrategy.type",
+    },
+    { name: "no live DaemonSet", live: undefined, differs: "no live DaemonSet" },
+  ];
+  for (const row of rows) {
+    it(row.name, () => {
+      assert.equal(ownedFieldsDiffer(row.live, desired), row.differs);
+    });
+  }
+
+  it("an empty list we would set equals the field the API server left out", () => {
+    const want = structuredClone(desired);
+    (want.spec?.template.spec as { volumes: unknown[] }).volumes = [];
+    const live = asServed(desired);
+    delete (live.spec?.template.spec as { volumes?: unknown }).volumes;
+    assert.equal(ownedFieldsDiffer(live, want), undefined);
+  });
 });

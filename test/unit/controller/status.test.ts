@@ -39,6 +39,14 @@ function slice(endpoints: { node: string; ready?: boolean | null; serving?: bool
   };
 }
 
+const REJECTION = 'Pod was rejected: forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted';
+
+/** A pod as the kubelet leaves it after refusing it at admission (pkg/kubelet rejectPod). */
+function rejected(name: string, nodeName: string): V1Pod {
+  const p = pod(name, { node: nodeName, labels: lbLabels });
+  return { ...p, status: { phase: "Failed", reason: "SysctlForbidden", message: REJECTION } };
+}
+
 const local = service({ spec: { externalTrafficPolicy: "Local", ports: [{ protocol: "TCP", port: 80, nodePort: 30080 }] } });
 const dual = (families: string[]) => service({ spec: { ipFamilies: families, clusterIPs: families.map((f) => (f === "IPv4" ? "10.43.0.10" : "fd00:43::a")) } });
 
@@ -49,6 +57,8 @@ describe("controller: Service status", () => {
     nodes: V1Node[];
     pods: V1Pod[];
     slices?: V1EndpointSlice[];
+    /** The Service's node pool (berth.dev/pool), when pinned. */
+    pool?: string;
     ingress: string[];
     perNode?: NodeDecision[];
   }[] = [
@@ -67,7 +77,7 @@ describe("controller: Service status", () => {
       nodes: [node("a")],
       pods: [],
       ingress: [],
-      perNode: [{ node: "a", included: false, reason: "no lb-pod of this Service on the node" }],
+      perNode: [{ node: "a", included: false, reason: "no lb-pod of this Service on the node", notStarted: true }],
     },
     {
       name: "prefers a node's ExternalIP, per node: a node without one still counts with its InternalIP (k3s drops it)",
@@ -167,7 +177,7 @@ describe("controller: Service status", () => {
       pods: [pod("p-a", { targetNode: "a", ready: false, labels: lbLabels, unschedulable: "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports." })],
       ingress: [],
       perNode: [{
-        node: "a", included: false,
+        node: "a", included: false, notStarted: true,
         reason: "lb-pod p-a is not Ready (Unschedulable: 0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.)",
       }],
     },
@@ -223,10 +233,68 @@ describe("controller: Service status", () => {
       slices: [slice([{ node: "b" }])],
       ingress: ["192.168.1.11"],
     },
+    {
+      name: "drops a node labelled exclude-from-external-load-balancers at once, while its lb-pod is still Ready",
+      nodes: [
+        node("a", { addresses: [internal("192.168.1.11")] }),
+        node("b", { addresses: [internal("192.168.1.12")], labels: { "node.kubernetes.io/exclude-from-external-load-balancers": "" } }),
+      ],
+      pods: [lbPod("p-a", "a"), lbPod("p-b", "b")],
+      ingress: ["192.168.1.11"],
+      perNode: [
+        { node: "a", included: true, reason: "serving on 192.168.1.11" },
+        { node: "b", included: false, ineligible: true, reason: "node may not serve this Service: labelled node.kubernetes.io/exclude-from-external-load-balancers" },
+      ],
+    },
+    {
+      name: "drops a node that lost berth.dev/enabled=true once selection is on, while its lb-pod is still Ready",
+      nodes: [
+        node("a", { addresses: [internal("192.168.1.11")], labels: { "berth.dev/enabled": "true" } }),
+        node("b", { addresses: [internal("192.168.1.12")], labels: { "berth.dev/enabled": "false" } }),
+      ],
+      pods: [lbPod("p-a", "a"), lbPod("p-b", "b")],
+      ingress: ["192.168.1.11"],
+    },
+    {
+      name: "drops a node outside the Service's pool, while its lb-pod is still Ready",
+      pool: "edge",
+      nodes: [
+        node("a", { addresses: [internal("192.168.1.11")], labels: { "berth.dev/pool": "edge" } }),
+        node("b", { addresses: [internal("192.168.1.12")], labels: { "berth.dev/pool": "core" } }),
+      ],
+      pods: [lbPod("p-a", "a"), lbPod("p-b", "b")],
+      ingress: ["192.168.1.11"],
+    },
+    {
+      name: "drops a node being deleted, while its lb-pod is still Ready",
+      nodes: [node("a", { addresses: [internal("192.168.1.11")] }), node("b", { addresses: [internal("192.168.1.12")], deleting: true })],
+      pods: [lbPod("p-a", "a"), lbPod("p-b", "b")],
+      ingress: ["192.168.1.11"],
+    },
+    {
+      name: "says the kubelet rejected a node's lb-pod (SysctlForbidden), with the kubelet's message",
+      nodes: [node("a", { addresses: [internal("192.168.1.11")] })],
+      pods: [rejected("p-a", "a")],
+      ingress: [],
+      perNode: [{
+        node: "a", included: false, sysctlForbidden: REJECTION,
+        reason: `lb-pod p-a was rejected by the kubelet (SysctlForbidden: ${REJECTION})`,
+      }],
+    },
+    {
+      name: "a rejected pod next to a Running one is not a rejection (the kubelet admitted the newer pod)",
+      nodes: [node("a", { addresses: [internal("192.168.1.11")] })],
+      pods: [rejected("p-a", "a"), pod("p-a2", { node: "a", ready: false, phase: "Running", labels: lbLabels })],
+      ingress: [],
+      perNode: [{ node: "a", included: false, reason: "lb-pod p-a, p-a2 is not Ready" }],
+    },
   ];
   for (const row of rows) {
     it(row.name, () => {
-      const status = computeStatus({ service: row.svc ?? service(), pods: row.pods, nodes: row.nodes, endpointSlices: row.slices ?? [] });
+      const status = computeStatus({
+        service: row.svc ?? service(), serviceConfig: row.pool !== undefined ? { nodePool: row.pool } : {},
+        pods: row.pods, nodes: row.nodes, endpointSlices: row.slices ?? [],
+      });
       assert.deepEqual(status.ingress, row.ingress.map((ip) => ({ ip, ipMode: "VIP" })));
       if (row.perNode) assert.deepEqual(status.perNode, row.perNode);
     });
@@ -236,8 +304,8 @@ describe("controller: Service status", () => {
     const nodes = [1, 2, 3, 4].map((i) => node(`n${i}`, { addresses: [internal(`192.168.1.${i}`), internal(`fd00::${i}`)] }));
     const pods = nodes.map((n, i) => lbPod(`p${i}`, n.metadata?.name as string, { ready: i !== 2 }));
     const svc = dual(["IPv4", "IPv6"]);
-    const forward = computeStatus({ service: svc, nodes, pods, endpointSlices: [] });
-    const backward = computeStatus({ service: svc, nodes: [...nodes].reverse(), pods: [...pods].reverse(), endpointSlices: [] });
+    const forward = computeStatus({ service: svc, serviceConfig: {}, nodes, pods, endpointSlices: [] });
+    const backward = computeStatus({ service: svc, serviceConfig: {}, nodes: [...nodes].reverse(), pods: [...pods].reverse(), endpointSlices: [] });
     assert.deepEqual(backward, forward);
     assert.deepEqual(forward.ingress.map((i) => i.ip), ["192.168.1.1", "192.168.1.2", "192.168.1.4", "fd00::1", "fd00::2", "fd00::4"]);
   });

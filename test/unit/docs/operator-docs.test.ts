@@ -28,6 +28,7 @@ const pages = [
 const FOREIGN_FLAGS: Record<string, string> = {
   "--disable": "k3s server",
   "--allowed-unsafe-sysctls": "kubelet",
+  "--kubelet-arg": "k3s server / agent",
   "--config": "kubeadm init",
   "--type": "kubectl patch / kubectl expose",
   "--image": "kubectl create deployment (berth manifests has it too)",

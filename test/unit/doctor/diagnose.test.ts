@@ -242,14 +242,28 @@ const rows: Row[] = [
     says: [/TCP\/80 held by Service default\/first on nodes n1 and n2/, /change the port of default\/first/, /condition berth\.dev\/PortConflict=True \(PortInUse\)/],
   },
   {
-    name: "the kubelet refusing the forwarding sysctls", code: REASONS.sysctlForbidden,
+    name: "the kubelet refusing the IPv6 forwarding sysctl", code: REASONS.sysctlForbidden,
     change: (s) => {
-      const status = { phase: "Failed", reason: "SysctlForbidden", message: "Pod was rejected: forbidden sysctl: \"net.ipv4.ip_forward\" not allowlisted" };
+      const status = { phase: "Failed", reason: "SysctlForbidden", message: "Pod was rejected: forbidden sysctl: \"net.ipv6.conf.all.forwarding\" not allowlisted" };
       s.pods = [brokenPod("n1", status), brokenPod("n2", status)];
       s.events = [event("DaemonSet", DS, "FailedDaemonPod", `Found failed daemon pod berth-system/${DS}-n1 on node n1, will try to kill it`)];
       noIngress(s);
     },
-    says: [/on nodes n1 and n2/, /not allowlisted/, /Event Warning FailedDaemonPod on DaemonSet svclb-web-3f2a9c1e \(x3\): Found failed daemon pod/, /--allowed-unsafe-sysctls=net\.ipv4\.ip_forward,net\.ipv6\.conf\.all\.forwarding/, /--no-forwarding-sysctls/],
+    says: [
+      /on nodes n1 and n2 refuses the lb-pods because they set net\.ipv6\.conf\.all\.forwarding/, /not allowlisted/,
+      /Event Warning FailedDaemonPod on DaemonSet svclb-web-3f2a9c1e \(x3\): Found failed daemon pod/,
+      /--allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding \(kubeadm: allowedUnsafeSysctls in the KubeletConfiguration; k3s: --kubelet-arg=allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding\)/,
+      /IPv4 Services ask for nothing/,
+    ],
+  },
+  {
+    name: "an older berth's lb-pods refused for net.ipv4.ip_forward: the fix names the sysctl the kubelet named", code: REASONS.sysctlForbidden,
+    change: (s) => {
+      const status = { phase: "Failed", reason: "SysctlForbidden", message: "Pod was rejected: forbidden sysctl: \"net.ipv4.ip_forward\" not allowlisted" };
+      s.pods = [brokenPod("n1", status)];
+      noIngress(s);
+    },
+    says: [/--allowed-unsafe-sysctls=net\.ipv4\.ip_forward /],
   },
   {
     name: "earlier SysctlForbidden rejections seen only in Events", code: REASONS.sysctlForbidden,

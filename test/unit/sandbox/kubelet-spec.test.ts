@@ -13,6 +13,10 @@ import {
   type ContainerImage,
   type ContainerReport,
 } from "../../../src/sandbox/cluster/kubelet/spec.js";
+import { buildDaemonSet } from "../../../src/controller/daemonset.js";
+import { parseServiceConfig } from "../../../src/controller/service-config.js";
+import { defaultControllerConfig } from "../../../src/controller/types.js";
+import { node, service } from "../controller/fixtures.js";
 
 const image: ContainerImage = { entrypoint: ["/repo/bin/berth-lb-pod"], pathDirs: ["/repo/bin", "/opt/node/bin"], env: { BERTH_NODE: "/opt/node/bin/node", MODE: "image" } };
 const facts = { hostIPs: ["198.18.0.11", "fd42:b5e7:7a00::b"], podIPs: ["10.42.1.2", "fd42:b5e7:7a42:1::2"] };
@@ -90,8 +94,19 @@ describe("sandbox kubelet: sysctl admission", () => {
     assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"), ["net.ipv4.ip_forward"]),
       'forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted');
     assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"), ["net.ipv4.ip_forward", "net.ipv6.*"]), undefined);
-    // No allowlist given: the sandbox's default kubelet allows everything.
-    assert.equal(forbiddenSysctl(withSysctls("net.ipv4.ip_forward"), undefined), undefined);
+  });
+
+  it("a stock kubelet (no --allowed-unsafe-sysctls) admits an IPv4 Service's lb-pod and rejects a dual-stack one's", () => {
+    const lbPod = (families: string[], ips: string[]): V1Pod => {
+      const svc = service({ spec: { ipFamilies: families, clusterIPs: ips } });
+      const parsed = parseServiceConfig(svc, defaultControllerConfig());
+      if (!parsed.ok) throw new Error("fixture does not parse");
+      return { spec: buildDaemonSet(svc, parsed.value, [node("n1")], defaultControllerConfig()).spec?.template.spec as V1Pod["spec"] };
+    };
+    assert.equal(forbiddenSysctl(lbPod(["IPv4"], ["10.43.0.10"]), []), undefined);
+    assert.equal(forbiddenSysctl(lbPod(["IPv4", "IPv6"], ["10.43.0.10", "fd00:43::a"]), []),
+      'forbidden sysctl: "net.ipv6.conf.all.forwarding" not allowlisted');
+    assert.equal(forbiddenSysctl(lbPod(["IPv4", "IPv6"], ["10.43.0.10", "fd00:43::a"]), ["net.ipv6.conf.all.forwarding"]), undefined);
   });
 });
 

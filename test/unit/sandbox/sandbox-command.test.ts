@@ -54,6 +54,13 @@ describe("berth sandbox up: flags", () => {
     });
   });
 
+  it("takes --allowed-unsafe-sysctls as the kubelet flag does (names, prefixes ending in *), and refuses anything else in one line", () => {
+    assert.deepEqual(parseUpFlags({ ...defaults, allowedUnsafeSysctls: "net.ipv6.conf.all.forwarding, net.core.*" }).options.allowedUnsafeSysctls,
+      ["net.ipv6.conf.all.forwarding", "net.core.*"]);
+    assert.equal(parseUpFlags(defaults).options.allowedUnsafeSysctls, undefined);
+    assert.match(usageMessage(() => parseUpFlags({ ...defaults, allowedUnsafeSysctls: "net.ipv6/conf" })), /^invalid --allowed-unsafe-sysctls entry "net\.ipv6\/conf": /);
+  });
+
   for (const nodes of ["0", "21", "two", "-1", "1.5", ""]) {
     it(`refuses --nodes ${JSON.stringify(nodes)} in one line naming the range`, () => {
       const message = usageMessage(() => parseUpFlags({ ...defaults, nodes }));

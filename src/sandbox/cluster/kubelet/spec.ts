@@ -78,10 +78,9 @@ export const SAFE_SYSCTLS: readonly string[] = [
 /**
  * The kubelet's sysctl admission (pkg/kubelet/sysctl): the first of the pod's sysctls that is neither safe nor
  * matched by the allowlist (`--allowed-unsafe-sysctls` patterns: a name, or a prefix ending in `*`), as the
- * rejection message; undefined when the pod is admitted. `allowedUnsafe` undefined allows every sysctl.
+ * rejection message; undefined when the pod is admitted. There is no "allow everything": a kubelet has none.
  */
-export function forbiddenSysctl(pod: V1Pod, allowedUnsafe: readonly string[] | undefined): string | undefined {
-  if (allowedUnsafe === undefined) return undefined;
+export function forbiddenSysctl(pod: V1Pod, allowedUnsafe: readonly string[]): string | undefined {
   const allowed = (name: string): boolean => SAFE_SYSCTLS.includes(name) ||
     allowedUnsafe.some((p) => (p.endsWith("*") ? name.startsWith(p.slice(0, -1)) : name === p));
   const bad = (pod.spec?.securityContext?.sysctls ?? []).find((s) => !allowed(s.name));
