@@ -499,17 +499,18 @@ export class SchedulerStandIn {
         this.log("info", `pod ${key} bound to ${node}`);
         this.events.record({ component: DEFAULT_SCHEDULER_NAME }, involved("Pod", pod), "Normal", "Scheduled", `Successfully assigned ${key} to ${node}`);
       } catch (e) {
-        // Forget the assumption (cache.ForgetPod). Gone, or bound by someone else: nothing more to do; otherwise
-        // the pod goes back to the queue after its backoff.
+        // schedule_one.go handleBindingCycleError: forget the assumption (cache.ForgetPod) and retry every
+        // unschedulable pod (AssignedPodDelete), as the ports the assumed pod held are free again in the cache.
         this.assumed.delete(uid);
-        if (isNotFound(e) || isConflict(e)) return;
-        this.log("warn", `binding ${key} to ${node} failed; retrying after backoff`, { error: String(e) });
+        this.log(isNotFound(e) || isConflict(e) ? "info" : "warn", `binding ${key} to ${node} failed`, { error: String(e) });
+        // handleSchedulingFailure: whatever the error (a 404 or 409 too), a pod the informer still shows unbound
+        // goes back to the queue after its backoff; one that is gone or bound meanwhile is dropped.
         const live = this.pods.get(key);
         if (live && live.metadata?.uid === uid && needsScheduling(live)) {
           this.queue.add(uid, key, Date.now());
           this.queue.failed(uid, Date.now());
-          this.kick();
         }
+        this.moveAll();
       }
     })();
     this.binds.add(bind);

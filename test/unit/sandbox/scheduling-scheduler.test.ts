@@ -373,6 +373,41 @@ describe("sandbox scheduler stand-in (against the sandbox API server)", function
     assert.equal(bound.status?.conditions?.find((c) => c.type === "PodScheduled")?.status, "True");
   });
 
+  // schedule_one.go handleBindingCycleError: a failed bind forgets the assumed pod and moves every unschedulable pod
+  // (AssignedPodDelete), since the ports it held in the cache are free again.
+  it("retries the pods a failed bind's assumed pod kept out, at once: the holder deleted while its bind was in flight", async () => {
+    scheduler = new SchedulerStandIn({ client, timing: { initialBackoffMs: 50, maxBackoffMs: 200, maxUnschedulableMs: 60_000 } });
+    await scheduler.start();
+    server.faults.add({ verb: "create", resource: "pods/binding", latencyMs: 1500, times: 1 });
+    await client.create<V1Pod>(Resources.pods, pod("assumed", { hostPort: 80, nodeSelector: { "kubernetes.io/hostname": "node-1" } }));
+    await waitFor("the first bind in flight", () => (scheduler?.stats.attempts === 1 ? true : undefined));
+    await client.create<V1Pod>(Resources.pods, pod("waiting", { hostPort: 80, nodeSelector: { "kubernetes.io/hostname": "node-1" } }));
+    await waitFor("PodScheduled=False behind the assumed pod", async () =>
+      ((await get("waiting")).status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False") ? true : undefined));
+    // Gone before its bind is served: the bind fails (404), and the informer never saw it hold the port.
+    await client.delete(Resources.pods, "assumed", { namespace: "default", gracePeriodSeconds: 0 });
+    const bound = await waitFor("bound once the failed bind freed the port", async () => {
+      const p = await get("waiting");
+      return p.spec?.nodeName ? p : undefined;
+    }, 5000);
+    assert.equal(bound.spec?.nodeName, "node-1");
+  });
+
+  // schedule_one.go handleSchedulingFailure: whatever the bind error, a pod the informer still shows unbound goes
+  // back to the queue (only one that is gone or already bound is dropped).
+  it("binds a pod again after its bind was refused (409) while the pod is still there unbound", async () => {
+    scheduler = new SchedulerStandIn({ client, timing: { initialBackoffMs: 50, maxBackoffMs: 200, maxUnschedulableMs: 60_000 } });
+    await scheduler.start();
+    server.faults.add({ verb: "create", resource: "pods/binding", error: 409, times: 1 });
+    await client.create<V1Pod>(Resources.pods, pod("refused"));
+    const bound = await waitFor("bound on the second try", async () => {
+      const p = await get("refused");
+      return p.spec?.nodeName ? p : undefined;
+    }, 5000);
+    assert.ok(bound.spec?.nodeName);
+    assert.equal(scheduler.stats.binds, 1);
+  });
+
   it("leaves pods of another scheduler alone", async () => {
     scheduler = new SchedulerStandIn({ client });
     await scheduler.start();
