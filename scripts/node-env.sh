@@ -57,6 +57,38 @@ berth_use_node() {
   fi
 }
 
+# The machine's own node: the first `node` on PATH outside .node/bin.
+berth_system_node() {
+  local dir dirs
+  IFS=: read -ra dirs <<<"$PATH"
+  for dir in "${dirs[@]}"; do
+    [ "$dir" = "$BERTH_NODE_DIR/bin" ] && continue
+    if [ -n "$dir" ] && [ -x "$dir/node" ]; then
+      echo "$dir/node"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Runs npm. npm is a `#!/usr/bin/env node` script: with .node/bin first on PATH it runs on Node.js 24, which suits an
+# npm that carries its own modules (nodejs.org's, NodeSource's), but not Debian's (apt-get install npm): its modules
+# live in /usr/share/nodejs, which only Debian's own node searches, so on any other node it stops at once with
+# "Cannot find module". Such an npm runs on the machine's own node instead; what it runs in turn (package scripts,
+# tsc, esbuild's install script) still finds Node.js 24 first on PATH.
+berth_npm() {
+  local npm system
+  if ! npm=$(command -v npm); then
+    echo "berth: npm is missing: apt-get install npm, then run again" >&2
+    return 1
+  fi
+  if npm --version >/dev/null 2>&1 || ! system=$(berth_system_node); then
+    npm "$@"
+    return
+  fi
+  "$system" "$npm" "$@"
+}
+
 # Provisions .node/ when the node on PATH is older than BERTH_NODE_MAJOR (idempotent: a check of the binary's
 # version when it is already there), then berth_use_node. Prints one line when .node/ is used, none otherwise.
 berth_provision_node() {

@@ -132,6 +132,36 @@ describe("scripts/node-env.sh: the one Node.js a checkout runs on", () => {
     assert.equal(existsSync(join(c.dir, ".node")), false);
   });
 
+  // Debian's npm (apt-get install npm) is a `#!/usr/bin/env node` script whose modules are in /usr/share/nodejs,
+  // which only Debian's own node searches: on the official binary in .node/ it stops with "Cannot find module".
+  // Here `npm` is such a script, and .node/bin/node fails as the official binary does for it.
+  it("runs an npm that cannot run on .node/bin/node (Debian's) on the machine's own node; any other npm as it is", () => {
+    const npmScript = '#!/usr/bin/env node\nconsole.log(`npm ran by ${process.env.BERTH_TEST_NODE}: ${process.argv.slice(2).join(" ")}`);\n';
+    const debian = make({ pathNode: "v18.19.0" });
+    executable(join(debian.fakeBin, "npm"), npmScript);
+    mkdirSync(join(debian.dir, ".node/bin"), { recursive: true });
+    executable(join(debian.dir, ".node/bin/node"), `#!/bin/sh\nif [ "$1" = --version ]; then echo v${pinned()}; exit 0; fi\n` +
+      "echo \"Error: Cannot find module 'semver/functions/satisfies'\" >&2\nexit 1\n");
+    const r = bash(debian, "berth_use_node; berth_npm ci --no-audit");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `npm ran by ${join(debian.fakeBin, "node")}: ci --no-audit`);
+
+    const bundled = make({ pathNode: "v20.20.2", localNode: `v${pinned()}` });
+    executable(join(bundled.fakeBin, "npm"), npmScript);
+    const b = bash(bundled, "berth_use_node; berth_npm run build");
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(b.stdout.trim(), `npm ran by ${join(bundled.dir, ".node/bin/node")}: run build`);
+  });
+
+  it("install-deps.sh and demo.sh run npm through berth_npm once .node/ may be first on PATH", () => {
+    for (const script of ["scripts/install-deps.sh", "scripts/demo.sh"]) {
+      const text = readFileSync(join(ROOT, script), "utf8");
+      const after = text.slice(text.search(/^berth_(provision|use)_node$/m));
+      assert.ok(after.length < text.length, `${script} chooses no Node.js`);
+      assert.deepEqual(after.split("\n").filter((l) => /(^|[\s;&|(])npm\s/.test(l) && !l.trim().startsWith("#")), [], `${script} runs npm directly`);
+    }
+  });
+
   it("berth_use_node without .node/ and with an older node: one line that says to run install-deps.sh", () => {
     const r = bash(make({ pathNode: "v20.20.2" }), "berth_use_node");
     assert.notEqual(r.status, 0);
