@@ -148,11 +148,16 @@ export function schedulePod(pod: V1Pod, nodes: readonly V1Node[], pods: readonly
     return { message: `0/${total} nodes are available: ${REASONS.affinityConflict}.${preemption(0)}` };
   }
   const candidates = pinned === undefined ? nodes : nodes.filter((n) => pinned.has(n.metadata?.name ?? ""));
+  // The pods on the candidate nodes only, appended in place: a DaemonSet pod has one candidate, and copying every
+  // node's list per pod made one attempt O(pods per node^2 x nodes) (0.7 s at 100 nodes x 1,000 pods each).
+  const wanted = new Set(candidates.map((n) => n.metadata?.name ?? ""));
   const onNode = new Map<string, V1Pod[]>();
   for (const p of pods) {
     const name = p.spec?.nodeName;
-    if (!name || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
-    onNode.set(name, [...(onNode.get(name) ?? []), p]);
+    if (!name || !wanted.has(name) || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
+    const list = onNode.get(name);
+    if (list) list.push(p);
+    else onNode.set(name, [p]);
   }
   const feasible: V1Node[] = [];
   const reasons = new Map<string, number>();
