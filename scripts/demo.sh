@@ -17,7 +17,7 @@ fi
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
 berth_use_node
-npm run build --silent >/tmp/berth-demo-build.log 2>&1 || {
+berth_npm run build --silent >/tmp/berth-demo-build.log 2>&1 || {
   cat /tmp/berth-demo-build.log >&2
   echo "demo.sh: the build failed (output above)" >&2
   exit 1

@@ -26,5 +26,5 @@ fi
 berth_provision_node
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  berth_npm ci --no-audit --no-fund --loglevel=error
 fi

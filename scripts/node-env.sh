@@ -57,6 +57,38 @@ berth_use_node() {
   fi
 }
 
+# The machine's own node: the first `node` on PATH outside .node/bin.
+berth_system_node() {
+  local dir dirs
+  IFS=: read -ra dirs <<<"$PATH"
+  for dir in "${dirs[@]}"; do
+    [ "$dir" = "$BERTH_NODE_DIR/bin" ] && continue
+    if [ -n "$dir" ] && [ -x "$dir/node" ]; then
+      echo "$dir/node"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Runs npm. npm is a `#!/usr/bin/env node` script: with .node/bin first on PATH it runs on Node.js 24, which suits an
+# npm that carries its own modules (nodejs.org's, NodeSource's), but not Debian's (apt-get install npm): its modules
+# live in /usr/share/nodejs, which only Debian's own node searches, so on any other node it stops at once with
+# "Cannot find module". Such an npm runs on the machine's own node instead; what it runs in turn (package scripts,
+# tsc, esbuild's install script) still finds Node.js 24 first on PATH.
+berth_npm() {
+  local npm system
+  if ! npm=$(command -v npm); then
+    echo "berth: npm is missing: apt-get install npm, then run again" >&2
+    return 1
+  fi
+  if npm --version >/dev/null 2>&1 || ! system=$(berth_system_node); then
+    npm "$@"
+    return
+  fi
+  "$system" "$npm" "$@"
+}
+
 # Provisions .node/ when the node on PATH is older than BERTH_NODE_MAJOR (idempotent: a check of the binary's
 # version when it is already there), then berth_use_node. Prints one line when .node/ is used, none otherwise.
 berth_provision_node() {
@@ -72,6 +104,14 @@ berth_provision_node() {
     return 0
   fi
   if berth_node_is_new_enough "$found"; then
+    # A .node/ left from an earlier pin (or one this machine cannot run) would be put first on PATH, and bin/berth
+    # and scripts/test.mjs would prefer it too: with a new enough node on PATH it has no use.
+    if [ -e "$BERTH_NODE_DIR" ]; then
+      local stale
+      stale=$(berth_node_version "$BERTH_NODE_DIR/bin/node")
+      rm -rf "$BERTH_NODE_DIR"
+      echo "removed .node/ (its node: $stale, not the pinned v$BERTH_NODE_VERSION): using the node on PATH, $found"
+    fi
     berth_use_node
     return 0
   fi
@@ -92,7 +132,13 @@ berth_provision_node() {
     return 1
   fi
   # Only the binary and its licence: the package also carries headers (~40 MB unpacked) that berth never needs.
-  tar -xzf "$tmp/$package-$BERTH_NODE_VERSION.tgz" -C "$tmp" package/bin/node package/LICENSE
+  # Every failure below says so in one line and leaves nothing behind (the download and the binary are ~180 MB of
+  # /tmp, which is often memory).
+  if ! tar -xzf "$tmp/$package-$BERTH_NODE_VERSION.tgz" -C "$tmp" package/bin/node package/LICENSE 2>"$tmp/tar.log"; then
+    echo "berth: $package@$BERTH_NODE_VERSION from the npm registry does not hold package/bin/node ($(head -n 1 "$tmp/tar.log")): install Node.js $BERTH_NODE_MAJOR yourself, then run again" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
   if [ "$(berth_node_version "$tmp/package/bin/node")" != "v$BERTH_NODE_VERSION" ]; then
     echo "berth: the Node.js binary in $package@$BERTH_NODE_VERSION does not run on this machine ($(uname -m)): install Node.js $BERTH_NODE_MAJOR yourself, then run again" >&2
     rm -rf "$tmp"
@@ -100,8 +146,11 @@ berth_provision_node() {
   fi
   # Swap the whole folder in one rename, so an interrupted install never leaves a half-written binary in .node/.
   rm -rf "$BERTH_NODE_DIR.new"
-  mkdir -p "$BERTH_NODE_DIR.new"
-  mv "$tmp/package/bin" "$tmp/package/LICENSE" "$BERTH_NODE_DIR.new/"
+  if ! { mkdir -p "$BERTH_NODE_DIR.new" && mv "$tmp/package/bin" "$tmp/package/LICENSE" "$BERTH_NODE_DIR.new/"; }; then
+    echo "berth: could not copy Node.js into $BERTH_NODE_DIR.new (output above): free some space, then run again" >&2
+    rm -rf "$tmp" "$BERTH_NODE_DIR.new"
+    return 1
+  fi
   rm -rf "$tmp" "$BERTH_NODE_DIR"
   mv "$BERTH_NODE_DIR.new" "$BERTH_NODE_DIR"
   berth_use_node

@@ -538,6 +538,26 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     await waitFor("second Ready", async () => ((await podsOf(e.client, NS, "app=second")).some(ready) ? true : undefined));
   });
 
+  // pkg/kubelet/lifecycle/predicate.go: the kubelet admits a pod only if GeneralPredicates pass against the pods it
+  // already runs, NodePorts among them, whoever bound it (here: a pod created with spec.nodeName, no scheduler).
+  it("rejects a pod bound to a node whose hostPort a running pod holds (Failed, NodePorts, Event), and runs nothing of it", async () => {
+    env = await startEnv(1);
+    const e = env;
+    const bare = (name: string): V1Pod => ({
+      metadata: { name, namespace: NS },
+      spec: { nodeName: "node-1", containers: [{ name: "main", image: SHELL_IMAGE, command: ["sh", "-c", "exec sleep 1000"], ports: [{ containerPort: 8080, hostPort: 8080, protocol: "TCP" }] }] },
+    });
+    await e.client.create(Resources.pods, bare("holder"));
+    await waitFor("holder Ready", async () => ((await podsOf(e.client, NS)).some((p) => p.metadata?.name === "holder" && ready(p)) ? true : undefined));
+    const late = await e.client.create<V1Pod>(Resources.pods, bare("late"));
+    const failed = await waitFor("late Failed", async () => (await podsOf(e.client, NS)).find((p) => p.metadata?.name === "late" && p.status?.phase === "Failed"), 30_000);
+    assert.deepEqual({ reason: failed.status?.reason, message: failed.status?.message }, { reason: "NodePorts", message: "Pod was rejected: Predicate NodePorts failed" });
+    const event = await eventFor(e.client, NS, late.metadata?.uid ?? "", "NodePorts");
+    assert.deepEqual({ type: event.type, message: event.message }, { type: "Warning", message: "Predicate NodePorts failed" });
+    assert.ok(!(await namespaces()).includes(podNs(late)));
+    assert.ok((await podsOf(e.client, NS)).some((p) => p.metadata?.name === "holder" && ready(p)), "the holder still runs");
+  });
+
   it("rolls a changed template out: the old pod is stopped and gone before its replacement runs the new command, with no hostPort clash on the way", async () => {
     env = await startEnv(1);
     const e = env;

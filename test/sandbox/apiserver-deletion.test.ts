@@ -187,6 +187,19 @@ describe("sandbox apiserver: pod binding", () => {
     assert.equal(r.status, 409);
     assert.match(r.body.message, /is already assigned to node "n1"/);
   });
+
+  // BindingREST.setPodHostAndAnnotations: the Binding's uid is a storage precondition (a pod deleted and created
+  // again under the same name is not the pod the scheduler decided for); a mismatch is a 409.
+  it("answers 409 to a binding whose uid is not the pod's, and binds nothing", async () => {
+    const created = await client().post(PODS, { metadata: { name: "p" }, spec: { containers: [{ name: "c", image: "i" }] } });
+    const body = bind("n1");
+    const r = await client().post(`${PODS}/p/binding`, { ...body, metadata: { name: "p", uid: "an-older-pod" } });
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.body.message, `Operation cannot be fulfilled on pods "p": Precondition failed: UID in precondition: an-older-pod, UID in object meta: ${created.body.metadata.uid}`);
+    assert.equal((await client().get(`${PODS}/p`)).body.spec.nodeName, undefined);
+    const ok = await client().post(`${PODS}/p/binding`, { ...body, metadata: { name: "p", uid: created.body.metadata.uid } });
+    assert.equal(ok.status, 201, ok.text);
+  });
 });
 
 describe("sandbox apiserver: pod eviction", () => {

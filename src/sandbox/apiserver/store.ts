@@ -1017,7 +1017,7 @@ export class Store {
    * and the PodScheduled condition once; a pod already bound is a 409, a terminating one a 409 too.
    */
   bind(res: ServedResource, namespace: string | undefined, name: string, body: unknown, opts: WriteOptions = {}): KubeObject {
-    const binding = (body ?? {}) as { target?: { kind?: string; name?: string }; metadata?: { annotations?: Record<string, string> } };
+    const binding = (body ?? {}) as { target?: { kind?: string; name?: string }; metadata?: { uid?: string; annotations?: Record<string, string> } };
     const target = binding.target ?? {};
     if (target.kind !== undefined && target.kind !== "" && target.kind !== "Node") {
       throw invalid(res, name, [{ reason: "FieldValueNotSupported", field: "target.kind", message: `Unsupported value: "${target.kind}": supported values: "Node"` }]);
@@ -1027,6 +1027,12 @@ export class Store {
     const stored = this.collection(res.storageKey).objects.get(key);
     if (!stored) throw notFound(res, name);
     const current = this.serve(res, stored);
+    // setPodHostAndAnnotations: the Binding's uid is a storage precondition (a pod created again under the same
+    // name is not the one the scheduler decided for); its failure is a 409 (storeerr.InterpretUpdateError).
+    const uid = binding.metadata?.uid;
+    if (uid && uid !== current.metadata.uid) {
+      throw conflict(res, name, `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid ?? ""}`);
+    }
     if (current.metadata.deletionTimestamp) throw conflict(res, name, `pod ${name} is being deleted, cannot be assigned to a host`);
     const spec = (current.spec ?? {}) as { nodeName?: string };
     if (spec.nodeName) throw conflict(res, name, `pod ${name} is already assigned to node "${spec.nodeName}"`);

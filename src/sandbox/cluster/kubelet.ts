@@ -5,7 +5,8 @@
 //   the pure planPlacement() in scheduling.ts, carried out here; binding is the scheduler stand-in's (scheduler.ts),
 //   a separate component as in a cluster;
 // - every pod bound to one of `nodes` (DaemonSet pods and bare pods that set spec.nodeName) is admitted (sysctls
-//   outside the allowlist: rejected, Failed with SysctlForbidden, as a kubelet does), then gets a network namespace
+//   outside the allowlist: rejected, Failed with SysctlForbidden; a host port one of the node's running pods holds:
+//   rejected, Failed with NodePorts; as a kubelet does), then gets a network namespace
 //   from the PodNetwork, its securityContext.sysctls set there, an emptyDir per volume (a host directory under
 //   podsDir, bind-mounted in the container's private mount namespace), and one process per container
 //   (kubelet/container.ts) with the downward API in its environment, readiness from its real probe, restarts with
@@ -29,7 +30,7 @@ import { ContainerRuntime, now } from "./kubelet/container.js";
 import { EventRecorder, involved, type InvolvedObject } from "./kubelet/events.js";
 import { forbiddenSysctl, podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
 import type { PodNetwork } from "./network.js";
-import { planPlacement, type PlacementAction } from "./scheduling.js";
+import { planPlacement, portsClash, type PlacementAction } from "./scheduling.js";
 
 export type { ContainerImage, ImageCatalog } from "./kubelet/spec.js";
 
@@ -307,6 +308,13 @@ export class KubeletStandIn {
           await this.reject(pod, "SysctlForbidden", forbidden);
           continue;
         }
+        // lifecycle/predicate.go: GeneralPredicates against the pods this node already runs (terminating ones
+        // too, until they are gone), whoever bound it: a clash the scheduler could not see (a pod created with
+        // spec.nodeName, a decision made on a lagging cache) fails the pod instead of running two on one port.
+        if (this.holdsPortsOf(pod, nodeName as string, podsByUid)) {
+          await this.reject(pod, "NodePorts", "Predicate NodePorts failed");
+          continue;
+        }
         runtime = new PodRuntime(pod, this, hostIPs);
         this.runtimes.set(uid, runtime);
         this.log("info", `pod ${runtime.key} on ${nodeName}: starting`);
@@ -335,6 +343,17 @@ export class KubeletStandIn {
   private daemonSetEvent(pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void {
     const owner = ownerOf(pod);
     if (owner) this.events.record({ component: "daemonset-controller" }, owner, type, reason, message);
+  }
+
+  /** Whether a pod this kubelet runs on `nodeName` (not finished; or still stopping) holds a host port `pod` asks for. */
+  private holdsPortsOf(pod: V1Pod, nodeName: string, live: Map<string, V1Pod>): boolean {
+    for (const [uid, runtime] of this.runtimes) {
+      if (runtime.pod.spec?.nodeName !== nodeName) continue;
+      const current = live.get(uid);
+      const finished = current?.status?.phase === "Succeeded" || current?.status?.phase === "Failed";
+      if ((runtime.ending || !finished) && portsClash(pod, runtime.pod) !== undefined) return true;
+    }
+    return false;
   }
 
   /** Admission refused (pkg/kubelet rejectPod): the pod fails without running, with a Warning Event saying why. */

@@ -148,11 +148,16 @@ export function schedulePod(pod: V1Pod, nodes: readonly V1Node[], pods: readonly
     return { message: `0/${total} nodes are available: ${REASONS.affinityConflict}.${preemption(0)}` };
   }
   const candidates = pinned === undefined ? nodes : nodes.filter((n) => pinned.has(n.metadata?.name ?? ""));
+  // The pods on the candidate nodes only, appended in place: a DaemonSet pod has one candidate, and copying every
+  // node's list per pod made one attempt O(pods per node^2 x nodes) (0.7 s at 100 nodes x 1,000 pods each).
+  const wanted = new Set(candidates.map((n) => n.metadata?.name ?? ""));
   const onNode = new Map<string, V1Pod[]>();
   for (const p of pods) {
     const name = p.spec?.nodeName;
-    if (!name || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
-    onNode.set(name, [...(onNode.get(name) ?? []), p]);
+    if (!name || !wanted.has(name) || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
+    const list = onNode.get(name);
+    if (list) list.push(p);
+    else onNode.set(name, [p]);
   }
   const feasible: V1Node[] = [];
   const reasons = new Map<string, number>();
@@ -499,17 +504,18 @@ export class SchedulerStandIn {
         this.log("info", `pod ${key} bound to ${node}`);
         this.events.record({ component: DEFAULT_SCHEDULER_NAME }, involved("Pod", pod), "Normal", "Scheduled", `Successfully assigned ${key} to ${node}`);
       } catch (e) {
-        // Forget the assumption (cache.ForgetPod). Gone, or bound by someone else: nothing more to do; otherwise
-        // the pod goes back to the queue after its backoff.
+        // schedule_one.go handleBindingCycleError: forget the assumption (cache.ForgetPod) and retry every
+        // unschedulable pod (AssignedPodDelete), as the ports the assumed pod held are free again in the cache.
         this.assumed.delete(uid);
-        if (isNotFound(e) || isConflict(e)) return;
-        this.log("warn", `binding ${key} to ${node} failed; retrying after backoff`, { error: String(e) });
+        this.log(isNotFound(e) || isConflict(e) ? "info" : "warn", `binding ${key} to ${node} failed`, { error: String(e) });
+        // handleSchedulingFailure: whatever the error (a 404 or 409 too), a pod the informer still shows unbound
+        // goes back to the queue after its backoff; one that is gone or bound meanwhile is dropped.
         const live = this.pods.get(key);
         if (live && live.metadata?.uid === uid && needsScheduling(live)) {
           this.queue.add(uid, key, Date.now());
           this.queue.failed(uid, Date.now());
-          this.kick();
         }
+        this.moveAll();
       }
     })();
     this.binds.add(bind);

