@@ -13,6 +13,11 @@ export interface FaultRule {
   /** Resource plural, optionally with subresource ("services/status"); unset = any resource. */
   resource?: string;
   namespace?: string;
+  /**
+   * Only requests whose User-Agent starts with this (e.g. "berth-controller"): a fault aimed at the component under
+   * test, while the stand-ins playing the rest of the cluster (and a bench watching from outside) are served as usual.
+   */
+  userAgent?: string;
   /** Delay before the request is served, in milliseconds. */
   latencyMs?: number;
   /** Answer with this error instead of serving the request. */
@@ -65,10 +70,10 @@ export function faultError(rule: FaultRule, resource: string, name: string | und
 export function faultRuleError(rule: unknown): string | undefined {
   if (!rule || typeof rule !== "object" || Array.isArray(rule)) return "a fault rule must be a JSON object";
   const r = rule as Record<string, unknown>;
-  const known = new Set(["verb", "resource", "namespace", "latencyMs", "error", "retryAfterSeconds",
+  const known = new Set(["verb", "resource", "namespace", "userAgent", "latencyMs", "error", "retryAfterSeconds",
     "closeWatchAfterEvents", "closeWatchAfterSeconds", "times", "probability"]);
   for (const k of Object.keys(r)) if (!known.has(k)) return `unknown field "${k}"`;
-  for (const k of ["verb", "resource", "namespace"]) {
+  for (const k of ["verb", "resource", "namespace", "userAgent"]) {
     if (r[k] !== undefined && typeof r[k] !== "string") return `${k} must be a string`;
   }
   for (const k of ["latencyMs", "retryAfterSeconds", "closeWatchAfterEvents", "closeWatchAfterSeconds", "times"]) {
@@ -150,13 +155,14 @@ export class Faults {
   }
 
   /** Decides what happens to one request; counts hits and retires exhausted rules. */
-  decide(req: { verb: string; resource: string; subresource?: string; namespace?: string; name?: string }): FaultDecision {
+  decide(req: { verb: string; resource: string; subresource?: string; namespace?: string; name?: string; userAgent?: string }): FaultDecision {
     const decision: FaultDecision = { latencyMs: 0 };
     const full = req.subresource ? `${req.resource}/${req.subresource}` : req.resource;
     for (const rule of this.rules) {
       if (rule.verb !== undefined && rule.verb !== "*" && rule.verb !== req.verb) continue;
       if (rule.resource !== undefined && rule.resource !== "*" && rule.resource !== full) continue;
       if (rule.namespace !== undefined && rule.namespace !== req.namespace) continue;
+      if (rule.userAgent !== undefined && !(req.userAgent ?? "").startsWith(rule.userAgent)) continue;
       const watchOnly = rule.error === undefined && rule.latencyMs === undefined;
       if (watchOnly && req.verb !== "watch") continue;
       if (rule.probability !== undefined && this.random() >= rule.probability) continue;

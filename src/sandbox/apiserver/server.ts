@@ -324,6 +324,7 @@ export class ApiServer {
       ...(r.subresource ? { subresource: r.subresource } : {}),
       ...(r.namespace !== undefined ? { namespace: r.namespace } : {}),
       ...(r.name !== undefined ? { name: r.name } : {}),
+      ...(req.headers["user-agent"] !== undefined ? { userAgent: req.headers["user-agent"] } : {}),
     });
     if (decision.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, decision.latencyMs));
     if (decision.error) throw decision.error;
