@@ -5,7 +5,9 @@
 // failure's timestamp is when it was sent and an outage is a run of failures.
 // Input: one JSON line on stdin, { targets: [{ id, ip, port }], hz, timeoutMs }. Output, JSON lines on stdout:
 //   { "f": [id, sentAtMs, reason] } per failed probe, and once a second
-//   { "s": { "t": ms, "sent": n, "ok": n, "failed": n, "lagMs": n } } (lagMs: how late the timer fired, a load gauge).
+//   { "s": { "t": ms, "sent": n, "ok": n, "failed": n, "skipped": n, "lagMs": n } }: lagMs is how late the timer fired
+//   (a load gauge); a round that could not be sent in its period (a saturated machine) is skipped, not queued, so
+//   probes stay on time and `skipped` says how much coverage was lost.
 // It ends when stdin closes (the soak is over, or the soak died).
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
@@ -52,7 +54,7 @@ export function probeOnce(ip: string, port: number, timeoutMs: number): Promise<
 
 function run(config: ProberConfig): () => void {
   const period = 1000 / config.hz;
-  const stats = { sent: 0, ok: 0, failed: 0, lagMs: 0 };
+  const stats = { sent: 0, ok: 0, failed: 0, skipped: 0, lagMs: 0 };
   const out = (line: unknown): void => {
     process.stdout.write(`${JSON.stringify(line)}\n`);
   };
@@ -65,6 +67,11 @@ function run(config: ProberConfig): () => void {
     const due = start + round * period;
     stats.lagMs = Math.max(stats.lagMs, Date.now() - due);
     round++;
+    const behind = Math.floor((Date.now() - due) / period);
+    if (behind > 0) {
+      stats.skipped += behind * config.targets.length;
+      round += behind;
+    }
     const spread = period / Math.max(1, config.targets.length);
     config.targets.forEach((t, i) => {
       const at = Date.now();
@@ -85,7 +92,7 @@ function run(config: ProberConfig): () => void {
   tick();
   const reporter = setInterval(() => {
     out({ s: { t: Date.now(), ...stats } });
-    stats.sent = stats.ok = stats.failed = stats.lagMs = 0;
+    stats.sent = stats.ok = stats.failed = stats.skipped = stats.lagMs = 0;
   }, 1000);
   return () => {
     for (const t of timers) clearTimeout(t);

@@ -3,6 +3,7 @@
 // for N minutes; then a report per fault kind (bench/README.md, "Chaos soak", says what each figure means and why).
 //
 //   node --import tsx bench/chaos.ts [--minutes 10] [--services 50] [--nodes 3] [--seed S] [--hz 20] [--lb-ip-capture]
+//                                    [--kinds node-notready,lbpod-kill,...]
 //
 // Faults, one at a time (seeded: the same seed gives the same sequence), each followed by a wait until the cluster is
 // back to its expected state (the convergence time):
@@ -56,6 +57,11 @@ const SETTLE_MS = 2000;
 const PROBE_TIMEOUT_MS = 1000;
 const runner = systemRunner();
 
+const KINDS = [
+  "controller-kill-leader", "controller-kill-standby", "lbpod-kill", "api-429", "api-500", "api-watch-drop", "api-410",
+  "node-notready", "svc-port", "svc-etp", "svc-source-ranges",
+] as const;
+type Kind = (typeof KINDS)[number];
 interface Args {
   minutes: number;
   services: number;
@@ -63,10 +69,12 @@ interface Args {
   seed: number;
   hz: number;
   capture: boolean;
+  /** Only these fault kinds (default: all). */
+  kinds: Kind[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { minutes: 10, services: 50, nodes: 3, seed: Date.now() % 1_000_000, hz: 20, capture: false };
+  const args: Args = { minutes: 10, services: 50, nodes: 3, seed: Date.now() % 1_000_000, hz: 20, capture: false, kinds: [...KINDS] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = (): number => {
@@ -80,7 +88,12 @@ function parseArgs(argv: string[]): Args {
     else if (flag === "--seed") args.seed = Math.round(value());
     else if (flag === "--hz") args.hz = value();
     else if (flag === "--lb-ip-capture") args.capture = true;
-    else throw new Error(`unknown flag ${flag} (flags: --minutes --services --nodes --seed --hz --lb-ip-capture)`);
+    else if (flag === "--kinds") {
+      const kinds = (argv[++i] ?? "").split(",");
+      const unknown = kinds.filter((k) => !(KINDS as readonly string[]).includes(k));
+      if (unknown.length > 0) throw new Error(`--kinds: unknown ${unknown.join(", ")} (kinds: ${KINDS.join(", ")})`);
+      args.kinds = kinds as Kind[];
+    } else throw new Error(`unknown flag ${flag} (flags: --minutes --services --nodes --seed --hz --lb-ip-capture --kinds k1,k2)`);
   }
   if (args.services > 900) throw new Error("--services: at most 900 (ports 20001.. and their extra port 21001.. must not meet)");
   return args;
@@ -202,7 +215,9 @@ interface Soak {
   informers: { nodes: Informer<V1Node>; services: Informer<V1Service>; daemonSets: Informer<V1DaemonSet>; pods: Informer<V1Pod> };
   ingress: Map<string, IngressSample[]>;
   failures: Map<number, number[]>;
-  proberStats: { t: number; sent: number; ok: number; failed: number; lagMs: number }[];
+  proberStats: { t: number; sent: number; ok: number; failed: number; skipped: number; lagMs: number }[];
+  /** Load average every 10 s while probing. */
+  loads: number[];
   faults: FaultRecord[];
   random: () => number;
 }
@@ -335,11 +350,6 @@ async function serviceEdit(s: Soak, kind: "svc-port" | "svc-etp" | "svc-source-r
   return { detail, touched: targetsOf(s, (t) => t.svc === name), expect };
 }
 
-const KINDS = [
-  "controller-kill-leader", "controller-kill-standby", "lbpod-kill", "api-429", "api-500", "api-watch-drop", "api-410",
-  "node-notready", "svc-port", "svc-etp", "svc-source-ranges",
-] as const;
-type Kind = (typeof KINDS)[number];
 const EDITS = ["svc-port", "svc-etp", "svc-source-ranges"] as const;
 
 /** Injects one fault, waits for convergence, records it. */
@@ -447,6 +457,17 @@ async function ruleCheck(s: Soak): Promise<{ namespaces: number; duplicates: str
   return { namespaces: namespaces.length, duplicates: [...new Set(duplicates)], lbPodsWithoutRules };
 }
 
+/** user + system CPU seconds of a process so far (/proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 function startProber(s: Soak): ChildProcess {
   const child = spawn("ip", ["netns", "exec", `${s.prefix}-client`, process.execPath, "--import", "tsx", join(REPO, "bench", "chaos-prober.ts")], {
     cwd: REPO, stdio: ["pipe", "pipe", "inherit"],
@@ -511,7 +532,7 @@ async function main(): Promise<void> {
     }
     const s: Soak = {
       args, prefix, client, admin: new Admin(state.kubeconfig), nodes, targets, informers,
-      ingress: new Map(), failures: new Map(), proberStats: [], faults: [], random: prng(args.seed),
+      ingress: new Map(), failures: new Map(), proberStats: [], loads: [], faults: [], random: prng(args.seed),
     };
     const record = (svc: V1Service): void => {
       const name = svc.metadata?.name ?? "";
@@ -535,16 +556,22 @@ async function main(): Promise<void> {
     say(`converged in ${setupS.toFixed(1)} s; probing ${targets.length} addresses (Service port x node) at ${args.hz} Hz`);
 
     prober = startProber(s);
+    const proberPid = prober.pid;
+    const loadTimer = setInterval(() => s.loads.push(loadavg()[0] as number), 10_000);
     const baselineStart = Date.now();
     await sleep(15_000);
     const baselineEnd = Date.now();
     const deadline = Date.now() + args.minutes * 60_000;
     while (Date.now() < deadline) {
-      s.faults.push(await inject(s, pick(s, KINDS)));
+      s.faults.push(await inject(s, pick(s, args.kinds)));
       await sleep(between(s, 2000, 5000));
     }
     const faultsEnd = Date.now();
     await sleep(5000);
+    // `ip netns exec` execs node in place: the pid is the prober's own.
+    const proberCpuS = proberPid === undefined ? 0 : cpuSeconds(proberPid);
+    const probedS = (Date.now() - baselineStart) / 1000;
+    clearInterval(loadTimer);
     prober.stdin?.end();
     await sleep(PROBE_TIMEOUT_MS + 500);
     const probeEnd = Date.now();
@@ -554,8 +581,15 @@ async function main(): Promise<void> {
     const load = loadavg();
 
     // ---- the report ----
+    const sent = s.proberStats.reduce((a, x) => a + x.sent, 0);
+    const failed = s.proberStats.reduce((a, x) => a + x.failed, 0);
+    const skipped = s.proberStats.reduce((a, x) => a + x.skipped, 0);
+    const lags = s.proberStats.map((x) => x.lagMs).sort((a, b) => a - b);
+    // What the prober achieved per address (a saturated machine skips rounds); outages are measured at that grain.
+    const achievedHz = sent / targets.length / probedS;
     const periodMs = 1000 / args.hz;
-    const all = outages({ failures: s.failures, targets, ingress: s.ingress, periodMs, gapMs: Math.max(3 * periodMs, PROBE_TIMEOUT_MS / 2) });
+    const gapMs = Math.max(3 * periodMs, 3000 / Math.max(achievedHz, 0.1), PROBE_TIMEOUT_MS / 2);
+    const all = outages({ failures: s.failures, targets, ingress: s.ingress, periodMs, gapMs });
     const windows = s.faults.map((f) => faultWindow(f, CONVERGE_CAP_MS, SETTLE_MS));
     const perFault = s.faults.map((f, i) => ({ f, outage: outagePerFault(f, all, windows[i] as { from: number; to: number }), convergeMs: f.convergedAt === undefined ? undefined : f.convergedAt - f.end }));
     const summaries: KindSummary[] = KINDS.map((k) => summarize(k, perFault.filter((r) => r.f.kind === k))).filter((k) => k.count > 0);
@@ -565,9 +599,6 @@ async function main(): Promise<void> {
       windows: s.faults.map((f, i) => ({ ...(windows[i] as { from: number; to: number }), touched: new Set(f.touched) })),
     });
     const orphans = final.filter((p) => p.startsWith("orphaned"));
-    const sent = s.proberStats.reduce((a, x) => a + x.sent, 0);
-    const failed = s.proberStats.reduce((a, x) => a + x.failed, 0);
-    const lags = s.proberStats.map((x) => x.lagMs).sort((a, b) => a - b);
     const describe = (id: number | undefined): string => {
       const t = targets[id ?? -1];
       return t === undefined ? "" : `${t.svc}@${t.ip}:${t.port}`;
@@ -583,7 +614,9 @@ async function main(): Promise<void> {
     console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
     for (const r of rows) console.log(line(r));
     console.log("");
-    console.log(`probes: ${sent} sent, ${failed} failed; prober timer lag p50/max ${lags[Math.floor(lags.length / 2)] ?? 0}/${lags.at(-1) ?? 0} ms`);
+    console.log(`probes: ${sent} sent (${achievedHz.toFixed(1)} Hz per address of ${args.hz} asked; ${skipped} skipped on a late timer), ${failed} failed; ` +
+      `prober CPU ${(proberCpuS / probedS * 100).toFixed(0)}% of a core, timer lag p50/max ${lags[Math.floor(lags.length / 2)] ?? 0}/${lags.at(-1) ?? 0} ms`);
+    console.log(`load average while probing: mean ${(s.loads.reduce((a, x) => a + x, 0) / Math.max(1, s.loads.length)).toFixed(1)}, max ${Math.max(0, ...s.loads).toFixed(1)}`);
     console.log(`outages outside any fault window: ${outside.length}${outside.length > 0 ? ` (longest ${Math.max(...outside.map((o) => o.to - o.from))} ms)` : ""}`);
     console.log(`duplicate rules: ${rules.duplicates.length} in ${rules.namespaces} namespaces; lb-pods without rules: ${rules.lbPodsWithoutRules.length}`);
     console.log(`orphaned objects: ${orphans.length}; lost addresses: ${lost.length}; final state: ${final.length === 0 ? "as expected" : `${final.length} problems`}`);
@@ -600,7 +633,11 @@ async function main(): Promise<void> {
       baseline: { from: baselineStart, to: baselineEnd },
       faultSeconds: Math.round((faultsEnd - baselineEnd) / 1000),
       summary: summaries,
-      probes: { sent, failed, timerLagMsP50: lags[Math.floor(lags.length / 2)] ?? 0, timerLagMsMax: lags.at(-1) ?? 0 },
+      probes: {
+        sent, failed, skipped, achievedHzPerAddress: Number(achievedHz.toFixed(2)), outageGapMs: Math.round(gapMs),
+        proberCpuPercentOfCore: Math.round(proberCpuS / probedS * 100), timerLagMsP50: lags[Math.floor(lags.length / 2)] ?? 0, timerLagMsMax: lags.at(-1) ?? 0,
+      },
+      loadavgWhileProbing: s.loads,
       outagesOutsideFaults: outside.map((o) => ({ target: describe(o.target), atS: (o.from - t0) / 1000, ms: o.to - o.from })),
       rules,
       orphans,
