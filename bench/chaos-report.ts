@@ -21,6 +21,8 @@ export interface FaultRecord {
   /** Target ids whose traffic the fault may legitimately interrupt; empty = none (any outage counts against it). */
   touched: number[];
   detail: string;
+  /** What held convergence up, in order (for the JSON). */
+  trace?: string[];
 }
 
 /** A Service's status.loadBalancer.ingress IPs from time t on. */

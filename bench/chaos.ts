@@ -277,19 +277,25 @@ function problems(s: Soak): string[] {
  * rewritten, the killed container restarted, the killed replica back) and a live replica leads; returns the time,
  * or what was still wrong at the cap.
  */
-async function converge(s: Soak, from: number, expect: () => string | undefined): Promise<{ at?: number; left: string[] }> {
+async function converge(s: Soak, from: number, expect: () => string | undefined): Promise<{ at?: number; left: string[]; trace: string[] }> {
   let left: string[] = [];
+  // What held convergence up, each time the first problem changed: the JSON's way of saying where the time went.
+  const trace: string[] = [];
+  let lastFirst = "";
   while (Date.now() - from < CONVERGE_CAP_MS) {
     left = problems(s);
     const pending = expect();
     if (pending !== undefined) left.unshift(pending);
+    const first = (left[0] ?? "").replace(/svc-\d+/g, "svc-N").replace(/svclb-\S+/g, "svclb-X");
+    if (first !== lastFirst && left.length > 0) trace.push(`+${Date.now() - from} ms: ${left[0]}${left.length > 1 ? ` (+${left.length - 1} more)` : ""}`);
+    lastFirst = first;
     if (left.length === 0) {
-      if ((await leaderByMetrics(s)) !== undefined) return { at: Date.now(), left };
+      if ((await leaderByMetrics(s)) !== undefined) return { at: Date.now(), left, trace };
       left = ["no replica reports berth_leader 1"];
     }
     await sleep(200);
   }
-  return { left };
+  return { left, trace };
 }
 
 /** The identity of the replica whose /metrics says berth_leader 1 (the replica's own view, not the Lease's). */
@@ -433,8 +439,8 @@ async function inject(s: Soak, kind: Kind): Promise<FaultRecord> {
     detail = edit.detail;
   }
   const end = Date.now();
-  const { at, left } = await converge(s, end, expect);
-  const record: FaultRecord = { kind, start, end, touched, detail, ...(at !== undefined ? { convergedAt: at } : { notConverged: left.slice(0, 10) }) };
+  const { at, left, trace } = await converge(s, end, expect);
+  const record: FaultRecord = { kind, start, end, touched, detail, trace: trace.slice(0, 20), ...(at !== undefined ? { convergedAt: at } : { notConverged: left.slice(0, 10) }) };
   say(`${kind}: ${detail}; ${at !== undefined ? `converged ${at - end} ms after it ended` : `NOT converged after ${CONVERGE_CAP_MS / 1000} s: ${left.slice(0, 3).join("; ")}`}`);
   return record;
 }
@@ -648,6 +654,7 @@ async function main(): Promise<void> {
         convergeMs: r.convergeMs ?? null, touchedTargets: r.f.touched.length, touchedOutageMs: r.outage.touchedMs,
         othersOutageMs: r.outage.othersMs, ...(r.outage.worstOther !== undefined ? { worstOther: describe(r.outage.worstOther) } : {}),
         ...(r.f.notConverged ? { notConverged: r.f.notConverged } : {}),
+        convergenceTrace: r.f.trace ?? [],
       })),
     }, null, 2)}\n`);
     console.log(`written ${RESULTS}`);
