@@ -380,6 +380,7 @@ async function inject(s: Soak, kind: Kind): Promise<FaultRecord> {
     }
   } else if (kind === "lbpod-kill") {
     const pods = s.informers.pods.list().filter((p) => isReadyPod(p) && !p.metadata?.deletionTimestamp);
+    if (pods.length === 0) throw new Error("no Ready lb-pod to kill");
     const pod = pick(s, pods);
     const ns = podNamespaceName(s.prefix, pod.metadata?.uid ?? "");
     const pids = (await runner.run("ip", ["netns", "pids", ns])).stdout.split("\n").map(Number).filter((n) => n > 1);
@@ -568,8 +569,17 @@ async function main(): Promise<void> {
     await sleep(15_000);
     const baselineEnd = Date.now();
     const deadline = Date.now() + args.minutes * 60_000;
+    const injectErrors: string[] = [];
     while (Date.now() < deadline) {
-      s.faults.push(await inject(s, pick(s, args.kinds)));
+      const kind = pick(s, args.kinds);
+      try {
+        s.faults.push(await inject(s, kind));
+      } catch (err) {
+        // A fault that could not be injected (an API call of the bench failed) is logged and skipped, not fatal:
+        // the soak and its cleanup go on.
+        say(`${kind}: could not inject: ${err instanceof Error ? err.message : String(err)}`);
+        injectErrors.push(`${kind}: ${err instanceof Error ? err.message : String(err)}`);
+      }
       await sleep(between(s, 2000, 5000));
     }
     const faultsEnd = Date.now();
@@ -649,6 +659,7 @@ async function main(): Promise<void> {
       orphans,
       lostAddresses: lost.map((l) => ({ ...l, atS: (l.from - t0) / 1000, ms: l.to - l.from })),
       finalProblems: final,
+      injectErrors,
       faults: perFault.map((r) => ({
         kind: r.f.kind, atS: (r.f.start - t0) / 1000, durationMs: r.f.end - r.f.start, detail: r.f.detail,
         convergeMs: r.convergeMs ?? null, touchedTargets: r.f.touched.length, touchedOutageMs: r.outage.touchedMs,
