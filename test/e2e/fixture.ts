@@ -38,6 +38,8 @@ export interface SandboxOptions {
   dualStack?: boolean;
   /** `--no-lb-ip-capture`: the kube-proxy stand-in leaves LoadBalancer IPs alone, so traffic goes through the lb-pods. */
   noLbIpCapture?: boolean;
+  /** `--controller-replicas N`: N controllers electing a leader. */
+  controllerReplicas?: number;
 }
 
 export interface NodeInfo {
@@ -166,6 +168,7 @@ export class Sandbox {
     const args = ["sandbox", "up", "--prefix", prefix, "--nodes", String(options.nodes)];
     if (options.dualStack) args.push("--dual-stack");
     if (options.noLbIpCapture) args.push("--no-lb-ip-capture");
+    if (options.controllerReplicas !== undefined) args.push("--controller-replicas", String(options.controllerReplicas));
     const up = await runner.run(BERTH, args, { timeoutMs: 120_000 });
     if (up.exitCode !== 0) {
       const down = await runner.run(BERTH, ["sandbox", "down", "--prefix", prefix], { timeoutMs: 60_000 });
