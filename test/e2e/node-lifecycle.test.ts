@@ -4,7 +4,7 @@
 // takes its address out of the EXTERNAL-IP list; once the kubelet is back, the address returns.
 import assert from "node:assert/strict";
 import { needsRoot, skipBecause } from "../support/skip.js";
-import { BERTH, Sandbox, appDaemonSet, e2ePrefix, isReady, lbService, sandboxHooks, setUpOrDump, type Obj } from "./fixture.js";
+import { APP_NAMESPACE, BERTH, Sandbox, appDaemonSet, e2ePrefix, isReady, lbService, sandboxHooks, setUpOrDump, type Obj } from "./fixture.js";
 
 describe("e2e: controller replicas and a node whose kubelet stops (2 nodes)", function () {
   this.timeout(150_000);
@@ -48,9 +48,15 @@ describe("e2e: controller replicas and a node whose kubelet stops (2 nodes)", fu
       const want = ["node.kubernetes.io/unreachable:NoExecute", "node.kubernetes.io/unreachable:NoSchedule"];
       return ready?.status === "Unknown" && JSON.stringify(taints) === JSON.stringify(want) ? undefined : `Ready=${ready?.status}, taints ${taints.join(",")}`;
     });
-    const pods = (await s.getJson(["get", "pods", "-l", "app=web"])).items as Obj[];
-    const onNode2 = pods.find((p) => p.spec?.nodeName === "node-2");
-    assert.ok(onNode2 && !isReady(onNode2), "the app pod on node-2 is marked not Ready");
+    // The node lifecycle marks the node first, then its pods (MarkPodsNotReady).
+    let onNode2: Obj | undefined;
+    await s.waitFor("the app pod on node-2 marked not Ready", async () => {
+      const pods = (await s.getJson(["get", "pods", "-n", APP_NAMESPACE, "-l", "app=web"])).items as Obj[];
+      onNode2 = pods.find((p) => p.spec?.nodeName === "node-2");
+      return onNode2 && !isReady(onNode2) ? undefined : `pod on node-2: ${onNode2 ? "Ready" : "none"}`;
+    });
+    if (!onNode2) throw new Error("no app pod on node-2");
+    const uidBefore = String(onNode2.metadata?.uid);
     const inside = await s.runner.run("ip", ["netns", "pids", s.podNamespace(onNode2)]);
     assert.notEqual(inside.stdout.trim(), "", "its process keeps running (containers outlive their kubelet)");
     await s.waitForIngress("web", [node1.ipv4], 60_000);
@@ -60,6 +66,10 @@ describe("e2e: controller replicas and a node whose kubelet stops (2 nodes)", fu
     await s.waitForIngress("web", [node1.ipv4, node2.ipv4], 60_000);
     const node = await s.getJson(["get", "node", "node-2"]);
     assert.equal(node.spec?.taints, undefined, "the unreachable taints are lifted");
+    // DaemonSet pods tolerate the unreachable NoExecute taint, and the NoSchedule one only keeps new pods away:
+    // the pod that ran on node-2 all along is the one that serves again (the DaemonSet controller deleted none).
+    const after = ((await s.getJson(["get", "pods", "-n", APP_NAMESPACE, "-l", "app=web"])).items as Obj[]).find((p) => p.spec?.nodeName === "node-2");
+    assert.equal(after?.metadata?.uid, uidBefore, "the same pod, not a replacement");
   });
 
   it("refuses an unknown node in one line", async () => {
