@@ -19,7 +19,7 @@
 // The sandbox is always taken down (also on Ctrl-C and on errors). Results: a table on stdout and
 // bench/results/chaos.json with the machine it ran on.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
@@ -494,9 +494,23 @@ function startProber(s: Soak): ChildProcess {
   return child;
 }
 
+/** The newest modification time under a directory (files ending in `ext`). */
+function newest(dir: string, ext: string): number {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) latest = Math.max(latest, newest(path, ext));
+    else if (entry.name.endsWith(ext)) latest = Math.max(latest, statSync(path).mtimeMs);
+  }
+  return latest;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error("bench/chaos.ts needs root (it brings up the sandbox)");
+  // The sandbox runs dist/ (bin/berth), this script runs src/: a stale build would measure other code than the
+  // sources it is committed next to.
+  if (newest(join(REPO, "src"), ".ts") > newest(join(REPO, "dist"), ".js")) throw new Error("dist/ is older than src/: run `npm run build` first");
   const prefix = `chaos${process.pid}`.slice(0, 17);
   let prober: ChildProcess | undefined;
   let client: KubeClient | undefined;
