@@ -94,6 +94,7 @@ async function runApiServer(settings: ApiServerSettings): Promise<void> {
 
 interface UpFlags {
   nodes: string;
+  controllerReplicas?: string;
   dualStack?: boolean;
   demo?: boolean;
   lbIpCapture: boolean;
@@ -106,6 +107,9 @@ export interface UpSettings {
   demo: boolean;
 }
 
+/** More replicas than a Deployment would run only load the 2-core machines the sandbox is meant for. */
+const MAX_CONTROLLER_REPLICAS = 5;
+
 /** Checks `up`'s (and the hidden `run`'s) flags; every problem is one UsageError line. */
 export function parseUpFlags(flags: UpFlags): UpSettings {
   const nodes = parseInteger("--nodes", flags.nodes, 1, 20);
@@ -116,6 +120,10 @@ export function parseUpFlags(flags: UpFlags): UpSettings {
     captureLoadBalancerIps: flags.lbIpCapture,
     ...(flags.allowedUnsafeSysctls !== undefined ? { allowedUnsafeSysctls: parseSysctlPatterns(flags.allowedUnsafeSysctls) } : {}),
   };
+  if (flags.controllerReplicas !== undefined) {
+    const replicas = parseInteger("--controller-replicas", flags.controllerReplicas, 1, MAX_CONTROLLER_REPLICAS);
+    if (replicas !== 1) options.controllerReplicas = replicas;
+  }
   return { options, demo: flags.demo === true };
 }
 
@@ -212,6 +220,7 @@ export function sandboxCommand(): Command {
     .option("--demo", "deploy the demo app behind a LoadBalancer Service and show its answer from every EXTERNAL-IP")
     .option("--no-lb-ip-capture", "the kube-proxy stand-in does not capture LoadBalancer IPs (as kube-proxy with ipMode Proxy)")
     .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones, comma-separated (names or prefixes ending in *), as the kubelet flag; without it an IPv6 Service's lb-pods are rejected, as on a stock kubelet")
+    .option("--controller-replicas <n>", "controller replicas (1-5); more than one elect a leader through a Lease", "1")
     .option(...prefixOption)
     .action(async (flags: UpFlags) => {
       const settings = parseUpFlags(flags);
@@ -238,7 +247,21 @@ export function sandboxCommand(): Command {
     .action(async (flags: { prefix: string }) => {
       const prefix = parsePrefix(flags.prefix);
       const { runStatus } = await import("./cluster/commands.js");
-      process.exitCode = runStatus(prefix);
+      process.exitCode = await runStatus(prefix);
+    });
+
+  sandbox
+    .command("kubelet")
+    .exitOverride()
+    .argument("<action>", "stop or start")
+    .argument("<node>", "node name (node-1 ...)")
+    .description("stop a node's kubelet (the node turns NotReady, its pods not Ready; processes keep running) or start it again")
+    .option(...prefixOption)
+    .action(async (action: string, node: string, flags: { prefix: string }) => {
+      const prefix = parsePrefix(flags.prefix);
+      if (action !== "stop" && action !== "start") throw new UsageError(`invalid action ${JSON.stringify(action)}: expected stop or start`);
+      const { runKubelet } = await import("./cluster/commands.js");
+      await runKubelet(prefix, action, node);
     });
 
   sandbox
@@ -260,6 +283,7 @@ export function sandboxCommand(): Command {
     .option("--dual-stack", "IPv4 and IPv6")
     .option("--no-lb-ip-capture", "do not capture LoadBalancer IPs")
     .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones")
+    .option("--controller-replicas <n>", "controller replicas", "1")
     .option("--ready-fd <fd>", "file descriptor to report `ready` or `failed: reason` on, then close")
     .option(...prefixOption)
     .action(async (flags: UpFlags & { readyFd?: string }) => {

@@ -40,6 +40,8 @@ export interface SandboxOptions {
   noLbIpCapture?: boolean;
   /** `--allowed-unsafe-sysctls`: what the kubelets admit besides the safe sysctls (default: nothing, as a stock kubelet). */
   allowedUnsafeSysctls?: string[];
+  /** `--controller-replicas N`: N controllers electing a leader. */
+  controllerReplicas?: number;
 }
 
 export interface NodeInfo {
@@ -169,6 +171,7 @@ export class Sandbox {
     if (options.dualStack) args.push("--dual-stack");
     if (options.noLbIpCapture) args.push("--no-lb-ip-capture");
     if (options.allowedUnsafeSysctls) args.push("--allowed-unsafe-sysctls", options.allowedUnsafeSysctls.join(","));
+    if (options.controllerReplicas !== undefined) args.push("--controller-replicas", String(options.controllerReplicas));
     const up = await runner.run(BERTH, args, { timeoutMs: 120_000 });
     if (up.exitCode !== 0) {
       const down = await runner.run(BERTH, ["sandbox", "down", "--prefix", prefix], { timeoutMs: 60_000 });

@@ -74,6 +74,13 @@ describe("sandbox apiserver: fault injection", () => {
     assert.equal((await client().get("/api/v1/namespaces/kube-system/configmaps")).status, 500);
   });
 
+  it("matches a userAgent rule only on requests whose User-Agent starts with it", async () => {
+    server().faults.add({ userAgent: "berth-controller", error: 500 });
+    assert.equal((await client().get(CM, { "User-Agent": "berth-chaos" })).status, 200);
+    assert.equal((await client().get(CM, { "User-Agent": "berth-controller/0.1.0" })).status, 500);
+    assert.equal((await client().get(CM)).status, 200, "a request without the header is not hit");
+  });
+
   it("ends watches after closeWatchAfterEvents events", async () => {
     server().faults.add({ resource: "configmaps", closeWatchAfterEvents: 2 });
     const w = await client().watch(CM);

@@ -13,7 +13,11 @@ export interface FaultRule {
   /** Resource plural, optionally with subresource ("services/status"); unset = any resource. */
   resource?: string;
   namespace?: string;
-  /** Only requests whose User-Agent contains this (one replica of several, when each sends its identity). */
+  /**
+   * Only requests whose User-Agent contains this (e.g. "berth-controller", or one replica's identity when each
+   * sends it): a fault aimed at the component under test, while the stand-ins playing the rest of the cluster (and
+   * a bench watching from outside) are served as usual.
+   */
   userAgent?: string;
   /**
    * Delay before the request is served, in milliseconds. A client that disconnects meanwhile gets nothing done

@@ -12,7 +12,7 @@ import { httpGet, startDemoApp, startDemoUdp, type DemoAppIdentity } from "../de
 import type { DemoAppSettings, HttpGetSettings, UpSettings } from "../command.js";
 import { DEFAULT_SANDBOX_PREFIX, planLayout } from "./layout.js";
 import { gatherPreflightFacts, preflightProblem } from "./preflight.js";
-import { isSupervisorOf, lastLines, processAlive, readState, sandboxPaths, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
+import { controlSocketPath, isSupervisorOf, lastLines, processAlive, readState, sandboxPaths, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
 
 export interface Context {
   repoDir: string;
@@ -88,7 +88,8 @@ async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBi
   const args = [o.cli, "sandbox", "run", "--prefix", options.prefix, "--nodes", String(options.nodes), "--ready-fd", "3",
     ...(options.dualStack ? ["--dual-stack"] : []), ...(options.captureLoadBalancerIps ? [] : ["--no-lb-ip-capture"]),
     ...(options.allowedUnsafeSysctls !== undefined && options.allowedUnsafeSysctls.length > 0
-      ? ["--allowed-unsafe-sysctls", options.allowedUnsafeSysctls.join(",")] : [])];
+      ? ["--allowed-unsafe-sysctls", options.allowedUnsafeSysctls.join(",")] : []),
+    ...(options.controllerReplicas !== undefined ? ["--controller-replicas", String(options.controllerReplicas)] : [])];
   // detached: its own session and process group, so it outlives this command and a Ctrl-C in this terminal.
   const child = spawn(o.nodeBinary, args, { detached: true, stdio: ["ignore", out, out, "pipe"], cwd: "/" });
   closeSync(out);
@@ -226,7 +227,7 @@ export async function runDown(prefix: string, ctx: { runner?: CommandRunner; sta
 
 // ---- status / kubeconfig ----
 
-export function runStatus(prefix: string, ctx: { stateRoot?: string } = {}): number {
+export async function runStatus(prefix: string, ctx: { stateRoot?: string } = {}): Promise<number> {
   const paths = sandboxPaths(prefix, ctx.stateRoot);
   const state = readState(paths);
   const pid = liveSupervisor(paths, prefix);
@@ -237,12 +238,26 @@ export function runStatus(prefix: string, ctx: { stateRoot?: string } = {}): num
   }
   const { layout, options } = state;
   console.log(`berth sandbox (prefix ${prefix}): up since ${state.startedAt}, supervisor pid ${pid}${state.controllerPid !== undefined ? `, controller pid ${state.controllerPid}` : ""}`);
-  if (state.controllerUrl !== undefined) console.log(`  controller /metrics, /healthz, /readyz on ${state.controllerUrl}`);
+  if (state.controllers !== undefined && state.controllers.length > 1) {
+    // Who leads, as each replica's berth_leader gauge says (a replica that does not answer is shown as such).
+    const { replicaLines } = await import("./replicas.js");
+    for (const line of await replicaLines(state.controllers)) console.log(line);
+  } else if (state.controllerUrl !== undefined) console.log(`  controller /metrics, /healthz, /readyz on ${state.controllerUrl}`);
   console.log(`  API server ${state.url}, kubeconfig ${state.kubeconfig}`);
   console.log(`  nodes: ${layout.nodes.map((n) => `${n.name} ${n.lanIps.join(" ")}`).join(", ")}`);
   console.log(`  client: netns ${layout.client.ns} ${layout.client.lanIps.join(" ")}`);
   console.log(`  options: ${options.dualStack ? "dual-stack" : "IPv4"}, LoadBalancer IP capture ${options.captureLoadBalancerIps ? "on" : "off"}; logs in ${state.logDir}`);
   return 0;
+}
+
+/** `sandbox kubelet stop|start <node>`: asks the supervisor over its control socket. */
+export async function runKubelet(prefix: string, action: "stop" | "start", node: string, ctx: { stateRoot?: string } = {}): Promise<void> {
+  const paths = sandboxPaths(prefix, ctx.stateRoot);
+  if (readState(paths) === undefined || liveSupervisor(paths, prefix) === undefined) {
+    throw new Error(`no sandbox with prefix ${prefix} is up: run \`berth sandbox up${prefix === DEFAULT_SANDBOX_PREFIX ? "" : ` --prefix ${prefix}`}\` first`);
+  }
+  const { callControl } = await import("./control.js");
+  console.log(`berth sandbox: ${await callControl(controlSocketPath(paths), `/v1/nodes/${encodeURIComponent(node)}/kubelet/${action}`)}`);
 }
 
 export function kubeconfigPath(prefix: string, ctx: { stateRoot?: string } = {}): string {

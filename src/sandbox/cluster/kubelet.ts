@@ -187,6 +187,8 @@ export class KubeletStandIn {
   private readonly runtimes = new Map<string, PodRuntime>();
   private readonly myNodes: Map<string, string[]>;
   private stopped = false;
+  /** Nodes whose kubelet is stopped (`sandbox kubelet stop`): their pods are left alone, their processes run on. */
+  private readonly pausedNodes = new Set<string>();
   private dirty = false;
   private running: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -234,6 +236,27 @@ export class KubeletStandIn {
     this.runtimes.clear();
   }
 
+  /**
+   * Stops acting as the kubelet of `node`, as when a kubelet process dies: nothing of its pods is posted, started,
+   * restarted or ended any more, while the processes already running go on (containers outlive their kubelet).
+   */
+  pause(node: string): void {
+    this.pausedNodes.add(node);
+  }
+
+  /** Acts again for `node`: every pod's status is posted afresh (a restarted kubelet writes what it sees). */
+  resume(node: string): void {
+    if (!this.pausedNodes.delete(node)) return;
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.pod.spec?.nodeName === node) runtime.lastWritten = "";
+    }
+    this.kick();
+  }
+
+  paused(node: string): boolean {
+    return this.pausedNodes.has(node);
+  }
+
   /** Asks for a pass (handlers and containers call this; passes never overlap). */
   kick(delayMs = 0): void {
     if (this.stopped) return;
@@ -277,6 +300,7 @@ export class KubeletStandIn {
     for (const [uid, runtime] of this.runtimes) {
       if (podsByUid.has(uid)) continue;
       if (runtime.ending) continue;
+      if (this.pausedNodes.has(runtime.pod.spec?.nodeName ?? "")) continue;
       this.log("info", `pod ${runtime.key} is gone: stopping it`);
       void runtime.end(Math.min(VANISHED_GRACE_MS, graceMsOf(runtime.pod)))
         .catch((e: unknown) => this.log("error", `pod ${runtime.key}: stopping failed`, { error: String(e) }))
@@ -286,6 +310,7 @@ export class KubeletStandIn {
       const nodeName = pod.spec?.nodeName;
       const hostIPs = nodeName === undefined ? undefined : this.myNodes.get(nodeName);
       if (hostIPs === undefined || !nodeNames.has(nodeName as string)) continue;
+      if (this.pausedNodes.has(nodeName as string)) continue;
       const uid = pod.metadata?.uid ?? "";
       let runtime = this.runtimes.get(uid);
       if (pod.metadata?.deletionTimestamp) {

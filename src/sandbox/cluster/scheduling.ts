@@ -42,8 +42,13 @@ interface Requirement {
   values?: string[];
 }
 
-/** Why a node does not get a DaemonSet's pod (nodeSelector, required node affinity, an untolerated taint); undefined when it does. */
-export function nodeMismatch(template: V1PodTemplateSpec | undefined, node: V1Node): string | undefined {
+/**
+ * Why a node does not get a DaemonSet's pod (nodeSelector, required node affinity, an untolerated taint); undefined
+ * when it does. `running`: whether a pod already there may stay (daemon/util NodeShouldRunDaemonPod's
+ * shouldContinueRunning), where only NoExecute taints count: a node tainted NoSchedule (unreachable, say) gets no
+ * new pod but keeps the one it has.
+ */
+export function nodeMismatch(template: V1PodTemplateSpec | undefined, node: V1Node, running = false): string | undefined {
   const spec = template?.spec;
   const labels = node.metadata?.labels ?? {};
   for (const [k, v] of Object.entries(spec?.nodeSelector ?? {})) {
@@ -53,6 +58,7 @@ export function nodeMismatch(template: V1PodTemplateSpec | undefined, node: V1No
   const tolerations = [...(spec?.tolerations ?? []), ...DAEMON_POD_TOLERATIONS];
   for (const taint of node.spec?.taints ?? []) {
     if (taint.effect === "PreferNoSchedule") continue;
+    if (running && taint.effect !== "NoExecute") continue;
     if (!tolerations.some((t) => toleratesTaint(t, taint))) return `taint ${taint.key}:${taint.effect}`;
   }
   return undefined;
@@ -323,7 +329,7 @@ export function planPlacement(input: {
     let why: string | undefined;
     if (!ds) why = "its DaemonSet is gone";
     else if (!node) why = `its node ${nodeName ?? "(none)"} does not exist`;
-    else if (nodeMismatch(ds.spec?.template, node) !== undefined) why = `node ${nodeName} no longer matches: ${nodeMismatch(ds.spec?.template, node)}`;
+    else if (nodeMismatch(ds.spec?.template, node, true) !== undefined) why = `node ${nodeName} no longer matches: ${nodeMismatch(ds.spec?.template, node, true)}`;
     else if (!deleting && seen.has(nodeKey)) why = `a second pod for node ${nodeName}`;
     if (deleting) {
       // The replacement waits until this one is gone (podsShouldBeOnNode: a terminating pod still "exists").

@@ -23,6 +23,11 @@ export function sandboxPaths(prefix: string, root: string = SANDBOX_STATE_ROOT):
   return { dir, kubeconfig: join(dir, "kubeconfig"), state: join(dir, "state.json"), logs, supervisorLog: join(logs, "supervisor.log") };
 }
 
+/** The supervisor's control socket (src/sandbox/cluster/control.ts). */
+export function controlSocketPath(paths: SandboxPaths): string {
+  return join(paths.dir, "control.sock");
+}
+
 export interface SandboxOptions {
   prefix: string;
   nodes: number;
@@ -34,6 +39,17 @@ export interface SandboxOptions {
    * sysctls, as a stock kubelet, so an lb-pod of a Service with IPv6 is rejected (SysctlForbidden).
    */
   allowedUnsafeSysctls?: string[];
+  /** How many controller replicas run (default 1, without leader election; more elect a leader through a Lease). */
+  controllerReplicas?: number;
+}
+
+/** One controller replica as the supervisor last started it. */
+export interface ControllerReplicaState {
+  /** Its --identity, the holderIdentity of the Lease while it leads. */
+  identity: string;
+  pid: number;
+  /** Where it serves /healthz, /readyz and /metrics (berth_leader says whether it leads). */
+  url: string;
 }
 
 export interface SandboxState {
@@ -48,6 +64,8 @@ export interface SandboxState {
   controllerPid?: number;
   /** Where that controller serves /healthz, /readyz and /metrics. */
   controllerUrl?: string;
+  /** Every controller replica (also when there is one); controllerPid/controllerUrl are the first's. */
+  controllers?: ControllerReplicaState[];
   options: SandboxOptions;
   layout: SandboxLayout;
 }

@@ -21,8 +21,10 @@ import { SandboxNetwork } from "./network.js";
 import { ProxyStandIn } from "./proxy.js";
 import { SchedulerStandIn } from "./scheduler.js";
 import { nodeObject } from "./nodes.js";
+import { NodeLifecycle } from "./node-lifecycle.js";
+import { serveControl } from "./control.js";
 import { SANDBOX_LB_IMAGE, SANDBOX_PROBE_PERIOD_MS, sandboxImages } from "./images.js";
-import { lastLines, sandboxPaths, writeState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
+import { controlSocketPath, lastLines, sandboxPaths, writeState, type ControllerReplicaState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
 
 /** A log that appends one line per message to a file (each part has its own, under logs/). */
 export function fileLog(path: string, clock: () => Date = () => new Date()): LogFn {
@@ -164,6 +166,29 @@ function answers200(url: string): Promise<boolean> {
   });
 }
 
+/** The --identity of controller replica `index` (0-based): what the Lease's holderIdentity shows while it leads. */
+export function controllerIdentity(index: number): string {
+  return `sandbox-controller-${index + 1}`;
+}
+
+/** logs/controller.log for a single controller (as before), logs/controller-<n>.log for each of several. */
+export function controllerLogName(replicas: number, index: number): string {
+  return replicas === 1 ? "controller" : `controller-${index + 1}`;
+}
+
+/**
+ * The command line of controller replica `index` of `replicas`. One replica runs without leader election, as a
+ * single-replica install may. Several run as the Deployment's replicas would: leader election on (the Lease
+ * berth-controller in berth-system, client-go's timings), each with its own identity, so killing the leader makes a
+ * standby take over the way it would on a cluster.
+ */
+export function controllerArgs(o: { cli: string; kubeconfig: string; port: number; replicas: number; index: number }): string[] {
+  // Forwarding sysctls stay on (the default): the kubelet stand-in applies pod sysctls as a kubelet started with
+  // --allowed-unsafe-sysctls would, so the DaemonSets are exactly what a k3s cluster gets.
+  const election = o.replicas === 1 ? ["--no-leader-elect"] : ["--identity", controllerIdentity(o.index)];
+  return [o.cli, "controller", "--kubeconfig", o.kubeconfig, ...election, "--listen", `127.0.0.1:${o.port}`, "--lb-image", SANDBOX_LB_IMAGE];
+}
+
 /** The running sandbox, as the supervisor holds it. */
 export class Supervisor {
   readonly paths: SandboxPaths;
@@ -171,7 +196,8 @@ export class Supervisor {
   private readonly parts: Stoppable[] = [];
   private readonly log: LogFn;
   private state: SandboxState | undefined;
-  private controllerNow: { pid: number; url: string } | undefined;
+  /** Each replica's current run, by identity, in start order. */
+  private readonly controllersNow = new Map<string, ControllerReplicaState>();
 
   constructor(private readonly o: SupervisorOptions) {
     this.paths = sandboxPaths(o.prefix, o.stateRoot);
@@ -263,23 +289,42 @@ export class Supervisor {
     });
     await this.step("kubelet stand-in", "kubelet", () => kubelet.start());
     this.parts.push({ name: "kubelet stand-in", stop: () => kubelet.stop() });
+    const lifecycle = new NodeLifecycle({ client, kubelet, nodes: layout.nodes.map((n) => n.name), log: fileLog(this.logPath("kubelet")) });
+    this.parts.push({ name: "node lifecycle", stop: async () => lifecycle.stop() });
 
     const cli = join(this.o.repoDir, "dist", "cli.js");
-    const controller = new ControllerProcess({
-      command: this.o.nodeBinary,
-      // The default flags, as `berth manifests` installs it: IPv4 lb-pods ask for no sysctl, those of a Service with
-      // IPv6 ask for net.ipv6.conf.all.forwarding, which the kubelet stand-in admits only if told to.
-      args: (port) => [cli, "controller", "--kubeconfig", paths.kubeconfig, "--no-leader-elect", "--listen", `127.0.0.1:${port}`, "--lb-image", SANDBOX_LB_IMAGE],
-      logPath: this.logPath("controller"),
-      log: this.log,
-      onStart: (pid, port) => this.recordController(pid, port),
-    });
-    // Ready means the controller's caches are synced: a Service created right after `up` is handled at once.
-    await this.step("controller", "controller", async () => {
-      await controller.start();
-      await controller.waitReady(CONTROLLER_READY_TIMEOUT_MS);
-    });
-    this.parts.push({ name: "controller", stop: () => controller.stop() });
+    const replicas = this.o.controllerReplicas ?? 1;
+    // The default flags, as `berth manifests` installs it: IPv4 lb-pods ask for no sysctl, those of a Service with
+    // IPv6 ask for net.ipv6.conf.all.forwarding, which the kubelet stand-in admits only if told to.
+    for (let index = 0; index < replicas; index++) {
+      const identity = controllerIdentity(index);
+      const controller = new ControllerProcess({
+        command: this.o.nodeBinary,
+        args: (port) => controllerArgs({ cli, kubeconfig: paths.kubeconfig, port, replicas, index }),
+        logPath: this.logPath(controllerLogName(replicas, index)),
+        log: this.log,
+        onStart: (pid, port) => this.recordController(identity, pid, port),
+      });
+      // Ready means the controller's caches are synced: a Service created right after `up` is handled at once. A
+      // standby syncs its caches too (it only does not reconcile), so every replica is waited for.
+      await this.step(replicas === 1 ? "controller" : `controller ${identity}`, controllerLogName(replicas, index), async () => {
+        await controller.start();
+        await controller.waitReady(CONTROLLER_READY_TIMEOUT_MS);
+      });
+      this.parts.push({ name: replicas === 1 ? "controller" : `controller ${identity}`, stop: () => controller.stop() });
+    }
+
+    const control = await this.step("control socket", "supervisor-parts", () => serveControl(controlSocketPath(paths), {
+      stopKubelet: async (node) => {
+        const { graceMs } = lifecycle.stopKubelet(node);
+        return `kubelet of ${node} stopped; the node turns NotReady in ${graceMs / 1000} s`;
+      },
+      startKubelet: async (node) => {
+        await lifecycle.startKubelet(node);
+        return `kubelet of ${node} started; the node is Ready`;
+      },
+    }));
+    this.parts.push({ name: "control socket", stop: () => new Promise((done) => control.close(() => done())) });
 
     this.state = {
       pid: process.pid,
@@ -287,9 +332,10 @@ export class Supervisor {
       kubeconfig: paths.kubeconfig,
       logDir: paths.logs,
       startedAt: new Date().toISOString(),
-      ...(this.controllerNow !== undefined ? { controllerPid: this.controllerNow.pid, controllerUrl: this.controllerNow.url } : {}),
+      ...this.controllerFields(),
       options: {
         prefix: this.o.prefix, nodes: this.o.nodes, dualStack: this.o.dualStack, captureLoadBalancerIps: this.o.captureLoadBalancerIps,
+        ...(this.o.controllerReplicas !== undefined ? { controllerReplicas: this.o.controllerReplicas } : {}),
         ...(this.o.allowedUnsafeSysctls !== undefined ? { allowedUnsafeSysctls: this.o.allowedUnsafeSysctls } : {}),
       },
       layout,
@@ -298,10 +344,18 @@ export class Supervisor {
     return this.state;
   }
 
-  private recordController(pid: number, port: number): void {
-    this.controllerNow = { pid, url: `http://127.0.0.1:${port}` };
+  /** state.json's controller fields: every replica, and the first one's pid and URL as before. */
+  private controllerFields(): Pick<SandboxState, "controllerPid" | "controllerUrl" | "controllers"> {
+    const controllers = [...this.controllersNow.values()];
+    const first = controllers[0];
+    if (first === undefined) return {};
+    return { controllerPid: first.pid, controllerUrl: first.url, controllers };
+  }
+
+  private recordController(identity: string, pid: number, port: number): void {
+    this.controllersNow.set(identity, { identity, pid, url: `http://127.0.0.1:${port}` });
     if (this.state === undefined) return;
-    this.state = { ...this.state, controllerPid: pid, controllerUrl: this.controllerNow.url };
+    this.state = { ...this.state, ...this.controllerFields() };
     writeState(this.paths, this.state);
   }
 

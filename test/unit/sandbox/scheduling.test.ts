@@ -165,8 +165,14 @@ describe("sandbox scheduling: planPlacement", () => {
     const deletes = [`delete ${p1.metadata?.name}`, `delete ${p2.metadata?.name}`].sort();
     assert.deepEqual(kinds(planPlacement({ daemonSets: [], nodes, pods: [p1, p2] })).sort(), deletes);
 
-    const relabelled = [node("n1", { taints: [{ key: "dedicated", effect: "NoSchedule" }] }), node("n2")];
+    const relabelled = [node("n1", { taints: [{ key: "dedicated", effect: "NoExecute" }] }), node("n2")];
     assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: relabelled, pods: [p1, p2] })).filter((k) => k.startsWith("delete")), [`delete ${p1.metadata?.name}`]);
+    // A NoSchedule taint keeps new pods off the node but leaves a running one alone (shouldContinueRunning), as for
+    // a node the node lifecycle tainted node.kubernetes.io/unreachable:NoSchedule.
+    for (const key of ["dedicated", "node.kubernetes.io/unreachable"]) {
+      const tainted = [node("n1", { taints: [{ key, effect: "NoSchedule" }] }), node("n2")];
+      assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: tainted, pods: [p1, p2] })).filter((k) => k.startsWith("delete")), [], key);
+    }
 
     const bare: V1Pod = { metadata: { name: "bare", namespace: "default", uid: "b" }, spec: { nodeName: "n2", containers: [] } };
     assert.deepEqual(kinds(planPlacement({ daemonSets: [a], nodes: [node("n1")], pods: [p1, p2, bare] })).filter((k) => k.startsWith("delete")),
