@@ -50,7 +50,7 @@ export interface FakeKubeletOptions {
   retryMs?: number;
   /** From the scheduler first seeing a pod to its binding (default 20 ms; the real one takes a few ms to tens of ms). */
   bindDelayMs?: number;
-  /** Writes in flight at once within one pass (default 8), as the real controllers' clients send in parallel. */
+  /** Writes in flight at once within one pass (default 4), as the real controllers' clients send in parallel. */
   writeConcurrency?: number;
 }
 
@@ -175,7 +175,7 @@ export class FakeKubelet {
     this.readyByDefault = options.readyByDefault ?? true;
     this.retryMs = options.retryMs ?? 50;
     this.bindDelayMs = options.bindDelayMs ?? 20;
-    this.writeConcurrency = options.writeConcurrency ?? 8;
+    this.writeConcurrency = options.writeConcurrency ?? 4;
     const ns = encodeURIComponent(options.namespace);
     const kick = () => this.schedule(0);
     this.daemonSets = new Reflector(this, `/apis/apps/v1/namespaces/${ns}/daemonsets`, kick);
