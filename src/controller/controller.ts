@@ -268,7 +268,7 @@ export class Controller {
 
   /** For events that can only change a status: when the pacer would let this Service's status be written. */
   private enqueueForStatus(key: string | undefined): void {
-    if (key !== undefined) this.queue?.addAfter(key, this.pacer.waitMs(key));
+    if (key !== undefined) this.queue?.addAfter(key, this.pacer.event(key));
   }
 
   /** Every Service that is a LoadBalancer or carries something of ours, and every DaemonSet's Service. */

@@ -106,9 +106,9 @@ export interface StatusPacing {
   baseMs?: number;
   /** Each write of a burst multiplies the pause by this; default 3. */
   factor?: number;
-  /** Longest pause between two writes of one Service; default 120 s. */
+  /** Longest pause between two writes of one Service; default 60 s. */
   maxMs?: number;
-  /** A burst has ended once no write was due for max(quietMs, the current pause); default 5 s. */
+  /** A burst has ended once no event touched the Service for this long; default 30 s. */
   quietMs?: number;
 }
 
@@ -117,14 +117,13 @@ export interface StatusPacing {
  * node over seconds to minutes; writing the status on each of those changes cost ~2 writes and ~1 Event per node
  * (200 requests per Service at 100 nodes). Here the first change after a quiet spell is written at once (an isolated
  * readiness change reaches the status in one reconcile), and later ones in the same burst wait a pause that triples
- * after every write (250 ms, 0.75 s, 2.25 s, ... up to `maxMs`), so a burst of any length costs O(log(duration))
- * writes (7 for a burst of 3 minutes);
- * the pause resets once the Service has been quiet for as long as the pause itself. The cost: during a long burst
- * a change can take up to the current pause (at most `maxMs`) to show, and a controller restart forgets the pacing
- * (it starts quiet). docs/design/0012-status-pacing.md.
+ * after every write (250 ms, 0.75 s, 2.25 s, ... up to `maxMs`), so a burst costs O(log(duration)) writes (7 for
+ * three minutes). A burst ends when no event about the Service's pods or DaemonSet arrived for `quietMs`. The cost:
+ * during a long burst a change can take up to the current pause (at most `maxMs`) to show, and a restarted
+ * controller starts quiet. docs/design/0012-api-discipline-at-scale.md.
  */
 export class StatusPacer {
-  private readonly state = new Map<string, { lastWrite: number; pauseMs: number }>();
+  private readonly state = new Map<string, { lastWrite: number; pauseMs: number; lastEvent: number; fresh: boolean }>();
   private readonly baseMs: number;
   private readonly factor: number;
   private readonly maxMs: number;
@@ -133,28 +132,44 @@ export class StatusPacer {
   constructor(private readonly now: () => number, pacing: StatusPacing = {}) {
     this.baseMs = pacing.baseMs ?? 250;
     this.factor = pacing.factor ?? 3;
-    this.maxMs = pacing.maxMs ?? 120_000;
-    this.quietMs = pacing.quietMs ?? 5000;
+    this.maxMs = pacing.maxMs ?? 60_000;
+    this.quietMs = pacing.quietMs ?? 30_000;
+  }
+
+  /**
+   * An event that can change this Service's status arrived (its pods, its DaemonSet); returns how long to wait
+   * before reconciling it. After a quiet spell the burst starts over: no wait, and the next write's pause is the base.
+   */
+  event(key: string): number {
+    const s = this.state.get(key);
+    if (!s) return 0;
+    const t = this.now();
+    if (t - s.lastEvent >= this.quietMs) {
+      s.fresh = true;
+      s.lastEvent = t;
+      return 0;
+    }
+    s.lastEvent = t;
+    return this.waitMs(key);
   }
 
   /** Milliseconds until this Service's status may be written; 0 = now. */
   waitMs(key: string): number {
     const s = this.state.get(key);
-    return s ? Math.max(0, s.lastWrite + s.pauseMs - this.now()) : 0;
+    const t = this.now();
+    if (!s || s.fresh || (t - s.lastEvent >= this.quietMs && t - s.lastWrite >= this.quietMs)) return 0;
+    return Math.max(0, s.lastWrite + s.pauseMs - t);
   }
 
   /** Records a write: the pause grows inside a burst and starts over after a quiet spell. */
   wrote(key: string): void {
     const t = this.now();
     const s = this.state.get(key);
-    if (!s || t - (s.lastWrite + s.pauseMs) >= Math.max(this.quietMs, s.pauseMs)) {
-      this.state.set(key, { lastWrite: t, pauseMs: this.baseMs });
-    } else {
-      this.state.set(key, { lastWrite: t, pauseMs: Math.min(this.maxMs, s.pauseMs * this.factor) });
-    }
+    const pauseMs = !s || s.fresh || t - s.lastEvent >= this.quietMs ? this.baseMs : Math.min(this.maxMs, s.pauseMs * this.factor);
+    this.state.set(key, { lastWrite: t, pauseMs, lastEvent: Math.max(s?.lastEvent ?? t, t), fresh: false });
     // Quiet Services need no entry: drop them now and then so the map holds only Services in a burst.
-    if (this.state.size > 64 && this.state.size % 64 === 0) {
-      for (const [k, v] of this.state) if (t - (v.lastWrite + v.pauseMs) >= Math.max(this.quietMs, v.pauseMs)) this.state.delete(k);
+    if (this.state.size % 256 === 0) {
+      for (const [k, v] of this.state) if (t - v.lastEvent >= this.quietMs && t - v.lastWrite >= this.quietMs) this.state.delete(k);
     }
   }
 

@@ -296,11 +296,13 @@ export class FakeKubelet {
     const ns = encodeURIComponent(this.namespace);
     const podsPath = `/api/v1/namespaces/${ns}/pods`;
     let acted = false;
-    const batch: (() => Promise<void>)[] = [];
+    const batch: { group: string; job: () => Promise<void> }[] = [];
     // Queued, then sent `writeConcurrency` at a time by flush() at the end of each phase (deletes, then binds and
-    // statuses, then creates, then DaemonSet statuses), so the order between phases holds.
-    const write = (method: string, path: string, body?: unknown, contentType?: string): void => {
-      batch.push(async () => {
+    // statuses, then creates, then DaemonSet statuses), so the order between phases holds. Within a phase the writes
+    // go out grouped by DaemonSet: every node has its own kubelet and the scheduler binds a DaemonSet's pods in one
+    // go, so on a cluster one DaemonSet's pods start within moments of each other, not spread over a whole pass.
+    const write = (method: string, path: string, body?: unknown, contentType?: string, group = ""): void => {
+      batch.push({ group, job: async () => {
         const res = await this.request(method, path, body, contentType);
         // 404 on delete and 409 on create mean someone (or our previous pass) got there first: the watch will tell.
         if (res.status >= 300 && !(method === "DELETE" && res.status === 404) && !(method === "POST" && res.status === 409)) {
@@ -308,10 +310,14 @@ export class FakeKubelet {
         }
         this.writes++;
         acted = true;
-      });
+      } });
     };
     const flush = async (): Promise<void> => {
-      const jobs = batch.splice(0);
+      const firstSeen = new Map<string, number>();
+      for (const w of batch) if (!firstSeen.has(w.group)) firstSeen.set(w.group, firstSeen.size);
+      const jobs = batch.splice(0).map((w, i) => ({ ...w, i }))
+        .sort((a, b) => (firstSeen.get(a.group) as number) - (firstSeen.get(b.group) as number) || a.i - b.i)
+        .map((w) => w.job);
       let next = 0;
       let failure: unknown;
       await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, jobs.length) }, async () => {
@@ -392,7 +398,7 @@ export class FakeKubelet {
           const ready = nodeReady(node) && this.readinessFor(ds?.metadata.name as string, nodeName);
           const status = runningStatus(pod, node, ready, nodes.indexOf(node));
           if (!sameStatus(pod.status, status)) {
-            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json");
+            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
         } else if (clash === undefined && !bound) {
           // The ports are free: the scheduler binds it once its bind cycle comes (it holds them from now on, as the
@@ -402,7 +408,7 @@ export class FakeKubelet {
           this.firstSeen.set(uid, seen);
           if (now - seen >= this.bindDelayMs) {
             write("POST", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/binding`,
-              { apiVersion: "v1", kind: "Binding", metadata: { name: pod.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: nodeName } });
+              { apiVersion: "v1", kind: "Binding", metadata: { name: pod.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: nodeName } }, undefined, ownerUid(pod));
           } else {
             this.wakeAt(seen + this.bindDelayMs);
           }
@@ -413,7 +419,7 @@ export class FakeKubelet {
         } else {
           const status = pendingStatus(nodes.length);
           if (!sameStatus(pod.status, status)) {
-            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json");
+            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
         }
       }
@@ -428,7 +434,7 @@ export class FakeKubelet {
         const nodeName = node.metadata.name as string;
         if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
         if (nodeMismatch(ds.spec.template, node) !== undefined) continue;
-        write("POST", podsPath, newDaemonPod(ds, nodeName));
+        write("POST", podsPath, newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
       }
     }
     await flush();
