@@ -26,7 +26,7 @@ export interface Env {
 }
 
 /** A server with the controller's namespace, a kubeconfig for it, and a started fake kubelet. */
-export async function startEnv(options: { readyByDefault?: boolean } = {}): Promise<Env> {
+export async function startEnv(options: { readyByDefault?: boolean; bindDelayMs?: number } = {}): Promise<Env> {
   const server = await startApiServer({ port: 0 });
   const client = new Client(server);
   const created = await client.post("/api/v1/namespaces", { metadata: { name: NS } });
@@ -34,7 +34,10 @@ export async function startEnv(options: { readyByDefault?: boolean } = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), "berth-ctl-test-"));
   const kubeconfig = join(dir, "kubeconfig");
   writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
-  const kubelet = new FakeKubelet({ server: server.url, token: server.token, namespace: NS, readyByDefault: options.readyByDefault ?? true });
+  const kubelet = new FakeKubelet({
+    server: server.url, token: server.token, namespace: NS, readyByDefault: options.readyByDefault ?? true,
+    ...(options.bindDelayMs !== undefined ? { bindDelayMs: options.bindDelayMs } : {}),
+  });
   await kubelet.start();
   return {
     server, client, kubelet, kubeconfig,
