@@ -1,7 +1,8 @@
 // Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
 //
 //   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
-//     [--cli dist/cli.js]      (the in-process API server holds every pod: ~4 GiB at 1k x 100)
+//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256]   (the in-process API server holds every pod: ~4 GiB at
+//     1k x 100; --heap-mib gives the controller the heap ceiling the Deployment gives it through NODE_OPTIONS)
 //
 // The API server and the measuring watches run in this process; the fake kubelet (test/support/kubelet.ts, places
 // the DaemonSets' pods and makes them Ready) in bench/kubelet-process.ts; the controller as its own process
@@ -44,6 +45,8 @@ const arg = (name: string, fallback: string): string => {
 const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("x").map(Number) as [number, number]);
 const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
 const FLIPS = Number(arg("--flips", "50"));
+/** The controller's V8 heap ceiling, as the Deployment sets it through NODE_OPTIONS (0: Node's default). */
+const HEAP_MIB = Number(arg("--heap-mib", "0"));
 const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
@@ -166,7 +169,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
     const port = await freePort();
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    const args = [...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+    const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
       "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", "4"];
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
@@ -359,6 +362,7 @@ function writeResults(results: CaseResult[]): void {
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
     controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js",
+    controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default",
     idleSeconds: IDLE_SECONDS,
     results,
   }, null, 2)}\n`);
