@@ -101,14 +101,28 @@ function rss(pid: number): { rssMiB: number; peakMiB: number } {
   return { rssMiB: Math.round(kib("VmRSS") / 102.4) / 10, peakMiB: Math.round(kib("VmHWM") / 102.4) / 10 };
 }
 
-/** Follows a watch and calls `on` for every event until stopped. */
-function follow(watch: Watch, on: (ev: { type: string; object: Obj }) => void): { stop(): void } {
+/**
+ * Follows a watch and calls `on` for every event until stopped; a watch the server ends (its timeout) is reopened
+ * from the last resourceVersion seen, so a long case keeps measuring.
+ */
+function follow(client: Client, path: string, rv: string, on: (ev: { type: string; object: Obj }) => void): { stop(): void } {
   let stopped = false;
+  let last = rv;
   void (async () => {
     while (!stopped) {
-      const ev = await watch.next(1000);
-      if (ev) on(ev);
-      else if (watch.ended) break;
+      const watch: Watch = await client.watch(`${path}${path.includes("?") ? "&" : "?"}resourceVersion=${last}`);
+      while (!stopped) {
+        const ev = await watch.next(1000);
+        if (ev) {
+          if (ev.type === "ERROR") {
+            // 410: history compacted past our resourceVersion; start over from the current state.
+            last = "";
+            break;
+          }
+          if (ev.object?.metadata?.resourceVersion) last = ev.object.metadata.resourceVersion as string;
+          if (ev.type !== "BOOKMARK") on(ev);
+        } else if (watch.ended) break;
+      }
     }
   })();
   return { stop: () => (stopped = true) };
@@ -174,6 +188,8 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     controller.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    // Said at once: the Service-creation loop below only checks the controller after it.
+    controller.once("exit", (code, signal) => console.error(`controller exited (${code ?? signal}): ${stderr}`));
     for (let i = 0; ; i++) {
       try {
         if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
@@ -198,14 +214,14 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     const wantIngress = (name: string): number => nodes - (blocked.has(name) ? 1 : 0);
     const rv = (await client.get("/api/v1/namespaces/default/services?limit=1")).body.metadata.resourceVersion as string;
     const watches = [
-      follow(await client.watch(`/apis/apps/v1/namespaces/${NS}/daemonsets?resourceVersion=${rv}`), (ev) => {
+      follow(client, `/apis/apps/v1/namespaces/${NS}/daemonsets`, rv, (ev) => {
         const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
         if (ev.type === "ADDED" && name && !dsAt.has(name)) {
           dsAt.set(name, performance.now());
           dsName.set(name, ev.object.metadata.name as string);
         }
       }),
-      follow(await client.watch(`/api/v1/namespaces/${NS}/pods?resourceVersion=${rv}`), (ev) => {
+      follow(client, `/api/v1/namespaces/${NS}/pods`, rv, (ev) => {
         const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
         if (!name) return;
         const ready = (ev.object.status?.conditions ?? []).some((c: Obj) => c.type === "Ready" && c.status === "True");
@@ -221,7 +237,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
         podReadyAt.set(name, perPod);
         if (ready && !perPod.has(ev.object.metadata.name)) perPod.set(ev.object.metadata.name, performance.now());
       }),
-      follow(await client.watch(`/api/v1/namespaces/default/services?resourceVersion=${rv}`), (ev) => {
+      follow(client, "/api/v1/namespaces/default/services", rv, (ev) => {
         const name = ev.object.metadata?.name as string;
         const ingress = (ev.object.status?.loadBalancer?.ingress ?? []).length;
         if (ingress === wantIngress(name) && !servedAt.has(name)) servedAt.set(name, performance.now());
