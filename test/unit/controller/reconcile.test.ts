@@ -59,7 +59,7 @@ describe("controller: a reconcile waiting for its own write", () => {
     const svc = { ...service(), metadata: { ...service().metadata, resourceVersion: "5" } };
     const pending = new PendingWrites(() => clock.now(), 5000);
     pending.wroteService("default/web", "5");
-    clock.advance(1200);
+    await clock.advance(1200);
     const view: ReconcileView = {
       service: () => svc, nodes: () => [node("n1")], daemonSetsFor: () => [], podsFor: () => [], podsOnNode: () => [],
       endpointSlicesFor: () => [], servicesWithPort: () => [],
