@@ -1,20 +1,27 @@
 // Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
 //
 //   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
-//     [--cli dist/cli.js]      (the in-process API server holds every pod: ~4 GiB at 1k x 100)
+//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256]   (the in-process API server holds every pod: ~4 GiB at
+//     1k x 100; --heap-mib gives the controller the heap ceiling the Deployment gives it through NODE_OPTIONS)
 //
 // The API server and the measuring watches run in this process; the fake kubelet (test/support/kubelet.ts, places
 // the DaemonSets' pods and makes them Ready) in bench/kubelet-process.ts; the controller as its own process
 // (`berth controller`, from dist/ if built, else through tsx), so its memory is its own. Per case, on a fresh server:
-//   1. M nodes, then the controller (leader election on, 30 s resync), then N Services created back to back
-//      (each its own port, allocateLoadBalancerNodePorts: false so 5k fit);
+//   1. M nodes, a pod of another namespace on node-0 holding the port of 1% of the Services (their lb-pod there stays
+//      Pending: the scheduler reports the port taken, and the controller names the holder), then the controller
+//      (leader election on, 30 s resync), then N Services created back to back (each its own port,
+//      allocateLoadBalancerNodePorts: false so 5k fit); the fake kubelet creates every pod unbound and binds it
+//      through pods/binding, as the DaemonSet controller and the scheduler do;
 //   2. from each Service's creation to its DaemonSet's ADDED watch event;
 //   3. from the moment the last of a Service's pods turned Ready (its pod watch event) to the status listing all
 //      M nodes (its Service watch event), i.e. the controller's share of "ready to EXTERNAL-IP";
 //   4. API requests per Service (the controller's own berth_api_requests_total, watches and Leases excluded, until
-//      every Service is served and the queue is empty);
+//      every Service is served and the queue is empty), and of those the status writes and the Events;
 //   5. API requests per minute while nothing changes, over --idle-seconds (goal: only Lease renewals);
-//   6. the controller's RSS (VmRSS, and VmHWM, the peak) once converged.
+//   6. the controller's RSS (VmRSS, and VmHWM, the peak) once converged;
+//   7. isolated changes: one lb-pod at a time (--flips of them, 300 ms apart, each on another Service) turns not
+//      Ready, then Ready again; from the pod's watch event to the Service's (the node leaves, then rejoins, the
+//      ingress).
 // Prints a table and writes bench/results/controller.json with the machine it ran on.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -37,6 +44,9 @@ const arg = (name: string, fallback: string): string => {
 };
 const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("x").map(Number) as [number, number]);
 const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
+const FLIPS = Number(arg("--flips", "50"));
+/** The controller's V8 heap ceiling, as the Deployment sets it through NODE_OPTIONS (0: Node's default). */
+const HEAP_MIB = Number(arg("--heap-mib", "0"));
 const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
@@ -91,14 +101,28 @@ function rss(pid: number): { rssMiB: number; peakMiB: number } {
   return { rssMiB: Math.round(kib("VmRSS") / 102.4) / 10, peakMiB: Math.round(kib("VmHWM") / 102.4) / 10 };
 }
 
-/** Follows a watch and calls `on` for every event until stopped. */
-function follow(watch: Watch, on: (ev: { type: string; object: Obj }) => void): { stop(): void } {
+/**
+ * Follows a watch and calls `on` for every event until stopped; a watch the server ends (its timeout) is reopened
+ * from the last resourceVersion seen, so a long case keeps measuring.
+ */
+function follow(client: Client, path: string, rv: string, on: (ev: { type: string; object: Obj }) => void): { stop(): void } {
   let stopped = false;
+  let last = rv;
   void (async () => {
     while (!stopped) {
-      const ev = await watch.next(1000);
-      if (ev) on(ev);
-      else if (watch.ended) break;
+      const watch: Watch = await client.watch(`${path}${path.includes("?") ? "&" : "?"}resourceVersion=${last}`);
+      while (!stopped) {
+        const ev = await watch.next(1000);
+        if (ev) {
+          if (ev.type === "ERROR") {
+            // 410: history compacted past our resourceVersion; start over from the current state.
+            last = "";
+            break;
+          }
+          if (ev.object?.metadata?.resourceVersion) last = ev.object.metadata.resourceVersion as string;
+          if (ev.type !== "BOOKMARK") on(ev);
+        } else if (watch.ended) break;
+      }
     }
   })();
   return { stop: () => (stopped = true) };
@@ -111,7 +135,12 @@ interface CaseResult {
   podsReadyToStatusMs: { p50: number; p99: number; max: number };
   convergedAfterS: number;
   apiRequestsPerService: number;
+  statusWritesPerService: number;
+  eventsPerService: number;
+  /** Services whose lb-pod on node-0 waits on a port held by another pod. */
+  blockedServices: number;
   apiRequestsByVerb: Record<string, number>;
+  isolatedChangeToStatusMs: { p50: number; p99: number; max: number; samples: number };
   idleRequestsPerMinute: number;
   idleLeaseRequestsPerMinute: number;
   controllerRssMiB: number;
@@ -134,7 +163,18 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
         status: { addresses: [{ type: "InternalIP", address: ip }], conditions: [{ type: "Ready", status: "True" }] },
       });
     }
-    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["ignore", "pipe", "inherit"] });
+    // Another namespace's pod on node-0 holds the port of every 100th Service (a hostPort, as an ingress controller
+    // or a leftover k3s svclb pod would).
+    const blocked = new Set<string>();
+    for (let i = 0; i < services; i += 100) {
+      blocked.add(`svc-${i}`);
+      const res = await client.post("/api/v1/namespaces/default/pods", {
+        metadata: { name: `holder-${i}` },
+        spec: { nodeName: "node-0", containers: [{ name: "c", image: "holder", ports: [{ containerPort: 80, hostPort: 10000 + i, protocol: "TCP" }] }] },
+      });
+      if (res.status !== 201) throw new Error(`create holder-${i}: ${res.status} ${res.text}`);
+    }
+    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["pipe", "pipe", "inherit"] });
     await new Promise<void>((resolve, reject) => {
       kubelet?.stdout?.once("data", () => resolve());
       kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
@@ -143,11 +183,13 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
     const port = await freePort();
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    const args = [...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+    const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
       "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", "4"];
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     controller.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    // Said at once: the Service-creation loop below only checks the controller after it.
+    controller.once("exit", (code, signal) => console.error(`controller exited (${code ?? signal}): ${stderr}`));
     for (let i = 0; ; i++) {
       try {
         if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
@@ -163,23 +205,44 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     const dsAt = new Map<string, number>();
     const podReadyAt = new Map<string, Map<string, number>>();
     const servedAt = new Map<string, number>();
+    const dsName = new Map<string, string>();
+    /** Per Service, its lb-pod per node, and whether each is Ready now. */
+    const podOn = new Map<string, Map<string, string>>();
+    const podReady = new Map<string, boolean>();
+    /** The isolated change in flight: set by the flip phase, stamped by the watches. */
+    let flip: { service: string; pod: string; ready: boolean; podAt?: number; statusAt?: number } | undefined;
+    const wantIngress = (name: string): number => nodes - (blocked.has(name) ? 1 : 0);
     const rv = (await client.get("/api/v1/namespaces/default/services?limit=1")).body.metadata.resourceVersion as string;
     const watches = [
-      follow(await client.watch(`/apis/apps/v1/namespaces/${NS}/daemonsets?resourceVersion=${rv}`), (ev) => {
+      follow(client, `/apis/apps/v1/namespaces/${NS}/daemonsets`, rv, (ev) => {
         const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
-        if (ev.type === "ADDED" && name && !dsAt.has(name)) dsAt.set(name, performance.now());
+        if (ev.type === "ADDED" && name && !dsAt.has(name)) {
+          dsAt.set(name, performance.now());
+          dsName.set(name, ev.object.metadata.name as string);
+        }
       }),
-      follow(await client.watch(`/api/v1/namespaces/${NS}/pods?resourceVersion=${rv}`), (ev) => {
+      follow(client, `/api/v1/namespaces/${NS}/pods`, rv, (ev) => {
         const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
         if (!name) return;
         const ready = (ev.object.status?.conditions ?? []).some((c: Obj) => c.type === "Ready" && c.status === "True");
+        const podName = ev.object.metadata.name as string;
+        if (ev.object.spec?.nodeName) {
+          const byNode = podOn.get(name) ?? new Map<string, string>();
+          podOn.set(name, byNode);
+          byNode.set(ev.object.spec.nodeName as string, podName);
+        }
+        podReady.set(podName, ready);
+        if (flip && flip.pod === podName && flip.podAt === undefined && ready === flip.ready) flip.podAt = performance.now();
         const perPod = podReadyAt.get(name) ?? new Map<string, number>();
         podReadyAt.set(name, perPod);
         if (ready && !perPod.has(ev.object.metadata.name)) perPod.set(ev.object.metadata.name, performance.now());
       }),
-      follow(await client.watch(`/api/v1/namespaces/default/services?resourceVersion=${rv}`), (ev) => {
+      follow(client, "/api/v1/namespaces/default/services", rv, (ev) => {
         const name = ev.object.metadata?.name as string;
-        if ((ev.object.status?.loadBalancer?.ingress ?? []).length === nodes && !servedAt.has(name)) servedAt.set(name, performance.now());
+        const ingress = (ev.object.status?.loadBalancer?.ingress ?? []).length;
+        if (ingress === wantIngress(name) && !servedAt.has(name)) servedAt.set(name, performance.now());
+        if (flip && flip.service === name && flip.podAt !== undefined && flip.statusAt === undefined &&
+          ingress === wantIngress(name) - (flip.ready ? 0 : 1)) flip.statusAt = performance.now();
       }),
     ];
 
@@ -210,6 +273,28 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     const idleStart = await apiRequests(metricsUrl);
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
     const idleEnd = await apiRequests(metricsUrl);
+
+    // Isolated changes, each on a Service that has been quiet since it converged.
+    const isolated: number[] = [];
+    const candidates = [...created.keys()].filter((n) => !blocked.has(n));
+    const step = Math.max(1, Math.floor(candidates.length / Math.max(1, FLIPS)));
+    for (let i = 0; i < FLIPS && i * step < candidates.length; i++) {
+      const service = candidates[i * step] as string;
+      const nodeName = `node-${(i % Math.max(1, nodes - 1)) + 1}`;
+      const pod = podOn.get(service)?.get(nodeName);
+      const ds = dsName.get(service);
+      if (!pod || !ds) continue;
+      for (const ready of [false, true]) {
+        flip = { service, pod, ready };
+        kubelet.stdin?.write(`ready ${ds} ${nodeName} ${ready}\n`);
+        const until = Date.now() + 60_000;
+        while ((flip.statusAt === undefined) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        if (flip.podAt !== undefined && flip.statusAt !== undefined) isolated.push(flip.statusAt - flip.podAt);
+        else console.error(`isolated change on ${service} (${pod} ready=${ready}) not seen within 60 s`);
+        flip = undefined;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
     for (const w of watches) w.stop();
     client.closeWatches();
 
@@ -220,7 +305,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       if (ds !== undefined) toDs.push(ds - t);
       const readies = [...(podReadyAt.get(name)?.values() ?? [])];
       const served = servedAt.get(name);
-      if (readies.length >= nodes && served !== undefined) readyToStatus.push(Math.max(0, served - Math.max(...readies)));
+      if (readies.length >= wantIngress(name) && served !== undefined) readyToStatus.push(Math.max(0, served - Math.max(...readies)));
     }
     const stats = (v: number[]): { p50: number; p99: number; max: number } => ({
       p50: Math.round(percentile(v, 50)), p99: Math.round(percentile(v, 99)), max: Math.round(Math.max(...v)),
@@ -233,7 +318,11 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       podsReadyToStatusMs: stats(readyToStatus),
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
       apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,
+      statusWritesPerService: Math.round(((byVerb["patch services/status"] ?? 0) / services) * 100) / 100,
+      eventsPerService: Math.round((((byVerb["create events"] ?? 0) + (byVerb["patch events"] ?? 0)) / services) * 100) / 100,
+      blockedServices: blocked.size,
       apiRequestsByVerb: byVerb,
+      isolatedChangeToStatusMs: { ...stats(isolated), samples: isolated.length },
       idleRequestsPerMinute: Math.round(((idleEnd.total - idleStart.total) * 60) / IDLE_SECONDS * 10) / 10,
       idleLeaseRequestsPerMinute: Math.round(((idleEnd.leases - idleStart.leases) * 60) / IDLE_SECONDS * 10) / 10,
       controllerRssMiB: memory.rssMiB,
@@ -269,11 +358,12 @@ async function main(): Promise<void> {
     `${r.createToDaemonSetMs.p50} / ${r.createToDaemonSetMs.p99}`,
     `${r.podsReadyToStatusMs.p50} / ${r.podsReadyToStatusMs.p99}`,
     String(r.convergedAfterS),
-    String(r.apiRequestsPerService),
+    `${r.apiRequestsPerService} (${r.statusWritesPerService} / ${r.eventsPerService})`,
+    `${r.isolatedChangeToStatusMs.p50} / ${r.isolatedChangeToStatusMs.p99}`,
     `${r.idleRequestsPerMinute} (+${r.idleLeaseRequestsPerMinute} lease)`,
     `${r.controllerRssMiB} (peak ${r.controllerPeakRssMiB})`,
   ]);
-  const head = ["Services x nodes", "create->DS ms p50/p99", "ready->status ms p50/p99", "converged s", "API req/Service", "idle req/min", "RSS MiB"];
+  const head = ["Services x nodes", "create->DS ms p50/p99", "ready->status ms p50/p99", "converged s", "API req/Service (status / Events)", "isolated change ms p50/p99", "idle req/min", "RSS MiB"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] as number)).join(" | ")} |`;
   console.log(line(head));
@@ -288,6 +378,7 @@ function writeResults(results: CaseResult[]): void {
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
     controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js",
+    controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default",
     idleSeconds: IDLE_SECONDS,
     results,
   }, null, 2)}\n`);

@@ -174,6 +174,11 @@ function servicePorts(service: V1Service): { protocol: Protocol; port: number }[
   return ports.sort(comparePorts);
 }
 
+/** Whether the scheduler reported this pod as not fitting because its host ports are taken (NodePorts). */
+export function waitsForPorts(pod: V1Pod): boolean {
+  return schedulerPortsMessage(pod) !== undefined;
+}
+
 function schedulerPortsMessage(pod: V1Pod): string | undefined {
   const scheduled = pod.status?.conditions?.find((condition) => condition.type === "PodScheduled");
   if (scheduled?.status === "False" && scheduled.message?.includes(SCHEDULER_PORTS_MESSAGE)) return `scheduler: ${scheduled.message}`;

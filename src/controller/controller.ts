@@ -16,7 +16,17 @@ import type { BackoffConfig } from "../lib/kube/backoff.js";
 import { fencedClient } from "../lib/kube/fence.js";
 import { LeaderElector, type LeaderElectionOptions } from "../lib/kube/leader.js";
 import type { ControllerMetrics } from "../lib/kube/metrics.js";
-import { EventRecorder, PendingWrites, reconcileService, type ReconcileResult, type ReconcileView } from "./reconcile.js";
+import { trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "./cache-trim.js";
+import {
+  EventRecorder,
+  PendingWrites,
+  PortHolderLookups,
+  reconcileService,
+  StatusPacer,
+  type ReconcileResult,
+  type ReconcileView,
+  type StatusPacing,
+} from "./reconcile.js";
 import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 
 /** Who may write: the Lease election, or "always" for a single replica. */
@@ -51,8 +61,8 @@ export interface ControllerOptions {
   queueBackoff?: BackoffConfig;
   clock?: Clock;
   log?: LogFn;
-  /** Pod and DaemonSet events wait this long in the queue so a burst becomes one reconcile; default 100 ms. */
-  podBatchMs?: number;
+  /** How often one Service's status may be written during a burst (see StatusPacer); tests shorten it. */
+  statusPacing?: StatusPacing;
   /** Prometheus metrics (reconciles, durations, queue depth, watch restarts); the client records API requests itself. */
   metrics?: ControllerMetrics;
   /** Hook for tests: one call per processed key. */
@@ -91,17 +101,20 @@ const sliceServiceKey = (s: KubeObject): string | undefined => {
   return svc ? `${s.metadata?.namespace}/${svc}` : undefined;
 };
 
+const portKey = (protocol: string | undefined, port: number): string => `${protocol ?? "TCP"}/${port}`;
+
 const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 
 /**
- * Objects of one informer grouped by the Service key in their berth.dev/service-* labels, kept up to date by
- * informer handlers, so a reconcile finds its pods and DaemonSets without scanning every one (client-go's
- * Indexer; at 1k Services x 10 nodes a scan per reconcile was most of the controller's CPU).
+ * Objects of one informer grouped by keys derived from them (a Service key from the berth.dev/service-* labels, a
+ * node name, a port), kept up to date by informer handlers, so a reconcile finds what it needs without scanning every
+ * object (client-go's Indexer; at 1k Services x 10 nodes a scan per reconcile was most of the controller's CPU, and
+ * a scan of every pod and Service per reconcile made one resync O(Services^2)).
  */
-class ServiceKeyIndex<T extends KubeObject> {
+class KeyIndex<T extends KubeObject> {
   private readonly byKey = new Map<string, Map<string, T>>();
 
-  constructor(inf: Informer<T>, private readonly keyFn: (o: T) => string | undefined = (o) => serviceKeyOfLabels(o.metadata?.labels)) {
+  constructor(inf: Informer<T>, private readonly keysOf: (o: T) => readonly string[] = (o) => optional(serviceKeyOfLabels(o.metadata?.labels))) {
     inf.addHandlers({
       onAdd: (o) => this.put(o),
       onUpdate: (old, o) => {
@@ -117,82 +130,32 @@ class ServiceKeyIndex<T extends KubeObject> {
   }
 
   private put(o: T): void {
-    const key = this.keyFn(o);
-    if (key === undefined) return;
-    let m = this.byKey.get(key);
-    if (!m) this.byKey.set(key, (m = new Map()));
-    m.set(keyOf(o), o);
+    for (const key of this.keysOf(o)) {
+      let m = this.byKey.get(key);
+      if (!m) this.byKey.set(key, (m = new Map()));
+      m.set(keyOf(o), o);
+    }
   }
 
   private drop(o: T): void {
-    const key = this.keyFn(o);
-    if (key === undefined) return;
-    const m = this.byKey.get(key);
-    m?.delete(keyOf(o));
-    if (m?.size === 0) this.byKey.delete(key);
+    for (const key of this.keysOf(o)) {
+      const m = this.byKey.get(key);
+      m?.delete(keyOf(o));
+      if (m?.size === 0) this.byKey.delete(key);
+    }
   }
 }
 
-/** What about a Node can change a DaemonSet or a status: not its heartbeats (every 10 s to 1 min per node). */
-function nodeFingerprint(n: V1Node): string {
+const optional = (key: string | undefined): string[] => (key === undefined ? [] : [key]);
+
+/**
+ * What about a Node can change a DaemonSet or a status: not its heartbeats (every 10 s to 1 min per node). A node
+ * being deleted leaves the status at once (status.ts), so its deletionTimestamp counts.
+ */
+export function nodeFingerprint(n: V1Node): string {
   const ready = n.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "";
-  return JSON.stringify([n.metadata?.labels ?? {}, n.status?.addresses ?? [], ready, n.spec?.taints ?? [], n.spec?.unschedulable ?? false]);
-}
-
-/**
- * The parts of a pod the decisions read (status.ts, conflicts.ts): a full pod with managedFields is ~10-25 KiB in
- * memory, this ~1 KiB, and the controller caches one pod per Service per node (100k at 1k Services x 100 nodes).
- * client-go controllers do the same with an informer transform (SetTransform, e.g. dropping managedFields).
- */
-export function trimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
-  const m = pod.metadata as V1Pod["metadata"] & KubeObject["metadata"];
-  const required = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
-  const ports = (c: { name: string; ports?: unknown; restartPolicy?: string }) => ({
-    name: c.name, ...(c.ports ? { ports: c.ports } : {}), ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
-  });
-  return {
-    apiVersion: pod.apiVersion, kind: pod.kind,
-    metadata: {
-      name: m?.name, namespace: m?.namespace, uid: m?.uid, resourceVersion: m?.resourceVersion, labels: m?.labels,
-      ...(m?.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
-    },
-    spec: {
-      ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
-      ...(pod.spec?.hostNetwork ? { hostNetwork: true } : {}),
-      ...(required ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } } : {}),
-      containers: (pod.spec?.containers ?? []).map(ports),
-      ...(pod.spec?.initContainers ? { initContainers: pod.spec.initContainers.map(ports) } : {}),
-    },
-    status: {
-      ...(pod.status?.phase ? { phase: pod.status.phase } : {}), ...(pod.status?.conditions ? { conditions: pod.status.conditions } : {}),
-      // A pod the kubelet rejected (SysctlForbidden): computeStatus and the Service's condition name the reason.
-      ...(pod.status?.phase === "Failed" ? { reason: pod.status.reason, message: pod.status.message } : {}),
-    },
-  } as V1Pod & KubeObject;
-}
-
-/**
- * The client as one informer sees it, with every listed and watched object passed through `trim` before the
- * informer caches it (the informer has no transform hook of its own).
- */
-function trimmingClient<T extends KubeObject>(client: KubeClient, trim: (o: T) => T): KubeClient {
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      if (prop === "listAll") {
-        return async (...args: Parameters<KubeClient["listAll"]>) => {
-          const r = await target.listAll<T>(...args);
-          return { ...r, items: r.items.map(trim) };
-        };
-      }
-      if (prop === "watch") {
-        return async function* (...args: Parameters<KubeClient["watch"]>) {
-          for await (const ev of target.watch<T>(...args)) yield ev.type === "BOOKMARK" ? ev : { ...ev, object: trim(ev.object) };
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  return JSON.stringify([n.metadata?.labels ?? {}, n.status?.addresses ?? [], ready, n.spec?.taints ?? [], n.spec?.unschedulable ?? false,
+    n.metadata?.deletionTimestamp ?? null]);
 }
 
 export class Controller {
@@ -218,6 +181,8 @@ export class Controller {
   private stopped = false;
   private readonly pending: PendingWrites;
   private readonly view: ReconcileView;
+  private readonly pacer: StatusPacer;
+  private readonly holders = new PortHolderLookups();
 
   constructor(private readonly options: ControllerOptions) {
     this.clock = options.clock ?? realClock;
@@ -226,28 +191,36 @@ export class Controller {
     const common = { client, clock: this.clock, log: this.log, ...(options.metrics ? { metrics: options.metrics } : {}), ...(options.informer ?? {}) };
     // Our own objects are selected by label, so a busy berth-system (or a shared one) costs nothing.
     const ours = `${LABELS.managedBy}=${MANAGED_BY}`;
-    this.services = new Informer<Svc>({ ...common, resource: Resources.services });
-    this.nodes = new Informer({ ...common, resource: Resources.nodes });
-    this.pods = new Informer({
-      ...common, client: trimmingClient(client, trimPod), resource: Resources.pods, namespace: config.namespace, labelSelector: ours,
+    this.services = new Informer<Svc>({ ...common, resource: Resources.services, transform: trimService });
+    this.nodes = new Informer<V1Node & KubeObject>({ ...common, resource: Resources.nodes, transform: trimNode });
+    this.pods = new Informer<V1Pod & KubeObject>({
+      ...common, resource: Resources.pods, namespace: config.namespace, labelSelector: ours, transform: trimPod,
     });
-    this.daemonSets = new Informer({ ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours });
-    this.slices = new Informer({ ...common, resource: Resources.endpointSlices });
+    this.daemonSets = new Informer<V1DaemonSet & KubeObject>({
+      ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours, transform: trimDaemonSet,
+    });
+    this.slices = new Informer<V1EndpointSlice & KubeObject>({ ...common, resource: Resources.endpointSlices, transform: trimEndpointSlice });
     this.pending = new PendingWrites(() => this.clock.now());
+    this.pacer = new StatusPacer(() => this.clock.now(), options.statusPacing);
 
     // Registered before the enqueueing handlers, so a reconcile never sees an index behind its cache.
-    const podIndex = new ServiceKeyIndex(this.pods);
-    const daemonSetIndex = new ServiceKeyIndex(this.daemonSets);
-    const sliceIndex = new ServiceKeyIndex(this.slices, sliceServiceKey);
+    const podIndex = new KeyIndex(this.pods);
+    const podsByNode = new KeyIndex(this.pods, (p) => optional(p.spec?.nodeName));
+    const daemonSetIndex = new KeyIndex(this.daemonSets);
+    const sliceIndex = new KeyIndex(this.slices, (s) => optional(sliceServiceKey(s)));
+    const servicesByPort = new KeyIndex(this.services, (s) => (s.spec?.type === "LoadBalancer" ? (s.spec.ports ?? []).map((p) => portKey(p.protocol, p.port)) : []));
     this.view = {
       service: (key) => this.services.get(key),
       nodes: () => this.nodes.list(),
       daemonSetsFor: (key) => daemonSetIndex.get(key),
       podsFor: (key) => podIndex.get(key),
-      allPods: () => this.pods.list(),
+      podsOnNode: (node) => podsByNode.get(node),
       endpointSlicesFor: (key) => sliceIndex.get(key),
-      services: () => this.services.list(),
+      servicesWithPort: (protocol, port) => servicesByPort.get(portKey(protocol, port)),
     };
+    // A deleted pod's holder lookup is never needed again.
+    this.pods.addHandlers({ onDelete: (p) => this.holders.forget(p.metadata?.uid) });
+    this.services.addHandlers({ onDelete: (s) => this.pacer.forget(keyOf(s)) });
     this.wireHandlers();
   }
 
@@ -306,6 +279,11 @@ export class Controller {
     if (key !== undefined) this.queue?.add(key);
   }
 
+  /** For events that can only change a status: when the pacer would let this Service's status be written. */
+  private enqueueForStatus(key: string | undefined): void {
+    if (key !== undefined) this.queue?.addAfter(key, this.pacer.event(key));
+  }
+
   /** Every Service that is a LoadBalancer or carries something of ours, and every DaemonSet's Service. */
   private enqueueAll(): void {
     for (const s of this.services.list()) {
@@ -321,18 +299,21 @@ export class Controller {
       onUpdate: (_old, s) => this.enqueue(keyOf(s)),
       onDelete: (s) => this.enqueue(keyOf(s)),
     });
-    // Pods of one DaemonSet are created, scheduled and become Ready node by node, a few ms apart: a short batching
-    // window turns that burst into one reconcile and one status write instead of one per pod event.
-    const batchMs = this.options.podBatchMs ?? 100;
-    const byLabels = (delayMs: number) => {
-      const add = (o: KubeObject): void => {
-        const key = serviceKeyOfLabels(o.metadata?.labels);
-        if (key !== undefined) this.queue?.addAfter(key, delayMs);
-      };
-      return { onAdd: add, onUpdate: (_old: KubeObject, o: KubeObject) => add(o), onDelete: add };
+    // Pods of one DaemonSet are created, scheduled and become Ready node by node, a few ms to minutes apart. Their
+    // events only matter for the status: a Service whose status was written recently waits in the queue until the
+    // pacer lets it write again, so that burst costs one reconcile per write, not one per pod event; a quiet
+    // Service is reconciled at once (an isolated readiness change reaches the status in milliseconds).
+    const byLabels = {
+      onAdd: (o: KubeObject) => this.enqueueForStatus(serviceKeyOfLabels(o.metadata?.labels)),
+      onUpdate: (_old: KubeObject, o: KubeObject) => this.enqueueForStatus(serviceKeyOfLabels(o.metadata?.labels)),
+      onDelete: (o: KubeObject) => this.enqueueForStatus(serviceKeyOfLabels(o.metadata?.labels)),
     };
-    this.pods.addHandlers(byLabels(batchMs));
-    this.daemonSets.addHandlers(byLabels(batchMs));
+    this.pods.addHandlers(byLabels);
+    this.daemonSets.addHandlers({
+      onAdd: (o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+      onUpdate: (_old, o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+      onDelete: (o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+    });
     // Only Local-policy Services read EndpointSlices; the cheap filter saves waking the queue for every endpoint
     // change in the cluster.
     const sliceMatters = (s: V1EndpointSlice & KubeObject): void => {
@@ -375,11 +356,16 @@ export class Controller {
     const results = new Map<string, ReconcileResult>();
     this.running = queue.run(async (key) => {
       if (term.aborted) return;
+      let requeueAfterMs: number | undefined;
       const result = await reconcileService(key, {
         client, config: this.options.config, view: this.view, events,
-        pending: this.pending, now: () => new Date(this.clock.now()), log: this.log,
+        pending: this.pending, pacer: this.pacer, holders: this.holders, now: () => new Date(this.clock.now()), log: this.log,
+        requeueAfter: (ms) => {
+          requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms);
+        },
       });
       results.set(key, result);
+      return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
     }, {
       concurrency: this.options.workers ?? 4,
       onError: (key, error, requeues) => {

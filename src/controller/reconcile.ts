@@ -16,7 +16,8 @@ import {
   deletedDaemonSetEvent,
   removeOurConditions,
 } from "./conditions.js";
-import { findPortConflicts } from "./conflicts.js";
+import { trimPod } from "./cache-trim.js";
+import { findPortConflicts, waitsForPorts } from "./conflicts.js";
 import { buildDaemonSet, ownedFieldsDiffer, recordedHash } from "./daemonset.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
 import { computeStatus, podTargetNode, statusEquals } from "./status.js";
@@ -39,12 +40,12 @@ export interface ReconcileView {
   daemonSetsFor(key: string): V1DaemonSet[];
   /** Pods in our namespace labelled for this Service key. */
   podsFor(key: string): V1Pod[];
-  /** lb-pods of every Service (for port conflicts). */
-  allPods(): V1Pod[];
+  /** lb-pods of every Service bound to this node (the holders of a port conflict we can see without a request). */
+  podsOnNode(node: string): V1Pod[];
   /** EndpointSlices of this Service (kubernetes.io/service-name). */
   endpointSlicesFor(key: string): V1EndpointSlice[];
-  /** Every Service the controller knows (for naming the holder of a conflicting port). */
-  services(): V1Service[];
+  /** LoadBalancer Services asking for this port (protocol as in the Service spec, e.g. "TCP"): competing Services. */
+  servicesWithPort(protocol: string, port: number): V1Service[];
 }
 
 /**
@@ -88,9 +89,130 @@ export class PendingWrites {
     return w.hash === hash;
   }
 
+  /** How long until a stale-cache wait for this Service expires (0 when there is none). */
+  serviceWaitMs(key: string): number {
+    const w = this.services.get(key);
+    return w ? Math.max(0, this.ttlMs - (this.now() - w.at)) : 0;
+  }
+
   forget(key: string): void {
     this.services.delete(key);
     this.daemonSets.delete(key);
+  }
+}
+
+export interface StatusPacing {
+  /** Pause after the first write of a burst; default 250 ms. */
+  baseMs?: number;
+  /** Each write of a burst multiplies the pause by this; default 3. */
+  factor?: number;
+  /** Longest pause between two writes of one Service; default 60 s. */
+  maxMs?: number;
+  /** A burst has ended once no event touched the Service for this long; default 30 s. */
+  quietMs?: number;
+}
+
+/**
+ * When one Service's status may be written next. A DaemonSet's pods are created, bound and become Ready node by
+ * node over seconds to minutes; writing the status on each of those changes cost ~2 writes and ~1 Event per node
+ * (200 requests per Service at 100 nodes). Here the first change after a quiet spell is written at once (an isolated
+ * readiness change reaches the status in one reconcile), and later ones in the same burst wait a pause that triples
+ * after every write (250 ms, 0.75 s, 2.25 s, ... up to `maxMs`), so a burst costs O(log(duration)) writes (7 for
+ * three minutes). A burst ends when no event about the Service's pods or DaemonSet arrived for `quietMs`. The cost:
+ * during a long burst a change can take up to the current pause (at most `maxMs`) to show, and a restarted
+ * controller starts quiet. docs/design/0012-api-discipline-at-scale.md.
+ */
+export class StatusPacer {
+  private readonly state = new Map<string, { lastWrite: number; pauseMs: number; lastEvent: number; fresh: boolean }>();
+  private readonly baseMs: number;
+  private readonly factor: number;
+  private readonly maxMs: number;
+  private readonly quietMs: number;
+
+  constructor(private readonly now: () => number, pacing: StatusPacing = {}) {
+    this.baseMs = pacing.baseMs ?? 250;
+    this.factor = pacing.factor ?? 3;
+    this.maxMs = pacing.maxMs ?? 60_000;
+    this.quietMs = pacing.quietMs ?? 30_000;
+  }
+
+  /**
+   * An event that can change this Service's status arrived (its pods, its DaemonSet); returns how long to wait
+   * before reconciling it. After a quiet spell the burst starts over: no wait, and the next write's pause is the base.
+   */
+  event(key: string): number {
+    const s = this.state.get(key);
+    if (!s) return 0;
+    const t = this.now();
+    if (t - s.lastEvent >= this.quietMs) {
+      s.fresh = true;
+      s.lastEvent = t;
+      return 0;
+    }
+    s.lastEvent = t;
+    return this.waitMs(key);
+  }
+
+  /** Milliseconds until this Service's status may be written; 0 = now. */
+  waitMs(key: string): number {
+    const s = this.state.get(key);
+    const t = this.now();
+    if (!s || s.fresh || (t - s.lastEvent >= this.quietMs && t - s.lastWrite >= this.quietMs)) return 0;
+    return Math.max(0, s.lastWrite + s.pauseMs - t);
+  }
+
+  /** Records a write: the pause grows inside a burst and starts over after a quiet spell. */
+  wrote(key: string): void {
+    const t = this.now();
+    const s = this.state.get(key);
+    const pauseMs = !s || s.fresh || t - s.lastEvent >= this.quietMs ? this.baseMs : Math.min(this.maxMs, s.pauseMs * this.factor);
+    this.state.set(key, { lastWrite: t, pauseMs, lastEvent: Math.max(s?.lastEvent ?? t, t), fresh: false });
+    // Quiet Services need no entry: drop them now and then so the map holds only Services in a burst.
+    if (this.state.size % 256 === 0) {
+      for (const [k, v] of this.state) if (t - v.lastEvent >= this.quietMs && t - v.lastWrite >= this.quietMs) this.state.delete(k);
+    }
+  }
+
+  forget(key: string): void {
+    this.state.delete(key);
+  }
+}
+
+/**
+ * The pods that may hold the ports of our lb-pods the scheduler reported as not fitting (NodePorts), looked up with
+ * one list per such node (by spec.nodeName, as the kubelet lists its pods) and remembered per pod uid and
+ * resourceVersion: an ordinary pending pod costs no request, and a pod stuck on a port costs one request until it
+ * changes, however often its Service is reconciled. So the controller needs no cluster-wide pod watch.
+ */
+export class PortHolderLookups {
+  private readonly byPod = new Map<string, { rv: string | undefined; pods: V1Pod[] }>();
+
+  async holders(client: KubeClient, ours: readonly V1Pod[]): Promise<V1Pod[]> {
+    const found: V1Pod[] = [];
+    for (const pod of ours) {
+      if (pod.spec?.nodeName || !waitsForPorts(pod)) continue;
+      const node = podTargetNode(pod);
+      const uid = pod.metadata?.uid;
+      if (!node || !uid) continue;
+      const cached = this.byPod.get(uid);
+      if (cached && cached.rv === pod.metadata?.resourceVersion) {
+        found.push(...cached.pods);
+        continue;
+      }
+      const list = await client.list<V1Pod & KubeObject>(Resources.pods, { fieldSelector: `spec.nodeName=${node}` });
+      const pods = list.items.map((p) => trimPod(p));
+      this.byPod.set(uid, { rv: pod.metadata?.resourceVersion, pods });
+      found.push(...pods);
+    }
+    return found;
+  }
+
+  forget(uid: string | undefined): void {
+    if (uid) this.byPod.delete(uid);
+  }
+
+  get size(): number {
+    return this.byPod.size;
   }
 }
 
@@ -100,8 +222,12 @@ export interface ReconcileDeps {
   view: ReconcileView;
   events: EventRecorder;
   pending: PendingWrites;
+  pacer: StatusPacer;
+  holders: PortHolderLookups;
   now: () => Date;
   log: LogFn;
+  /** Look at this key again after `ms` (a status write the pacer deferred, a cache we wait for). */
+  requeueAfter(ms: number): void;
 }
 
 /** How a reconcile ended; a fixed token for logs and the reconcile_total{result} metric. */
@@ -127,7 +253,12 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
     for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
     return existing.length > 0 ? "deleted" : "unchanged";
   }
-  if (pending.serviceStale(key, service.metadata?.resourceVersion)) return "waiting-for-cache";
+  if (pending.serviceStale(key, service.metadata?.resourceVersion)) {
+    // Our write's watch event re-queues the key; if the write changed nothing on the server there is no event, so
+    // look again when the wait expires rather than at the next resync.
+    deps.requeueAfter(pending.serviceWaitMs(key));
+    return "waiting-for-cache";
+  }
 
   const hasFinalizer = (service.metadata?.finalizers ?? []).includes(FINALIZER);
   const emit = (ev: EventDecision): void => deps.events.emit(service, ev);
@@ -168,16 +299,26 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
 
   let current = service;
   let wrote = false;
+  // The finalizer and the DaemonSet go out together (one round trip less from a new Service to its DaemonSet): a
+  // DaemonSet whose Service then vanishes without our finalizer is an orphan the next reconcile of the key deletes.
+  let finalizerWrite: Promise<V1Service> | undefined;
   if (!hasFinalizer) {
-    current = await addFinalizer(client, service);
+    finalizerWrite = addFinalizer(client, service);
+    // Awaited below; this only keeps a rejection that arrives first from counting as unhandled.
+    finalizerWrite.catch(() => undefined);
     wrote = true;
   }
+  const finalizerDone = async (): Promise<void> => {
+    if (finalizerWrite) current = await finalizerWrite;
+    finalizerWrite = undefined;
+  };
   const nodes = view.nodes();
   const parsed = parseServiceConfig(current, config);
 
   if (!parsed.ok || parsed.value.mode === MODES.vip) {
     // Invalid: nothing is applied for this Service (an existing DaemonSet keeps the last good configuration serving
     // while the user fixes it). VIP mode: not in this version, so no DaemonSet and no address.
+    await finalizerDone();
     const vip = parsed.ok;
     if (vip) for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
     const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes });
@@ -211,44 +352,59 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
     changed = true;
   }
 
+  // The status write needs the resourceVersion the finalizer write returned.
+  await finalizerDone();
   const pods = view.podsFor(key).filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined ||
     p.metadata.labels[LABELS.serviceUid] === current.metadata?.uid);
   const status = computeStatus({ service: current, serviceConfig: parsed.value, pods, nodes, endpointSlices: view.endpointSlicesFor(key) });
   const conflicts = findPortConflicts({
     service: current,
     daemonSetPods: pods,
-    allPods: [...view.allPods(), ...await podsHoldingPorts(client, pods)],
-    otherServices: view.services().filter((s) => s !== service && ownership(s, config).ours),
+    allPods: [...unboundNodes(pods).flatMap((node) => view.podsOnNode(node)), ...await deps.holders.holders(client, pods)],
+    otherServices: competingCandidates(current, view).filter((s) => ownership(s, config).ours),
   });
   const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes, status, conflicts });
   if (decision.conditionsChanged || !statusEquals(current.status?.loadBalancer?.ingress, status.ingress)) {
-    await patchStatus(client, current, status.ingress, decision.conditions);
-    wrote = true;
-    changed = true;
+    const wait = deps.pacer.waitMs(key);
+    if (wait > 0) {
+      // Inside a burst: the pacer decides when; the decision (and its Events) is made again then, from what the
+      // cache shows at that time, so the changes in between become one write.
+      deps.requeueAfter(wait);
+    } else {
+      await patchStatus(client, current, status.ingress, decision.conditions);
+      deps.pacer.wrote(key);
+      wrote = true;
+      changed = true;
+      decision.events.forEach(emit);
+    }
+  } else {
+    decision.events.forEach(emit);
   }
   if (wrote) pending.wroteService(key, service.metadata?.resourceVersion);
-  decision.events.forEach(emit);
   return changed ? "updated" : "unchanged";
 }
 
-/**
- * Pods in every namespace bound to the nodes where one of ours waits unscheduled: the candidates for holding its
- * ports. Looked up only then (one list per such node, by spec.nodeName, as the kubelet lists its pods), so the
- * controller needs no cluster-wide pod watch and a cluster without conflicts costs nothing.
- */
-async function podsHoldingPorts(client: KubeClient, ours: V1Pod[]): Promise<V1Pod[]> {
+/** Nodes where one of these pods waits unbound: the only nodes where a port conflict can be. */
+function unboundNodes(pods: readonly V1Pod[]): string[] {
   const nodes = new Set<string>();
-  for (const pod of ours) {
+  for (const pod of pods) {
     if (pod.spec?.nodeName) continue;
-    const target = podTargetNode(pod);
-    if (target) nodes.add(target);
+    const node = podTargetNode(pod);
+    if (node) nodes.add(node);
   }
-  const found: V1Pod[] = [];
-  for (const node of [...nodes].sort()) {
-    const list = await client.list<V1Pod & KubeObject>(Resources.pods, { fieldSelector: `spec.nodeName=${node}` });
-    found.push(...list.items);
+  return [...nodes];
+}
+
+/** Other Services asking for one of this Service's ports, from the port index (not a scan of every Service). */
+function competingCandidates(service: V1Service, view: ReconcileView): V1Service[] {
+  const found = new Map<string, V1Service>();
+  for (const port of service.spec?.ports ?? []) {
+    for (const other of view.servicesWithPort(port.protocol ?? "TCP", port.port)) {
+      if (other === service || (other.metadata?.namespace === service.metadata?.namespace && other.metadata?.name === service.metadata?.name)) continue;
+      found.set(`${other.metadata?.namespace}/${other.metadata?.name}`, other);
+    }
   }
-  return found;
+  return [...found.values()];
 }
 
 async function deleteDaemonSet(client: KubeClient, namespace: string, ds: V1DaemonSet): Promise<void> {

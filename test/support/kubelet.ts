@@ -9,9 +9,12 @@
 //   [node]` (util.ReplaceDaemonSetPodNodeNameNodeAffinity); pods of nodes that no longer match are deleted; a
 //   changed template replaces the pods (OnDelete-free RollingUpdate, simplified to delete + create); DaemonSet
 //   status counts (desiredNumberScheduled, currentNumberScheduled, numberReady, numberAvailable).
-// - scheduler: a pod whose hostPort/protocol/hostIP is already held on its node by an earlier pod stays unbound and
-//   Pending with PodScheduled=False, reason Unschedulable and the NodePorts plugin's message, and is bound (pods/binding)
-//   once the port frees up. Pods whose ports are free are created bound, saving the bind round trip.
+//   Pods are created unbound, as the real controller has done since 1.12 (ScheduleDaemonSetPods): only the node
+//   affinity names their node.
+// - scheduler (pkg/scheduler, schedule_one.go): binds each pod through pods/<name>/binding `bindDelayMs` after it
+//   first saw it (its queue and bind cycle), oldest first per node; a pod whose hostPort/protocol/hostIP is already
+//   held on its node stays unbound and Pending with PodScheduled=False, reason Unschedulable and kube-scheduler's
+//   FitError message (NodePorts), and is bound once the port frees up.
 // - kubelet + node lifecycle controller: bound pods run (phase Running, hostIP, podIP) and are Ready unless the
 //   test says otherwise (setReady); on a node whose Ready condition is not True, pods are marked not Ready
 //   (node lifecycle controller's MarkPodsNotReady); graceful deletions are confirmed at once.
@@ -45,6 +48,10 @@ export interface FakeKubeletOptions {
   readyByDefault?: boolean;
   /** Pause between retries after a failed request (default 50 ms). */
   retryMs?: number;
+  /** From the scheduler first seeing a pod to its binding (default 20 ms; the real one takes a few ms to tens of ms). */
+  bindDelayMs?: number;
+  /** Writes in flight at once within one pass (default 4), as the real controllers' clients send in parallel. */
+  writeConcurrency?: number;
 }
 
 /** Readiness override: pods of this DaemonSet (any if unset) on this node (any if unset). */
@@ -143,6 +150,11 @@ export class FakeKubelet {
   readonly token: string;
   readonly namespace: string;
   readonly retryMs: number;
+  private readonly bindDelayMs: number;
+  private readonly writeConcurrency: number;
+  /** When the scheduler first saw each unbound pod (by uid). */
+  private readonly firstSeen = new Map<string, number>();
+  private wakeTimer: { at: number; timer: NodeJS.Timeout } | undefined;
   private readyByDefault: boolean;
   private readonly rules: ReadinessRule[] = [];
   private readonly daemonSets: Reflector;
@@ -162,6 +174,8 @@ export class FakeKubelet {
     this.namespace = options.namespace;
     this.readyByDefault = options.readyByDefault ?? true;
     this.retryMs = options.retryMs ?? 50;
+    this.bindDelayMs = options.bindDelayMs ?? 20;
+    this.writeConcurrency = options.writeConcurrency ?? 4;
     const ns = encodeURIComponent(options.namespace);
     const kick = () => this.schedule(0);
     this.daemonSets = new Reflector(this, `/apis/apps/v1/namespaces/${ns}/daemonsets`, kick);
@@ -182,6 +196,8 @@ export class FakeKubelet {
     for (const r of [this.daemonSets, this.nodes, this.pods]) r.stop();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer.timer);
+    this.wakeTimer = undefined;
     this.dirty = false;
   }
 
@@ -234,6 +250,19 @@ export class FakeKubelet {
     }, delayMs);
   }
 
+  /** A pass at `at` (epoch ms) at the latest: a pod's bind falls due then. */
+  private wakeAt(at: number): void {
+    if (this.stopped || (this.wakeTimer && this.wakeTimer.at <= at)) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer.timer);
+    this.wakeTimer = {
+      at,
+      timer: setTimeout(() => {
+        this.wakeTimer = undefined;
+        this.schedule(0);
+      }, Math.max(0, at - Date.now())),
+    };
+  }
+
   private async run(): Promise<void> {
     if (this.running) return;
     this.running = true;
@@ -267,15 +296,43 @@ export class FakeKubelet {
     const ns = encodeURIComponent(this.namespace);
     const podsPath = `/api/v1/namespaces/${ns}/pods`;
     let acted = false;
-    const write = async (method: string, path: string, body?: unknown, contentType?: string): Promise<void> => {
-      const res = await this.request(method, path, body, contentType);
-      // 404 on delete and 409 on create mean someone (or our previous pass) got there first: the watch will tell.
-      if (res.status >= 300 && !(method === "DELETE" && res.status === 404) && !(method === "POST" && res.status === 409)) {
-        throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
-      }
-      this.writes++;
-      acted = true;
+    const batch: { group: string; job: () => Promise<void> }[] = [];
+    // Queued, then sent `writeConcurrency` at a time by flush() at the end of each phase (deletes, then binds and
+    // statuses, then creates, then DaemonSet statuses), so the order between phases holds. Within a phase the writes
+    // go out grouped by DaemonSet: every node has its own kubelet and the scheduler binds a DaemonSet's pods in one
+    // go, so on a cluster one DaemonSet's pods start within moments of each other, not spread over a whole pass.
+    const write = (method: string, path: string, body?: unknown, contentType?: string, group = ""): void => {
+      batch.push({ group, job: async () => {
+        const res = await this.request(method, path, body, contentType);
+        // 404 on delete and 409 on create mean someone (or our previous pass) got there first: the watch will tell.
+        if (res.status >= 300 && !(method === "DELETE" && res.status === 404) && !(method === "POST" && res.status === 409)) {
+          throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+        }
+        this.writes++;
+        acted = true;
+      } });
     };
+    const flush = async (): Promise<void> => {
+      const firstSeen = new Map<string, number>();
+      for (const w of batch) if (!firstSeen.has(w.group)) firstSeen.set(w.group, firstSeen.size);
+      const jobs = batch.splice(0).map((w, i) => ({ ...w, i }))
+        .sort((a, b) => (firstSeen.get(a.group) as number) - (firstSeen.get(b.group) as number) || a.i - b.i)
+        .map((w) => w.job);
+      let next = 0;
+      let failure: unknown;
+      await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, jobs.length) }, async () => {
+        while (next < jobs.length) {
+          const job = jobs[next++] as () => Promise<void>;
+          try {
+            await job();
+          } catch (e) {
+            failure ??= e;
+          }
+        }
+      }));
+      if (failure !== undefined) throw failure;
+    };
+    const now = Date.now();
     const nodes = [...this.nodes.items.values()].sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)));
     const nodeByName = new Map(nodes.map((n) => [n.metadata.name as string, n]));
     const dsByUid = new Map<string, Obj>();
@@ -291,7 +348,7 @@ export class FakeKubelet {
     for (const pod of pods) {
       const uid = ownerUid(pod);
       if (pod.metadata.deletionTimestamp) {
-        await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+        write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
         continue;
       }
       if (uid === undefined) {
@@ -303,9 +360,12 @@ export class FakeKubelet {
       const stale = !ds || node === undefined || !nodeByName.has(node) ||
         nodeMismatch(ds.spec.template, nodeByName.get(node) as Obj) !== undefined ||
         pod.metadata.labels?.[TEMPLATE_HASH_LABEL] !== templateHash(ds as Obj);
-      if (stale) await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+      if (stale) write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
       else live.push(pod);
     }
+    await flush();
+    const liveUids = new Set(live.map((p) => p.metadata.uid as string));
+    for (const uid of this.firstSeen.keys()) if (!liveUids.has(uid)) this.firstSeen.delete(uid);
 
     // Per node, earlier pods keep their ports; later ones with a clashing hostPort stay unbound.
     const byNode = new Map<string, Obj[]>();
@@ -338,40 +398,46 @@ export class FakeKubelet {
           const ready = nodeReady(node) && this.readinessFor(ds?.metadata.name as string, nodeName);
           const status = runningStatus(pod, node, ready, nodes.indexOf(node));
           if (!sameStatus(pod.status, status)) {
-            await write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json");
+            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
         } else if (clash === undefined && !bound) {
-          // The port is free now: the scheduler binds it.
-          await write("POST", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/binding`,
-            { apiVersion: "v1", kind: "Binding", metadata: { name: pod.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: nodeName } });
+          // The ports are free: the scheduler binds it once its bind cycle comes (it holds them from now on, as the
+          // scheduler's cache assumes a pod on its node before the binding returns).
+          const uid = pod.metadata.uid as string;
+          const seen = this.firstSeen.get(uid) ?? now;
+          this.firstSeen.set(uid, seen);
+          if (now - seen >= this.bindDelayMs) {
+            write("POST", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/binding`,
+              { apiVersion: "v1", kind: "Binding", metadata: { name: pod.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: nodeName } }, undefined, ownerUid(pod));
+          } else {
+            this.wakeAt(seen + this.bindDelayMs);
+          }
           holders.push(pod);
         } else if (bound) {
           // A bound pod that clashes (created bound while another held the port in a race): the later one yields.
-          await write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+          write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
         } else {
           const status = pendingStatus(nodes.length);
           if (!sameStatus(pod.status, status)) {
-            await write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json");
+            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
         }
       }
     }
 
-    // Missing pods are created: bound when the node has the ports free, unbound (Pending) otherwise.
+    await flush();
+
+    // Missing pods are created unbound; the scheduler above binds them in a later pass.
     const podKeys = new Set(live.map((p) => `${ownerUid(p)}/${podNode(p)}`));
     for (const ds of dsByUid.values()) {
       for (const node of nodes) {
         const nodeName = node.metadata.name as string;
         if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
         if (nodeMismatch(ds.spec.template, node) !== undefined) continue;
-        const pod = newDaemonPod(ds, nodeName) as Obj;
-        const holders = (byNode.get(nodeName) ?? []).filter((p) => p.spec.nodeName);
-        const clash = holders.some((h) => portsClash(pod, h) !== undefined);
-        if (!clash) pod.spec.nodeName = nodeName;
-        await write("POST", podsPath, pod);
-        if (!clash) byNode.set(nodeName, [...(byNode.get(nodeName) ?? []), pod]);
+        write("POST", podsPath, newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
       }
     }
+    await flush();
 
     // DaemonSet status, as the DaemonSet controller keeps it.
     for (const ds of dsByUid.values()) {
@@ -386,10 +452,11 @@ export class FakeKubelet {
       };
       const cur = ds.status ?? {};
       if (Object.entries(status).some(([k, v]) => cur[k] !== v)) {
-        await write("PATCH", `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/daemonsets/${encodeURIComponent(ds.metadata.name)}/status`,
+        write("PATCH", `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/daemonsets/${encodeURIComponent(ds.metadata.name)}/status`,
           { status: { numberUnavailable: null, ...status } }, "application/merge-patch+json");
       }
     }
+    await flush();
     return acted;
   }
 }

@@ -42,7 +42,7 @@ export interface InformerMetrics {
   relist(resource: string, reason: string): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   client: KubeClient;
   resource: Resource;
   /** Watch one namespace; unset = all namespaces (or a cluster-scoped resource). */
@@ -65,6 +65,12 @@ export interface InformerOptions {
   log?: LogFn;
   /** Label for logs and metrics; default the resource plural. */
   name?: string;
+  /**
+   * Applied to every listed and watched object before it is cached or handed to a handler (client-go's
+   * SharedIndexInformer.SetTransform): a controller keeps only the fields it reads, so a cache of 100k pods costs
+   * ~1 KiB each instead of 10-25 KiB. Must be pure and keep metadata.name, namespace and resourceVersion.
+   */
+  transform?: (obj: T) => T;
 }
 
 /** Counters a test or a metric can read. */
@@ -104,7 +110,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly log: LogFn;
   private readonly label: string;
 
-  constructor(private readonly options: InformerOptions) {
+  constructor(private readonly options: InformerOptions<T>) {
     this.clock = options.clock ?? realClock;
     this.random = options.random ?? Math.random;
     this.log = options.log ?? noLog;
@@ -314,7 +320,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.options.metrics?.relist(this.label, reason);
     }
     const fresh = new Map<string, T>();
-    for (const obj of items) fresh.set(objectKey(obj), obj);
+    const transform = this.options.transform;
+    for (const obj of items) fresh.set(objectKey(obj), transform ? transform(obj) : obj);
     const old = this.cache;
     this.cache = fresh;
     for (const [key, obj] of fresh) {
@@ -330,14 +337,15 @@ export class Informer<T extends KubeObject = KubeObject> {
     return resourceVersion;
   }
 
-  private apply(type: string, obj: T): void {
-    const rv = obj.metadata?.resourceVersion;
+  private apply(type: string, raw: T): void {
+    const rv = raw.metadata?.resourceVersion;
     if (type === "BOOKMARK") {
       this.stats.bookmarks++;
       if (rv) this.stats.resourceVersion = rv;
       return;
     }
     this.stats.events++;
+    const obj = this.options.transform ? this.options.transform(raw) : raw;
     const key = objectKey(obj);
     if (type === "DELETED") {
       const prev = this.cache.get(key);

@@ -61,6 +61,27 @@ describe("fake kubelet (test stand-in for the DaemonSet controller, scheduler an
       [{ matchFields: [{ key: "metadata.name", operator: "In", values: ["n1"] }] }]);
   });
 
+  it("creates every pod unbound (node affinity only) and binds it through pods/binding after the bind delay", async () => {
+    const watch = await env.client.watch(`/api/v1/namespaces/${NS}/pods?watch=true&labelSelector=app%3Dall`);
+    const created = Date.now();
+    await create(env.client, dsPath(), daemonSet("all"));
+    const added: Obj[] = [];
+    const boundAt = new Map<string, number>();
+    while (boundAt.size < 2) {
+      const ev = await watch.next(5000);
+      if (!ev) assert.fail(`not every pod was bound; bound: ${[...boundAt.keys()].join(", ")}`);
+      const pod = ev.object as Obj;
+      if (ev.type === "ADDED") added.push(structuredClone(pod));
+      if (pod.spec?.nodeName && !boundAt.has(pod.metadata.name as string)) boundAt.set(pod.metadata.name as string, Date.now());
+    }
+    assert.equal(added.length, 2);
+    for (const pod of added) {
+      assert.equal(pod.spec.nodeName, undefined, "the DaemonSet controller leaves binding to the scheduler");
+      assert.deepEqual(pod.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].key, "metadata.name");
+    }
+    for (const at of boundAt.values()) assert.ok(at - created >= 20, "bound no sooner than the default 20 ms bind delay");
+  });
+
   it("leaves a pod Pending and unbound when its hostPort is taken on the node, and binds it once the port frees", async () => {
     await create(env.client, dsPath(), daemonSet("first", { port: 8080 }));
     await waitFor("first pods", async () => readyNodes(await podsOf("first")).length === 2);

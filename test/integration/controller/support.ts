@@ -9,6 +9,7 @@ import { Client } from "../../sandbox/apiserver-client.js";
 import { FakeKubelet } from "../../support/kubelet.js";
 import { Controller, leaseLeadership } from "../../../src/controller/controller.js";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
+import type { StatusPacing } from "../../../src/controller/reconcile.js";
 import { KubeClient } from "../../../src/lib/kube/client.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,7 +26,7 @@ export interface Env {
 }
 
 /** A server with the controller's namespace, a kubeconfig for it, and a started fake kubelet. */
-export async function startEnv(options: { readyByDefault?: boolean } = {}): Promise<Env> {
+export async function startEnv(options: { readyByDefault?: boolean; bindDelayMs?: number } = {}): Promise<Env> {
   const server = await startApiServer({ port: 0 });
   const client = new Client(server);
   const created = await client.post("/api/v1/namespaces", { metadata: { name: NS } });
@@ -33,7 +34,10 @@ export async function startEnv(options: { readyByDefault?: boolean } = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), "berth-ctl-test-"));
   const kubeconfig = join(dir, "kubeconfig");
   writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
-  const kubelet = new FakeKubelet({ server: server.url, token: server.token, namespace: NS, readyByDefault: options.readyByDefault ?? true });
+  const kubelet = new FakeKubelet({
+    server: server.url, token: server.token, namespace: NS, readyByDefault: options.readyByDefault ?? true,
+    ...(options.bindDelayMs !== undefined ? { bindDelayMs: options.bindDelayMs } : {}),
+  });
   await kubelet.start();
   return {
     server, client, kubelet, kubeconfig,
@@ -224,7 +228,15 @@ const WRITE_VERBS = new Set(["create", "update", "patch", "apply", "delete", "de
  * A controller in this process, talking HTTP to the env's server, with test-short timings. With `identity`, it
  * elects on the Lease berth-controller (2 s lease, 1 s renew deadline, 200 ms retry).
  */
-export async function startController(env: Env, opts: { claimUnsetClass?: boolean; resyncMs?: number; identity?: string; workers?: number } = {}): Promise<TestController> {
+/**
+ * Tests make changes seconds apart, which the default status pacing (250 ms tripling to 2 min) would treat as one
+ * long burst; a short pacing keeps them quick. The pacing test passes the defaults ({}).
+ */
+export const TEST_PACING: StatusPacing = { baseMs: 50, factor: 2, maxMs: 400, quietMs: 500 };
+
+export async function startController(env: Env, opts: {
+  claimUnsetClass?: boolean; resyncMs?: number; identity?: string; workers?: number; statusPacing?: StatusPacing;
+} = {}): Promise<TestController> {
   const calls: ApiCall[] = [];
   const client = new KubeClient({
     server: env.server.url,
@@ -241,6 +253,7 @@ export async function startController(env: Env, opts: { claimUnsetClass?: boolea
     workers: opts.workers ?? 2,
     informer: { backoff: { baseMs: 20, maxMs: 200, factor: 2, jitter: 0.2 }, relistIntervalMs: 0 },
     queueBackoff: { baseMs: 10, maxMs: 300, factor: 2 },
+    statusPacing: opts.statusPacing ?? TEST_PACING,
     ...(leadership ? { leadership } : {}),
   });
   await controller.start();

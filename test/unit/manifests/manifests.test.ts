@@ -98,6 +98,19 @@ describe("berth manifests", () => {
     assert.throws(() => new Deployment(deployment).validate(), /replicas must be integer/);
   });
 
+  it("the controller's memory limit and heap ceiling cover the peak bench/controller measured, with margin", () => {
+    const bench = JSON.parse(readFileSync(new URL("../../../bench/results/controller.json", import.meta.url), "utf8")) as {
+      results: { controllerPeakRssMiB: number }[];
+    };
+    const peakRss = Math.max(...bench.results.map((r) => r.controllerPeakRssMiB));
+    const c = controllerPod(plain(defaults())).containers[0] as Any;
+    const limitMiB = Number(/^(\d+)Mi$/.exec(c.resources.limits.memory)?.[1] ?? NaN);
+    const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(c.env.find((e: Any) => e.name === "NODE_OPTIONS").value)?.[1] ?? NaN);
+    assert.ok(limitMiB >= peakRss * 1.25, `limit ${c.resources.limits.memory} against a measured peak of ${peakRss} MiB`);
+    // Room outside the V8 heap (code, buffers, new space) so V8 collects before the kernel kills.
+    assert.ok(heapMiB <= limitMiB - 128, `heap ${heapMiB} MiB under a ${limitMiB} MiB limit`);
+  });
+
   it("the controller pod meets Pod Security restricted and is spread over nodes", () => {
     const pod = controllerPod(plain(defaults()));
     assert.equal(pod.securityContext.runAsNonRoot, true);

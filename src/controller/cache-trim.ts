@@ -1,0 +1,136 @@
+// What the controller's informers keep of each object: only the fields the decisions read (service-config,
+// daemonset, status, conflicts, conditions, the controller's handlers and indexes). A pod as the API server sends
+// it, with managedFields and container statuses, is 10-25 KiB in memory; trimmed, ~1 KiB, and the controller caches
+// one pod per Service per node (100,000 at 1,000 Services x 100 nodes). client-go controllers do the same with an
+// informer transform (SharedIndexInformer.SetTransform, e.g. dropping managedFields). Each function is pure and
+// keeps metadata.name, namespace, uid and resourceVersion, which the informer and PendingWrites need.
+// test/unit/controller/cache-trim.test.ts runs every decision on full and on trimmed objects and expects the same
+// output: a field a decision starts reading that a trim drops fails there.
+import type { KubeObject } from "../lib/kube/client.js";
+import type { V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
+
+/** kubectl's client-side apply copy of the whole object: as large as the object, read by nobody here. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+type Meta = NonNullable<KubeObject["metadata"]> & Record<string, unknown>;
+
+/** Identity fields every trimmed object keeps, plus the ones asked for (when set). */
+function meta(m: Meta | undefined, keep: readonly string[]): Meta {
+  const out: Meta = { name: m?.name, namespace: m?.namespace, uid: m?.uid, resourceVersion: m?.resourceVersion } as Meta;
+  if (m?.namespace === undefined) delete out.namespace;
+  for (const k of keep) if (m?.[k] !== undefined) out[k] = m[k];
+  return out;
+}
+
+function withoutLastApplied(annotations: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!annotations || !(LAST_APPLIED in annotations)) return annotations;
+  const { [LAST_APPLIED]: _dropped, ...rest } = annotations;
+  return rest;
+}
+
+/**
+ * Services: everything but managedFields and kubectl's last-applied copy. A Service's spec and status are read
+ * nearly whole (ports, families, policies, class, conditions, ingress), and there are few Services next to pods.
+ */
+export function trimService<T extends V1Service & KubeObject>(svc: T): T {
+  const m = svc.metadata as Meta | undefined;
+  const annotations = withoutLastApplied(m?.annotations as Record<string, string> | undefined);
+  return {
+    ...svc,
+    metadata: {
+      ...meta(m, ["generation", "labels", "finalizers", "deletionTimestamp", "creationTimestamp"]),
+      ...(annotations ? { annotations } : {}),
+    },
+  };
+}
+
+/**
+ * Nodes: labels (pools, exclusion), taints and unschedulable (eligibility), addresses (ingress), the conditions'
+ * type/status/reason (Ready), deletionTimestamp. Not images, capacity, nodeInfo or heartbeat times.
+ */
+export function trimNode<T extends V1Node & KubeObject>(node: T): T {
+  const m = node.metadata as Meta | undefined;
+  return {
+    apiVersion: node.apiVersion, kind: node.kind,
+    metadata: meta(m, ["labels", "deletionTimestamp"]),
+    spec: {
+      ...(node.spec?.taints ? { taints: node.spec.taints } : {}),
+      ...(node.spec?.unschedulable !== undefined ? { unschedulable: node.spec.unschedulable } : {}),
+    },
+    status: {
+      ...(node.status?.addresses ? { addresses: node.status.addresses } : {}),
+      ...(node.status?.conditions
+        ? { conditions: node.status.conditions.map((c) => ({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}) })) }
+        : {}),
+    },
+  } as unknown as T;
+}
+
+/**
+ * lb-pods: labels (Service key and uid), owner, target node (nodeName or the DaemonSet's node affinity), host ports
+ * (conflicts), phase, conditions (Ready, PodScheduled with the scheduler's message) and the pod-level reason and
+ * message (a kubelet's SysctlForbidden rejection), deletionTimestamp.
+ */
+export function trimPod<T extends V1Pod & KubeObject>(pod: T): T {
+  const m = pod.metadata as Meta | undefined;
+  const required = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const ports = (c: { name: string; ports?: unknown; restartPolicy?: string }): Record<string, unknown> => ({
+    name: c.name, ...(c.ports ? { ports: c.ports } : {}), ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
+  });
+  const status = pod.status;
+  return {
+    apiVersion: pod.apiVersion, kind: pod.kind,
+    metadata: meta(m, ["labels", "ownerReferences", "deletionTimestamp", "creationTimestamp"]),
+    spec: {
+      ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+      ...(pod.spec?.hostNetwork ? { hostNetwork: true } : {}),
+      ...(required ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } } : {}),
+      containers: (pod.spec?.containers ?? []).map(ports),
+      ...(pod.spec?.initContainers ? { initContainers: pod.spec.initContainers.map(ports) } : {}),
+    },
+    status: {
+      ...(status?.phase ? { phase: status.phase } : {}),
+      ...(status?.reason ? { reason: status.reason } : {}),
+      ...(status?.message ? { message: status.message } : {}),
+      ...(status?.conditions
+        ? {
+          conditions: status.conditions.map((c) => ({
+            type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}), ...(c.message ? { message: c.message } : {}),
+            ...(c.lastTransitionTime ? { lastTransitionTime: c.lastTransitionTime } : {}),
+          })),
+        }
+        : {}),
+    },
+  } as unknown as T;
+}
+
+/**
+ * Our DaemonSets: metadata (labels, our spec-hash annotation) and the spec (what we own in it is compared with what
+ * we would apply); not managedFields, which for a server-side-applied object repeat the whole spec's field set.
+ */
+export function trimDaemonSet<T extends V1DaemonSet & KubeObject>(ds: T): T {
+  const m = ds.metadata as Meta | undefined;
+  const annotations = withoutLastApplied(m?.annotations as Record<string, string> | undefined);
+  return {
+    apiVersion: ds.apiVersion, kind: ds.kind,
+    metadata: { ...meta(m, ["labels", "generation", "deletionTimestamp", "ownerReferences"]), ...(annotations ? { annotations } : {}) },
+    ...(ds.spec ? { spec: ds.spec } : {}),
+    ...(ds.status ? { status: ds.status } : {}),
+  } as unknown as T;
+}
+
+/**
+ * EndpointSlices (every one in the cluster): the Service label and, per endpoint, its node and conditions (which
+ * nodes have a ready endpoint, for externalTrafficPolicy Local). Not addresses, targetRefs, hints or ports.
+ */
+export function trimEndpointSlice<T extends V1EndpointSlice & KubeObject>(slice: T): T {
+  const m = slice.metadata as Meta | undefined;
+  return {
+    apiVersion: slice.apiVersion, kind: slice.kind,
+    metadata: meta(m, ["labels"]),
+    addressType: slice.addressType,
+    endpoints: (slice.endpoints ?? [])
+      .filter((e) => e.nodeName)
+      .map((e) => ({ addresses: [], nodeName: e.nodeName, ...(e.conditions ? { conditions: e.conditions } : {}) })),
+  } as unknown as T;
+}

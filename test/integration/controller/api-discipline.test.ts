@@ -1,0 +1,87 @@
+// How many requests the controller sends, counted by its own client against the sandbox API server while the fake
+// kubelet runs the DaemonSet controller and scheduler flow (pods created unbound, bound through pods/binding):
+// lb-pods waiting for the scheduler cost a bounded handful per Service, a rollout a few paced status writes, and an
+// idle cluster, including a Service whose lb-pod stays Pending on a taken port, nothing.
+import assert from "node:assert/strict";
+import { create, daemonSetsFor, node, nodePath, service, startController, startEnv, waitFor, waitForIngress, type Env, type TestController } from "./support.js";
+
+const SVCS = "/api/v1/namespaces/default/services";
+const NODES = 10;
+const ips = Array.from({ length: NODES }, (_, i) => `192.0.2.${i + 1}`);
+
+describe("controller: API requests at scale", function () {
+  this.timeout(60_000);
+  let env: Env;
+  let ctl: TestController | undefined;
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+    await env?.close();
+  });
+  const addNodes = async (): Promise<void> => {
+    for (let i = 0; i < NODES; i++) await create(env.client, nodePath(), node(`n${i + 1}`, { internalIp: ips[i] as string }));
+  };
+  const count = (c: TestController, from = 0): Record<string, number> => {
+    const out: Record<string, number> = {};
+    // Watches are the informers' standing streams (recorded when one ends), not requests a reconcile sent.
+    for (const call of c.calls.slice(from)) if (!call.resource.startsWith("leases") && call.verb !== "watch") out[`${call.verb} ${call.resource}`] = (out[`${call.verb} ${call.resource}`] ?? 0) + 1;
+    return out;
+  };
+
+  it("while the lb-pods wait for the scheduler: a few requests per Service, no lookup per node", async () => {
+    env = await startEnv({ bindDelayMs: 4000 });
+    await addNodes();
+    ctl = await startController(env, { statusPacing: {} });
+    const from = ctl.calls.length;
+    await create(env.client, SVCS, service("web"));
+    await waitFor("the DaemonSet and its 10 unbound pods", async () => env.kubelet.podList().length === NODES && (await daemonSetsFor(env.client, "web")).length === 1);
+    // Let the pod events reach the controller and its paced reconciles run, well short of the bind delay.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok(env.kubelet.podList().every((p) => !p.spec.nodeName), "still unbound");
+    const calls = count(ctl, from);
+    const total = Object.values(calls).reduce((a, b) => a + b, 0);
+    assert.equal(calls["list pods"], undefined, `no port-holder lookups: ${JSON.stringify(calls)}`);
+    assert.ok(total <= 10, `at most 10 requests, got ${JSON.stringify(calls)}`);
+  });
+
+  it("a rollout to every node ready costs a few paced status writes and Events, not one per node", async () => {
+    env = await startEnv({ readyByDefault: false });
+    await addNodes();
+    ctl = await startController(env, { statusPacing: {} });
+    const from = ctl.calls.length;
+    await create(env.client, SVCS, service("web"));
+    await waitFor("10 running lb-pods", async () => env.kubelet.podList().filter((p) => p.status?.phase === "Running").length === NODES);
+    // Nodes become ready one by one, 150 ms apart, as a real rollout spreads out.
+    for (let i = 0; i < NODES; i++) {
+      env.kubelet.setReady({ node: `n${i + 1}`, ready: true });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await waitForIngress(env.client, "web", ips, 20_000);
+    await env.kubelet.settled();
+    await new Promise((r) => setTimeout(r, 500));
+    const calls = count(ctl, from);
+    // One write per readiness change would be 11 or more.
+    assert.ok((calls["patch services/status"] ?? 0) <= 6, JSON.stringify(calls));
+    assert.ok((calls["create events"] ?? 0) + (calls["patch events"] ?? 0) <= 6, JSON.stringify(calls));
+  });
+
+  it("an idle cluster with a Service whose lb-pod stays Pending on a taken port sends nothing, resync after resync", async () => {
+    env = await startEnv();
+    await addNodes();
+    await create(env.client, "/api/v1/namespaces/default/pods", {
+      metadata: { name: "ingress" },
+      spec: { nodeName: "n1", containers: [{ name: "c", image: "x", ports: [{ containerPort: 80, hostPort: 80, protocol: "TCP" }] }] },
+    });
+    ctl = await startController(env, { resyncMs: 500 });
+    await create(env.client, SVCS, service("web"));
+    await waitForIngress(env.client, "web", ips.slice(1), 20_000);
+    await waitFor("the conflict named", async () => ctl?.calls.some((c) => c.verb === "list" && c.resource === "pods"));
+    await env.kubelet.settled();
+    await new Promise((r) => setTimeout(r, 1000));
+    const from = ctl.calls.length;
+    const resyncs = ctl.controller.stats.reconciles.unchanged;
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(ctl.controller.stats.reconciles.unchanged >= resyncs + 3, "resyncs ran");
+    assert.deepEqual(count(ctl, from), {}, "no request at all");
+  });
+});
