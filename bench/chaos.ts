@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { V1DaemonSet, V1Node, V1Pod, V1Service } from "@kubernetes/client-node";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import { systemRunner } from "../src/lib/exec.js";
 import { KubeClient, Resources, type Resource } from "../src/lib/kube/client.js";
 import { Informer } from "../src/lib/kube/informer.js";
