@@ -43,8 +43,10 @@ import { Client, type Watch } from "../test/sandbox/apiserver-client.js";
 type Obj = Record<string, any>;
 
 const NS = "berth-system";
+/** --preload: the converged steady state (runSteadyCase), under the Deployment's heap flag unless --heap-mib says. */
 const PRELOAD = process.argv.includes("--preload");
-const RESULTS = fileURLToPath(new URL(PRELOAD ? "./results/controller-steady.json" : "./results/controller.json", import.meta.url));
+const RESULTS = process.argv.includes("--results") ? process.argv[process.argv.indexOf("--results") + 1] as string
+  : fileURLToPath(new URL(PRELOAD ? "./results/controller-steady.json" : "./results/controller.json", import.meta.url));
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(name);
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
@@ -53,7 +55,7 @@ const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("
 const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
 const FLIPS = Number(arg("--flips", "50"));
 /** The controller's V8 heap ceiling, as the Deployment sets it through NODE_OPTIONS (0: Node's default). */
-const HEAP_MIB = Number(arg("--heap-mib", "0"));
+const HEAP_MIB = Number(arg("--heap-mib", PRELOAD ? "512" : "0"));
 const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
