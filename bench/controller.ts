@@ -29,7 +29,13 @@ import { createServer } from "node:net";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildDaemonSet } from "../src/controller/daemonset.js";
+import { parseServiceConfig } from "../src/controller/service-config.js";
+import { defaultControllerConfig } from "../src/controller/types.js";
+import type { V1Node, V1Service } from "../src/controller/types.js";
+import { FIELD_MANAGER, FINALIZER } from "../src/lib/names.js";
 import { startApiServer, type ApiServerHandle } from "../src/sandbox/apiserver/index.js";
+import { newDaemonPod } from "../src/sandbox/cluster/scheduling.js";
 import { writeKubeconfig } from "../src/sandbox/kubeconfig.js";
 import { Client, type Watch } from "../test/sandbox/apiserver-client.js";
 
@@ -37,7 +43,10 @@ import { Client, type Watch } from "../test/sandbox/apiserver-client.js";
 type Obj = Record<string, any>;
 
 const NS = "berth-system";
-const RESULTS = fileURLToPath(new URL("./results/controller.json", import.meta.url));
+/** --preload: the converged steady state (runSteadyCase), under the Deployment's heap flag unless --heap-mib says. */
+const PRELOAD = process.argv.includes("--preload");
+const RESULTS = process.argv.includes("--results") ? process.argv[process.argv.indexOf("--results") + 1] as string
+  : fileURLToPath(new URL(PRELOAD ? "./results/controller-steady.json" : "./results/controller.json", import.meta.url));
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(name);
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
@@ -46,7 +55,7 @@ const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("
 const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
 const FLIPS = Number(arg("--flips", "50"));
 /** The controller's V8 heap ceiling, as the Deployment sets it through NODE_OPTIONS (0: Node's default). */
-const HEAP_MIB = Number(arg("--heap-mib", "0"));
+const HEAP_MIB = Number(arg("--heap-mib", PRELOAD ? "512" : "0"));
 const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
@@ -343,6 +352,207 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
   }
 }
 
+/** A gauge or counter of the controller's /metrics (prom-client's default process metrics included), summed over labels. */
+async function metric(metricsUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`).exec(line);
+    if (m) sum += Number(m[1]);
+  }
+  return sum;
+}
+
+/** `berth controller` as its own process against `server`, once /readyz says its caches are synced. */
+async function startController(server: ApiServerHandle, dir: string, resync: string): Promise<{ proc: ChildProcess; metricsUrl: string; stderr: () => string }> {
+  const kubeconfig = join(dir, "kubeconfig");
+  writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
+  const port = await freePort();
+  const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+    "--listen", `127.0.0.1:${port}`, "--resync", resync, "--lb-image", "berth:bench", "--workers", "4"];
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (i > 6000 || proc.exitCode !== null) throw new Error(`controller did not become ready: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, metricsUrl: `http://127.0.0.1:${port}/metrics`, stderr: () => stderr };
+}
+
+async function stopController(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  proc.kill("SIGTERM");
+  await new Promise((r) => proc.once("exit", r));
+}
+
+/** Until the Services' queue has been empty for `quietMs` in a row (polled every 200 ms). */
+async function queueQuiet(metricsUrl: string, quietMs: number, proc: ChildProcess, stderr: () => string): Promise<void> {
+  let since = performance.now();
+  const deadline = Date.now() + 30 * 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`controller exited: ${stderr()}`);
+    if (Date.now() > deadline) throw new Error("the controller's queue never went quiet");
+    if ((await queueDepth(metricsUrl)) > 0) since = performance.now();
+    else if (performance.now() - since >= quietMs) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** kubelet's pod status for a Running, Ready pod (as test/support/kubelet.ts runningStatus writes it). */
+function readyPodStatus(pod: Obj, hostIP: string, nodeIndex: number, started: string): Obj {
+  const podIP = `10.42.${nodeIndex % 256}.${(nodeIndex * 7 + pod.metadata.name.length) % 250 + 2}`;
+  return {
+    phase: "Running", hostIP, hostIPs: [{ ip: hostIP }], podIP, podIPs: [{ ip: podIP }], startTime: started,
+    conditions: [
+      { type: "PodScheduled", status: "True" }, { type: "Initialized", status: "True" },
+      { type: "ContainersReady", status: "True" }, { type: "Ready", status: "True" },
+    ],
+    containerStatuses: ((pod.spec?.containers ?? []) as Obj[]).map((c) => ({
+      name: c.name, image: c.image, imageID: "", ready: true, restartCount: 0, started: true, state: { running: { startedAt: started } },
+    })),
+  };
+}
+
+interface SteadyResult {
+  services: number;
+  nodes: number;
+  lbPods: number;
+  preloadSeconds: number;
+  /** The first controller's writes (finalizer-bearing Services get their status and conditions; see README). */
+  warmupRequestsByVerb: Record<string, number>;
+  /** The measured controller, from its start through sync, its first pass and one full resync. */
+  steadySeconds: number;
+  reconciles: number;
+  apiRequestsByVerb: Record<string, number>;
+  writes: number;
+  controllerRssMiB: number;
+  controllerPeakRssMiB: number;
+  controllerHeapUsedMiB: number;
+  controllerHeapTotalMiB: number;
+}
+
+/**
+ * --preload: the converged steady state, put straight into the in-process API server's store (HTTP at 100k objects
+ * is what made the full flow take hours). Per case, on a fresh server:
+ *   1. N nodes; S LoadBalancer Services (berth's finalizer on); per Service its DaemonSet as the controller builds it
+ *      (buildDaemonSet, server-side applied under berth's field manager); per Service and node one lb-pod as the
+ *      DaemonSet controller creates it (newDaemonPod), bound and Ready as the kubelet reports it (status patched by
+ *      "kubelet"), so metadata and managedFields are what a real cluster's would be;
+ *   2. a first controller runs until its queue is quiet and is stopped: it writes what only it can compute the same
+ *      way (each Service's status: ingress and conditions, and its Events), so the state is the one berth converges to;
+ *   3. a fresh controller starts (the one measured): synced, first pass, then one full resync (--resync 20s) over every
+ *      Service; reported: requests by verb (goal: lists, watches and the Lease, no write), reconciles, VmRSS, VmHWM
+ *      and V8 heap used (prom-client's nodejs_heap_size_used_bytes).
+ */
+async function runSteadyCase(services: number, nodes: number): Promise<SteadyResult> {
+  const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 5000 });
+  const store = server.store;
+  const dir = mkdtempSync(join(tmpdir(), "berth-bench-steady-"));
+  let controller: ChildProcess | undefined;
+  try {
+    const t0 = performance.now();
+    const nodeRes = store.resourceFor("v1", "Node");
+    const svcRes = store.resourceFor("v1", "Service");
+    const dsRes = store.resourceFor("apps/v1", "DaemonSet");
+    const podRes = store.resourceFor("v1", "Pod");
+    store.create(store.resourceFor("v1", "Namespace"), undefined, { metadata: { name: NS } });
+    const nodeObjs: Obj[] = [];
+    const ips: string[] = [];
+    for (let i = 0; i < nodes; i++) {
+      const ip = `10.${100 + Math.floor(i / 250)}.${i % 250}.1`;
+      ips.push(ip);
+      nodeObjs.push(store.create(nodeRes, undefined, {
+        metadata: { name: `node-${i}`, labels: { "kubernetes.io/hostname": `node-${i}`, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64" } },
+        status: { addresses: [{ type: "InternalIP", address: ip }, { type: "Hostname", address: `node-${i}` }], conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }] },
+      }, { fieldManager: "kubelet" }) as Obj);
+    }
+    const config = defaultControllerConfig({ namespace: NS, lbPodImage: "berth:bench" });
+    const started = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    for (let s = 0; s < services; s++) {
+      const name = `svc-${s}`;
+      const svc = store.create(svcRes, "default", {
+        metadata: { name, finalizers: [FINALIZER] },
+        spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
+          ports: [{ name: "p", port: 10000 + s, protocol: "TCP", targetPort: 8080 }] },
+      }, { fieldManager: "kubectl-create" }) as V1Service;
+      const parsed = parseServiceConfig(svc, config);
+      if (!parsed.ok) throw new Error(`${name}: ${JSON.stringify(parsed.problems)}`);
+      const desired = buildDaemonSet(svc, parsed.value, nodeObjs as V1Node[], config) as Obj;
+      const ds = store.patch(dsRes, NS, desired.metadata.name as string, "apply", desired, { fieldManager: FIELD_MANAGER, force: true }).object as Obj;
+      for (let n = 0; n < nodes; n++) {
+        const nodeName = `node-${n}`;
+        const pod = newDaemonPod(ds, nodeName) as Obj;
+        pod.spec.nodeName = nodeName;
+        const createdPod = store.create(podRes, NS, pod, { fieldManager: "kube-controller-manager" }) as Obj;
+        store.patch(podRes, NS, createdPod.metadata.name as string, "strategic", { status: readyPodStatus(createdPod, ips[n] as string, n, started) },
+          { fieldManager: "kubelet", subresource: "status" });
+      }
+      store.patch(dsRes, NS, ds.metadata.name as string, "merge", {
+        status: { currentNumberScheduled: nodes, desiredNumberScheduled: nodes, numberMisscheduled: 0, numberReady: nodes,
+          numberAvailable: nodes, updatedNumberScheduled: nodes, observedGeneration: ds.metadata.generation },
+      }, { fieldManager: "kube-controller-manager", subresource: "status" });
+      if (s % 100 === 99) console.error(`  preloaded ${s + 1}/${services} Services (${Math.round((performance.now() - t0) / 1000)} s)`);
+    }
+    const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
+
+    const warm = await startController(server, dir, "30s");
+    controller = warm.proc;
+    await queueQuiet(warm.metricsUrl, 5000, warm.proc, warm.stderr);
+    const warmup = await apiRequests(warm.metricsUrl);
+    await stopController(warm.proc);
+
+    const t1 = performance.now();
+    const measured = await startController(server, dir, "20s");
+    controller = measured.proc;
+    // The first pass, then one full resync (20 s) and its queue drained: every Service reconciled at least twice.
+    await queueQuiet(measured.metricsUrl, 3000, measured.proc, measured.stderr);
+    await new Promise((r) => setTimeout(r, 20_000));
+    await queueQuiet(measured.metricsUrl, 3000, measured.proc, measured.stderr);
+    const requests = await apiRequests(measured.metricsUrl);
+    const memory = rss(measured.proc.pid as number);
+    const mib = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
+    const writes = Object.entries(requests.byVerb).filter(([k]) => !/^(list|get) /.test(k)).reduce((a, [, v]) => a + v, 0);
+    return {
+      services, nodes, lbPods: services * nodes, preloadSeconds,
+      warmupRequestsByVerb: warmup.byVerb,
+      steadySeconds: Math.round((performance.now() - t1) / 100) / 10,
+      reconciles: await metric(measured.metricsUrl, "berth_reconcile_total"),
+      apiRequestsByVerb: { ...requests.byVerb, watch: requests.watches, leases: requests.leases },
+      writes,
+      controllerRssMiB: memory.rssMiB,
+      controllerPeakRssMiB: memory.peakMiB,
+      controllerHeapUsedMiB: mib(await metric(measured.metricsUrl, "nodejs_heap_size_used_bytes")),
+      controllerHeapTotalMiB: mib(await metric(measured.metricsUrl, "nodejs_heap_size_total_bytes")),
+    };
+  } finally {
+    if (controller) await stopController(controller);
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function mainSteady(): Promise<void> {
+  const results: SteadyResult[] = [];
+  for (const [services, nodes] of CASES) {
+    console.error(`steady state ${services} Services x ${nodes} nodes (preloaded) ...`);
+    const r = await runSteadyCase(services, nodes);
+    console.error(JSON.stringify(r));
+    results.push(r);
+    writeResults(results);
+  }
+  for (const r of results) {
+    console.log(`${r.services} x ${r.nodes}: RSS ${r.controllerRssMiB} MiB (peak ${r.controllerPeakRssMiB}), heap used ${r.controllerHeapUsedMiB} MiB, ` +
+      `${r.reconciles} reconciles, ${r.writes} writes, requests ${JSON.stringify(r.apiRequestsByVerb)}`);
+  }
+  console.log(`written ${RESULTS}`);
+}
+
 async function main(): Promise<void> {
   const results: CaseResult[] = [];
   for (const [services, nodes] of CASES) {
@@ -372,19 +582,19 @@ async function main(): Promise<void> {
   console.log(`written ${RESULTS}`);
 }
 
-function writeResults(results: CaseResult[]): void {
+function writeResults(results: CaseResult[] | SteadyResult[]): void {
   mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
   writeFileSync(RESULTS, `${JSON.stringify({
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
     controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js",
     controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default",
-    idleSeconds: IDLE_SECONDS,
+    ...(PRELOAD ? { mode: "preload: the converged steady state put into the store, then a fresh controller's sync and one resync" } : { idleSeconds: IDLE_SECONDS }),
     results,
   }, null, 2)}\n`);
 }
 
-main().catch((e: unknown) => {
+(PRELOAD ? mainSteady() : main()).catch((e: unknown) => {
   console.error(e);
   process.exitCode = 1;
 });

@@ -416,15 +416,18 @@ export class KubeClient {
    * Every page of a list, `pageSize` at a time. A continue token that expires mid-way (410) restarts the list
    * from the beginning, as client-go's pager does after falling back to a full list.
    */
-  async listAll<T extends KubeObject = KubeObject>(res: Resource, opts: Omit<ListOptions, "limit" | "continue"> & { pageSize?: number } = {}): Promise<{ items: T[]; resourceVersion: string }> {
-    const { pageSize = 500, ...rest } = opts;
+  async listAll<T extends KubeObject = KubeObject>(res: Resource,
+    opts: Omit<ListOptions, "limit" | "continue"> & { pageSize?: number; transform?: (obj: T) => T } = {}): Promise<{ items: T[]; resourceVersion: string }> {
+    // transform runs on each page as it arrives, so only one page of full objects is alive at a time (an informer's
+    // trim: 100,000 lb-pods as the server sends them are gigabytes, trimmed ~100 MiB).
+    const { pageSize = 500, transform, ...rest } = opts;
     for (let attempt = 0; ; attempt++) {
       const items: T[] = [];
       let cont: string | undefined;
       try {
         for (;;) {
           const page = await this.list<T>(res, { ...rest, limit: pageSize, ...(cont ? { continue: cont } : {}) });
-          items.push(...page.items);
+          for (const obj of page.items) items.push(transform ? transform(obj) : obj);
           cont = page.metadata.continue;
           if (!cont) return { items, resourceVersion: page.metadata.resourceVersion ?? "" };
         }

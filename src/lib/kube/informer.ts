@@ -312,6 +312,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
       ...(this.options.fieldSelector ? { fieldSelector: this.options.fieldSelector } : {}),
       ...(this.options.pageSize !== undefined ? { pageSize: this.options.pageSize } : {}),
+      // Trimmed page by page (client.listAll), not after the whole list is in.
+      ...(this.options.transform ? { transform: this.options.transform } : {}),
       signal: this.stopper.signal,
     });
     if (this.stopped) return resourceVersion;
@@ -320,8 +322,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.options.metrics?.relist(this.label, reason);
     }
     const fresh = new Map<string, T>();
-    const transform = this.options.transform;
-    for (const obj of items) fresh.set(objectKey(obj), transform ? transform(obj) : obj);
+    for (const obj of items) fresh.set(objectKey(obj), obj);
     const old = this.cache;
     this.cache = fresh;
     for (const [key, obj] of fresh) {

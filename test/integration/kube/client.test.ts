@@ -118,6 +118,22 @@ describe("kube client (sandbox API server over HTTP)", function () {
     assert.match(all.resourceVersion, /^\d+$/);
   });
 
+  it("listAll transforms each page as it arrives, so one page of full objects is alive at a time", async () => {
+    for (let i = 0; i < 5; i++) await f.client.create(Resources.configMaps, configMap(`t${i}`, { big: "x".repeat(1000) }));
+    const listsBefore = f.requests.filter((r) => r.startsWith("list configmaps")).length;
+    // Per object: how many list requests had been answered when the transform saw it.
+    const seenAfter: number[] = [];
+    const all = await f.client.listAll<ConfigMap>(Resources.configMaps, {
+      namespace: "default", pageSize: 2,
+      transform: (o) => {
+        if (o.metadata?.name?.startsWith("t")) seenAfter.push(f.requests.filter((r) => r.startsWith("list configmaps")).length - listsBefore);
+        return { ...o, data: undefined } as ConfigMap;
+      },
+    });
+    assert.ok(all.items.every((o) => o.data === undefined), "every item transformed");
+    assert.deepEqual(seenAfter, [1, 1, 2, 2, 3]);
+  });
+
   it("sends merge, JSON and strategic merge patches with their content types, and status patches", async () => {
     await f.client.create(Resources.configMaps, configMap("m", { a: "1", b: "2" }));
     const merged = await f.client.patch<ConfigMap>(Resources.configMaps, "m", "merge", { data: { a: null, c: "3" } }, { namespace: "default" });
