@@ -142,6 +142,8 @@ interface CaseResult {
   apiRequestsByVerb: Record<string, number>;
   isolatedChangeToStatusMs: { p50: number; p99: number; max: number; samples: number };
   idleRequestsPerMinute: number;
+  /** What the idle requests were (watches and Leases excluded), so a non-zero idle figure names its cause. */
+  idleRequestsByVerb: Record<string, number>;
   idleLeaseRequestsPerMinute: number;
   controllerRssMiB: number;
   controllerPeakRssMiB: number;
@@ -324,6 +326,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       apiRequestsByVerb: byVerb,
       isolatedChangeToStatusMs: { ...stats(isolated), samples: isolated.length },
       idleRequestsPerMinute: Math.round(((idleEnd.total - idleStart.total) * 60) / IDLE_SECONDS * 10) / 10,
+      idleRequestsByVerb: Object.fromEntries(Object.entries(idleEnd.byVerb).map(([k, v]) => [k, v - (idleStart.byVerb[k] ?? 0)]).filter(([, v]) => (v as number) > 0)),
       idleLeaseRequestsPerMinute: Math.round(((idleEnd.leases - idleStart.leases) * 60) / IDLE_SECONDS * 10) / 10,
       controllerRssMiB: memory.rssMiB,
       controllerPeakRssMiB: memory.peakMiB,
