@@ -141,6 +141,12 @@ interface CaseResult {
   services: number;
   nodes: number;
   createToDaemonSetMs: { p50: number; p99: number; max: number };
+  /**
+   * The same span split at the API server's own request log: from the Service's creation to the controller's apply
+   * arriving (watch delivery, queue wait, the reconcile), and the apply's time inside the server.
+   */
+  createToApplyArrivedMs: { p50: number; p99: number; max: number };
+  applyServerMs: { p50: number; p99: number; max: number };
   podsReadyToStatusMs: { p50: number; p99: number; max: number };
   convergedAfterS: number;
   apiRequestsPerService: number;
@@ -151,6 +157,8 @@ interface CaseResult {
   apiRequestsByVerb: Record<string, number>;
   isolatedChangeToStatusMs: { p50: number; p99: number; max: number; samples: number };
   idleRequestsPerMinute: number;
+  /** What the idle requests were (watches and Leases excluded), so a non-zero idle figure names its cause. */
+  idleRequestsByVerb: Record<string, number>;
   idleLeaseRequestsPerMinute: number;
   controllerRssMiB: number;
   controllerPeakRssMiB: number;
@@ -255,6 +263,16 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       }),
     ];
 
+    // The server's request log is a ring: sampled while Services are created, so no apply falls out of it unseen.
+    const applies = new Map<string, { arrivedAt: number; endedAt: number }>();
+    const sampleApplies = (): void => {
+      for (const e of server.requestLog.entries()) {
+        if (e.resource === "daemonsets" && e.verb === "patch" && e.name && e.endedAt !== undefined && !applies.has(e.name)) {
+          applies.set(e.name, { arrivedAt: e.arrivedAt, endedAt: e.endedAt });
+        }
+      }
+    };
+    const sampler = setInterval(sampleApplies, 100);
     const before = await apiRequests(metricsUrl);
     const t0 = performance.now();
     for (let i = 0; i < services; i++) {
@@ -274,6 +292,8 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
+    clearInterval(sampler);
+    sampleApplies();
     // Let the kubelet's last status writes and the Events of the last reconciles go out before counting.
     await new Promise((r) => setTimeout(r, 2000));
     const after = await apiRequests(metricsUrl);
@@ -307,6 +327,15 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     for (const w of watches) w.stop();
     client.closeWatches();
 
+    const toApply: number[] = [];
+    const applyServer: number[] = [];
+    for (const [name, t] of created) {
+      const apply = applies.get(dsName.get(name) ?? "");
+      if (!apply) continue;
+      // The request log's clock is performance.timeOrigin + performance.now() of this same process.
+      toApply.push(apply.arrivedAt - (performance.timeOrigin + t));
+      applyServer.push(apply.endedAt - apply.arrivedAt);
+    }
     const toDs: number[] = [];
     const readyToStatus: number[] = [];
     for (const [name, t] of created) {
@@ -324,6 +353,8 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     return {
       services, nodes,
       createToDaemonSetMs: stats(toDs),
+      createToApplyArrivedMs: stats(toApply),
+      applyServerMs: stats(applyServer),
       podsReadyToStatusMs: stats(readyToStatus),
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
       apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,
@@ -333,6 +364,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       apiRequestsByVerb: byVerb,
       isolatedChangeToStatusMs: { ...stats(isolated), samples: isolated.length },
       idleRequestsPerMinute: Math.round(((idleEnd.total - idleStart.total) * 60) / IDLE_SECONDS * 10) / 10,
+      idleRequestsByVerb: Object.fromEntries(Object.entries(idleEnd.byVerb).map(([k, v]) => [k, v - (idleStart.byVerb[k] ?? 0)]).filter(([, v]) => (v as number) > 0)),
       idleLeaseRequestsPerMinute: Math.round(((idleEnd.leases - idleStart.leases) * 60) / IDLE_SECONDS * 10) / 10,
       controllerRssMiB: memory.rssMiB,
       controllerPeakRssMiB: memory.peakMiB,

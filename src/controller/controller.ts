@@ -279,6 +279,19 @@ export class Controller {
     if (key !== undefined) this.queue?.add(key);
   }
 
+  /**
+   * A Service event: urgent when the Service waits for its DaemonSet (none yet, or its spec changed), so a new
+   * Service is not queued behind the status-only keys of a rollout in progress (at 1k Services the pod events of
+   * earlier Services kept a new one waiting seconds for its DaemonSet); our own status and finalizer writes come
+   * back as ordinary keys.
+   */
+  private enqueueService(old: Svc | undefined, s: Svc): void {
+    const key = keyOf(s);
+    const waitsForDaemonSet = s.spec?.type === "LoadBalancer" && !s.metadata?.deletionTimestamp &&
+      (this.view.daemonSetsFor(key).length === 0 || (old !== undefined && old.metadata?.generation !== s.metadata?.generation));
+    this.queue?.add(key, { urgent: waitsForDaemonSet });
+  }
+
   /** For events that can only change a status: when the pacer would let this Service's status be written. */
   private enqueueForStatus(key: string | undefined): void {
     if (key !== undefined) this.queue?.addAfter(key, this.pacer.event(key));
@@ -295,8 +308,8 @@ export class Controller {
 
   private wireHandlers(): void {
     this.services.addHandlers({
-      onAdd: (s) => this.enqueue(keyOf(s)),
-      onUpdate: (_old, s) => this.enqueue(keyOf(s)),
+      onAdd: (s) => this.enqueueService(undefined, s),
+      onUpdate: (old, s) => this.enqueueService(old, s),
       onDelete: (s) => this.enqueue(keyOf(s)),
     });
     // Pods of one DaemonSet are created, scheduled and become Ready node by node, a few ms to minutes apart. Their

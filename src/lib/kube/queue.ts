@@ -1,7 +1,10 @@
 // A deduplicating, rate-limited work queue with client-go's workqueue semantics (k8s.io/client-go/util/workqueue):
-// - a key queued twice is processed once ("dirty" set);
+// - a key queued twice is processed once (one live entry per key);
 // - a key is never processed by two workers at once; re-added while processing, it runs again right after
 //   ("processing" set: done() re-queues it);
+// - add(key, { urgent: true }) puts a key in a lane served before the ordinary one (a key already queued ordinarily
+//   moves up), so work that someone is waiting for (a new Service's DaemonSet) does not queue behind a flood of
+//   status-only keys; client-go has no such lane, kube-controller-manager gets the same effect from separate queues;
 // - addAfter() delays a key (the earliest pending time wins), addRateLimited() delays it by a per-key exponential
 //   backoff (client-go's ItemExponentialFailureRateLimiter, 5 ms doubling) until forget() after a success.
 // Informer handlers only add keys (docs/architecture.md, "Conventions"); run() drives reconcile workers. Time comes from a Clock, so tests
@@ -33,10 +36,26 @@ export interface RunOptions {
 
 const DEFAULT_BACKOFF: BackoffConfig = { baseMs: 5, maxMs: 300_000, factor: 2 };
 
+/** A lane entry; stale once its key was handed out or moved to the urgent lane (its seq no longer matches). */
+interface Entry {
+  key: string;
+  seq: number;
+}
+
+export interface AddOptions {
+  /** Served before every ordinary key (first-added order within each lane). */
+  urgent?: boolean;
+}
+
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly dirty = new Set<string>();
+  private readonly urgentLane: Entry[] = [];
+  private readonly normalLane: Entry[] = [];
+  /** Keys waiting in a lane: the seq of their live entry, and its lane. */
+  private readonly queued = new Map<string, { seq: number; urgent: boolean }>();
+  private seq = 0;
   private readonly inProgress = new Set<string>();
+  /** Keys re-added while being processed, queued again by done() (value: urgent). */
+  private readonly again = new Map<string, boolean>();
   private readonly waitingTimers = new Map<string, { at: number; timer: TimerHandle }>();
   private readonly failures = new Map<string, number>();
   private readonly getters: ((key: string | undefined) => void)[] = [];
@@ -52,19 +71,31 @@ export class WorkQueue {
     this.log = options.log ?? noLog;
   }
 
-  /** Queues `key` unless it is already queued; a key being processed is queued again after it is done. */
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
-    this.dirty.add(key);
-    if (this.inProgress.has(key)) return;
-    const getter = this.getters.shift();
-    if (getter) {
-      this.dirty.delete(key);
-      this.inProgress.add(key);
-      getter(key);
+  /**
+   * Queues `key` unless it is already queued (an urgent add moves an ordinarily queued key to the urgent lane); a key
+   * being processed is queued again after it is done.
+   */
+  add(key: string, options: AddOptions = {}): void {
+    if (this.shuttingDown) return;
+    const urgent = options.urgent === true;
+    if (this.inProgress.has(key)) {
+      this.again.set(key, (this.again.get(key) ?? false) || urgent);
       return;
     }
-    this.queue.push(key);
+    const queued = this.queued.get(key);
+    if (queued && (queued.urgent || !urgent)) return;
+    if (!queued) {
+      const getter = this.getters.shift();
+      if (getter) {
+        this.inProgress.add(key);
+        getter(key);
+        return;
+      }
+    }
+    // A moved key's ordinary entry stays behind, stale: skipped when reached (cheaper than a splice per move).
+    const seq = ++this.seq;
+    this.queued.set(key, { seq, urgent });
+    (urgent ? this.urgentLane : this.normalLane).push({ key, seq });
   }
 
   /** Queues `key` after `ms`; if the key already waits, the earlier time wins. */
@@ -104,7 +135,7 @@ export class WorkQueue {
 
   /** Keys ready to be processed (not counting those being processed or waiting for a delay). */
   get depth(): number {
-    return this.queue.length;
+    return this.queued.size;
   }
 
   get processing(): number {
@@ -123,21 +154,31 @@ export class WorkQueue {
   /** The next key, marked as processing; undefined once the queue shuts down. Call done(key) when finished. */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.queue.shift();
-    if (key !== undefined) {
-      this.dirty.delete(key);
-      this.inProgress.add(key);
-      return Promise.resolve(key);
-    }
+    const key = this.take();
+    if (key !== undefined) return Promise.resolve(key);
     return new Promise((resolve) => this.getters.push(resolve));
+  }
+
+  /** The first live entry, urgent lane first, marked as processing. */
+  private take(): string | undefined {
+    for (const lane of [this.urgentLane, this.normalLane]) {
+      for (let e = lane.shift(); e !== undefined; e = lane.shift()) {
+        if (this.queued.get(e.key)?.seq !== e.seq) continue;
+        this.queued.delete(e.key);
+        this.inProgress.add(e.key);
+        return e.key;
+      }
+    }
+    return undefined;
   }
 
   /** Marks `key` processed; if it was added meanwhile, it is queued again. */
   done(key: string): void {
     this.inProgress.delete(key);
-    if (this.dirty.has(key) && !this.shuttingDown) {
-      this.dirty.delete(key);
-      this.add(key);
+    const urgent = this.again.get(key);
+    if (urgent !== undefined && !this.shuttingDown) {
+      this.again.delete(key);
+      this.add(key, { urgent });
     }
   }
 
@@ -162,8 +203,10 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.waitingTimers.values()) timer.cancel();
     this.waitingTimers.clear();
-    this.queue.length = 0;
-    this.dirty.clear();
+    this.urgentLane.length = 0;
+    this.normalLane.length = 0;
+    this.queued.clear();
+    this.again.clear();
     for (const g of this.getters.splice(0)) g(undefined);
     await Promise.all(this.runners);
   }

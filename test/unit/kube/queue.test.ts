@@ -43,6 +43,45 @@ describe("work queue", () => {
     assert.equal(q.depth, 0);
   });
 
+  // Urgent keys (a new Service waiting for its DaemonSet) are served before ordinary ones (status-only work), each
+  // lane in first-added order, a key still once. "a!" = add("a", { urgent: true }), "take" = get() + done().
+  const lanes: { name: string; steps: string[]; want: string[] }[] = [
+    { name: "urgent keys go first, each lane in order", steps: ["a", "b", "c!", "d", "e!"], want: ["c", "e", "a", "b", "d"] },
+    { name: "an urgent add moves an ordinarily queued key up, once", steps: ["a", "b", "c", "b!"], want: ["b", "a", "c"] },
+    { name: "an ordinary add leaves an urgent key where it is", steps: ["a", "b!", "b"], want: ["b", "a"] },
+    { name: "a key handed out from the urgent lane is not handed out again from its old place", steps: ["a", "b", "b!", "take", "b"], want: ["b", "a", "b"] },
+    { name: "urgent twice is still once", steps: ["a!", "a!", "b"], want: ["a", "b"] },
+  ];
+  for (const t of lanes) {
+    it(`urgent lane: ${t.name}`, async () => {
+      const got: string[] = [];
+      for (const step of t.steps) {
+        if (step === "take") {
+          const key = await q.get() as string;
+          got.push(key);
+          q.done(key);
+        } else q.add(step.replace("!", ""), { urgent: step.endsWith("!") });
+      }
+      assert.equal(q.depth, t.want.length - got.length, "depth counts each queued key once");
+      while (q.depth > 0) {
+        const key = await q.get() as string;
+        got.push(key);
+        q.done(key);
+      }
+      assert.deepEqual(got, t.want);
+      assert.equal(q.depth, 0);
+    });
+  }
+
+  it("urgent lane: a key re-added urgently while processing comes back ahead of ordinary keys", async () => {
+    q.add("a");
+    assert.equal(await q.get(), "a");
+    q.add("b");
+    q.add("a", { urgent: true });
+    q.done("a");
+    assert.deepEqual([await q.get(), await q.get()], ["a", "b"]);
+  });
+
   it("wakes a waiting get() when a key arrives", async () => {
     const next = q.get();
     q.add("x");
