@@ -126,12 +126,12 @@ export function checkScript(plan: RulePlan, backend: BackendName, procDir = "/pr
     '  if [ -z "$value" ]; then',
     '    not_ready "$1 does not exist in this network namespace ($3 disabled in the kernel?), so the $3 destinations cannot be forwarded to"',
     "  fi",
-    '  [ "$value" = 1 ] || not_ready "$1 is $value in this pod\'s network namespace; forwarding to $3 destinations needs it set to 1 (pod securityContext.sysctls)"',
+    '  [ "$value" = 1 ] || not_ready "$1 is $value in this pod\'s network namespace; forwarding to $3 destinations needs it set to 1 ($4)"',
     "}",
   );
   for (const family of plan.families) {
     const sysctl = forwardingSysctl(family);
-    lines.push(`forwarding ${sysctl.name} ${sysctl.path} ${family}`);
+    lines.push(`forwarding ${sysctl.name} ${sysctl.path} ${family} ${shellQuote(sysctl.remedy)}`);
   }
   const variant = variantOf(backend);
   if (variant) {

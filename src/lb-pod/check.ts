@@ -57,10 +57,16 @@ export function planHash(plan: RulePlan): string {
 }
 
 /** The sysctl that must be 1 for the lb-pod to forward `family`, and its file under /proc/sys. */
-export function forwardingSysctl(family: Family): { name: string; path: string } {
+export function forwardingSysctl(family: Family): { name: string; path: string; remedy: string } {
+  // A new pod network namespace copies the node's IPv4 forwarding (net.core.devconf_inherit_init_net=0), so the fix
+  // for IPv4 is on the node; IPv6 forwarding starts at 0 and only the pod's own sysctl, which the kubelet must allow,
+  // turns it on (docs/design/0010-only-ipv6-asks-for-a-sysctl.md).
   return family === "ipv4"
-    ? { name: "net.ipv4.ip_forward", path: "sys/net/ipv4/ip_forward" }
-    : { name: "net.ipv6.conf.all.forwarding", path: "sys/net/ipv6/conf/all/forwarding" };
+    ? { name: "net.ipv4.ip_forward", path: "sys/net/ipv4/ip_forward", remedy: "a pod copies it from the node: turn IPv4 forwarding on on the node" }
+    : {
+      name: "net.ipv6.conf.all.forwarding", path: "sys/net/ipv6/conf/all/forwarding",
+      remedy: "the pod's securityContext.sysctls sets it; the kubelet must allow it: --allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding",
+    };
 }
 
 /**
@@ -78,7 +84,7 @@ export async function forwardingProblem(plan: RulePlan, procDir = "/proc"): Prom
       return `${sysctl.name} does not exist in this network namespace (${family} disabled in the kernel?), so the ${family} destinations cannot be forwarded to`;
     }
     if (value !== "1") {
-      return `${sysctl.name} is ${value} in this pod's network namespace; forwarding to ${family} destinations needs it set to 1 (pod securityContext.sysctls)`;
+      return `${sysctl.name} is ${value} in this pod's network namespace; forwarding to ${family} destinations needs it set to 1 (${sysctl.remedy})`;
     }
   }
   return undefined;

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compareIptables, planHash } from "../../../src/lb-pod/check.js";
+import { compareIptables, forwardingProblem, planHash } from "../../../src/lb-pod/check.js";
 import { cleanupScript } from "../../../src/lb-pod/apply.js";
 import { checkScript } from "../../../src/lb-pod/check-script.js";
 import type { RulePlan } from "../../../src/lib/rules/model.js";
@@ -101,7 +101,25 @@ describe("lb-pod readiness comparison (iptables)", () => {
       const result = runCheck(LIVE, "0");
       assert.equal(result.status, 1);
       assert.match(result.stderr, /^berth lb-pod: not ready: net\.ipv4\.ip_forward is 0 in this pod's network namespace; .*\n$/);
+      // IPv4 forwarding comes from the node (a pod cannot be given it without an unsafe sysctl): the remedy says so.
+      assert.match(result.stderr, /turn IPv4 forwarding on on the node\)\n$/);
     });
+  });
+
+  it("says where forwarding comes from when it is off: the node for IPv4, the allowed pod sysctl for IPv6", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-fwd-"));
+    try {
+      mkdirSync(join(dir, "sys", "net", "ipv4"), { recursive: true });
+      mkdirSync(join(dir, "sys", "net", "ipv6", "conf", "all"), { recursive: true });
+      writeFileSync(join(dir, "sys", "net", "ipv4", "ip_forward"), "0\n");
+      writeFileSync(join(dir, "sys", "net", "ipv6", "conf", "all", "forwarding"), "0\n");
+      const v4 = await forwardingProblem({ ...plan, families: ["ipv4"] }, dir);
+      assert.match(v4 ?? "", /^net\.ipv4\.ip_forward is 0 .*turn IPv4 forwarding on on the node\)$/);
+      const v6 = await forwardingProblem({ ...plan, families: ["ipv6"] }, dir);
+      assert.match(v6 ?? "", /^net\.ipv6\.conf\.all\.forwarding is 0 .*--allowed-unsafe-sysctls=net\.ipv6\.conf\.all\.forwarding\)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("identifies a plan by content: equal plans hash equal, any change changes the hash", () => {
