@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { Context } from "mocha";
 import { podNamespaceName } from "../../src/sandbox/cluster/layout.js";
 import { runChecked, systemRunner, type CommandRunner, type RunResult } from "../../src/lib/exec.js";
+import { needsRoot, skipBecause } from "../support/skip.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Obj = Record<string, any>;
@@ -556,6 +557,27 @@ export function sandboxHooks(current: () => Sandbox | undefined): void {
     this.timeout(120_000);
     await current()?.down();
   });
+}
+
+/**
+ * A suite's own sandbox: brought up in `before` (skipped with the reason when not root), set up with `steps` (the
+ * cluster's state printed if they fail), dumped after a failed test and taken down after the suite. Returns a getter
+ * that throws until the sandbox is up.
+ */
+export function suiteSandbox(tag: string, options: SandboxOptions, steps: (sandbox: Sandbox) => Promise<void> = async () => {}): () => Sandbox {
+  let sandbox: Sandbox | undefined;
+  before(async function () {
+    const reason = needsRoot();
+    if (reason) skipBecause(this, reason);
+    this.timeout(180_000);
+    sandbox = await Sandbox.up(e2ePrefix(tag), options);
+    await setUpOrDump(sandbox, steps);
+  });
+  sandboxHooks(() => sandbox);
+  return () => {
+    if (!sandbox) throw new Error("sandbox not up");
+    return sandbox;
+  };
 }
 
 /** Runs a suite's setup steps on its sandbox; if one fails, prints the cluster's state first (mocha shows only the error). */

@@ -4,32 +4,28 @@
 // (docs/architecture.md, "How traffic really flows"). The proof that a request went through an lb-pod is the connection-tracking entry it leaves
 // in that pod's own network namespace.
 import assert from "node:assert/strict";
-import { needsRoot, skipBecause } from "../support/skip.js";
 import {
   APP_NAMESPACE,
-  Sandbox,
   appDaemonSet,
   appPod,
-  sandboxHooks,
-  setUpOrDump,
-  e2ePrefix,
   isReady,
   lbService,
   show,
   type Obj,
   type Target,
+  suiteSandbox,
 } from "./fixture.js";
 
 const http = (ip: string, port: number, extra: Partial<Target> = {}): Target => ({ protocol: "http", ip, port, ...extra });
 
 describe("e2e: traffic through the lb-pods (2 nodes, sandbox up --no-lb-ip-capture)", function () {
   this.timeout(150_000);
-  let sandbox: Sandbox | undefined;
   let client = "";
-  const sb = (): Sandbox => {
-    if (!sandbox) throw new Error("sandbox not up");
-    return sandbox;
-  };
+  const sb = suiteSandbox("b", { nodes: 2, noLbIpCapture: true }, async (s) => {
+    client = (await s.clientAddress(4)).ip;
+    await s.create(appDaemonSet("web"));
+    await s.waitForReadyPods("app=web", 2);
+  });
   const allIps = (): string[] => sb().nodes.map((node) => node.ipv4);
 
   /** The Service's lb-pod on a node. */
@@ -44,20 +40,6 @@ describe("e2e: traffic through the lb-pods (2 nodes, sandbox up --no-lb-ip-captu
     const table = await sb().conntrack(sb().podNamespace(pod));
     return table.split("\n").some((line) => line.includes(`dport=${port} `) && line.includes(`src=${destination} `));
   }
-
-  before(async function () {
-    const reason = needsRoot();
-    if (reason) skipBecause(this, reason);
-    this.timeout(180_000);
-    sandbox = await Sandbox.up(e2ePrefix("b"), { nodes: 2, noLbIpCapture: true });
-    await setUpOrDump(sandbox, async (s) => {
-      client = (await s.clientAddress(4)).ip;
-      await s.create(appDaemonSet("web"));
-      await s.waitForReadyPods("app=web", 2);
-    });
-  });
-
-  sandboxHooks(() => sandbox);
 
   it("carries a request to a node's address through that node's lb-pod to the ClusterIP (Cluster policy)", async () => {
     await sb().create(lbService("web", "web", [{ port: 8101 }]));

@@ -3,30 +3,23 @@
 // NotReady with the unreachable taints, its pods stop being Ready while their processes keep running, and berth
 // takes its address out of the EXTERNAL-IP list; once the kubelet is back, the address returns.
 import assert from "node:assert/strict";
-import { needsRoot, skipBecause } from "../support/skip.js";
-import { APP_NAMESPACE, BERTH, Sandbox, appDaemonSet, e2ePrefix, isReady, lbService, sandboxHooks, setUpOrDump, type Obj } from "./fixture.js";
+import {
+  APP_NAMESPACE,
+  BERTH,
+  appDaemonSet,
+  isReady,
+  lbService,
+  type Obj,
+  suiteSandbox,
+} from "./fixture.js";
 
 describe("e2e: controller replicas and a node whose kubelet stops (2 nodes)", function () {
   this.timeout(150_000);
-  let sandbox: Sandbox | undefined;
-  const sb = (): Sandbox => {
-    if (!sandbox) throw new Error("sandbox not up");
-    return sandbox;
-  };
-
-  before(async function () {
-    const reason = needsRoot();
-    if (reason) skipBecause(this, reason);
-    this.timeout(180_000);
-    sandbox = await Sandbox.up(e2ePrefix("k"), { nodes: 2, controllerReplicas: 2 });
-    await setUpOrDump(sandbox, async (s) => {
-      await s.create(appDaemonSet("web"), lbService("web", "web", [{ port: 8091 }], { externalTrafficPolicy: "Local" }));
-      await s.waitForReadyPods("app=web", 2);
-      await s.waitForIngress("web", s.nodes.map((n) => n.ipv4), 90_000);
-    });
+  const sb = suiteSandbox("k", { nodes: 2, controllerReplicas: 2 }, async (s) => {
+    await s.create(appDaemonSet("web"), lbService("web", "web", [{ port: 8091 }], { externalTrafficPolicy: "Local" }));
+    await s.waitForReadyPods("app=web", 2);
+    await s.waitForIngress("web", s.nodes.map((n) => n.ipv4), 90_000);
   });
-
-  sandboxHooks(() => sandbox);
 
   it("runs two replicas, one of them the leader, as `sandbox status` shows", async () => {
     const status = await sb().runner.run(BERTH, ["sandbox", "status", "--prefix", sb().prefix], { timeoutMs: 30_000 });

@@ -4,16 +4,12 @@
 // seconds); every test uses its own Service names and ports and removes what it changes, and the ones that take
 // something away for good (a node) run last.
 import assert from "node:assert/strict";
-import { needsRoot, skipBecause } from "../support/skip.js";
+import { skipBecause } from "../support/skip.js";
 import {
   APP_NAMESPACE,
-  Sandbox,
   appDaemonSet,
   appPod,
   demoAppHasUdp,
-  sandboxHooks,
-  setUpOrDump,
-  e2ePrefix,
   isReady,
   lbService,
   processAlive,
@@ -21,6 +17,7 @@ import {
   type Obj,
   type Outcome,
   type Target,
+  suiteSandbox,
 } from "./fixture.js";
 
 const http = (ip: string, port: number, extra: Partial<Target> = {}): Target => ({ protocol: "http", ip, port, ...extra });
@@ -28,30 +25,19 @@ const udp = (ip: string, port: number): Target => ({ protocol: "udp", ip, port }
 
 describe("e2e: LoadBalancer Services (3 nodes, kube-proxy captures LoadBalancer IPs)", function () {
   this.timeout(150_000);
-  let sandbox: Sandbox | undefined;
   let udpApp = false;
   let client = "";
-  const sb = (): Sandbox => {
-    if (!sandbox) throw new Error("sandbox not up");
-    return sandbox;
-  };
+  const sb = suiteSandbox("a", { nodes: 3 }, async (s) => {
+    client = (await s.clientAddress(4)).ip;
+    await s.create(appDaemonSet("web", { udp: udpApp }));
+    await s.waitForReadyPods("app=web", 3);
+  });
   const ips = (...names: string[]): string[] => names.map((name) => sb().node(name).ipv4);
   const allIps = (): string[] => sb().nodes.map((node) => node.ipv4);
 
-  before(async function () {
-    const reason = needsRoot();
-    if (reason) skipBecause(this, reason);
-    this.timeout(180_000);
+  before(async () => {
     udpApp = await demoAppHasUdp();
-    sandbox = await Sandbox.up(e2ePrefix("a"), { nodes: 3 });
-    await setUpOrDump(sandbox, async (s) => {
-      client = (await s.clientAddress(4)).ip;
-      await s.create(appDaemonSet("web", { udp: udpApp }));
-      await s.waitForReadyPods("app=web", 3);
-    });
   });
-
-  sandboxHooks(() => sandbox);
 
   it("gives a new LoadBalancer Service every node's address, shown by kubectl, and answers on each of them", async () => {
     await sb().create(lbService("web", "web", [{ port: 8001 }]));

@@ -4,20 +4,16 @@
 // Service's lb-pods ask for no sysctl and serve; a dual-stack Service's ask for net.ipv6.conf.all.forwarding, are
 // rejected (SysctlForbidden), and the Service says so once, naming the kubelet flag, while the IPv4 one keeps serving.
 import assert from "node:assert/strict";
-import { needsRoot, skipBecause } from "../support/skip.js";
 import {
   APP_NAMESPACE,
   LB_NAMESPACE,
-  Sandbox,
   appDaemonSet,
-  e2ePrefix,
   lbService,
-  sandboxHooks,
-  setUpOrDump,
   show,
   sleep,
   type Obj,
   type Target,
+  suiteSandbox,
 } from "./fixture.js";
 
 const http = (ip: string, port: number): Target => ({ protocol: "http", ip, port });
@@ -26,24 +22,10 @@ const FLAG = "--allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding";
 
 describe("e2e: a stock kubelet (no --allowed-unsafe-sysctls)", function () {
   this.timeout(150_000);
-  let sandbox: Sandbox | undefined;
-  const sb = (): Sandbox => {
-    if (!sandbox) throw new Error("sandbox not up");
-    return sandbox;
-  };
-
-  before(async function () {
-    const reason = needsRoot();
-    if (reason) skipBecause(this, reason);
-    this.timeout(180_000);
-    sandbox = await Sandbox.up(e2ePrefix("s"), { nodes: 2, dualStack: true });
-    await setUpOrDump(sandbox, async (s) => {
-      await s.create(appDaemonSet("web"));
-      await s.waitForReadyPods("app=web", 2);
-    });
+  const sb = suiteSandbox("s", { nodes: 2, dualStack: true }, async (s) => {
+    await s.create(appDaemonSet("web"));
+    await s.waitForReadyPods("app=web", 2);
   });
-
-  sandboxHooks(() => sandbox);
 
   it("serves an IPv4 Service: its lb-pods ask for no sysctl, are admitted, and forward", async () => {
     await sb().create(lbService("v4", "web", [{ port: 8301 }], { ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv4"] }));

@@ -25,27 +25,24 @@ export const isFenced = (e: unknown): boolean => e instanceof KubeError && e.rea
 
 type Method = keyof KubeClient;
 
-/** Methods that take request options, with the index of that argument and whether they write. */
-const FENCED: Partial<Record<Method, { opts: number; write: boolean }>> = {
-  get: { opts: 2, write: false },
-  tryGet: { opts: 2, write: false },
-  list: { opts: 1, write: false },
-  listAll: { opts: 1, write: false },
-  watch: { opts: 1, write: false },
-  create: { opts: 2, write: true },
-  replace: { opts: 2, write: true },
-  replaceStatus: { opts: 2, write: true },
-  delete: { opts: 2, write: true },
-  patch: { opts: 4, write: true },
-  patchStatus: { opts: 4, write: true },
-  apply: { opts: 2, write: true },
-  applyStatus: { opts: 2, write: true },
-};
-
-/** The verb as kube-apiserver counts it, for the fenced-writes metric. */
-const VERBS: Partial<Record<Method, string>> = {
-  create: "create", replace: "update", replaceStatus: "update", delete: "delete", patch: "patch", patchStatus: "patch",
-  apply: "apply", applyStatus: "apply",
+/**
+ * Methods that take request options, with the index of that argument, and for writes the verb as kube-apiserver
+ * counts it (for the fenced-writes metric); reads have none.
+ */
+const FENCED: Partial<Record<Method, { opts: number; verb?: string }>> = {
+  get: { opts: 2 },
+  tryGet: { opts: 2 },
+  list: { opts: 1 },
+  listAll: { opts: 1 },
+  watch: { opts: 1 },
+  create: { opts: 2, verb: "create" },
+  replace: { opts: 2, verb: "update" },
+  replaceStatus: { opts: 2, verb: "update" },
+  delete: { opts: 2, verb: "delete" },
+  patch: { opts: 4, verb: "patch" },
+  patchStatus: { opts: 4, verb: "patch" },
+  apply: { opts: 2, verb: "apply" },
+  applyStatus: { opts: 2, verb: "apply" },
 };
 
 /**
@@ -87,14 +84,14 @@ export function fencedClient(client: KubeClient, term: AbortSignal, recorder?: F
       }
       return async (...args: unknown[]) => {
         if (term.aborted) {
-          if (spec.write) recorder?.fencedWrite(VERBS[method] ?? method, "refused");
+          if (spec.verb) recorder?.fencedWrite(spec.verb, "refused");
           throw new FencedError(method, "refused");
         }
         try {
           return await (fn.apply(target, withTerm(args)) as Promise<unknown>);
         } catch (e) {
           if (term.aborted && e instanceof KubeError && e.reason === "Aborted") {
-            if (spec.write) recorder?.fencedWrite(VERBS[method] ?? method, "aborted");
+            if (spec.verb) recorder?.fencedWrite(spec.verb, "aborted");
             throw new FencedError(method, "aborted");
           }
           throw e;

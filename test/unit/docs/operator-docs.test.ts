@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 
 import { referenceInputs } from "../../../src/docs/reference.js";
+import { anchors } from "../../support/markdown.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const docs = join(root, "docs");
@@ -38,18 +39,6 @@ const FOREIGN_FLAGS: Record<string, string> = {
   "--show-managed-fields": "kubectl get",
   "--noflush": "iptables-restore (how the lb-pod applies its rules)",
 };
-
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
-function anchors(markdown: string): Set<string> {
-  const set = new Set<string>();
-  let fenced = false;
-  for (const line of markdown.split("\n")) {
-    if (line.startsWith("```")) fenced = !fenced;
-    const m = !fenced && /^#{1,6} (.+)$/.exec(line);
-    if (m) set.add((m[1] as string).toLowerCase().replace(/[^a-z0-9 _-]/g, "").replace(/ /g, "-"));
-  }
-  return set;
-}
 
 function allFlags(command: Command): Set<string> {
   const flags = new Set<string>();

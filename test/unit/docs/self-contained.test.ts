@@ -6,6 +6,7 @@ import { strict as assert } from "node:assert";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { anchors } from "../../support/markdown.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -49,18 +50,6 @@ export function outsideReferences(file: string, text: string): string[] {
     }
   });
   return found;
-}
-
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes (as operator-docs.test.ts). */
-function anchors(markdown: string): Set<string> {
-  const set = new Set<string>();
-  let fenced = false;
-  for (const line of markdown.split("\n")) {
-    if (line.startsWith("```")) fenced = !fenced;
-    const m = !fenced && /^#{1,6} (.+)$/.exec(line);
-    if (m) set.add((m[1] as string).toLowerCase().replace(/[^a-z0-9 _-]/g, "").replace(/ /g, "-"));
-  }
-  return set;
 }
 
 /** Broken or outward relative links of one Markdown file. */

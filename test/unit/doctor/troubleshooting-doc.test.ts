@@ -6,21 +6,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { REASONS } from "../../../src/doctor/types.js";
+import { anchors } from "../../support/markdown.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const page = join(root, "docs", "troubleshooting.md");
-
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
-function anchors(markdown: string): Set<string> {
-  const set = new Set<string>();
-  let fenced = false;
-  for (const line of markdown.split("\n")) {
-    if (line.startsWith("```")) fenced = !fenced;
-    const m = !fenced && /^#{1,6} (.+)$/.exec(line);
-    if (m) set.add((m[1] as string).toLowerCase().replace(/[^a-z0-9 _-]/g, "").replace(/ /g, "-"));
-  }
-  return set;
-}
 
 describe("docs/troubleshooting.md", () => {
   const text = readFileSync(page, "utf8");
