@@ -28,16 +28,13 @@ describe("e2e: LoadBalancer Services (3 nodes, kube-proxy captures LoadBalancer 
   let udpApp = false;
   let client = "";
   const sb = suiteSandbox("a", { nodes: 3 }, async (s) => {
+    udpApp = await demoAppHasUdp();
     client = (await s.clientAddress(4)).ip;
     await s.create(appDaemonSet("web", { udp: udpApp }));
     await s.waitForReadyPods("app=web", 3);
   });
   const ips = (...names: string[]): string[] => names.map((name) => sb().node(name).ipv4);
   const allIps = (): string[] => sb().nodes.map((node) => node.ipv4);
-
-  before(async () => {
-    udpApp = await demoAppHasUdp();
-  });
 
   it("gives a new LoadBalancer Service every node's address, shown by kubectl, and answers on each of them", async () => {
     await sb().create(lbService("web", "web", [{ port: 8001 }]));
