@@ -113,7 +113,12 @@ describe("e2e: LoadBalancer Services (3 nodes, kube-proxy captures LoadBalancer 
     await sb().waitForReadyPods("app=local", 1);
     await sb().create(lbService("local", "local", [{ port: 8020 }], { externalTrafficPolicy: "Local" }));
     await sb().waitForIngress("local", ips("node-1"));
-    const [first] = await sb().waitForAnswers("local on node-1", [http(sb().node("node-1").ipv4, 8020)]);
+    // waitForIngress sees the status before every node's kube-proxy has synced it: until node-X's proxy captures its
+    // own IP, traffic takes the hostPort path (lb-pod, masqueraded, any endpoint). So wait for the captured path,
+    // told apart by the client's own address; a broken Local path never gets there and times out.
+    const fromOwnEndpoint = (pod: string) => (outcomes: Outcome[]) =>
+      outcomes.every((o) => o.answered && o.pod === pod && o.clientIp === client) ? undefined : `answers: ${outcomes.map(show).join("; ")}`;
+    const [first] = await sb().waitForAnswers("local on node-1", [http(sb().node("node-1").ipv4, 8020)], fromOwnEndpoint("local-1"));
     assert.ok(first?.answered, "answered");
     assert.equal(first.pod, "local-1");
     assert.equal(first.clientIp, client, "Local keeps the client's address");
@@ -122,7 +127,7 @@ describe("e2e: LoadBalancer Services (3 nodes, kube-proxy captures LoadBalancer 
 
     await sb().create(appPod("local-2", "local", "node-2"));
     await sb().waitForIngress("local", ips("node-1", "node-2"));
-    const [second] = await sb().waitForAnswers("local on node-2", [http(sb().node("node-2").ipv4, 8020)]);
+    const [second] = await sb().waitForAnswers("local on node-2", [http(sb().node("node-2").ipv4, 8020)], fromOwnEndpoint("local-2"));
     assert.ok(second?.answered);
     assert.equal(second.pod, "local-2", "node-2's own endpoint answers");
     assert.equal(second.clientIp, client);
