@@ -430,7 +430,9 @@ export class Allocator {
         const value = this.pick(pool, family, sharer, svc.key, previous.get(family));
         if (value === undefined) {
           failed = `${pool.name} (no free ${FAMILY_NAME[family]} address)`;
-          break;
+          // PreferDualStack makes do with the families that have a free address.
+          if (required) break;
+          continue;
         }
         picked.set(family, value);
       }
