@@ -169,6 +169,11 @@ export class Allocator {
   private readonly byName = new Map<string, ParsedPool>();
   private readonly holders: Record<Family, Map<bigint, Holder>> = { ipv4: new Map(), ipv6: new Map() };
   private readonly held = new Map<string, Held>();
+  /**
+   * Addresses in use by sharing key (every sharer of an address has the same key), so a Service with a key finds
+   * the addresses it may join without a scan of every address in use.
+   */
+  private readonly byKey = new Map<string, Set<Holder>>();
   /** Per range: every address below this offset from its first is known to be taken (a scan starts here). */
   private cursors = new Map<AddressRange, bigint>();
 
@@ -240,9 +245,15 @@ export class Allocator {
     for (const [family, value] of held.addresses) {
       const holder = this.holders[family].get(value);
       if (!holder) continue;
+      const sharingKey = holder.sharers.get(key)?.sharingKey;
       holder.sharers.delete(key);
       if (holder.sharers.size === 0) {
         this.holders[family].delete(value);
+        if (sharingKey !== undefined) {
+          const set = this.byKey.get(sharingKey);
+          set?.delete(holder);
+          if (set?.size === 0) this.byKey.delete(sharingKey);
+        }
         for (const [range, cursor] of this.cursors) {
           if (range.family === family && range.first <= value && value <= range.last && value - range.first < cursor) {
             this.cursors.set(range, value - range.first);
@@ -474,8 +485,9 @@ export class Allocator {
       if (!holder || holderProblem(holder, key, sharer) === undefined) return previous;
     }
     if (sharer.sharingKey !== undefined) {
-      for (const [value, holder] of this.holders[family]) {
-        if (holder.sharers.size > 0 && inRanges(pool.ranges, family, value) && holderProblem(holder, key, sharer) === undefined) return value;
+      for (const holder of this.byKey.get(sharer.sharingKey) ?? []) {
+        if (holder.family === family && holder.sharers.size > 0 && inRanges(pool.ranges, family, holder.value) &&
+          holderProblem(holder, key, sharer) === undefined) return holder.value;
       }
     }
     for (const range of pool.ranges) {
@@ -496,7 +508,14 @@ export class Allocator {
 
   private take(key: string, sharer: Sharer, held: Held, family: Family, value: bigint): void {
     let holder = this.holders[family].get(value);
-    if (!holder) this.holders[family].set(value, (holder = { family, value, sharers: new Map() }));
+    if (!holder) {
+      this.holders[family].set(value, (holder = { family, value, sharers: new Map() }));
+      if (sharer.sharingKey !== undefined) {
+        let set = this.byKey.get(sharer.sharingKey);
+        if (!set) this.byKey.set(sharer.sharingKey, (set = new Set()));
+        set.add(holder);
+      }
+    }
     holder.sharers.set(key, sharer);
     held.addresses.set(family, value);
   }
