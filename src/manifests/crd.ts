@@ -72,7 +72,9 @@ export function addressPoolCrd(labels: Record<string, string>): Manifest {
           subresources: { status: {} },
           additionalPrinterColumns: [
             { name: "Addresses", type: "string", jsonPath: ".spec.addresses", description: "CIDRs and ranges" },
-            { name: "Valid", type: "string", jsonPath: ".status.conditions[?(@.type==\"Valid\")].status" },
+            // The controller writes exactly one condition, Valid, so index 0 is it: a filter expression
+            // ([?(@.type=="Valid")]) is not a simple JSONPath every table converter evaluates.
+            { name: "Valid", type: "string", jsonPath: ".status.conditions[0].status" },
             { name: "IPv4 Assigned", type: "integer", jsonPath: ".status.assignedIPv4" },
             { name: "IPv4 Available", type: "integer", jsonPath: ".status.availableIPv4" },
             { name: "IPv6 Assigned", type: "integer", jsonPath: ".status.assignedIPv6" },
