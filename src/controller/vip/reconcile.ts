@@ -45,6 +45,11 @@ type Desired = Pick<V1Condition, "type" | "status" | "reason" | "message">;
 export async function reconcileVipService(input: VipReconcileInput): Promise<{ result: "updated" | "unchanged" | "vip-unavailable" | "waiting-for-cache"; wrote: boolean }> {
   const { vip, service } = input;
   const key = `${service.metadata?.namespace}/${service.metadata?.name}`;
+  const wait = vip.staleWaitMs(key, service.metadata?.resourceVersion, input.now.getTime());
+  if (wait > 0) {
+    input.requeueAfter(wait);
+    return { result: "waiting-for-cache", wrote: false };
+  }
   if (!vip.ready()) {
     const unreadable = vip.poolsUnreadable();
     if (unreadable === undefined) {
@@ -108,9 +113,12 @@ async function writeOutcome(input: VipReconcileInput, service: V1Service, ips: s
   const { client, now } = input;
   let current = service;
   let wrote = false;
+  /** The versions each write started from: the cache may still show them after the writes. */
+  const bases: (string | undefined)[] = [];
   const annotation = service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION];
   const wantAnnotation = ips.length > 0 && pool ? pool : undefined;
   if (annotation !== wantAnnotation) {
+    bases.push(current.metadata?.resourceVersion);
     current = await setPoolAnnotation(client, current, wantAnnotation ?? null);
     wrote = true;
   }
@@ -134,6 +142,7 @@ async function writeOutcome(input: VipReconcileInput, service: V1Service, ips: s
     before.message !== condition.message || before.observedGeneration !== condition.observedGeneration ||
     previous.filter((c) => c.type.startsWith("berth.dev/")).length !== 1;
   if (ingressChanged || conditionsChanged) {
+    bases.push(current.metadata?.resourceVersion);
     await client.patchStatus<V1Service & KubeObject>(Resources.services, current.metadata?.name as string, "merge", {
       metadata: { resourceVersion: current.metadata?.resourceVersion },
       status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions },
@@ -151,6 +160,7 @@ async function writeOutcome(input: VipReconcileInput, service: V1Service, ips: s
       message: `Updated LoadBalancer with new IPs: [${oldIngress.map((i) => i.ip ?? "").join(" ")}] -> [${ips.join(" ")}] (pool ${pool ?? ""})`,
     });
   }
+  input.vip.wroteOver(`${service.metadata?.namespace}/${service.metadata?.name}`, bases, now.getTime());
   // Written or not (a status we already wrote): the Events follow the decision, once per transition.
   if (ingressChanged || conditionsChanged || extraEvents.length > 0) events.forEach((e) => input.emit(e));
   return wrote;

@@ -57,6 +57,8 @@ export class VipState {
   private decision: PoolsDecision = { serving: [], verdicts: new Map(), lastValid: new Map() };
   private lastValid = new Map<string, ParsedPool>();
   private allocatorValue = new Allocator();
+  /** Per Service: resourceVersions our own writes replaced, while the cache may still show them (see staleWaitMs). */
+  private readonly superseded = new Map<string, { rvs: Set<string>; at: number }>();
 
   constructor(private readonly options: VipStateOptions) {
     const common = {
@@ -132,6 +134,29 @@ export class VipState {
       if (svc) allocator.restore(svc, ips, service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION]);
     }
     this.allocatorValue = allocator;
+  }
+
+  /**
+   * A VIP reconcile writes twice (annotation, then status), after the finalizer write of a new Service; each write's
+   * watch event re-queues the key, and a reconcile from a version between them would write from a stale object (a
+   * certain 409). So the versions our writes replaced are remembered, and a reconcile that sees one waits for the
+   * next event (at most ttlMs, so a lost event costs a delay, never a stuck Service). reconcile.ts's PendingWrites
+   * does the same for the version the reconcile started from.
+   */
+  wroteOver(key: string, rvs: readonly (string | undefined)[], now: number): void {
+    const set = new Set(rvs.filter((rv): rv is string => rv !== undefined));
+    if (set.size > 0) this.superseded.set(key, { rvs: set, at: now });
+  }
+
+  /** How long to wait for the cache to show our last write of this Service (0: it does, or the wait expired). */
+  staleWaitMs(key: string, rv: string | undefined, now: number, ttlMs = 5000): number {
+    const entry = this.superseded.get(key);
+    if (!entry) return 0;
+    if (rv === undefined || !entry.rvs.has(rv) || now - entry.at >= ttlMs) {
+      this.superseded.delete(key);
+      return 0;
+    }
+    return ttlMs - (now - entry.at);
   }
 
   namespaceLabels(namespace: string): Record<string, string> | undefined {

@@ -78,6 +78,11 @@ describe("controller: VIP mode allocation", function () {
     assert.deepEqual([status.assignedIPv4, status.availableIPv4, status.assignedIPv6, status.availableIPv6], [1, 3, 0, 4]);
     assert.deepEqual(status.conditions.map((c: Obj) => [c.type, c.status, c.reason]), [["Valid", "True", "Valid"]]);
     await waitFor("UpdatedLoadBalancer event", async () => (await eventsFor(env.client, "web")).some((e) => e.reason === "UpdatedLoadBalancer"));
+    // Two writes (annotation, then status) and no conflict: the reconcile that the annotation's watch event starts
+    // waits for the status write's event instead of writing from a stale cache.
+    await new Promise((r) => setTimeout(r, 500));
+    const writes = ctl.writes().filter((c) => c.resource.startsWith("services"));
+    assert.deepEqual(writes.filter((c) => c.code === "409"), [], JSON.stringify(writes));
   });
 
   it("says why a Service stays pending, as a condition and a Warning Event each, and serves it once it can", async () => {
