@@ -56,7 +56,7 @@ export type AllocationResult =
   | {
     ok: true;
     pool: string;
-    /** Canonical addresses, in spec.ipFamilies order. */
+    /** Canonical addresses, IPv4 first (the caller orders them as spec.ipFamilies). */
     ips: string[];
     /** Whether the addresses differ from what the Service held before this call. */
     changed: boolean;

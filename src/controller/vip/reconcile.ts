@@ -81,7 +81,9 @@ export async function reconcileVipService(input: VipReconcileInput): Promise<{ r
   }
   const result = allocator.allocate(svc);
   const held = allocator.heldBy(key);
-  const ips = held?.ips ?? [];
+  // In spec.ipFamilies order, as hostPort mode lists its addresses (and as kube-proxy reads them).
+  const rank = (ip: string): number => svc.families.indexOf(ip.includes(":") ? "ipv6" : "ipv4");
+  const ips = [...(held?.ips ?? [])].sort((a, b) => rank(a) - rank(b));
   let ready: Desired;
   if (result.ok && result.outsidePools.length === 0) {
     ready = { type: CONDITION_TYPES.ready, status: "True", reason: VIP_REASONS.addressAssigned, message: `Assigned ${ips.join(", ")} from pool ${result.pool}.` };

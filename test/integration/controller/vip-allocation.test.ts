@@ -85,6 +85,17 @@ describe("controller: VIP mode allocation", function () {
     assert.deepEqual(writes.filter((c) => c.code === "409"), [], JSON.stringify(writes));
   });
 
+  it("gives a dual-stack Service one address per family, in spec.ipFamilies order, and a single-stack one its family", async () => {
+    await create(env.client, POOLS, pool("dual", { addresses: ["198.51.100.80/30", "fd00:80::/126"] }));
+    ctl = await startController(env);
+    await create(env.client, SVCS, vip("both", {}, { ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv6", "IPv4"] }));
+    await create(env.client, SVCS, vip("six", {}, { ipFamilies: ["IPv6"] }));
+    const both = await waitForVip(env, "both", ["fd00:80::", "198.51.100.80"]);
+    assert.deepEqual(both.status.loadBalancer.ingress.map((i: Obj) => i.ipMode), ["VIP", "VIP"]);
+    await waitForVip(env, "six", ["fd00:80::1"]);
+    await poolStatus(env, "dual", (s) => s.assignedIPv4 === 1 && s.assignedIPv6 === 2 && s.availableIPv6 === 2);
+  });
+
   it("says why a Service stays pending, as a condition and a Warning Event each, and serves it once it can", async () => {
     await create(env.client, POOLS, pool("tiny", { addresses: ["198.51.100.20/32"] }));
     ctl = await startController(env);
