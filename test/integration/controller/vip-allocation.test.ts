@@ -128,6 +128,23 @@ describe("controller: VIP mode allocation", function () {
     });
   });
 
+  it("admits a Service to a pool by its namespace's labels, once the namespace is labelled", async () => {
+    await create(env.client, POOLS, pool("team", { addresses: ["198.51.100.90/32"], serviceAllocation: { namespaceSelectors: [{ matchLabels: { team: "blue" } }] } }));
+    await create(env.client, "/api/v1/namespaces", { metadata: { name: "blue" } });
+    // No resync within the test: the namespace's label change itself must bring the Service back.
+    ctl = await startController(env, { resyncMs: 60_000 });
+    await create(env.client, "/api/v1/namespaces/blue/services", vip("app"));
+    const pending = await waitFor("NoPoolMatches", async () => {
+      const s = await getObj(env.client, svcPath("app", "blue"));
+      return condition(s, CONDITION_TYPES.ready)?.reason === "NoPoolMatches" ? s : undefined;
+    });
+    assert.match(condition(pending, CONDITION_TYPES.ready)?.message, /team \(namespace blue's labels match none of its namespaceSelectors\)/);
+    // Past the stale-cache waits of the first reconciles (5 s), which would look at the Service again anyway.
+    await new Promise((r) => setTimeout(r, 5500));
+    await mergePatch(env.client, "/api/v1/namespaces/blue", { metadata: { labels: { team: "blue" } } });
+    await waitFor("the address once labelled", async () => ingressIps(await getObj(env.client, svcPath("app", "blue")))[0] === "198.51.100.90");
+  });
+
   it("shares an address between Services with the same sharing key and disjoint ports", async () => {
     await create(env.client, POOLS, pool("lan", { addresses: ["198.51.100.30/31"] }));
     ctl = await startController(env);
