@@ -78,6 +78,14 @@ describe("controller: VIP mode allocation", function () {
     assert.deepEqual([status.assignedIPv4, status.availableIPv4, status.assignedIPv6, status.availableIPv6], [1, 3, 0, 4]);
     assert.deepEqual(status.conditions.map((c: Obj) => [c.type, c.status, c.reason]), [["Valid", "True", "Valid"]]);
     await waitFor("UpdatedLoadBalancer event", async () => (await eventsFor(env.client, "web")).some((e) => e.reason === "UpdatedLoadBalancer"));
+    // What `kubectl get addresspools` shows: the server's Table from the CRD's printer columns (as kubectl asks).
+    const table = (await env.client.get(POOLS, { Accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" })).body as Obj;
+    assert.deepEqual(table.columnDefinitions.filter((c: Obj) => c.priority === 0).map((c: Obj) => c.name),
+      ["Name", "Addresses", "Valid", "IPv4 Assigned", "IPv4 Available", "IPv6 Assigned", "IPv6 Available", "Age"]);
+    const [name, addresses, ...rest] = table.rows[0].cells.slice(0, 7) as unknown[];
+    assert.equal(name, "lan");
+    assert.match(String(addresses), /198\.51\.100\.10-198\.51\.100\.13.*fd00:10::\/126/);
+    assert.deepEqual(rest, ["True", 1, 3, 0, 4]);
     // Two writes (annotation, then status) and no conflict: the reconcile that the annotation's watch event starts
     // waits for the status write's event instead of writing from a stale cache.
     await new Promise((r) => setTimeout(r, 500));
