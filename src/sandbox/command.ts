@@ -152,16 +152,27 @@ export function parsePrefix(prefix: string): string {
 }
 
 export interface DemoAppSettings {
+  /** The first (or only) TCP port: the one `--check` asks. */
   port: number;
+  /** Every TCP port, when more than one was given (the web stand-in of an image with several ports). */
+  ports?: number[];
   udpPort?: number;
   check: boolean;
+  /** One access line per request on stdout, i.e. in the container log (the web stand-in). */
+  accessLog?: boolean;
+  /** The image the app stands in for, named in its first log line. */
+  image?: string;
 }
 
-export function parseDemoAppFlags(flags: { port: string; udpPort?: string; check?: boolean }): DemoAppSettings {
+export function parseDemoAppFlags(flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string }): DemoAppSettings {
+  const ports = [...new Set((Array.isArray(flags.port) ? flags.port : [flags.port]).map((p) => parseInteger("--port", p, 1, 65535)))];
   return {
-    port: parseInteger("--port", flags.port, 1, 65535),
+    port: ports[0] ?? 8080,
+    ...(ports.length > 1 ? { ports } : {}),
     ...(flags.udpPort !== undefined ? { udpPort: parseInteger("--udp-port", flags.udpPort, 1, 65535) } : {}),
     check: flags.check === true,
+    ...(flags.accessLog === true ? { accessLog: true } : {}),
+    ...(flags.image !== undefined ? { image: flags.image } : {}),
   };
 }
 
@@ -297,10 +308,13 @@ export function sandboxCommand(): Command {
     .command("demo-app", { hidden: true })
     .exitOverride()
     .description("the demo's HTTP app (image berth.dev/sandbox/demo-app:dev): answers with its pod, node and the client address")
-    .option("--port <port>", "TCP port to serve HTTP on", "8080")
+    .option("--port <port>", "TCP port to serve HTTP on (repeat for several)",
+      (value: string, previous: string[] | string) => (Array.isArray(previous) ? [...previous, value] : [value]), "8080")
     .option("--udp-port <port>", "also answer UDP datagrams on this port (the same one-line answer)")
     .option("--check", "readiness probe: exit 0 once the app answers on 127.0.0.1:PORT")
-    .action(async (flags: { port: string; udpPort?: string; check?: boolean }) => {
+    .option("--access-log", "write one access line per request to stdout (the web stand-in of sandbox images)")
+    .option("--image <image>", "the image this app stands in for (named in its first line)")
+    .action(async (flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string }) => {
       const settings = parseDemoAppFlags(flags);
       const { runDemoApp } = await import("./cluster/commands.js");
       // The downward API's values, read when the command runs (never at import).

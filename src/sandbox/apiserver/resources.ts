@@ -337,7 +337,7 @@ function builtins(): ServedResource[] {
       returnDeletedObject: true, fieldLabels: ["status.phase"], prepareCreate: prepareNamespace }),
     builtin({ group: "", version: "v1", kind: "Node", plural: "nodes", shortNames: ["no"], namespaced: false,
       subresources: ["status"], fieldLabels: ["spec.unschedulable"] }),
-    builtin({ group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"], subresources: ["binding", "eviction", "status"],
+    builtin({ group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"], subresources: ["binding", "eviction", "log", "status"],
       categories: ["all"], returnDeletedObject: true, prepareCreate: preparePod, normalize: normalizePod,
       fieldLabels: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
         "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"] }),

@@ -9,6 +9,7 @@ import { Faults, type FaultDecision, type FaultRule } from "./faults.js";
 import { applyPatch } from "./patch.js";
 import { decodeKubeProtobuf } from "./protobuf.js";
 import { replicasOfScale, scaleOf } from "./scale.js";
+import { logContainer, logFile, streamLog } from "./pod-logs.js";
 import { RequestLog, type LoggedRequest } from "./request-log.js";
 import { type ResourceRegistry, type ServedResource } from "./resources.js";
 import { parseSelectors, type Selectors } from "./selectors.js";
@@ -32,6 +33,8 @@ export interface ServerOptions {
   tls?: { cert: string; key: string };
   /** Where requests are recorded; a fresh log by default. */
   requestLog?: RequestLog;
+  /** The sandbox kubelet's container log directory, read for `pods/<name>/log` (unset: logs are refused). */
+  podLogDir?: string;
 }
 
 /** The Kubernetes version the sandbox reports: the one kubectl on these machines speaks. */
@@ -119,7 +122,7 @@ export class ApiServer {
   /** Requests waiting in the latency injector, not yet served. */
   private readonly delayed = new WeakSet<IncomingMessage>();
 
-  constructor(opts: ServerOptions) {
+  constructor(private readonly opts: ServerOptions) {
     this.store = opts.store;
     this.faults = opts.faults;
     this.registry = opts.store.registry;
@@ -392,6 +395,7 @@ export class ApiServer {
     };
     const served = r.resource;
     if (r.subresource === "scale") return this.scale(req, res, r, manager);
+    if (r.subresource === "log") return this.podLog(req, res, r, q);
     switch (r.verb) {
       case "get": {
         const obj = this.store.get(served, r.namespace, r.name as string);
@@ -511,6 +515,30 @@ export class ApiServer {
     const patch = { metadata: typeof rv === "string" && rv !== "" ? { resourceVersion: rv } : {}, spec: { replicas } };
     const { object } = this.store.patch(r.resource, r.namespace, name, "merge", patch, { fieldManager: manager });
     return this.send(res, 200, scaleOf(object));
+  }
+
+  /** `kubectl logs`: the container log files the sandbox kubelet writes (pod-logs.ts). */
+  private async podLog(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams): Promise<void> {
+    const pod = this.store.get(r.resource, r.namespace, r.name as string);
+    const dir = this.opts.podLogDir;
+    if (dir === undefined) {
+      throw new ApiError(400, "BadRequest", "this API server runs without the sandbox's kubelet: no container logs (berth sandbox up serves them)");
+    }
+    const container = logContainer(pod, q.get("container") ?? undefined);
+    const previous = boolParam(q.get("previous")) === true;
+    const follow = boolParam(q.get("follow")) === true;
+    const file = logFile(dir, pod, container, previous);
+    const tailRaw = q.get("tailLines");
+    const tailLines = tailRaw === null || tailRaw === "" ? undefined : Number(tailRaw);
+    const uid = pod.metadata.uid;
+    const alive = (): boolean => {
+      try {
+        return this.store.get(r.resource, r.namespace, r.name as string).metadata.uid === uid;
+      } catch {
+        return false;
+      }
+    };
+    await streamLog(req, res, file, { container, follow, previous, ...(tailLines !== undefined && Number.isFinite(tailLines) ? { tailLines } : {}) }, alive);
   }
 
   private exists(res: ServedResource, namespace: string | undefined, name: string): boolean {
@@ -953,6 +981,7 @@ export class ApiServer {
 function subresourceVerbs(sub: string): string[] {
   if (sub === "finalize") return ["update"];
   if (sub === "binding" || sub === "eviction") return ["create"];
+  if (sub === "log") return ["get"];
   return ["get", "patch", "update"];
 }
 

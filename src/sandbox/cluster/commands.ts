@@ -328,13 +328,19 @@ export async function runDemoApp(settings: DemoAppSettings, identity: DemoAppIde
     process.once("SIGTERM", () => done());
     process.once("SIGINT", () => done());
   });
-  const { server, port } = await startDemoApp(identity, settings.port);
+  const onRequest = settings.accessLog ? (line: string) => console.log(line) : undefined;
+  const servers = [];
+  for (const p of settings.ports ?? [settings.port]) servers.push(await startDemoApp(identity, p, undefined, onRequest));
   const udp = settings.udpPort !== undefined ? await startDemoUdp(identity, settings.udpPort) : undefined;
-  console.log(`demo app: pod ${identity.pod} on ${identity.node} listening on TCP port ${port}${udp ? ` and UDP port ${udp.port}` : ""}`);
+  const ports = servers.map((s) => s.port).join(", ");
+  const what = settings.image !== undefined ? `sandbox web stand-in for image ${settings.image}` : "demo app";
+  console.log(`${what}: pod ${identity.pod} on ${identity.node} listening on TCP port${servers.length > 1 ? "s" : ""} ${ports}${udp ? ` and UDP port ${udp.port}` : ""}`);
   await stop;
   udp?.socket.close();
-  server.closeAllConnections();
-  await new Promise((done) => server.close(done));
+  for (const { server } of servers) {
+    server.closeAllConnections();
+    await new Promise((done) => server.close(done));
+  }
 }
 
 /** Fetches every URL (in parallel), retrying each until it answers or retryForMs passed; 0 when all answered. */

@@ -2,6 +2,7 @@
 // controller is started with --lb-image SANDBOX_LB_IMAGE, and the demo's DaemonSet names SANDBOX_DEMO_IMAGE.
 import { dirname, join } from "node:path";
 import type { ContainerImage, ImageCatalog } from "./kubelet.js";
+import { planWebContainer } from "./web-images.js";
 
 /** The lb-pod "image" the sandbox's controller puts in its DaemonSets; the kubelet stand-in runs bin/berth-lb-pod for it. */
 export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
@@ -22,7 +23,8 @@ const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin
 
 /**
  * The sandbox's "registry": image name -> what to run. There is no container engine, so an image is a command from
- * this repository; anything else is unknown and its pod waits (as with an image that cannot be pulled).
+ * this repository: the lb-pod and the demo app by their own names, every other image the web stand-in
+ * (web-images.ts: the demo app on the image's usual and declared ports, with an access log).
  */
 export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog {
   const binDir = join(repoDir, "bin");
@@ -34,5 +36,19 @@ export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog
     [SANDBOX_LB_IMAGE, { entrypoint: [join(binDir, "berth-lb-pod")], pathDirs, env }],
     [SANDBOX_DEMO_IMAGE, { entrypoint: [join(binDir, "berth"), "sandbox", "demo-app"], pathDirs, env }],
   ]);
-  return (image) => images.get(image);
+  const web = (image: string): ContainerImage => ({
+    entrypoint: [],
+    pathDirs,
+    env,
+    standIn: (container) => {
+      const plan = planWebContainer(image, container);
+      return {
+        argv: [join(binDir, "berth"), "sandbox", "demo-app", "--access-log", "--image", image, ...plan.ports.flatMap((p) => ["--port", String(p)])],
+        event: plan.known
+          ? { type: "Normal", reason: "Pulled", message: plan.message }
+          : { type: "Warning", reason: "ImageStandIn", message: plan.message },
+      };
+    },
+  });
+  return (image) => images.get(image) ?? (image === "" ? undefined : web(image));
 }

@@ -20,6 +20,7 @@ import { planLayout, type NodeLayout, type SandboxLayout } from "./layout.js";
 import { SandboxNetwork } from "./network.js";
 import { ProxyStandIn } from "./proxy.js";
 import { SchedulerStandIn } from "./scheduler.js";
+import { WorkloadControllers } from "./workloads.js";
 import { nodeObject } from "./nodes.js";
 import { NodeLifecycle } from "./node-lifecycle.js";
 import { serveControl } from "./control.js";
@@ -237,8 +238,9 @@ export class Supervisor {
     const runner = this.o.runner ?? systemRunner();
     const { layout, paths } = this;
     const [ipv4, ipv6] = layout.serviceCidrs;
+    const containerLogs = join(paths.logs, "containers");
     const api = await this.step("API server", "apiserver", () =>
-      startApiServer({ tls: true, serviceCidrs: { ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) } }));
+      startApiServer({ tls: true, podLogDir: containerLogs, serviceCidrs: { ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) } }));
     this.parts.push({ name: "API server", stop: () => api.close() });
     writeKubeconfig(paths.kubeconfig, { server: api.url, token: api.token, ...(api.caCert !== undefined ? { caCert: api.caCert } : {}) });
     const client = new KubeClient({
@@ -272,7 +274,11 @@ export class Supervisor {
     await this.step("scheduler stand-in", "scheduler", () => scheduler.start());
     this.parts.push({ name: "scheduler stand-in", stop: () => scheduler.stop() });
 
-    const containerLogs = join(paths.logs, "containers");
+    // Deployments -> ReplicaSets -> unbound pods, which the scheduler above binds and the kubelet below runs.
+    const workloads = new WorkloadControllers({ client, log: fileLog(this.logPath("workloads")) });
+    await this.step("Deployment and ReplicaSet stand-ins", "workloads", () => workloads.start());
+    this.parts.push({ name: "Deployment and ReplicaSet stand-ins", stop: () => workloads.stop() });
+
     mkdirSync(containerLogs, { recursive: true });
     const kubelet = new KubeletStandIn({
       client,

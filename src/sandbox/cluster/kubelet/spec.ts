@@ -10,6 +10,12 @@ export interface ContainerImage {
   pathDirs: string[];
   /** The image's ENV (container env entries override them). */
   env?: Record<string, string>;
+  /**
+   * For an image the sandbox cannot run (nginx, any image it does not know): the stand-in program's command line
+   * for this container, used instead of the container's command and args (they name programs of the real image),
+   * and the Event the kubelet records on the pod when the container first starts (web-images.ts).
+   */
+  standIn?: (container: V1Container) => { argv: string[]; event: { type: "Normal" | "Warning"; reason: string; message: string } };
 }
 
 /** Looks an image reference up; undefined makes the container wait with ErrImagePull. */
@@ -122,7 +128,7 @@ export function containerLaunch(pod: V1Pod, container: V1Container, image: Conta
     env[e.name] = fieldValue(pod, path, facts, e.name);
   }
   const entry = container.command ?? image.entrypoint;
-  const argv = [...entry, ...(container.args ?? [])].map((a) => expand(a, env));
+  const argv = image.standIn ? image.standIn(container).argv : [...entry, ...(container.args ?? [])].map((a) => expand(a, env));
   if (argv.length === 0) throw new ContainerConfigError("CreateContainerConfigError", "no command specified");
 
   const volumes = new Map((pod.spec?.volumes ?? []).map((v) => [v.name, v]));
