@@ -162,9 +162,11 @@ export interface DemoAppSettings {
   accessLog?: boolean;
   /** The image the app stands in for, named in its first log line. */
   image?: string;
+  /** After SIGTERM, keep serving this long before closing (the web stand-in: see images.ts). */
+  drainMs?: number;
 }
 
-export function parseDemoAppFlags(flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string }): DemoAppSettings {
+export function parseDemoAppFlags(flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string; drainMs?: string }): DemoAppSettings {
   const ports = [...new Set((Array.isArray(flags.port) ? flags.port : [flags.port]).map((p) => parseInteger("--port", p, 1, 65535)))];
   return {
     port: ports[0] ?? 8080,
@@ -173,6 +175,7 @@ export function parseDemoAppFlags(flags: { port: string | string[]; udpPort?: st
     check: flags.check === true,
     ...(flags.accessLog === true ? { accessLog: true } : {}),
     ...(flags.image !== undefined ? { image: flags.image } : {}),
+    ...(flags.drainMs !== undefined ? { drainMs: parseInteger("--drain-ms", flags.drainMs, 0, 60_000) } : {}),
   };
 }
 
@@ -314,11 +317,14 @@ export function sandboxCommand(): Command {
     .option("--check", "readiness probe: exit 0 once the app answers on 127.0.0.1:PORT")
     .option("--access-log", "write one access line per request to stdout (the web stand-in of sandbox images)")
     .option("--image <image>", "the image this app stands in for (named in its first line)")
-    .action(async (flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string }) => {
+    .option("--drain-ms <ms>", "after SIGTERM, keep serving this long before closing (endpoints and proxy rules catch up meanwhile)")
+    .option("--pod <name>", "the pod's name (default: env POD_NAME, from the downward API)")
+    .option("--node <name>", "the node's name (default: env NODE_NAME, from the downward API)")
+    .action(async (flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string; drainMs?: string; pod?: string; node?: string }) => {
       const settings = parseDemoAppFlags(flags);
       const { runDemoApp } = await import("./cluster/commands.js");
       // The downward API's values, read when the command runs (never at import).
-      await runDemoApp(settings, { pod: process.env.POD_NAME ?? "unknown", node: process.env.NODE_NAME ?? "unknown" });
+      await runDemoApp(settings, { pod: flags.pod ?? process.env.POD_NAME ?? "unknown", node: flags.node ?? process.env.NODE_NAME ?? "unknown" });
     });
 
   sandbox

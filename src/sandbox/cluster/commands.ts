@@ -336,6 +336,12 @@ export async function runDemoApp(settings: DemoAppSettings, identity: DemoAppIde
   const what = settings.image !== undefined ? `sandbox web stand-in for image ${settings.image}` : "demo app";
   console.log(`${what}: pod ${identity.pod} on ${identity.node} listening on TCP port${servers.length > 1 ? "s" : ""} ${ports}${udp ? ` and UDP port ${udp.port}` : ""}`);
   await stop;
+  if (settings.drainMs) {
+    // Serving on while the pod's endpoint is withdrawn and every node's proxy rules drop it, as a web pod with a
+    // `preStop: sleep` does on a cluster: connections sent meanwhile still get their answer.
+    console.log(`${what}: SIGTERM, serving on for ${settings.drainMs} ms before closing`);
+    await new Promise((r) => setTimeout(r, settings.drainMs));
+  }
   udp?.socket.close();
   for (const { server } of servers) {
     server.closeAllConnections();

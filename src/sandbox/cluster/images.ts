@@ -18,6 +18,14 @@ export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
  */
 export const SANDBOX_PROBE_PERIOD_MS = 1000;
 
+/**
+ * How long the web stand-in serves on after SIGTERM: longer than the EndpointSlice and kube-proxy stand-ins take to
+ * drop a terminating pod (well under a second on an idle machine, a few seconds on a loaded one), so a rolling update
+ * or a scale-down loses no request. Real web images close at once (nginx's fast shutdown) and guides add a
+ * `preStop: sleep` for the same reason; the sandbox kubelet runs no lifecycle hooks, so the stand-in does it.
+ */
+export const WEB_DRAIN_MS = 3000;
+
 /** The system directories a Debian root shell has on PATH, after the image's own. */
 const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
@@ -40,10 +48,13 @@ export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog
     entrypoint: [],
     pathDirs,
     env,
-    standIn: (container) => {
+    standIn: (container, pod) => {
       const plan = planWebContainer(image, container);
       return {
-        argv: [join(binDir, "berth"), "sandbox", "demo-app", "--access-log", "--image", image, ...plan.ports.flatMap((p) => ["--port", String(p)])],
+        // The pod and node names the demo app reads from its downward-API env otherwise (the demo's DaemonSet sets it).
+        argv: [join(binDir, "berth"), "sandbox", "demo-app", "--access-log", "--image", image, "--drain-ms", String(WEB_DRAIN_MS),
+          "--pod", pod.metadata?.name ?? "", "--node", pod.spec?.nodeName ?? "", ...plan.ports.flatMap((p) => ["--port", String(p)])],
+        ...(plan.ports[0] !== undefined ? { listensOn: plan.ports[0] } : {}),
         event: plan.known
           ? { type: "Normal", reason: "Pulled", message: plan.message }
           : { type: "Warning", reason: "ImageStandIn", message: plan.message },

@@ -21,6 +21,7 @@ import {
   ContainerConfigError,
   containerLaunch,
   imageNotFoundMessage,
+  listeningProbe,
   readinessProbe,
   type ContainerLaunch,
   type ContainerReport,
@@ -164,12 +165,14 @@ export class ContainerRuntime {
         continue;
       }
       if (image.standIn && !this.everStarted) {
-        const { event } = image.standIn(this.ctx.container);
+        const { event } = image.standIn(this.ctx.container, this.ctx.pod);
         this.ctx.event(event.type, event.reason, event.message);
       }
       try {
         launch = containerLaunch(this.ctx.pod, this.ctx.container, image, this.ctx.facts);
         probe = readinessProbe(this.ctx.container);
+        const listensOn = image.standIn?.(this.ctx.container, this.ctx.pod).listensOn;
+        if (probe === undefined && listensOn !== undefined) probe = listeningProbe(listensOn);
       } catch (e) {
         if (!(e instanceof ContainerConfigError)) throw e;
         this.ctx.event("Warning", "Failed", `Error: ${e.message}`);
