@@ -220,13 +220,21 @@ describe("berth sandbox: state, Node objects, images, demo", () => {
     }
   });
 
-  it("runs the repository's programs for its two images, bin/ first on PATH, and knows no other image", () => {
+  it("runs the repository's programs for its two images, bin/ first on PATH, and the web stand-in for any other", () => {
     const images = sandboxImages("/repo", "/opt/node/bin/node");
     assert.deepEqual(images(SANDBOX_LB_IMAGE)?.entrypoint, ["/repo/bin/berth-lb-pod"]);
     assert.deepEqual(images(SANDBOX_DEMO_IMAGE)?.entrypoint, ["/repo/bin/berth", "sandbox", "demo-app"]);
     assert.deepEqual(images(SANDBOX_LB_IMAGE)?.pathDirs.slice(0, 2), ["/repo/bin", "/opt/node/bin"]);
     assert.equal(images(SANDBOX_LB_IMAGE)?.env?.BERTH_NODE, "/opt/node/bin/node");
-    assert.equal(images("docker.io/library/nginx:latest"), undefined);
+    const nginx = images("docker.io/library/nginx:latest")?.standIn?.({ name: "web", ports: [{ containerPort: 8443 }] },
+      { metadata: { name: "web-1" }, spec: { nodeName: "node-2", containers: [] } });
+    assert.deepEqual(nginx?.argv, ["/repo/bin/berth", "sandbox", "demo-app", "--access-log", "--image", "docker.io/library/nginx:latest",
+      "--drain-ms", "3000", "--pod", "web-1", "--node", "node-2", "--port", "80", "--port", "8443"]);
+    assert.equal(nginx?.listensOn, 80);
+    assert.deepEqual([nginx?.event.type, nginx?.event.reason], ["Normal", "Pulled"]);
+    const unknown = images("registry.example/shop:1")?.standIn?.({ name: "shop" }, { metadata: { name: "shop-1" }, spec: { containers: [] } });
+    assert.deepEqual([unknown?.event.type, unknown?.event.reason], ["Warning", "ImageStandIn"]);
+    assert.equal(images(""), undefined);
   });
 
   it("puts the demo behind a Local LoadBalancer Service that selects the DaemonSet's pods by a named port", () => {
