@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { UsageError } from "../lib/errors.js";
 import { DEFAULT_SANDBOX_PREFIX, planLayout } from "./cluster/layout.js";
-import type { SandboxOptions } from "./cluster/state.js";
+import { DEFAULT_CONTROLLER_REPLICAS, type SandboxOptions } from "./cluster/state.js";
 
 interface ApiServerFlags {
   port: string;
@@ -122,7 +122,7 @@ export function parseUpFlags(flags: UpFlags): UpSettings {
   };
   if (flags.controllerReplicas !== undefined) {
     const replicas = parseInteger("--controller-replicas", flags.controllerReplicas, 1, MAX_CONTROLLER_REPLICAS);
-    if (replicas !== 1) options.controllerReplicas = replicas;
+    if (replicas !== DEFAULT_CONTROLLER_REPLICAS) options.controllerReplicas = replicas;
   }
   return { options, demo: flags.demo === true };
 }
@@ -234,7 +234,7 @@ export function sandboxCommand(): Command {
     .option("--demo", "deploy the demo app behind a LoadBalancer Service and show its answer from every EXTERNAL-IP")
     .option("--no-lb-ip-capture", "the kube-proxy stand-in does not capture LoadBalancer IPs (as kube-proxy with ipMode Proxy)")
     .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones, comma-separated (names or prefixes ending in *), as the kubelet flag; without it an IPv6 Service's lb-pods are rejected, as on a stock kubelet")
-    .option("--controller-replicas <n>", "controller replicas (1-5); more than one elect a leader through a Lease", "1")
+    .option("--controller-replicas <n>", "controller replicas (1-5), electing a leader through a Lease", String(DEFAULT_CONTROLLER_REPLICAS))
     .option(...prefixOption)
     .action(async (flags: UpFlags) => {
       const settings = parseUpFlags(flags);
@@ -297,7 +297,7 @@ export function sandboxCommand(): Command {
     .option("--dual-stack", "IPv4 and IPv6")
     .option("--no-lb-ip-capture", "do not capture LoadBalancer IPs")
     .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones")
-    .option("--controller-replicas <n>", "controller replicas", "1")
+    .option("--controller-replicas <n>", "controller replicas", String(DEFAULT_CONTROLLER_REPLICAS))
     .option("--ready-fd <fd>", "file descriptor to report `ready` or `failed: reason` on, then close")
     .option(...prefixOption)
     .action(async (flags: UpFlags & { readyFd?: string }) => {
