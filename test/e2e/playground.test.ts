@@ -5,7 +5,7 @@
 // sandbox does not know. Everything asserted is kubectl's own output or a real answer over the sandbox's network.
 // Needs root.
 import assert from "node:assert/strict";
-import { type Obj, type Sandbox, show, suiteSandbox } from "./fixture.js";
+import { BERTH, type Obj, type Sandbox, show, suiteSandbox } from "./fixture.js";
 
 const NS = "default";
 
@@ -187,6 +187,36 @@ spec:
     const described = await k(s, "describe", "pod", String(pod?.metadata?.name));
     assert.match(described, /Warning\s+ImageStandIn\s+\S+\s+kubelet\s+The sandbox has no image "registry\.example\/team\/shop:2\.1"/);
     assert.match(described, /answering HTTP on port 8080/);
+  });
+
+  it("shows the controller as two pods with logs; deleting the leader's pod while a Service is created hands over", async () => {
+    const s = sb();
+    const table = await s.kubectl(["-n", "berth-system", "get", "pods", "-l", "app.kubernetes.io/component=controller"]);
+    assert.match(table, /^sandbox-controller-1\s+1\/1\s+Running\s+0\s+/m);
+    assert.match(table, /^sandbox-controller-2\s+1\/1\s+Running\s+0\s+/m);
+    const leader = (await s.kubectl(["-n", "berth-system", "get", "lease", "berth-controller", "-o", "jsonpath={.spec.holderIdentity}"])).trim();
+    assert.match(leader, /^sandbox-controller-[12]$/);
+    assert.match(await s.kubectl(["-n", "berth-system", "logs", leader]), /is now the leader/);
+
+    // The leader goes while a new Service arrives: the standby takes the Lease (released on SIGTERM) and serves it.
+    const [deleted] = await Promise.all([
+      s.kubectl(["-n", "berth-system", "delete", "pod", leader]),
+      k(s, "expose", "deployment", "web", "--name=web-again", "--type=LoadBalancer", "--port=8090", "--target-port=80"),
+    ]);
+    assert.match(deleted, new RegExp(`^pod "${leader}" deleted$`, "m"));
+    await s.waitForIngress("web-again", externalIps(), 60_000, NS);
+    await s.waitForAnswers("web-again on every EXTERNAL-IP", externalIps().map((ip) => ({ protocol: "http" as const, ip, port: 8090 })));
+    const now = (await s.kubectl(["-n", "berth-system", "get", "lease", "berth-controller", "-o", "jsonpath={.spec.holderIdentity}"])).trim();
+    assert.notEqual(now, leader, "another replica leads");
+    await s.waitForReadyPods("app.kubernetes.io/component=controller", 2, "berth-system", 60_000);
+    const names = ((await s.getJson(["-n", "berth-system", "get", "pods", "-l", "app.kubernetes.io/component=controller"])).items as Obj[]).map((p) => String(p.metadata.name));
+    assert.ok(names.includes(`${leader}-2`), `a replacement replica under a new name: ${names.join(", ")}`);
+
+    // berth doctor reads the same cluster and finds the controller running and the Service served.
+    const doctor = await s.runner.run(BERTH, ["doctor", "web-again", "-n", NS, "--kubeconfig", s.kubeconfig], { timeoutMs: 30_000 });
+    assert.equal(doctor.exitCode, 0, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /^default\/web-again is healthy: EXTERNAL-IP /m);
+    assert.doesNotMatch(doctor.stdout, /not running/);
   });
 
   it("deletes a Deployment with its ReplicaSets and pods (garbage collection by owner references)", async () => {

@@ -77,6 +77,10 @@ export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
   console.log(`berth sandbox: up in ${seconds(Date.now() - started)}: ${options.nodes} node${options.nodes === 1 ? "" : "s"}${options.dualStack ? " (dual-stack)" : ""}, prefix ${options.prefix}`);
   console.log(`  kubeconfig ${state.kubeconfig}   (API server ${state.url}; logs in ${state.logDir})`);
   if (settings.demo) await showDemo(state, { ...ctx, runner, cli, started });
+  const { quickStart } = await import("./demo.js");
+  console.log("");
+  for (const line of quickStart({ prefix: options.prefix, defaultPrefix: options.prefix === DEFAULT_SANDBOX_PREFIX,
+    clientNs: layout.client.ns, firstNodeIp: layout.nodes[0]?.lanIps[0] ?? "" })) console.log(line);
 }
 
 async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBinary: string; paths: SandboxPaths }): Promise<SandboxState> {
