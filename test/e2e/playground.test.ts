@@ -110,6 +110,7 @@ describe("e2e: the sandbox as a playground (a quick start's kubectl commands, 3 
     assert.match(await k(s, "set", "image", "deployment/web", "nginx=nginx:1.27"), /^deployment\.apps\/web image updated$/m);
     assert.match(await k(s, "rollout", "status", "deployment/web", "--timeout=90s"), /successfully rolled out/);
     const result = await flowing;
+    console.log(`      (${result.ok} requests answered during the rollout, ${result.failed.length} failed)`);
     assert.ok(result.ok > 50, `requests answered during the rollout: ${result.ok}`);
     assert.deepEqual(result.failed, [], `${result.failed.length} of ${result.ok + result.failed.length} requests failed during the rollout`);
 
