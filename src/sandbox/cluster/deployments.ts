@@ -18,8 +18,10 @@
 // - sync.go calculateStatus and progress.go: replicas, updated, ready, available, unavailable, observedGeneration,
 //   and the Available and Progressing conditions with the reasons and messages `kubectl rollout status`, `kubectl
 //   wait --for=condition=Available` and `kubectl describe` show.
-// Not there: progressDeadlineSeconds (Progressing never turns False with ProgressDeadlineExceeded), proportional
-// scaling across several active ReplicaSets, collisionCount (the hash is this file's, not kube's, so a collision
+// - progress.go: a rollout that makes no progress (no pod updated, ready or available, no old one gone) for
+//   progressDeadlineSeconds gets Progressing=False, reason ProgressDeadlineExceeded, which `kubectl rollout status`
+//   fails on; the runner's periodic pass notices the time passing.
+// Not there: proportional scaling across several active ReplicaSets, collisionCount (the hash is this file's, not kube's, so a collision
 // cannot happen between two different templates of one Deployment in practice).
 import type { V1Deployment, V1DeploymentCondition, V1DeploymentStatus, V1PodTemplateSpec, V1ReplicaSet } from "@kubernetes/client-node";
 import { ownedBy } from "./replicasets.js";
@@ -320,9 +322,29 @@ export function deploymentStatus(d: V1Deployment, owned: V1ReplicaSet[], newRS: 
   const name = newRS?.metadata?.name ?? "";
   const complete = newRS !== undefined && updated === replicas && total === replicas && available === replicas &&
     (newRS.spec?.replicas ?? 0) === replicas;
-  if (createdMessage) conditions.push(condition("Progressing", "True", "NewReplicaSetCreated", createdMessage, previous, now));
-  else if (complete) conditions.push(condition("Progressing", "True", "NewReplicaSetAvailable", `ReplicaSet "${name}" has successfully progressed.`, previous, now));
-  else if (newRS) conditions.push(condition("Progressing", "True", "ReplicaSetUpdated", `ReplicaSet "${name}" is progressing.`, previous, now));
+  const ready = count((rs) => rs.status?.readyReplicas);
+  const old = d.status ?? {};
+  // util.DeploymentProgressing: more pods updated, ready or available, or fewer old ones, than the last status said.
+  const progressed = updated > (old.updatedReplicas ?? 0) || ready > (old.readyReplicas ?? 0) || available > (old.availableReplicas ?? 0) ||
+    total - updated < (old.replicas ?? 0) - (old.updatedReplicas ?? 0);
+  const progressing = previous.find((c) => c.type === "Progressing");
+  const deadline = d.spec?.progressDeadlineSeconds;
+  if (createdMessage) {
+    conditions.push(condition("Progressing", "True", "NewReplicaSetCreated", createdMessage, previous, now));
+  } else if (complete) {
+    conditions.push(condition("Progressing", "True", "NewReplicaSetAvailable", `ReplicaSet "${name}" has successfully progressed.`, previous, now));
+  } else if (newRS && progressed) {
+    // Progress made: the condition's lastUpdateTime moves on even when its reason stays (progress.go).
+    conditions.push({ ...condition("Progressing", "True", "ReplicaSetUpdated", `ReplicaSet "${name}" is progressing.`, previous, now), lastUpdateTime: now as unknown as Date });
+  } else if (newRS && progressing?.reason !== "ProgressDeadlineExceeded" && deadline !== undefined && progressing?.lastUpdateTime !== undefined &&
+      Date.parse(String(progressing.lastUpdateTime)) + deadline * 1000 < Date.parse(now)) {
+    // util.DeploymentTimedOut: no progress for progressDeadlineSeconds; `kubectl rollout status` fails on this.
+    conditions.push(condition("Progressing", "False", "ProgressDeadlineExceeded", `ReplicaSet "${name}" has timed out progressing.`, previous, now));
+  } else if (newRS && progressing?.reason === "ProgressDeadlineExceeded") {
+    conditions.push(progressing);
+  } else if (newRS) {
+    conditions.push(condition("Progressing", "True", "ReplicaSetUpdated", `ReplicaSet "${name}" is progressing.`, previous, now));
+  }
   // Conditions are kept in the order kube keeps them: first set first.
   conditions.sort((a, b) => {
     const ia = previous.findIndex((c) => c.type === a.type);
@@ -333,7 +355,7 @@ export function deploymentStatus(d: V1Deployment, owned: V1ReplicaSet[], newRS: 
     observedGeneration: d.metadata?.generation ?? 0,
     replicas: total,
     updatedReplicas: updated,
-    readyReplicas: count((rs) => rs.status?.readyReplicas),
+    readyReplicas: ready,
     availableReplicas: available,
     unavailableReplicas: Math.max(0, replicas - available),
     conditions,

@@ -178,6 +178,24 @@ describe("sandbox Deployment controller stand-in: decisions", () => {
     assert.ok(planDeployment(deployment(), [other], NOW).some((a) => a.kind === "createReplicaSet"));
   });
 
+  it("marks a rollout without progress for progressDeadlineSeconds ProgressDeadlineExceeded, and one with progress not", () => {
+    const d = deployment({ annotations: { [REVISION_ANNOTATION]: "1" } });
+    d.spec = { ...d.spec, progressDeadlineSeconds: 600 } as V1Deployment["spec"];
+    const rs = rsOf(d, { replicas: 3, available: 1, revision: 1, created: "2026-12-07T17:00:00Z" });
+    const stale = "2026-12-07T17:49:00Z"; // 11 minutes before NOW
+    d.status = {
+      replicas: 3, updatedReplicas: 3, readyReplicas: 1, availableReplicas: 1,
+      conditions: [{ type: "Progressing", status: "True", reason: "ReplicaSetUpdated", message: `ReplicaSet "${rs.metadata?.name}" is progressing.`,
+        lastUpdateTime: stale as unknown as Date, lastTransitionTime: stale as unknown as Date }],
+    };
+    const progressing = (s: ReturnType<typeof deploymentStatus>) => s.conditions?.find((c) => c.type === "Progressing");
+    const stuck = progressing(deploymentStatus(d, [rs], rs, NOW));
+    assert.deepEqual([stuck?.status, stuck?.reason, stuck?.message], ["False", "ProgressDeadlineExceeded", `ReplicaSet "${rs.metadata?.name}" has timed out progressing.`]);
+    const moving = { ...rs, status: { ...rs.status, readyReplicas: 2, availableReplicas: 2 } } as V1ReplicaSet;
+    const fine = progressing(deploymentStatus(d, [moving], moving, NOW));
+    assert.deepEqual([fine?.status, fine?.reason, fine?.lastUpdateTime], ["True", "ReplicaSetUpdated", NOW]);
+  });
+
   it("keeps a condition's transition time while its status holds, as the status kubectl describe shows", () => {
     const d = deployment();
     const rs = rsOf(d, { replicas: 3, revision: 1, created: "2026-12-07T17:00:00Z" });
