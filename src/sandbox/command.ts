@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { UsageError } from "../lib/errors.js";
 import { DEFAULT_SANDBOX_PREFIX, planLayout } from "./cluster/layout.js";
-import type { SandboxOptions } from "./cluster/state.js";
+import { DEFAULT_CONTROLLER_REPLICAS, type SandboxOptions } from "./cluster/state.js";
 
 interface ApiServerFlags {
   port: string;
@@ -122,7 +122,7 @@ export function parseUpFlags(flags: UpFlags): UpSettings {
   };
   if (flags.controllerReplicas !== undefined) {
     const replicas = parseInteger("--controller-replicas", flags.controllerReplicas, 1, MAX_CONTROLLER_REPLICAS);
-    if (replicas !== 1) options.controllerReplicas = replicas;
+    if (replicas !== DEFAULT_CONTROLLER_REPLICAS) options.controllerReplicas = replicas;
   }
   return { options, demo: flags.demo === true };
 }
@@ -152,16 +152,30 @@ export function parsePrefix(prefix: string): string {
 }
 
 export interface DemoAppSettings {
+  /** The first (or only) TCP port: the one `--check` asks. */
   port: number;
+  /** Every TCP port, when more than one was given (the web stand-in of an image with several ports). */
+  ports?: number[];
   udpPort?: number;
   check: boolean;
+  /** One access line per request on stdout, i.e. in the container log (the web stand-in). */
+  accessLog?: boolean;
+  /** The image the app stands in for, named in its first log line. */
+  image?: string;
+  /** After SIGTERM, keep serving this long before closing (the web stand-in: see images.ts). */
+  drainMs?: number;
 }
 
-export function parseDemoAppFlags(flags: { port: string; udpPort?: string; check?: boolean }): DemoAppSettings {
+export function parseDemoAppFlags(flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string; drainMs?: string }): DemoAppSettings {
+  const ports = [...new Set((Array.isArray(flags.port) ? flags.port : [flags.port]).map((p) => parseInteger("--port", p, 1, 65535)))];
   return {
-    port: parseInteger("--port", flags.port, 1, 65535),
+    port: ports[0] ?? 8080,
+    ...(ports.length > 1 ? { ports } : {}),
     ...(flags.udpPort !== undefined ? { udpPort: parseInteger("--udp-port", flags.udpPort, 1, 65535) } : {}),
     check: flags.check === true,
+    ...(flags.accessLog === true ? { accessLog: true } : {}),
+    ...(flags.image !== undefined ? { image: flags.image } : {}),
+    ...(flags.drainMs !== undefined ? { drainMs: parseInteger("--drain-ms", flags.drainMs, 0, 60_000) } : {}),
   };
 }
 
@@ -220,7 +234,7 @@ export function sandboxCommand(): Command {
     .option("--demo", "deploy the demo app behind a LoadBalancer Service and show its answer from every EXTERNAL-IP")
     .option("--no-lb-ip-capture", "the kube-proxy stand-in does not capture LoadBalancer IPs (as kube-proxy with ipMode Proxy)")
     .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones, comma-separated (names or prefixes ending in *), as the kubelet flag; without it an IPv6 Service's lb-pods are rejected, as on a stock kubelet")
-    .option("--controller-replicas <n>", "controller replicas (1-5); more than one elect a leader through a Lease", "1")
+    .option("--controller-replicas <n>", "controller replicas (1-5), electing a leader through a Lease", String(DEFAULT_CONTROLLER_REPLICAS))
     .option(...prefixOption)
     .action(async (flags: UpFlags) => {
       const settings = parseUpFlags(flags);
@@ -283,7 +297,7 @@ export function sandboxCommand(): Command {
     .option("--dual-stack", "IPv4 and IPv6")
     .option("--no-lb-ip-capture", "do not capture LoadBalancer IPs")
     .option("--allowed-unsafe-sysctls <list>", "sysctls the kubelets admit besides the safe ones")
-    .option("--controller-replicas <n>", "controller replicas", "1")
+    .option("--controller-replicas <n>", "controller replicas", String(DEFAULT_CONTROLLER_REPLICAS))
     .option("--ready-fd <fd>", "file descriptor to report `ready` or `failed: reason` on, then close")
     .option(...prefixOption)
     .action(async (flags: UpFlags & { readyFd?: string }) => {
@@ -297,14 +311,20 @@ export function sandboxCommand(): Command {
     .command("demo-app", { hidden: true })
     .exitOverride()
     .description("the demo's HTTP app (image berth.dev/sandbox/demo-app:dev): answers with its pod, node and the client address")
-    .option("--port <port>", "TCP port to serve HTTP on", "8080")
+    .option("--port <port>", "TCP port to serve HTTP on (repeat for several)",
+      (value: string, previous: string[] | string) => (Array.isArray(previous) ? [...previous, value] : [value]), "8080")
     .option("--udp-port <port>", "also answer UDP datagrams on this port (the same one-line answer)")
     .option("--check", "readiness probe: exit 0 once the app answers on 127.0.0.1:PORT")
-    .action(async (flags: { port: string; udpPort?: string; check?: boolean }) => {
+    .option("--access-log", "write one access line per request to stdout (the web stand-in of sandbox images)")
+    .option("--image <image>", "the image this app stands in for (named in its first line)")
+    .option("--drain-ms <ms>", "after SIGTERM, keep serving this long before closing (endpoints and proxy rules catch up meanwhile)")
+    .option("--pod <name>", "the pod's name (default: env POD_NAME, from the downward API)")
+    .option("--node <name>", "the node's name (default: env NODE_NAME, from the downward API)")
+    .action(async (flags: { port: string | string[]; udpPort?: string; check?: boolean; accessLog?: boolean; image?: string; drainMs?: string; pod?: string; node?: string }) => {
       const settings = parseDemoAppFlags(flags);
       const { runDemoApp } = await import("./cluster/commands.js");
       // The downward API's values, read when the command runs (never at import).
-      await runDemoApp(settings, { pod: process.env.POD_NAME ?? "unknown", node: process.env.NODE_NAME ?? "unknown" });
+      await runDemoApp(settings, { pod: flags.pod ?? process.env.POD_NAME ?? "unknown", node: flags.node ?? process.env.NODE_NAME ?? "unknown" });
     });
 
   sandbox

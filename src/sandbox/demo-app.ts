@@ -32,14 +32,28 @@ export function demoAnswer(identity: DemoAppIdentity, remoteAddress: string | un
 /** Whether an error says the kernel has no IPv6 (then the app listens on IPv4 only). */
 const noIpv6 = (err: unknown): boolean => ["EAFNOSUPPORT", "EADDRNOTAVAIL"].includes((err as NodeJS.ErrnoException).code ?? "");
 
-/** Starts the HTTP server on both families (IPv4 only when the kernel has no IPv6); resolves once it listens. */
-export async function startDemoApp(identity: DemoAppIdentity, port: number, host?: string): Promise<{ server: Server; port: number }> {
-  if (host !== undefined) return listenHttp(identity, port, host);
+/**
+ * One access line in nginx's default (combined) log format, which is what people expect `kubectl logs` of a web pod
+ * to show: `198.18.0.100 - - [07/Dec/2026:17:50:03 +0000] "GET / HTTP/1.1" 200 57 "-" "curl/8.5.0"`.
+ */
+export function accessLine(r: { remote: string | undefined; method: string; url: string; httpVersion: string; status: number; bytes: number; referer?: string; userAgent?: string }, at: Date): string {
+  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const two = (n: number) => String(n).padStart(2, "0");
+  const stamp = `${two(at.getUTCDate())}/${months[at.getUTCMonth()] ?? ""}/${at.getUTCFullYear()}:${two(at.getUTCHours())}:${two(at.getUTCMinutes())}:${two(at.getUTCSeconds())} +0000`;
+  return `${clientAddress(r.remote)} - - [${stamp}] "${r.method} ${r.url} HTTP/${r.httpVersion}" ${r.status} ${r.bytes} "${r.referer ?? "-"}" "${r.userAgent ?? "-"}"`;
+}
+
+/**
+ * Starts the HTTP server on both families (IPv4 only when the kernel has no IPv6); resolves once it listens.
+ * `onRequest` gets an access line per answered request.
+ */
+export async function startDemoApp(identity: DemoAppIdentity, port: number, host?: string, onRequest?: (line: string) => void): Promise<{ server: Server; port: number }> {
+  if (host !== undefined) return listenHttp(identity, port, host, onRequest);
   try {
-    return await listenHttp(identity, port, "::");
+    return await listenHttp(identity, port, "::", onRequest);
   } catch (err) {
     if (!noIpv6(err)) throw err;
-    return listenHttp(identity, port, "0.0.0.0");
+    return listenHttp(identity, port, "0.0.0.0", onRequest);
   }
 }
 
@@ -66,11 +80,17 @@ export async function startDemoUdp(identity: DemoAppIdentity, port: number, host
   }
 }
 
-function listenHttp(identity: DemoAppIdentity, port: number, host: string): Promise<{ server: Server; port: number }> {
+function listenHttp(identity: DemoAppIdentity, port: number, host: string, onRequest?: (line: string) => void): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const body = `${demoAnswer(identity, req.socket.remoteAddress, req.socket.remotePort)}\n`;
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) });
     res.end(body);
+    onRequest?.(accessLine({
+      remote: req.socket.remoteAddress, method: req.method ?? "GET", url: req.url ?? "/", httpVersion: req.httpVersion,
+      status: 200, bytes: Buffer.byteLength(body),
+      ...(req.headers.referer !== undefined ? { referer: req.headers.referer } : {}),
+      ...(req.headers["user-agent"] !== undefined ? { userAgent: req.headers["user-agent"] } : {}),
+    }, new Date()));
   });
   // Short keep-alive: a benchmark's keep-alive connections stay open, a one-shot probe's do not linger.
   server.keepAliveTimeout = 5_000;

@@ -121,7 +121,7 @@ describe("e2e: berth sandbox up --demo and down (the README's first command)", f
     const stateRoot = mkdtempSync(join(tmpdir(), "berth-sandbox-state-"));
     const prefix = `bsf${process.pid.toString(36)}`;
     try {
-      const supervisor = new Supervisor({ prefix, nodes: 1, dualStack: false, captureLoadBalancerIps: true, repoDir: repo, nodeBinary: process.execPath, stateRoot });
+      const supervisor = new Supervisor({ prefix, nodes: 1, dualStack: false, captureLoadBalancerIps: true, controllerReplicas: 1, repoDir: repo, nodeBinary: process.execPath, stateRoot });
       await assert.rejects(supervisor.start(), (err: Error) => {
         assert.match(err.message, new RegExp(`^controller failed: exited \\(code 1\\) before it was ready: .*Cannot find module .*\\(log: ${stateRoot}/${prefix}/logs/controller\\.log\\)$`));
         return true;

@@ -495,4 +495,39 @@ describe("kubectl against the sandbox API server", function () {
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /the server doesn't have a resource type "frobnicators"/);
   });
+  describe("Deployments, as a quick start types them", () => {
+    it("creates a Deployment (protobuf), scales it through the scale subresource, sets its image, restarts, labels, annotates", async () => {
+      const ns = await namespace();
+      assert.equal((await ok(["create", "deployment", "web", "-n", ns, "--image=nginx", "--replicas=3", "--port=80"])).trim(), "deployment.apps/web created");
+      const created = await json(["get", "deployment", "web", "-n", ns]);
+      assert.equal(created.metadata.generation, 1);
+      assert.deepEqual(created.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: "25%" } });
+      assert.deepEqual(created.spec.template.spec.containers[0].ports, [{ containerPort: 80, protocol: "TCP" }]);
+
+      assert.equal((await ok(["scale", "deployment/web", "-n", ns, "--replicas=5"])).trim(), "deployment.apps/web scaled");
+      const scale = await json(["get", "deployment", "web", "-n", ns, "--subresource=scale"]);
+      assert.equal(scale.kind, "Scale");
+      assert.equal(scale.apiVersion, "autoscaling/v1");
+      assert.equal(scale.spec.replicas, 5);
+      assert.equal(scale.status.selector, "app=web");
+      const negative = await kubectl(["patch", "deployment", "web", "-n", ns, "--subresource=scale", "--type=merge", "-p", '{"spec":{"replicas":-1}}']);
+      assert.equal(negative.code, 1);
+      assert.match(negative.stderr, /The Scale "web" is invalid: spec\.replicas: Invalid value: -1: must be greater than or equal to 0/);
+
+      assert.equal((await ok(["set", "image", "deployment/web", "-n", ns, "nginx=nginx:1.27"])).trim(), "deployment.apps/web image updated");
+      assert.equal((await ok(["rollout", "restart", "deployment/web", "-n", ns])).trim(), "deployment.apps/web restarted");
+      assert.equal((await ok(["label", "deployment", "web", "-n", ns, "tier=front"])).trim(), "deployment.apps/web labeled");
+      assert.equal((await ok(["annotate", "deployment", "web", "-n", ns, "kubernetes.io/change-cause=nginx 1.27"])).trim(), "deployment.apps/web annotated");
+      const changed = await json(["get", "deployment", "web", "-n", ns]);
+      assert.equal(changed.spec.replicas, 5);
+      assert.equal(changed.spec.template.spec.containers[0].image, "nginx:1.27");
+      assert.ok(changed.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]);
+      assert.equal(changed.metadata.generation, 4, "scale, set image and restart each changed the spec");
+
+      const rows = table(await ok(["get", "deployment", "web", "-n", ns, "-o", "wide"]));
+      assert.deepEqual(rows[0], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
+      assert.deepEqual([rows[1]?.[0], rows[1]?.[5], rows[1]?.[6], rows[1]?.[7]], ["web", "nginx", "nginx:1.27", "app=web"]);
+      assert.match(rows[1]?.[1] ?? "", /^\d\/5$/);
+    });
+  });
 });

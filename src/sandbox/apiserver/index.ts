@@ -37,6 +37,8 @@ export interface ApiServerOptions {
    * kubeconfig's bearer token only over TLS, so the CLI uses this; in-process tests can stay on plain HTTP.
    */
   tls?: boolean;
+  /** The sandbox kubelet's container log directory, served as `pods/<name>/log` (`kubectl logs`). */
+  podLogDir?: string;
 }
 
 export interface ApiServerHandle {
@@ -95,6 +97,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.bookmarkIntervalMs !== undefined ? { bookmarkIntervalMs: options.bookmarkIntervalMs } : {}),
     ...(options.maxWatchBufferBytes !== undefined ? { maxWatchBufferBytes: options.maxWatchBufferBytes } : {}),
+    ...(options.podLogDir !== undefined ? { podLogDir: options.podLogDir } : {}),
   });
   const port = await server.listen(options.port ?? 0, host);
   createKubernetesService(store, services.serviceCidrs[0], host, port);

@@ -94,6 +94,11 @@ const RULES: Record<string, Record<string, ListRule>> = {
     ...prefixed("spec.template.spec", POD_SPEC),
     ...prefixed("status", CONDITIONS),
   },
+  "apps/ReplicaSet": {
+    ...prefixed("spec.template.metadata", OBJECT_META),
+    ...prefixed("spec.template.spec", POD_SPEC),
+    ...prefixed("status", CONDITIONS),
+  },
   "apiextensions.k8s.io/CustomResourceDefinition": { ...prefixed("status", CONDITIONS) },
 };
 
@@ -106,6 +111,7 @@ const ATOMIC_STRUCTS: Record<string, string[]> = {
   "/Pod": ["spec.nodeSelector"],
   "apps/DaemonSet": ["spec.selector", "spec.template.spec.nodeSelector"],
   "apps/Deployment": ["spec.selector", "spec.template.spec.nodeSelector"],
+  "apps/ReplicaSet": ["spec.selector", "spec.template.spec.nodeSelector"],
   "policy/PodDisruptionBudget": ["spec.selector"],
 };
 

@@ -1,6 +1,6 @@
 // Decoding of the Kubernetes protobuf bodies kubectl's typed clients send (`kubectl create namespace|configmap|
-// serviceaccount|service ...`, `kubectl auth can-i|whoami` POST `application/vnd.kubernetes.protobuf`, with no JSON
-// fallback). Only the kinds and
+// serviceaccount|service|deployment ...`, `kubectl auth can-i|whoami` POST `application/vnd.kubernetes.protobuf`,
+// with no JSON fallback). Only the kinds and
 // fields those generators write are known; a body using any other field is refused with 415 rather than decoded
 // partially. Field numbers are those of k8s.io/api core/v1 and apimachinery meta/v1 generated.proto.
 import { ApiError, type KubeObject } from "./types.js";
@@ -17,6 +17,11 @@ interface FieldSchema {
   json: string;
   type: Scalar | MessageSchema | "map" | "intOrString" | "skip";
   repeated?: boolean;
+  /**
+   * A pointer field in Go (`*int32`): written only when set, so a present zero means zero (`replicas: 0`) and is
+   * kept, where a zero non-pointer field is left out as JSON's omitempty leaves it.
+   */
+  keepZero?: boolean;
 }
 
 const TIME_SKIPPED: FieldSchema["type"] = "skip";
@@ -68,6 +73,162 @@ const SERVICE_SPEC: MessageSchema = {
   },
 };
 
+const INT_OR_STRING: FieldSchema["type"] = "intOrString";
+
+const LABEL_SELECTOR: MessageSchema = {
+  name: "LabelSelector",
+  fields: {
+    1: { json: "matchLabels", type: "map" },
+    2: {
+      json: "matchExpressions", repeated: true, type: {
+        name: "LabelSelectorRequirement",
+        fields: { 1: { json: "key", type: "string" }, 2: { json: "operator", type: "string" }, 3: { json: "values", type: "string", repeated: true } },
+      },
+    },
+  },
+};
+
+const CONTAINER_PORT: MessageSchema = {
+  name: "ContainerPort",
+  fields: {
+    1: { json: "name", type: "string" }, 2: { json: "hostPort", type: "int" }, 3: { json: "containerPort", type: "int" },
+    4: { json: "protocol", type: "string" }, 5: { json: "hostIP", type: "string" },
+  },
+};
+
+const ENV_VAR: MessageSchema = {
+  name: "EnvVar",
+  fields: {
+    1: { json: "name", type: "string" }, 2: { json: "value", type: "string" },
+    3: {
+      json: "valueFrom", type: {
+        name: "EnvVarSource",
+        fields: { 1: { json: "fieldRef", type: { name: "ObjectFieldSelector", fields: { 1: { json: "apiVersion", type: "string" }, 2: { json: "fieldPath", type: "string" } } } } },
+      },
+    },
+  },
+};
+
+const PROBE: MessageSchema = {
+  name: "Probe",
+  fields: {
+    // ProbeHandler is inlined in JSON: its fields land on the Probe itself (see inline below).
+    1: {
+      json: "", type: {
+        name: "ProbeHandler",
+        fields: {
+          1: { json: "exec", type: { name: "ExecAction", fields: { 1: { json: "command", type: "string", repeated: true } } } },
+          2: {
+            json: "httpGet", type: {
+              name: "HTTPGetAction",
+              fields: { 1: { json: "path", type: "string" }, 2: { json: "port", type: INT_OR_STRING }, 3: { json: "host", type: "string" }, 4: { json: "scheme", type: "string" } },
+            },
+          },
+          3: { json: "tcpSocket", type: { name: "TCPSocketAction", fields: { 1: { json: "port", type: INT_OR_STRING }, 2: { json: "host", type: "string" } } } },
+        },
+      },
+    },
+    2: { json: "initialDelaySeconds", type: "int" }, 3: { json: "timeoutSeconds", type: "int" }, 4: { json: "periodSeconds", type: "int" },
+    5: { json: "successThreshold", type: "int" }, 6: { json: "failureThreshold", type: "int" },
+    7: { json: "terminationGracePeriodSeconds", type: "int" },
+  },
+};
+
+// ResourceRequirements' maps hold resource.Quantity messages; the create generators write the message empty, so
+// only an empty one is accepted (a non-empty map entry is an unknown field and refused).
+const RESOURCE_REQUIREMENTS: MessageSchema = { name: "ResourceRequirements", fields: {} };
+
+const CONTAINER: MessageSchema = {
+  name: "Container",
+  fields: {
+    1: { json: "name", type: "string" }, 2: { json: "image", type: "string" }, 3: { json: "command", type: "string", repeated: true },
+    4: { json: "args", type: "string", repeated: true }, 5: { json: "workingDir", type: "string" },
+    6: { json: "ports", type: CONTAINER_PORT, repeated: true }, 7: { json: "env", type: ENV_VAR, repeated: true },
+    8: { json: "resources", type: RESOURCE_REQUIREMENTS },
+    9: {
+      json: "volumeMounts", repeated: true, type: {
+        name: "VolumeMount",
+        fields: { 1: { json: "name", type: "string" }, 2: { json: "readOnly", type: "bool" }, 3: { json: "mountPath", type: "string" }, 4: { json: "subPath", type: "string" } },
+      },
+    },
+    10: { json: "livenessProbe", type: PROBE }, 11: { json: "readinessProbe", type: PROBE }, 22: { json: "startupProbe", type: PROBE },
+    13: { json: "terminationMessagePath", type: "string" }, 20: { json: "terminationMessagePolicy", type: "string" },
+    14: { json: "imagePullPolicy", type: "string" }, 16: { json: "stdin", type: "bool" }, 17: { json: "stdinOnce", type: "bool" },
+    18: { json: "tty", type: "bool" },
+  },
+};
+
+const POD_SPEC: MessageSchema = {
+  name: "PodSpec",
+  fields: {
+    1: {
+      json: "volumes", repeated: true, type: {
+        name: "Volume",
+        fields: {
+          1: { json: "name", type: "string" },
+          // VolumeSource is inlined in JSON, as ProbeHandler is.
+          2: { json: "", type: { name: "VolumeSource", fields: { 2: { json: "emptyDir", keepZero: true, type: { name: "EmptyDirVolumeSource", fields: { 1: { json: "medium", type: "string" } } } } } } },
+        },
+      },
+    },
+    2: { json: "containers", type: CONTAINER, repeated: true }, 3: { json: "restartPolicy", type: "string" },
+    4: { json: "terminationGracePeriodSeconds", type: "int" }, 5: { json: "activeDeadlineSeconds", type: "int" },
+    6: { json: "dnsPolicy", type: "string" }, 7: { json: "nodeSelector", type: "map" },
+    8: { json: "serviceAccountName", type: "string" }, 9: { json: "serviceAccount", type: "string" },
+    10: { json: "nodeName", type: "string" }, 11: { json: "hostNetwork", type: "bool" },
+    14: {
+      json: "securityContext", type: {
+        name: "PodSecurityContext",
+        fields: { 7: { json: "sysctls", repeated: true, type: { name: "Sysctl", fields: { 1: { json: "name", type: "string" }, 2: { json: "value", type: "string" } } } } },
+      },
+    },
+    16: { json: "hostname", type: "string" }, 17: { json: "subdomain", type: "string" },
+    19: { json: "schedulerName", type: "string" }, 20: { json: "initContainers", type: CONTAINER, repeated: true },
+    22: {
+      json: "tolerations", repeated: true, type: {
+        name: "Toleration",
+        fields: {
+          1: { json: "key", type: "string" }, 2: { json: "operator", type: "string" }, 3: { json: "value", type: "string" },
+          4: { json: "effect", type: "string" }, 5: { json: "tolerationSeconds", type: "int" },
+        },
+      },
+    },
+    24: { json: "priorityClassName", type: "string" }, 30: { json: "enableServiceLinks", type: "bool" },
+  },
+};
+
+const POD_TEMPLATE_SPEC: MessageSchema = {
+  name: "PodTemplateSpec",
+  fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "spec", type: POD_SPEC } },
+};
+
+const DEPLOYMENT_SPEC: MessageSchema = {
+  name: "DeploymentSpec",
+  fields: {
+    1: { json: "replicas", type: "int", keepZero: true }, 2: { json: "selector", type: LABEL_SELECTOR },
+    3: { json: "template", type: POD_TEMPLATE_SPEC },
+    4: {
+      json: "strategy", type: {
+        name: "DeploymentStrategy",
+        fields: {
+          1: { json: "type", type: "string" },
+          2: { json: "rollingUpdate", type: { name: "RollingUpdateDeployment", fields: { 1: { json: "maxUnavailable", type: INT_OR_STRING }, 2: { json: "maxSurge", type: INT_OR_STRING } } } },
+        },
+      },
+    },
+    5: { json: "minReadySeconds", type: "int" }, 6: { json: "revisionHistoryLimit", type: "int", keepZero: true },
+    7: { json: "paused", type: "bool" }, 9: { json: "progressDeadlineSeconds", type: "int", keepZero: true },
+  },
+};
+
+const REPLICA_SET_SPEC: MessageSchema = {
+  name: "ReplicaSetSpec",
+  fields: {
+    1: { json: "replicas", type: "int", keepZero: true }, 2: { json: "selector", type: LABEL_SELECTOR },
+    3: { json: "template", type: POD_TEMPLATE_SPEC }, 4: { json: "minReadySeconds", type: "int" },
+  },
+};
+
 // Status is server-owned on create for these kinds (namespace phase, service load balancer): skipped.
 const KINDS: Record<string, MessageSchema> = {
   "v1/Namespace": {
@@ -101,6 +262,20 @@ const KINDS: Record<string, MessageSchema> = {
   "authentication.k8s.io/v1/SelfSubjectReview": {
     name: "SelfSubjectReview",
     fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "status", type: "skip" } },
+  },
+  // `kubectl create deployment` (and `create deploy ... --dry-run` applied later) writes Deployments through the
+  // typed apps/v1 client; the pod, replica set and scale shapes decode with the same schemas.
+  "apps/v1/Deployment": {
+    name: "Deployment",
+    fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "spec", type: DEPLOYMENT_SPEC }, 3: { json: "status", type: "skip" } },
+  },
+  "apps/v1/ReplicaSet": {
+    name: "ReplicaSet",
+    fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "spec", type: REPLICA_SET_SPEC }, 3: { json: "status", type: "skip" } },
+  },
+  "v1/Pod": {
+    name: "Pod",
+    fields: { 1: { json: "metadata", type: OBJECT_META }, 2: { json: "spec", type: POD_SPEC }, 3: { json: "status", type: "skip" } },
   },
   "v1/Service": {
     name: "Service",
@@ -212,6 +387,7 @@ function decodeMessage(schema: MessageSchema, bytes: Uint8Array, path: string): 
   const r = new Reader(bytes);
   const out: Record<string, unknown> = {};
   const maps = new Map<string, Uint8Array[]>();
+  const kept = new Set<string>();
   while (!r.done()) {
     const f = r.field();
     const fs = schema.fields[f.num];
@@ -237,16 +413,20 @@ function decodeMessage(schema: MessageSchema, bytes: Uint8Array, path: string): 
     } else {
       value = decodeMessage(fs.type, f.bytes ?? new Uint8Array(), `${path}.${fs.json}`);
     }
-    if (fs.repeated) {
+    if (fs.json === "") {
+      // An embedded struct JSON inlines (Probe's ProbeHandler, Volume's VolumeSource): its fields are the parent's.
+      Object.assign(out, value);
+    } else if (fs.repeated) {
       const list = (out[fs.json] as unknown[] | undefined) ?? [];
       list.push(value);
       out[fs.json] = list;
-    } else if (!isZero(value) || fs.type === "intOrString") {
+    } else if (!isZero(value) || fs.type === "intOrString" || fs.keepZero) {
       out[fs.json] = value;
+      if (fs.keepZero) kept.add(fs.json);
     }
   }
   for (const [key, entries] of maps) out[key] = decodeMap(entries);
-  for (const key of Object.keys(out)) if (isZero(out[key]) && key !== "spec") delete out[key];
+  for (const key of Object.keys(out)) if (isZero(out[key]) && key !== "spec" && !kept.has(key)) delete out[key];
   return out;
 }
 

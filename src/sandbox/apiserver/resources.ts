@@ -210,6 +210,16 @@ function prepareDeployment(obj: KubeObject): void {
   obj.status = {};
 }
 
+/** apps/v1 ReplicaSet defaults (SetDefaults_ReplicaSet: replicas 1) and the strategy's reset status. */
+function prepareReplicaSet(obj: KubeObject): void {
+  const spec = record(obj, "spec");
+  setDefault(spec, "replicas", 1);
+  const template = record(spec as KubeObject, "template");
+  setDefault(template, "metadata", {});
+  defaultPodSpec(record(template as KubeObject, "spec"));
+  obj.status = { replicas: 0 };
+}
+
 /** policy/v1 PodDisruptionBudget: the strategy resets status; its counters are not omitempty. */
 function preparePodDisruptionBudget(obj: KubeObject): void {
   obj.status = { disruptionsAllowed: 0, currentHealthy: 0, desiredHealthy: 0, expectedPods: 0 };
@@ -259,6 +269,8 @@ const OMITEMPTY: Record<string, string[]> = {
   "apps/daemonsets": [...POD_SPEC_OMITEMPTY.map((p) => `spec.template.spec.${p}`), "spec.template.metadata.labels",
     "spec.template.metadata.annotations", "status.conditions"],
   "apps/deployments": [...POD_SPEC_OMITEMPTY.map((p) => `spec.template.spec.${p}`), "spec.template.metadata.labels",
+    "spec.template.metadata.annotations", "status.conditions"],
+  "apps/replicasets": [...POD_SPEC_OMITEMPTY.map((p) => `spec.template.spec.${p}`), "spec.template.metadata.labels",
     "spec.template.metadata.annotations", "status.conditions"],
   "/endpoints": ["subsets"],
   "/nodes": ["spec.taints", "spec.podCIDRs", "status.addresses", "status.conditions"],
@@ -325,7 +337,7 @@ function builtins(): ServedResource[] {
       returnDeletedObject: true, fieldLabels: ["status.phase"], prepareCreate: prepareNamespace }),
     builtin({ group: "", version: "v1", kind: "Node", plural: "nodes", shortNames: ["no"], namespaced: false,
       subresources: ["status"], fieldLabels: ["spec.unschedulable"] }),
-    builtin({ group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"], subresources: ["binding", "eviction", "status"],
+    builtin({ group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"], subresources: ["binding", "eviction", "log", "status"],
       categories: ["all"], returnDeletedObject: true, prepareCreate: preparePod, normalize: normalizePod,
       fieldLabels: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
         "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"] }),
@@ -344,10 +356,12 @@ function builtins(): ServedResource[] {
       returnDeletedObject: true }),
     builtin({ group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", shortNames: ["ds"],
       subresources: ["status"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareDaemonSet }),
-    // Served so `kubectl apply -f deploy/berth.yaml` works; stored only: no RBAC enforcement, no ReplicaSets behind
-    // Deployments, no disruption controller behind PodDisruptionBudgets.
+    // Deployments and ReplicaSets are acted on by the sandbox's controller stand-ins (cluster/deployments.ts,
+    // replicasets.ts); the server itself only stores them. RBAC objects and PodDisruptionBudgets are stored only.
     builtin({ group: "apps", version: "v1", kind: "Deployment", plural: "deployments", shortNames: ["deploy"],
-      subresources: ["status"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareDeployment }),
+      subresources: ["status", "scale"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareDeployment }),
+    builtin({ group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", shortNames: ["rs"],
+      subresources: ["status", "scale"], categories: ["all"], tracksGeneration: true, prepareCreate: prepareReplicaSet }),
     builtin({ group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", shortNames: ["pdb"],
       subresources: ["status"], tracksGeneration: true, prepareCreate: preparePodDisruptionBudget }),
     builtin({ group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false }),

@@ -6,7 +6,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Faults, type FaultDecision, type FaultRule } from "./faults.js";
+import { applyPatch } from "./patch.js";
 import { decodeKubeProtobuf } from "./protobuf.js";
+import { replicasOfScale, scaleOf } from "./scale.js";
+import { logContainer, logFile, streamLog } from "./pod-logs.js";
 import { RequestLog, type LoggedRequest } from "./request-log.js";
 import { type ResourceRegistry, type ServedResource } from "./resources.js";
 import { parseSelectors, type Selectors } from "./selectors.js";
@@ -30,6 +33,8 @@ export interface ServerOptions {
   tls?: { cert: string; key: string };
   /** Where requests are recorded; a fresh log by default. */
   requestLog?: RequestLog;
+  /** The sandbox kubelet's container log directory, read for `pods/<name>/log` (unset: logs are refused). */
+  podLogDir?: string;
 }
 
 /** The Kubernetes version the sandbox reports: the one kubectl on these machines speaks. */
@@ -117,7 +122,7 @@ export class ApiServer {
   /** Requests waiting in the latency injector, not yet served. */
   private readonly delayed = new WeakSet<IncomingMessage>();
 
-  constructor(opts: ServerOptions) {
+  constructor(private readonly opts: ServerOptions) {
     this.store = opts.store;
     this.faults = opts.faults;
     this.registry = opts.store.registry;
@@ -389,6 +394,8 @@ export class ApiServer {
       if (warnings.length > 0 && !res.headersSent) res.setHeader("Warning", warnings.map((w) => `299 - ${JSON.stringify(w)}`));
     };
     const served = r.resource;
+    if (r.subresource === "scale") return this.scale(req, res, r, manager);
+    if (r.subresource === "log") return this.podLog(req, res, r, q);
     switch (r.verb) {
       case "get": {
         const obj = this.store.get(served, r.namespace, r.name as string);
@@ -473,6 +480,65 @@ export class ApiServer {
       }
     }
     throw methodNotAllowed();
+  }
+
+  /**
+   * GET, PUT and PATCH of `<deployments|replicasets>/<name>/scale`: the Scale is computed from the object, a write
+   * patches its spec.replicas (with the Scale's resourceVersion as precondition when it carries one).
+   */
+  private async scale(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, manager: string): Promise<void> {
+    const name = r.name as string;
+    const current = this.store.get(r.resource, r.namespace, name);
+    if (r.verb === "get") return this.send(res, 200, scaleOf(current));
+    const raw = await this.readBody(req);
+    let written: unknown;
+    if (r.verb === "update") {
+      written = await this.parseBody(req, raw);
+    } else {
+      const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+      const patchType = PATCH_TYPES[contentType];
+      if (!patchType || patchType === "apply") {
+        throw new ApiError(415, "UnsupportedMediaType",
+          "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json");
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString("utf8")) as unknown;
+      } catch (error) {
+        throw new ApiError(400, "BadRequest", `error decoding patch: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const scaleDef = { ...r.resource.def, group: "autoscaling", kind: "Scale", custom: false };
+      written = applyPatch(scaleDef, scaleOf(current), patchType, body, { now: new Date(), name });
+    }
+    const replicas = replicasOfScale(written, name);
+    const rv = (written as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion;
+    const patch = { metadata: typeof rv === "string" && rv !== "" ? { resourceVersion: rv } : {}, spec: { replicas } };
+    const { object } = this.store.patch(r.resource, r.namespace, name, "merge", patch, { fieldManager: manager });
+    return this.send(res, 200, scaleOf(object));
+  }
+
+  /** `kubectl logs`: the container log files the sandbox kubelet writes (pod-logs.ts). */
+  private async podLog(req: IncomingMessage, res: ServerResponse, r: ResourceRequest, q: URLSearchParams): Promise<void> {
+    const pod = this.store.get(r.resource, r.namespace, r.name as string);
+    const dir = this.opts.podLogDir;
+    if (dir === undefined) {
+      throw new ApiError(400, "BadRequest", "this API server runs without the sandbox's kubelet: no container logs (berth sandbox up serves them)");
+    }
+    const container = logContainer(pod, q.get("container") ?? undefined);
+    const previous = boolParam(q.get("previous")) === true;
+    const follow = boolParam(q.get("follow")) === true;
+    const file = logFile(dir, pod, container, previous);
+    const tailRaw = q.get("tailLines");
+    const tailLines = tailRaw === null || tailRaw === "" ? undefined : Number(tailRaw);
+    const uid = pod.metadata.uid;
+    const alive = (): boolean => {
+      try {
+        return this.store.get(r.resource, r.namespace, r.name as string).metadata.uid === uid;
+      } catch {
+        return false;
+      }
+    };
+    await streamLog(req, res, file, { container, follow, previous, ...(tailLines !== undefined && Number.isFinite(tailLines) ? { tailLines } : {}) }, alive);
   }
 
   private exists(res: ServedResource, namespace: string | undefined, name: string): boolean {
@@ -915,6 +981,7 @@ export class ApiServer {
 function subresourceVerbs(sub: string): string[] {
   if (sub === "finalize") return ["update"];
   if (sub === "binding" || sub === "eviction") return ["create"];
+  if (sub === "log") return ["get"];
   return ["get", "patch", "update"];
 }
 
@@ -922,6 +989,7 @@ function subresourceVerbs(sub: string): string[] {
 function subresourceKind(sub: string, def: { group: string; version: string; kind: string }): { group: string; version: string; kind: string } {
   if (sub === "eviction") return { group: "policy", version: "v1", kind: "Eviction" };
   if (sub === "binding") return { group: "", version: "v1", kind: "Binding" };
+  if (sub === "scale") return { group: "autoscaling", version: "v1", kind: "Scale" };
   return { group: def.group, version: def.version, kind: def.kind };
 }
 

@@ -455,6 +455,51 @@ const daemonSetPrinter: Printer = {
 };
 
 // ---------------------------------------------------------------------------------------------------------------
+// Deployments and ReplicaSets (pkg/printers/internalversion/printers.go: printDeployment, printReplicaSet)
+
+const templateCols = (what: string): Column[] => [
+  col("Containers", "string", "Names of each container in the template.", 1),
+  col("Images", "string", "Images referenced by each container in the template.", 1),
+  col("Selector", "string", `Label selector for pods. Target labels are ${what}`, 1),
+];
+
+function templateCells(o: KubeObject): Cell[] {
+  const [names, images] = containerCells(dig(o.spec, "template", "spec"));
+  return [names, images, formatLabelSelector(dig(o.spec, "selector"))];
+}
+
+const deploymentPrinter: Printer = {
+  columns: [
+    nameCol(),
+    col("Ready", "string", "Number of the pod with ready state"),
+    col("Up-to-date", "integer", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+    col("Available", "integer", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+    ageCol(),
+    ...templateCols("deployment"),
+  ],
+  row(d, now) {
+    const st = obj(d.status);
+    return [d.metadata.name, `${num(st.readyReplicas)}/${num(dig(d.spec, "replicas"))}`, num(st.updatedReplicas),
+      num(st.availableReplicas), age(d, now), ...templateCells(d)];
+  },
+};
+
+const replicaSetPrinter: Printer = {
+  columns: [
+    nameCol(),
+    col("Desired", "integer", "Number of desired pods."),
+    col("Current", "integer", "Number of actually running pods."),
+    col("Ready", "integer", "Number of pods ready."),
+    ageCol(),
+    ...templateCols("replicaset"),
+  ],
+  row(rs, now) {
+    const st = obj(rs.status);
+    return [rs.metadata.name, num(dig(rs.spec, "replicas")), num(st.replicas), num(st.readyReplicas), age(rs, now), ...templateCells(rs)];
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
 // Events (core/v1; events.k8s.io/v1 objects are mapped onto the same internal shape first, as the server does)
 
 interface EventFields {
@@ -795,6 +840,8 @@ const BUILTIN: Record<string, Printer> = {
   "/secrets": secretPrinter,
   "/serviceaccounts": serviceAccountPrinter,
   "apps/daemonsets": daemonSetPrinter,
+  "apps/deployments": deploymentPrinter,
+  "apps/replicasets": replicaSetPrinter,
   "events.k8s.io/events": eventPrinter(eventsV1Fields),
   "coordination.k8s.io/leases": leasePrinter,
   "discovery.k8s.io/endpointslices": endpointSlicePrinter,

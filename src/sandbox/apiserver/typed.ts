@@ -31,6 +31,7 @@ const MODELS: Record<string, string> = {
   "apps/DaemonSet": "V1DaemonSet",
   "discovery.k8s.io/EndpointSlice": "V1EndpointSlice",
   "apps/Deployment": "V1Deployment",
+  "apps/ReplicaSet": "V1ReplicaSet",
   "policy/PodDisruptionBudget": "V1PodDisruptionBudget",
   "rbac.authorization.k8s.io/ClusterRole": "V1ClusterRole",
   "rbac.authorization.k8s.io/ClusterRoleBinding": "V1ClusterRoleBinding",

@@ -346,6 +346,7 @@ const kindValidators: Record<string, KindValidator> = {
   },
   "apps/DaemonSet": (obj, errs, old) => validateDaemonSet(obj, errs, old),
   "apps/Deployment": (obj, errs, old) => validateDeployment(obj, errs, old),
+  "apps/ReplicaSet": (obj, errs, old) => validateDeployment(obj, errs, old, "replicaset"),
   "policy/PodDisruptionBudget": (obj, errs) => validatePodDisruptionBudget(obj, errs),
   "rbac.authorization.k8s.io/ClusterRole": (obj, errs) => validatePolicyRules(obj, errs),
   "rbac.authorization.k8s.io/Role": (obj, errs) => validatePolicyRules(obj, errs),
@@ -601,9 +602,9 @@ function validatePodUpdate(spec: Record<string, unknown> | undefined, oldSpec: R
   }
 }
 
-/** ValidateDeploymentSpec: the DaemonSet's selector and template rules, plus replicas >= 0. */
-function validateDeployment(obj: KubeObject, errs: FieldErrors, old?: KubeObject): void {
-  validateDaemonSet(obj, errs, old, "deployment");
+/** ValidateDeploymentSpec / ValidateReplicaSetSpec: the DaemonSet's selector and template rules, plus replicas >= 0. */
+function validateDeployment(obj: KubeObject, errs: FieldErrors, old?: KubeObject, what = "deployment"): void {
+  validateDaemonSet(obj, errs, old, what);
   const replicas = recordAt(obj, "spec")?.replicas;
   if (typeof replicas === "number" && replicas < 0) errs.invalid("spec.replicas", replicas, "must be greater than or equal to 0");
 }

@@ -77,6 +77,10 @@ export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
   console.log(`berth sandbox: up in ${seconds(Date.now() - started)}: ${options.nodes} node${options.nodes === 1 ? "" : "s"}${options.dualStack ? " (dual-stack)" : ""}, prefix ${options.prefix}`);
   console.log(`  kubeconfig ${state.kubeconfig}   (API server ${state.url}; logs in ${state.logDir})`);
   if (settings.demo) await showDemo(state, { ...ctx, runner, cli, started });
+  const { quickStart } = await import("./demo.js");
+  console.log("");
+  for (const line of quickStart({ prefix: options.prefix, defaultPrefix: options.prefix === DEFAULT_SANDBOX_PREFIX,
+    clientNs: layout.client.ns, firstNodeIp: layout.nodes[0]?.lanIps[0] ?? "" })) console.log(line);
 }
 
 async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBinary: string; paths: SandboxPaths }): Promise<SandboxState> {
@@ -328,13 +332,25 @@ export async function runDemoApp(settings: DemoAppSettings, identity: DemoAppIde
     process.once("SIGTERM", () => done());
     process.once("SIGINT", () => done());
   });
-  const { server, port } = await startDemoApp(identity, settings.port);
+  const onRequest = settings.accessLog ? (line: string) => console.log(line) : undefined;
+  const servers = [];
+  for (const p of settings.ports ?? [settings.port]) servers.push(await startDemoApp(identity, p, undefined, onRequest));
   const udp = settings.udpPort !== undefined ? await startDemoUdp(identity, settings.udpPort) : undefined;
-  console.log(`demo app: pod ${identity.pod} on ${identity.node} listening on TCP port ${port}${udp ? ` and UDP port ${udp.port}` : ""}`);
+  const ports = servers.map((s) => s.port).join(", ");
+  const what = settings.image !== undefined ? `sandbox web stand-in for image ${settings.image}` : "demo app";
+  console.log(`${what}: pod ${identity.pod} on ${identity.node} listening on TCP port${servers.length > 1 ? "s" : ""} ${ports}${udp ? ` and UDP port ${udp.port}` : ""}`);
   await stop;
+  if (settings.drainMs) {
+    // Serving on while the pod's endpoint is withdrawn and every node's proxy rules drop it, as a web pod with a
+    // `preStop: sleep` does on a cluster: connections sent meanwhile still get their answer.
+    console.log(`${what}: SIGTERM, serving on for ${settings.drainMs} ms before closing`);
+    await new Promise((r) => setTimeout(r, settings.drainMs));
+  }
   udp?.socket.close();
-  server.closeAllConnections();
-  await new Promise((done) => server.close(done));
+  for (const { server } of servers) {
+    server.closeAllConnections();
+    await new Promise((done) => server.close(done));
+  }
 }
 
 /** Fetches every URL (in parallel), retrying each until it answers or retryForMs passed; 0 when all answered. */

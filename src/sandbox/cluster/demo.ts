@@ -115,6 +115,24 @@ export async function fetchFromClient(o: { runner: CommandRunner; clientNs: stri
 }
 
 /** The closing hints, one line each. */
+/**
+ * The quick start `sandbox up` prints: any guide's first kubectl commands (a Deployment of nginx behind a
+ * LoadBalancer Service), then a request from outside the cluster to one EXTERNAL-IP.
+ */
+export function quickStart(o: { prefix: string; defaultPrefix: boolean; clientNs: string; firstNodeIp: string }): string[] {
+  const flag = o.defaultPrefix ? "" : ` --prefix ${o.prefix}`;
+  const host = o.firstNodeIp.includes(":") ? `[${o.firstNodeIp}]` : o.firstNodeIp;
+  return [
+    "quick start (the kubectl commands of any guide work here; docs/sandbox.md, \"Your own app\"):",
+    `  export KUBECONFIG=$(bin/berth sandbox kubeconfig${flag})`,
+    "  kubectl create deployment web --image=nginx --replicas=3 --port=80",
+    "  kubectl expose deployment web --type=LoadBalancer --port=8080 --target-port=80",
+    "  kubectl rollout status deployment/web && kubectl get svc web",
+    `  ip netns exec ${o.clientNs} bin/berth sandbox http-get --retry-for 30000 http://${host}:8080   # from outside the cluster`,
+    `  bin/berth sandbox down${flag}`,
+  ];
+}
+
 export function nextSteps(o: { prefix: string; defaultPrefix: boolean; clientNs: string; firstUrl: string }): string[] {
   const flag = o.defaultPrefix ? "" : ` --prefix ${o.prefix}`;
   return [

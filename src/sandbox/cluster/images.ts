@@ -2,6 +2,7 @@
 // controller is started with --lb-image SANDBOX_LB_IMAGE, and the demo's DaemonSet names SANDBOX_DEMO_IMAGE.
 import { dirname, join } from "node:path";
 import type { ContainerImage, ImageCatalog } from "./kubelet.js";
+import { planWebContainer } from "./web-images.js";
 
 /** The lb-pod "image" the sandbox's controller puts in its DaemonSets; the kubelet stand-in runs bin/berth-lb-pod for it. */
 export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
@@ -17,12 +18,21 @@ export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
  */
 export const SANDBOX_PROBE_PERIOD_MS = 1000;
 
+/**
+ * How long the web stand-in serves on after SIGTERM: longer than the EndpointSlice and kube-proxy stand-ins take to
+ * drop a terminating pod (well under a second on an idle machine, a few seconds on a loaded one), so a rolling update
+ * or a scale-down loses no request. Real web images close at once (nginx's fast shutdown) and guides add a
+ * `preStop: sleep` for the same reason; the sandbox kubelet runs no lifecycle hooks, so the stand-in does it.
+ */
+export const WEB_DRAIN_MS = 3000;
+
 /** The system directories a Debian root shell has on PATH, after the image's own. */
 const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /**
  * The sandbox's "registry": image name -> what to run. There is no container engine, so an image is a command from
- * this repository; anything else is unknown and its pod waits (as with an image that cannot be pulled).
+ * this repository: the lb-pod and the demo app by their own names, every other image the web stand-in
+ * (web-images.ts: the demo app on the image's usual and declared ports, with an access log).
  */
 export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog {
   const binDir = join(repoDir, "bin");
@@ -34,5 +44,22 @@ export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog
     [SANDBOX_LB_IMAGE, { entrypoint: [join(binDir, "berth-lb-pod")], pathDirs, env }],
     [SANDBOX_DEMO_IMAGE, { entrypoint: [join(binDir, "berth"), "sandbox", "demo-app"], pathDirs, env }],
   ]);
-  return (image) => images.get(image);
+  const web = (image: string): ContainerImage => ({
+    entrypoint: [],
+    pathDirs,
+    env,
+    standIn: (container, pod) => {
+      const plan = planWebContainer(image, container);
+      return {
+        // The pod and node names the demo app reads from its downward-API env otherwise (the demo's DaemonSet sets it).
+        argv: [join(binDir, "berth"), "sandbox", "demo-app", "--access-log", "--image", image, "--drain-ms", String(WEB_DRAIN_MS),
+          "--pod", pod.metadata?.name ?? "", "--node", pod.spec?.nodeName ?? "", ...plan.ports.flatMap((p) => ["--port", String(p)])],
+        ...(plan.ports[0] !== undefined ? { listensOn: plan.ports[0] } : {}),
+        event: plan.known
+          ? { type: "Normal", reason: "Pulled", message: plan.message }
+          : { type: "Warning", reason: "ImageStandIn", message: plan.message },
+      };
+    },
+  });
+  return (image) => images.get(image) ?? (image === "" ? undefined : web(image));
 }

@@ -28,6 +28,9 @@ export function controlSocketPath(paths: SandboxPaths): string {
   return join(paths.dir, "control.sock");
 }
 
+/** As deploy/berth.yaml installs it: two controller replicas, one leading. */
+export const DEFAULT_CONTROLLER_REPLICAS = 2;
+
 export interface SandboxOptions {
   prefix: string;
   nodes: number;
@@ -39,7 +42,7 @@ export interface SandboxOptions {
    * sysctls, as a stock kubelet, so an lb-pod of a Service with IPv6 is rejected (SysctlForbidden).
    */
   allowedUnsafeSysctls?: string[];
-  /** How many controller replicas run (default 1, without leader election; more elect a leader through a Lease). */
+  /** How many controller replicas run (default 2, as deploy/berth.yaml), electing a leader through the Lease. */
   controllerReplicas?: number;
 }
 

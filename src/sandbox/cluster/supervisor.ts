@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { get } from "node:http";
 import { createServer } from "node:net";
-import { appendFileSync, closeSync, mkdirSync, openSync, rmSync } from "node:fs";
+import { appendFileSync, closeSync, mkdirSync, openSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { systemRunner, type CommandRunner } from "../../lib/exec.js";
 import { KubeClient, Resources, isAlreadyExists, type LogFn } from "../../lib/kube/client.js";
@@ -21,11 +21,13 @@ import { SandboxNetwork } from "./network.js";
 import { installAddressPool } from "./address-pool.js";
 import { ProxyStandIn } from "./proxy.js";
 import { SchedulerStandIn } from "./scheduler.js";
+import { WorkloadControllers } from "./workloads.js";
+import { ControllerPods } from "./controller-pods.js";
 import { nodeObject } from "./nodes.js";
 import { NodeLifecycle } from "./node-lifecycle.js";
 import { serveControl } from "./control.js";
 import { SANDBOX_LB_IMAGE, SANDBOX_PROBE_PERIOD_MS, sandboxImages } from "./images.js";
-import { controlSocketPath, lastLines, sandboxPaths, writeState, type ControllerReplicaState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
+import { DEFAULT_CONTROLLER_REPLICAS, controlSocketPath, lastLines, sandboxPaths, writeState, type ControllerReplicaState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
 
 /** A log that appends one line per message to a file (each part has its own, under logs/). */
 export function fileLog(path: string, clock: () => Date = () => new Date()): LogFn {
@@ -167,9 +169,12 @@ function answers200(url: string): Promise<boolean> {
   });
 }
 
-/** The --identity of controller replica `index` (0-based): what the Lease's holderIdentity shows while it leads. */
-export function controllerIdentity(index: number): string {
-  return `sandbox-controller-${index + 1}`;
+/**
+ * The --identity (and pod name) of controller replica `index` (0-based); `generation` > 1 for the replacements of a
+ * replica whose pod was deleted, which a Deployment would start under a new pod name too.
+ */
+export function controllerIdentity(index: number, generation = 1): string {
+  return `sandbox-controller-${index + 1}${generation > 1 ? `-${generation}` : ""}`;
 }
 
 /** logs/controller.log for a single controller (as before), logs/controller-<n>.log for each of several. */
@@ -178,16 +183,25 @@ export function controllerLogName(replicas: number, index: number): string {
 }
 
 /**
- * The command line of controller replica `index` of `replicas`. One replica runs without leader election, as a
- * single-replica install may. Several run as the Deployment's replicas would: leader election on (the Lease
- * berth-controller in berth-system, client-go's timings), each with its own identity, so killing the leader makes a
- * standby take over the way it would on a cluster.
+ * The command line of a controller replica, as the Deployment's replicas run: leader election on (the Lease
+ * berth-controller in berth-system, client-go's timings) with its own identity, so deleting the leader's pod makes a
+ * standby take over the way it would on a cluster, and `berth doctor` finds the Lease a running controller renews.
+ * A single replica elects itself.
  */
-export function controllerArgs(o: { cli: string; kubeconfig: string; port: number; replicas: number; index: number }): string[] {
+export function controllerArgs(o: { cli: string; kubeconfig: string; port: number; identity: string }): string[] {
   // Forwarding sysctls stay on (the default): the kubelet stand-in applies pod sysctls as a kubelet started with
   // --allowed-unsafe-sysctls would, so the DaemonSets are exactly what a k3s cluster gets.
-  const election = o.replicas === 1 ? ["--no-leader-elect"] : ["--identity", controllerIdentity(o.index)];
-  return [o.cli, "controller", "--kubeconfig", o.kubeconfig, ...election, "--listen", `127.0.0.1:${o.port}`, "--lb-image", SANDBOX_LB_IMAGE];
+  return [o.cli, "controller", "--kubeconfig", o.kubeconfig, "--identity", o.identity, "--listen", `127.0.0.1:${o.port}`, "--lb-image", SANDBOX_LB_IMAGE];
+}
+
+/** One controller replica: its current process and identity (both change when its pod is deleted). */
+interface ReplicaSlot {
+  index: number;
+  generation: number;
+  identity: string;
+  process: ControllerProcess;
+  startedAt: string;
+  starts: number;
 }
 
 /** The running sandbox, as the supervisor holds it. */
@@ -238,8 +252,9 @@ export class Supervisor {
     const runner = this.o.runner ?? systemRunner();
     const { layout, paths } = this;
     const [ipv4, ipv6] = layout.serviceCidrs;
+    const containerLogs = join(paths.logs, "containers");
     const api = await this.step("API server", "apiserver", () =>
-      startApiServer({ tls: true, serviceCidrs: { ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) } }));
+      startApiServer({ tls: true, podLogDir: containerLogs, serviceCidrs: { ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) } }));
     this.parts.push({ name: "API server", stop: () => api.close() });
     writeKubeconfig(paths.kubeconfig, { server: api.url, token: api.token, ...(api.caCert !== undefined ? { caCert: api.caCert } : {}) });
     const client = new KubeClient({
@@ -275,7 +290,11 @@ export class Supervisor {
     await this.step("scheduler stand-in", "scheduler", () => scheduler.start());
     this.parts.push({ name: "scheduler stand-in", stop: () => scheduler.stop() });
 
-    const containerLogs = join(paths.logs, "containers");
+    // Deployments -> ReplicaSets -> unbound pods, which the scheduler above binds and the kubelet below runs.
+    const workloads = new WorkloadControllers({ client, log: fileLog(this.logPath("workloads")) });
+    await this.step("Deployment and ReplicaSet stand-ins", "workloads", () => workloads.start());
+    this.parts.push({ name: "Deployment and ReplicaSet stand-ins", stop: () => workloads.stop() });
+
     mkdirSync(containerLogs, { recursive: true });
     const kubelet = new KubeletStandIn({
       client,
@@ -296,26 +315,34 @@ export class Supervisor {
     this.parts.push({ name: "node lifecycle", stop: async () => lifecycle.stop() });
 
     const cli = join(this.o.repoDir, "dist", "cli.js");
-    const replicas = this.o.controllerReplicas ?? 1;
+    const replicas = this.o.controllerReplicas ?? DEFAULT_CONTROLLER_REPLICAS;
+    const pods = new ControllerPods({
+      client, namespace: DEFAULT_NAMESPACE, log: this.log,
+      onDeleted: (identity) => void this.replaceReplica(identity).catch((err: unknown) =>
+        this.log("error", `replacing controller ${identity} failed: ${err instanceof Error ? err.message : String(err)}`)),
+    });
+    await this.step("controller pods", "supervisor-parts", () => pods.start());
+    this.parts.push({ name: "controller pods", stop: () => pods.stop() });
+    this.replicaPods = pods;
+    this.replicaContext = { cli, replicas, containerLogs };
     // The default flags, as `berth manifests` installs it: IPv4 lb-pods ask for no sysctl, those of a Service with
     // IPv6 ask for net.ipv6.conf.all.forwarding, which the kubelet stand-in admits only if told to.
     for (let index = 0; index < replicas; index++) {
-      const identity = controllerIdentity(index);
-      const controller = new ControllerProcess({
-        command: this.o.nodeBinary,
-        args: (port) => controllerArgs({ cli, kubeconfig: paths.kubeconfig, port, replicas, index }),
-        logPath: this.logPath(controllerLogName(replicas, index)),
-        log: this.log,
-        onStart: (pid, port) => this.recordController(identity, pid, port),
-      });
+      const slot = this.newSlot(index, 1);
+      this.slots.push(slot);
       // Ready means the controller's caches are synced: a Service created right after `up` is handled at once. A
       // standby syncs its caches too (it only does not reconcile), so every replica is waited for.
-      await this.step(replicas === 1 ? "controller" : `controller ${identity}`, controllerLogName(replicas, index), async () => {
-        await controller.start();
-        await controller.waitReady(CONTROLLER_READY_TIMEOUT_MS);
+      const part = replicas === 1 ? "controller" : `controller ${slot.identity}`;
+      await this.step(part, controllerLogName(replicas, index), async () => {
+        await this.startSlot(slot);
+        await slot.process.waitReady(CONTROLLER_READY_TIMEOUT_MS);
       });
-      this.parts.push({ name: replicas === 1 ? "controller" : `controller ${identity}`, stop: () => controller.stop() });
+      // The slot's current process at stop time: a replica replaced since (its pod deleted) runs another one.
+      this.parts.push({ name: part, stop: async () => this.slots[index]?.process.stop() });
     }
+    const reporting = setInterval(() => void this.reportReplicas(), 1000);
+    this.parts.push({ name: "controller pod status", stop: async () => clearInterval(reporting) });
+    await this.reportReplicas();
 
     const control = await this.step("control socket", "supervisor-parts", () => serveControl(controlSocketPath(paths), {
       stopKubelet: async (node) => {
@@ -353,6 +380,68 @@ export class Supervisor {
     const first = controllers[0];
     if (first === undefined) return {};
     return { controllerPid: first.pid, controllerUrl: first.url, controllers };
+  }
+
+  private readonly slots: ReplicaSlot[] = [];
+  private replicaPods: ControllerPods | undefined;
+  private replicaContext: { cli: string; replicas: number; containerLogs: string } | undefined;
+
+  /**
+   * A replica's process, its output in the container log `kubectl logs` reads (logs/containers/berth-system_<pod>_
+   * controller.log), with logs/controller[-<n>].log pointing at the current one.
+   */
+  private newSlot(index: number, generation: number): ReplicaSlot {
+    const ctx = this.replicaContext as { cli: string; replicas: number; containerLogs: string };
+    const identity = controllerIdentity(index, generation);
+    const logPath = join(ctx.containerLogs, `${DEFAULT_NAMESPACE}_${identity}_controller.log`);
+    const link = this.logPath(controllerLogName(ctx.replicas, index));
+    rmSync(link, { force: true });
+    symlinkSync(logPath, link);
+    const slot: ReplicaSlot = {
+      index, generation, identity, startedAt: "", starts: 0,
+      process: new ControllerProcess({
+        command: this.o.nodeBinary,
+        args: (port) => controllerArgs({ cli: ctx.cli, kubeconfig: this.paths.kubeconfig, port, identity }),
+        logPath,
+        log: this.log,
+        onStart: (pid, port) => {
+          slot.starts++;
+          slot.startedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+          this.recordController(identity, pid, port);
+        },
+      }),
+    };
+    return slot;
+  }
+
+  private async startSlot(slot: ReplicaSlot): Promise<void> {
+    await slot.process.start();
+    await this.replicaPods?.create(slot.identity, controllerArgs({
+      cli: "berth", kubeconfig: this.paths.kubeconfig, port: slot.process.port, identity: slot.identity,
+    }).slice(1));
+  }
+
+  /** The pod of a replica was deleted: that process ends (a leader hands over), a new one starts under a new name. */
+  private async replaceReplica(identity: string): Promise<void> {
+    const i = this.slots.findIndex((s) => s.identity === identity);
+    const old = this.slots[i];
+    if (old === undefined) return;
+    const slot = this.newSlot(old.index, old.generation + 1);
+    this.slots[i] = slot;
+    this.controllersNow.delete(identity);
+    await old.process.stop();
+    this.log("info", `controller ${identity} stopped (its pod was deleted); starting ${slot.identity}`);
+    await this.startSlot(slot);
+  }
+
+  /** Each replica's pod status: Running while its process lives, Ready while its /readyz answers 200. */
+  private async reportReplicas(): Promise<void> {
+    for (const slot of [...this.slots]) {
+      const pid = slot.process.pid;
+      const ready = pid !== undefined && await answers200(`http://127.0.0.1:${slot.process.port}/readyz`);
+      await this.replicaPods?.report(slot.identity, { pid, ready, startedAt: slot.startedAt, restarts: Math.max(0, slot.starts - 1) })
+        .catch((err: unknown) => this.log("warn", `controller pod ${slot.identity} status not written: ${err instanceof Error ? err.message : String(err)}`));
+    }
   }
 
   private recordController(identity: string, pid: number, port: number): void {

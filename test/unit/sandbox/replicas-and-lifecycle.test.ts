@@ -20,9 +20,9 @@ const defaults = { nodes: "3", lbIpCapture: true, prefix: "bsb" };
 const at = new Date("2026-01-02T03:04:05.678Z");
 
 describe("sandbox: controller replicas", () => {
-  it("leaves controllerReplicas out for 1 (the default) and takes 2 to 5", () => {
-    assert.equal(parseUpFlags({ ...defaults, controllerReplicas: "1" }).options.controllerReplicas, undefined);
-    assert.equal(parseUpFlags({ ...defaults, controllerReplicas: "2" }).options.controllerReplicas, 2);
+  it("leaves controllerReplicas out for 2 (the default, as deploy/berth.yaml) and takes 1 to 5", () => {
+    assert.equal(parseUpFlags({ ...defaults, controllerReplicas: "2" }).options.controllerReplicas, undefined);
+    assert.equal(parseUpFlags({ ...defaults, controllerReplicas: "1" }).options.controllerReplicas, 1);
     assert.equal(parseUpFlags({ ...defaults, controllerReplicas: "5" }).options.controllerReplicas, 5);
   });
 
@@ -34,22 +34,16 @@ describe("sandbox: controller replicas", () => {
   }
 
   const base = { cli: "/r/dist/cli.js", kubeconfig: "/k", port: 4000 };
-  const table: { replicas: number; index: number; election: string[]; log: string }[] = [
-    { replicas: 1, index: 0, election: ["--no-leader-elect"], log: "controller" },
-    { replicas: 2, index: 0, election: ["--identity", "sandbox-controller-1"], log: "controller-1" },
-    { replicas: 2, index: 1, election: ["--identity", "sandbox-controller-2"], log: "controller-2" },
-  ];
-  for (const row of table) {
-    it(`replica ${row.index + 1} of ${row.replicas}: ${row.election.join(" ")}, log ${row.log}.log`, () => {
-      assert.deepEqual(controllerArgs({ ...base, replicas: row.replicas, index: row.index }), [
-        "/r/dist/cli.js", "controller", "--kubeconfig", "/k", ...row.election, "--listen", "127.0.0.1:4000", "--lb-image", "berth.dev/sandbox/lb-pod:dev",
-      ]);
-      assert.equal(controllerLogName(row.replicas, row.index), row.log);
-    });
-  }
+  it("runs every replica with leader election and its own identity, a single one too (berth doctor finds the Lease)", () => {
+    assert.deepEqual(controllerArgs({ ...base, identity: "sandbox-controller-1" }), [
+      "/r/dist/cli.js", "controller", "--kubeconfig", "/k", "--identity", "sandbox-controller-1", "--listen", "127.0.0.1:4000", "--lb-image", "berth.dev/sandbox/lb-pod:dev",
+    ]);
+    assert.deepEqual([controllerLogName(1, 0), controllerLogName(2, 0), controllerLogName(2, 1)], ["controller", "controller-1", "controller-2"]);
+  });
 
   it("gives every replica its own identity", () => {
-    assert.deepEqual([0, 1, 2].map(controllerIdentity), ["sandbox-controller-1", "sandbox-controller-2", "sandbox-controller-3"]);
+    assert.deepEqual([0, 1, 2].map((i) => controllerIdentity(i)), ["sandbox-controller-1", "sandbox-controller-2", "sandbox-controller-3"]);
+    assert.equal(controllerIdentity(0, 2), "sandbox-controller-1-2", "a replacement after its pod was deleted gets a new name");
   });
 
   const gauges: [string, boolean | undefined][] = [

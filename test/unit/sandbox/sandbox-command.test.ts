@@ -12,7 +12,7 @@ import { UsageError } from "../../../src/lib/errors.js";
 import { KubeClient, Resources } from "../../../src/lib/kube/client.js";
 import { startApiServer } from "../../../src/sandbox/apiserver/index.js";
 import { parseDemoAppFlags, parseHttpGetFlags, parseUpFlags } from "../../../src/sandbox/command.js";
-import { demoObjects, demoUrl, expectedIngressIps, ingressIps } from "../../../src/sandbox/cluster/demo.js";
+import { demoObjects, demoUrl, expectedIngressIps, ingressIps, quickStart } from "../../../src/sandbox/cluster/demo.js";
 import { SANDBOX_DEMO_IMAGE, SANDBOX_LB_IMAGE, sandboxImages } from "../../../src/sandbox/cluster/images.js";
 import { planLayout } from "../../../src/sandbox/cluster/layout.js";
 import { namespacesWithPrefix, preflightProblem, type PreflightFacts } from "../../../src/sandbox/cluster/preflight.js";
@@ -220,13 +220,30 @@ describe("berth sandbox: state, Node objects, images, demo", () => {
     }
   });
 
-  it("runs the repository's programs for its two images, bin/ first on PATH, and knows no other image", () => {
+  it("runs the repository's programs for its two images, bin/ first on PATH, and the web stand-in for any other", () => {
     const images = sandboxImages("/repo", "/opt/node/bin/node");
     assert.deepEqual(images(SANDBOX_LB_IMAGE)?.entrypoint, ["/repo/bin/berth-lb-pod"]);
     assert.deepEqual(images(SANDBOX_DEMO_IMAGE)?.entrypoint, ["/repo/bin/berth", "sandbox", "demo-app"]);
     assert.deepEqual(images(SANDBOX_LB_IMAGE)?.pathDirs.slice(0, 2), ["/repo/bin", "/opt/node/bin"]);
     assert.equal(images(SANDBOX_LB_IMAGE)?.env?.BERTH_NODE, "/opt/node/bin/node");
-    assert.equal(images("docker.io/library/nginx:latest"), undefined);
+    const nginx = images("docker.io/library/nginx:latest")?.standIn?.({ name: "web", ports: [{ containerPort: 8443 }] },
+      { metadata: { name: "web-1" }, spec: { nodeName: "node-2", containers: [] } });
+    assert.deepEqual(nginx?.argv, ["/repo/bin/berth", "sandbox", "demo-app", "--access-log", "--image", "docker.io/library/nginx:latest",
+      "--drain-ms", "3000", "--pod", "web-1", "--node", "node-2", "--port", "80", "--port", "8443"]);
+    assert.equal(nginx?.listensOn, 80);
+    assert.deepEqual([nginx?.event.type, nginx?.event.reason], ["Normal", "Pulled"]);
+    const unknown = images("registry.example/shop:1")?.standIn?.({ name: "shop" }, { metadata: { name: "shop-1" }, spec: { containers: [] } });
+    assert.deepEqual([unknown?.event.type, unknown?.event.reason], ["Warning", "ImageStandIn"]);
+    assert.equal(images(""), undefined);
+  });
+
+  it("prints a quick start after up: a Deployment of nginx behind a LoadBalancer, then a request from outside", () => {
+    const lines = quickStart({ prefix: "lab", defaultPrefix: false, clientNs: "lab-client", firstNodeIp: "198.18.0.11" });
+    assert.ok(lines.includes("  export KUBECONFIG=$(bin/berth sandbox kubeconfig --prefix lab)"), lines.join("\n"));
+    assert.ok(lines.includes("  kubectl create deployment web --image=nginx --replicas=3 --port=80"));
+    assert.ok(lines.includes("  kubectl expose deployment web --type=LoadBalancer --port=8080 --target-port=80"));
+    assert.ok(lines.some((l) => l.startsWith("  ip netns exec lab-client bin/berth sandbox http-get --retry-for 30000 http://198.18.0.11:8080")));
+    assert.ok(quickStart({ prefix: "bsb", defaultPrefix: true, clientNs: "bsb-client", firstNodeIp: "fd42::b" }).some((l) => l.includes("http://[fd42::b]:8080")));
   });
 
   it("puts the demo behind a Local LoadBalancer Service that selects the DaemonSet's pods by a named port", () => {

@@ -10,7 +10,7 @@
 // `nsenter -t PID`. The mount points are created on the host's filesystem if missing (the sandbox has no image
 // root filesystem), e.g. an empty /run/berth; what is mounted there is visible only inside the container.
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, renameSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
@@ -21,6 +21,7 @@ import {
   ContainerConfigError,
   containerLaunch,
   imageNotFoundMessage,
+  listeningProbe,
   readinessProbe,
   type ContainerLaunch,
   type ContainerReport,
@@ -163,9 +164,15 @@ export class ContainerRuntime {
         backoff = Math.min(backoff * 2, RESTART_BACKOFF.maxMs);
         continue;
       }
+      if (image.standIn && !this.everStarted) {
+        const { event } = image.standIn(this.ctx.container, this.ctx.pod);
+        this.ctx.event(event.type, event.reason, event.message);
+      }
       try {
         launch = containerLaunch(this.ctx.pod, this.ctx.container, image, this.ctx.facts);
         probe = readinessProbe(this.ctx.container);
+        const listensOn = image.standIn?.(this.ctx.container, this.ctx.pod).listensOn;
+        if (probe === undefined && listensOn !== undefined) probe = listeningProbe(listensOn);
       } catch (e) {
         if (!(e instanceof ContainerConfigError)) throw e;
         this.ctx.event("Warning", "Failed", `Error: ${e.message}`);
@@ -213,6 +220,15 @@ export class ContainerRuntime {
 
   private spawn(launch: ContainerLaunch): ChildProcess {
     const mountArgs = launch.mounts.flatMap((m) => [join(this.ctx.volumesDir, m.volume), m.mountPath, m.readOnly ? "ro" : "rw"]);
+    // A restarted container gets a fresh log; the last instance's stays as `<log>.previous` (`kubectl logs
+    // --previous`), as the kubelet keeps the previous container's log file (pkg/kubelet/kuberuntime/logs).
+    if (this.restartCount > 0) {
+      try {
+        renameSync(this.ctx.logFile, `${this.ctx.logFile}.previous`);
+      } catch {
+        // No log yet: nothing to keep.
+      }
+    }
     const log = openSync(this.ctx.logFile, "a");
     try {
       const child = spawn("ip", [

@@ -10,6 +10,21 @@ export interface ContainerImage {
   pathDirs: string[];
   /** The image's ENV (container env entries override them). */
   env?: Record<string, string>;
+  /**
+   * For an image the sandbox cannot run (nginx, any image it does not know): the stand-in program's command line
+   * for this container, used instead of the container's command and args (they name programs of the real image),
+   * and the Event the kubelet records on the pod when the container first starts (web-images.ts).
+   */
+  standIn?: (container: V1Container, pod: V1Pod) => {
+    argv: string[];
+    event: { type: "Normal" | "Warning"; reason: string; message: string };
+    /**
+     * A port the stand-in listens on once it is up. A container without a readiness probe is Ready when it starts;
+     * the real web server listens within milliseconds of that, a Node.js stand-in only after ~0.5 s, so the kubelet
+     * counts such a container Ready once this port accepts (listeningProbe), not before.
+     */
+    listensOn?: number;
+  };
 }
 
 /** Looks an image reference up; undefined makes the container wait with ErrImagePull. */
@@ -122,7 +137,7 @@ export function containerLaunch(pod: V1Pod, container: V1Container, image: Conta
     env[e.name] = fieldValue(pod, path, facts, e.name);
   }
   const entry = container.command ?? image.entrypoint;
-  const argv = [...entry, ...(container.args ?? [])].map((a) => expand(a, env));
+  const argv = image.standIn ? image.standIn(container, pod).argv : [...entry, ...(container.args ?? [])].map((a) => expand(a, env));
   if (argv.length === 0) throw new ContainerConfigError("CreateContainerConfigError", "no command specified");
 
   const volumes = new Map((pod.spec?.volumes ?? []).map((v) => [v.name, v]));
@@ -271,6 +286,11 @@ export interface ProbeSettings {
   failureThreshold: number;
   successThreshold: number;
   initialDelayMs: number;
+}
+
+/** The implicit readiness of a stand-in container without a probe: a TCP connect to the port it listens on. */
+export function listeningProbe(port: number): ProbeSettings {
+  return { action: { kind: "tcp", port }, periodMs: 10_000, timeoutMs: 1000, failureThreshold: 3, successThreshold: 1, initialDelayMs: 0 };
 }
 
 /** The container's readiness probe, or undefined (Ready as soon as it runs). Named ports resolve to containerPorts. */
