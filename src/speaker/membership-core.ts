@@ -22,6 +22,12 @@ export interface Heartbeat {
   seq: number;
   /** true: the sender is shutting down and hands its addresses over (a goodbye). */
   bye?: true;
+  /**
+   * true: the sender has just started and announces nothing yet (it is listening for its peers first). Peers do
+   * not elect it until a heartbeat without `join` arrives, so a restarting speaker does not pull addresses to a
+   * node that would not answer for them.
+   */
+  join?: true;
   /** The name of a leaving node whose goodbye the sender has acted on (its addresses are now announced here). */
   ack?: string;
 }
@@ -51,6 +57,7 @@ export function decodeHeartbeat(data: Buffer): Heartbeat | string {
   if (typeof o.seq !== "number" || !Number.isSafeInteger(o.seq)) return "no sequence number";
   const hb: Heartbeat = { v: 1, node: o.node, inc: o.inc, seq: o.seq };
   if (o.bye === true) hb.bye = true;
+  if (o.join === true) hb.join = true;
   if (typeof o.ack === "string") hb.ack = o.ack;
   return hb;
 }
@@ -66,6 +73,8 @@ interface Peer {
   lastHeardMs: number;
   /** Said goodbye in incarnation `inc`. */
   left: boolean;
+  /** Its last heartbeat said it is still joining. */
+  joining: boolean;
 }
 
 /** What one packet did. */
@@ -107,6 +116,7 @@ export class MembershipState {
       lastSeq: Math.max(hb.seq, peer !== undefined && peer.inc === hb.inc ? peer.lastSeq : -1),
       lastHeardMs: nowMs,
       left: hb.bye === true,
+      joining: hb.join === true,
     });
     return { changed: this.refresh(nowMs), lost };
   }
@@ -120,7 +130,7 @@ export class MembershipState {
   alive(nowMs: number): Set<string> {
     const names = new Set([this.self]);
     for (const [name, peer] of this.peers) {
-      if (!peer.left && nowMs - peer.lastHeardMs < this.config.deadAfterMs) names.add(name);
+      if (!peer.left && !peer.joining && nowMs - peer.lastHeardMs < this.config.deadAfterMs) names.add(name);
     }
     return names;
   }

@@ -46,6 +46,7 @@ export class Membership {
   private checkTimer?: TimerHandle;
   private stopped = false;
   private leaving = false;
+  private joining = true;
 
   constructor(private readonly options: MembershipOptions) {
     this.clock = options.clock ?? realClock;
@@ -80,6 +81,15 @@ export class Membership {
   /** Peers heard from (alive or recently dead), for the quick start. */
   heardFrom(): string[] {
     return this.state.heardFrom();
+  }
+
+  /** From now on, heartbeats say this speaker announces (peers may elect it). */
+  markJoined(): void {
+    if (!this.joining) return;
+    this.joining = false;
+    // At once rather than at the next tick: peers move this node's share of addresses back a tick sooner.
+    this.sendTimer?.cancel();
+    this.tick();
   }
 
   /** Tells every peer that this speaker is leaving, three times ~30 ms apart (UDP may drop one); stops heartbeats. */
@@ -147,7 +157,7 @@ export class Membership {
 
   private tick(): void {
     if (this.stopped || this.leaving) return;
-    this.broadcast({ v: 1, node: this.options.self, inc: this.inc, seq: ++this.seq });
+    this.broadcast({ v: 1, node: this.options.self, inc: this.inc, seq: ++this.seq, ...(this.joining ? { join: true as const } : {}) });
     this.sendTimer = this.clock.setTimer(this.options.intervalMs, () => this.tick());
   }
 

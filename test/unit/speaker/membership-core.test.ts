@@ -50,6 +50,13 @@ describe("speaker: membership", () => {
       ],
     },
     {
+      name: "a joining speaker is heard but not elected until it says it has joined",
+      steps: [
+        { at: 0, packet: hb("n2", 1, { join: true }), expect: { alive: ["me"], changed: false } },
+        { at: 200, packet: hb("n2", 2), expect: { alive: ["me", "n2"], changed: true } },
+      ],
+    },
+    {
       name: "its own heartbeat (a looped-back packet) is ignored",
       steps: [{ at: 0, packet: hb("me", 1), expect: { alive: ["me"], changed: false, ignored: "self" } }],
     },
@@ -80,7 +87,7 @@ describe("speaker: membership", () => {
 
 describe("speaker: heartbeat datagrams", () => {
   it("round-trips a goodbye and an acknowledgement", () => {
-    for (const packet of [hb("n1", 3, { bye: true }), hb("n1", 4, { ack: "n2" })]) {
+    for (const packet of [hb("n1", 3, { bye: true }), hb("n1", 4, { ack: "n2" }), hb("n1", 1, { join: true })]) {
       assert.deepEqual(decodeHeartbeat(encodeHeartbeat(packet)), packet);
     }
   });
