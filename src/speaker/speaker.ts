@@ -84,6 +84,7 @@ export class Speaker {
   private reannounce = false;
   private lastAlive = new Set<string>();
   private lastOwners = new Map<string, string | undefined>();
+  private elections = 0;
   private readonly pendingAcks = new Set<string>();
   private readonly acked = new Set<string>();
   private resyncTimer?: TimerHandle;
@@ -203,15 +204,17 @@ export class Speaker {
     results.forEach((r, i) => {
       owners.set(r.ip, r.owner);
       const vip = world.vips[i]!;
-      if (this.lastOwners.get(r.ip) !== r.owner || !this.lastOwners.has(r.ip)) {
-        this.options.hooks?.ownerChanged?.(vip, this.lastOwners.get(r.ip), r, self);
-      }
+      // The first election after start only learns the owners: a restarted speaker must not report every address
+      // as moved. After that, an address seen for the first time (a new Service) reports its first owner.
+      const changed = this.lastOwners.has(r.ip) ? this.lastOwners.get(r.ip) !== r.owner : this.elections > 0;
+      if (changed) this.options.hooks?.ownerChanged?.(vip, this.lastOwners.get(r.ip), r, self);
       if (r.owner === self) {
         const interfaces = world.pools.get(r.pool)?.interfaces;
         desired.push({ ip: r.ip, ...(interfaces ? { interfaces } : {}) });
       }
     });
     this.lastOwners = owners;
+    this.elections++;
     const reannounce = this.reannounce;
     this.reannounce = false;
     const before = new Set(this.options.announcer.announced().keys());
