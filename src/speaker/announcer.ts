@@ -38,6 +38,13 @@ export interface AnnouncerHooks {
 export interface AnnouncerConfig extends GratuitousConfig {
   lifetimeSec: number;
   renewMs: number;
+  /**
+   * How long an address this node no longer owns stays on (renewed, no more gratuitous packets) before it is
+   * removed: make before break. The new owner's first gratuitous packet reaches clients tens of ms after the
+   * election; until then they still send to us, and dropping those is the whole outage of a planned move (a node
+   * returning and winning its addresses back). Short, because two nodes hold the address meanwhile.
+   */
+  lingerMs: number;
 }
 
 export const DEFAULT_ANNOUNCER_CONFIG: AnnouncerConfig = {
@@ -46,6 +53,7 @@ export const DEFAULT_ANNOUNCER_CONFIG: AnnouncerConfig = {
   burstCount: 4,
   burstIntervalMs: 500,
   refreshIntervalMs: 30_000,
+  lingerMs: 300,
 };
 
 interface Owned {
@@ -54,6 +62,8 @@ interface Owned {
   /** Gratuitous packets sent since the last takeover. */
   sent: number;
   timer?: TimerHandle;
+  /** Set while lingering after losing ownership: the removal. */
+  release?: TimerHandle;
 }
 
 export interface AnnouncerOptions {
@@ -85,9 +95,9 @@ export class Announcer {
     this.renew();
   }
 
-  /** The addresses on this node now, and where. */
+  /** The addresses this node announces now (lingering ones not included), and where. */
   announced(): Map<string, string> {
-    return new Map([...this.owned].map(([ip, o]) => [ip, o.ifname]));
+    return new Map([...this.owned].filter(([, o]) => o.release === undefined).map(([ip, o]) => [ip, o.ifname]));
   }
 
   /** Makes the announced set exactly `desired`; resolves once new addresses are on and their first packet is out. */
@@ -100,6 +110,8 @@ export class Announcer {
   /** Sends the takeover sequence again for every address (after a partition heals, neighbours may point elsewhere). */
   reannounce(): void {
     for (const [ip, owned] of this.owned) {
+      // A lingering address belongs to another node now: a packet from us would pull its clients back here.
+      if (owned.release !== undefined) continue;
       owned.timer?.cancel();
       owned.sent = 0;
       this.scheduleGratuitous(ip, owned);
@@ -110,7 +122,10 @@ export class Announcer {
   async stop(withdraw: boolean): Promise<void> {
     this.stopped = true;
     this.renewTimer?.cancel();
-    for (const owned of this.owned.values()) owned.timer?.cancel();
+    for (const owned of this.owned.values()) {
+      owned.timer?.cancel();
+      owned.release?.cancel();
+    }
     await this.chain;
     if (withdraw && this.owned.size > 0) {
       const lines = [...this.owned].map(([ip, o]) => deleteLine(ip, o.ifname));
@@ -126,8 +141,26 @@ export class Announcer {
     const want = new Map(desired.map((a) => [a.ip, a]));
     const removals: string[] = [];
     for (const [ip, owned] of this.owned) {
-      if (want.has(ip)) continue;
+      if (want.has(ip)) {
+        if (owned.release !== undefined) {
+          // Won back while lingering: neighbours may have moved meanwhile, so the takeover sequence again.
+          owned.release.cancel();
+          delete owned.release;
+          owned.timer?.cancel();
+          owned.sent = 0;
+          this.scheduleGratuitous(ip, owned);
+        }
+        continue;
+      }
+      if (owned.release !== undefined) continue;
       owned.timer?.cancel();
+      if (this.config.lingerMs > 0) {
+        this.log("info", "releasing address", { ip, interface: owned.ifname, afterMs: this.config.lingerMs });
+        owned.release = this.clock.setTimer(this.config.lingerMs, () => {
+          this.chain = this.chain.then(() => this.releaseNow(ip, owned)).catch(() => undefined);
+        });
+        continue;
+      }
       this.owned.delete(ip);
       removals.push(deleteLine(ip, owned.ifname));
       this.log("info", "withdrawing address", { ip, interface: owned.ifname });
@@ -162,6 +195,13 @@ export class Announcer {
       this.log("info", "announcing address", { ip, interface: owned.ifname });
       this.scheduleGratuitous(ip, owned);
     }
+  }
+
+  private async releaseNow(ip: string, owned: Owned): Promise<void> {
+    if (this.stopped || this.owned.get(ip) !== owned || owned.release === undefined) return;
+    this.owned.delete(ip);
+    this.log("info", "withdrawing address", { ip, interface: owned.ifname });
+    await this.ipBatch([deleteLine(ip, owned.ifname)]).catch((err: Error) => this.log("warn", "could not remove address", { ip, error: err.message }));
   }
 
   private scheduleGratuitous(ip: string, owned: Owned): void {

@@ -5,7 +5,7 @@
 //
 // Lifecycle:
 // - start: heartbeats go out marked `join` (peers do not elect us yet) until we have heard every peer or
-//   joinTimeoutMs passed; then the first election runs and we announce our share.
+//   joinTimeoutMs passed; then the first election runs, we announce our share, and only then say we joined.
 // - any change of the world or of the alive set: elect again, apply the difference. A peer that comes back (a
 //   partition healing, a restart) makes us send the takeover packets again for what we keep, since neighbours on
 //   its side may have moved to it meanwhile.
@@ -121,10 +121,13 @@ export class Speaker {
       await this.clock.sleep(20);
     }
     this.joined = true;
+    this.lastAlive = this.membership.alive();
+    // Announce our share first, then tell the peers we are in: they let go only after our addresses are on and our
+    // gratuitous packets out, so a returning node takes its addresses back without a gap (make before break).
+    this.kick();
+    await this.idle;
     this.membership.markJoined();
     this.log("info", "joined", { heardFrom: this.membership.heardFrom() });
-    this.lastAlive = this.membership.alive();
-    this.kick();
     this.resync();
   }
 

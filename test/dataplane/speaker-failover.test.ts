@@ -83,6 +83,21 @@ describe("speaker: announcing and failover on a LAN of namespaces", function () 
     assert.ok(worst <= 500, `outage ${worst} ms on a graceful handover\n${l.logs()}`);
   });
 
+  it("a node that comes back wins its address back without a gap (make before break)", async () => {
+    const l = await up();
+    const owner = await soleHolder(l, VIP4);
+    await Promise.all([l.killSpeaker(owner), l.linkDown(owner)]);
+    await l.waitFor(VIP4, (a) => a !== owner && !a.startsWith("<"), 5000);
+    const prober = await l.startProber(VIP4, 100);
+    await l.linkUp(owner);
+    await l.startSpeaker(owner);
+    assert.equal(await soleHolder(l, VIP4), owner, "the top-scoring node announces again");
+    const probes = await prober.stop();
+    assert.equal(probes.at(-1)?.by, owner);
+    const worst = Math.max(0, ...outages(probes).map((o) => o.ms));
+    assert.ok(worst <= 100, `the client went ${worst} ms without an answer while the node returned\n${l.logs()}`);
+  });
+
   it("a speaker killed with the node still up leaves no address behind: the kernel drops it when its lifetime ends", async () => {
     const l = await up();
     const owner = await soleHolder(l, VIP4);
