@@ -93,6 +93,10 @@ async function main(): Promise<void> {
   const started = new Date().toISOString();
   const load = loadavg()[0];
   const rounds: { kind: string; outageMs: number; rejoinMs: number; from: string; to: string }[] = [];
+  // A run stopped early (Ctrl-C, timeout) must not leave namespaces and speakers behind.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => void lab.destroy().then(() => process.exit(130)));
+  }
   try {
     await Promise.all(nodes.map((n) => lab.startSpeaker(n)));
     for (const [kind, count] of [["hard", KILLS], ["graceful", GRACEFUL]] as const) {
