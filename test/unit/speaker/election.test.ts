@@ -8,7 +8,9 @@ import {
   type ElectionNode,
   type ElectionPool,
   type ElectionVip,
+  type VipElection,
 } from "../../../src/speaker/election.js";
+import { announcerEvent } from "../../../src/speaker/events.js";
 
 function node(name: string, opts: { labels?: Record<string, string>; ready?: boolean } = {}): ElectionNode {
   return { name, labels: opts.labels ?? {}, ready: opts.ready ?? true };
@@ -191,4 +193,31 @@ describe("speaker: label selectors", () => {
     { name: "an unknown operator matches nothing", selector: { matchExpressions: [{ key: "zone", operator: "Gt", values: ["1"] }] }, want: false },
   ];
   for (const row of rows) it(row.name, () => assert.equal(matchesLabelSelector(row.selector, labels), row.want));
+});
+
+describe("speaker: Events on announcer changes", () => {
+  const web = vip("10.0.0.5");
+  const elected = (owner: string | undefined, excluded: Record<string, string> = {}, reason = owner ? "elected" : "noEligibleNode"): VipElection =>
+    ({ ip: "10.0.0.5", pool: "lan", ...(owner ? { owner } : {}), reason, candidates: owner ? [owner] : [], excluded } as VipElection);
+  const alive = new Set(["n1", "n2", "n3"]);
+  const rows: { name: string; from?: string; to: VipElection; self: string; want: string | undefined }[] = [
+    { name: "the new owner writes it, saying why the old one lost it", from: "n1", to: elected("n2", { n1: "speakerNotAlive" }), self: "n2",
+      want: "Normal Announcing: node n2 announces 10.0.0.5 (pool lan), taking over from n1: its speaker stopped answering (node down, speaker gone, or the network between)" },
+    { name: "other speakers write nothing", from: "n1", to: elected("n2", { n1: "speakerNotAlive" }), self: "n3", want: undefined },
+    { name: "a node coming back takes over from a lower-ranked one", from: "n1", to: elected("n2"), self: "n2",
+      want: "Normal Announcing: node n2 announces 10.0.0.5 (pool lan), taking over from n1, which ranks lower for this address now that n2 is back" },
+    { name: "a new address: its first owner", to: elected("n3"), self: "n3", want: "Normal Announcing: node n3 announces 10.0.0.5 (pool lan)" },
+    { name: "nobody may announce: the first alive node writes a Warning with the reasons grouped", from: "n1",
+      to: elected(undefined, { n1: "noReadyEndpoint", n2: "noReadyEndpoint", n3: "notReady" }), self: "n1",
+      want: "Warning NotAnnounced: nobody announces 10.0.0.5: no node may announce it: 2 nodes: it has no ready endpoint of the Service (externalTrafficPolicy: Local); 1 node: it is NotReady" },
+    { name: "nobody may announce: the others write nothing", to: elected(undefined, { n1: "notReady" }), self: "n2", want: undefined },
+    { name: "unknown pool", to: elected(undefined, {}, "unknownPool"), self: "n1",
+      want: "Warning NotAnnounced: nobody announces 10.0.0.5: pool lan is not a valid AddressPool (check `kubectl get addresspools`)" },
+  ];
+  for (const row of rows) {
+    it(row.name, () => {
+      const ev = announcerEvent(web, row.from, row.to, row.self, alive);
+      assert.equal(ev && `${ev.type} ${ev.reason}: ${ev.message}`, row.want);
+    });
+  }
 });
