@@ -11,6 +11,7 @@ import { lbPodCommand } from "./lb-pod/command.js";
 import { sandboxCommand } from "./sandbox/command.js";
 import { doctorCommand } from "./doctor/command.js";
 import { manifestsCommand } from "./manifests/command.js";
+import { speakerCommand } from "./speaker/command.js";
 
 export function buildProgram(): Command {
   const program = new Command("berth")
@@ -38,6 +39,7 @@ function roleCommands(): Command[] {
     sandboxCommand(),
     doctorCommand(),
     manifestsCommand(),
+    speakerCommand(),
   ];
 }
 

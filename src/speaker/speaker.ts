@@ -131,6 +131,11 @@ export class Speaker {
     this.resync();
   }
 
+  /** Speakers alive now, as this one hears them (itself included). */
+  alive(): Set<string> {
+    return this.membership.alive();
+  }
+
   /** Call when the cluster (nodes, pools, Services, endpoints) changed. */
   worldChanged(): void {
     const world = this.options.world();
