@@ -78,6 +78,14 @@ export class SpeakerLab {
     }
   }
 
+  /** Another namespace on the LAN (e.g. an API server's), with its addresses; returns its full name. */
+  async addHost(short: string, addresses: string[]): Promise<string> {
+    const [ns] = await this.lab.addNamespaces(short);
+    await this.lab.link({ ns: ns!, ifname: "eth0", addresses }, { ns: this.lanNs, ifname: short });
+    await runChecked(this.lab.runner, "ip", ["-n", this.lanNs, "link", "set", short, "master", "br0"]);
+    return ns!;
+  }
+
   /** The node's service: "<node> from <client>" to the lab's one-shot client, "<seq> <node>" to the prober. */
   private async startServer(ns: string, name: string): Promise<void> {
     const r = await this.lab.exec(ns, "sh", ["-c", `${JSON.stringify(process.execPath)} --input-type=module -e '${SERVER_SCRIPT}' ${name} ${SERVICE_PORT} >/dev/null 2>&1 & echo started`]);
