@@ -117,6 +117,8 @@ describe("speaker: announcing and failover on a LAN of namespaces", function () 
     const other = await l.waitFor(VIP4, (a) => a !== owner && !a.startsWith("<"), 5000);
     assert.notEqual(other.answer, owner);
     assert.deepEqual((await l.holders(VIP4)).sort(), [owner, other.answer].sort(), "both sides announce during the partition");
+    // Past every takeover burst (4 x 500 ms), so only the re-announcement on healing can bring the client back.
+    await new Promise((r) => setTimeout(r, 2500));
     await l.heal();
     const healedAt = Date.now();
     const one = await soleHolder(l, VIP4, 3000, 0);
