@@ -11,6 +11,7 @@ import { lbPodCommand } from "./lb-pod/command.js";
 import { sandboxCommand } from "./sandbox/command.js";
 import { doctorCommand } from "./doctor/command.js";
 import { manifestsCommand } from "./manifests/command.js";
+import { convertCommand } from "./convert/command.js";
 import { speakerCommand } from "./speaker/command.js";
 
 export function buildProgram(): Command {
@@ -39,6 +40,7 @@ function roleCommands(): Command[] {
     sandboxCommand(),
     doctorCommand(),
     manifestsCommand(),
+    convertCommand(),
     speakerCommand(),
   ];
 }

@@ -134,3 +134,24 @@ export function trimEndpointSlice<T extends V1EndpointSlice & KubeObject>(slice:
       .map((e) => ({ addresses: [], nodeName: e.nodeName, ...(e.conditions ? { conditions: e.conditions } : {}) })),
   } as unknown as T;
 }
+
+/**
+ * AddressPools (VIP mode): spec and status whole (few, small objects), metadata's generation (the Valid condition's
+ * observedGeneration, and telling our own status writes from spec edits) and creationTimestamp (which of two
+ * overlapping new pools is the newer); not managedFields or kubectl's last-applied copy.
+ */
+export function trimAddressPool<T extends KubeObject & { spec?: unknown; status?: unknown }>(pool: T): T {
+  const m = pool.metadata as Meta | undefined;
+  return {
+    apiVersion: pool.apiVersion, kind: pool.kind,
+    metadata: meta(m, ["generation", "creationTimestamp", "labels"]),
+    ...(pool.spec !== undefined ? { spec: pool.spec } : {}),
+    ...(pool.status !== undefined ? { status: pool.status } : {}),
+  } as unknown as T;
+}
+
+/** Namespaces: their labels only (pools' namespaceSelectors). */
+export function trimNamespace<T extends KubeObject>(ns: T): T {
+  const m = ns.metadata as Meta | undefined;
+  return { apiVersion: ns.apiVersion, kind: ns.kind, metadata: meta(m, ["labels"]) } as unknown as T;
+}

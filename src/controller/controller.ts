@@ -28,6 +28,8 @@ import {
   type StatusPacing,
 } from "./reconcile.js";
 import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
+import { parseServiceConfig } from "./service-config.js";
+import { isPoolKey, isVipService, POOL_KEY_PREFIX, poolKey, VipState } from "./vip/state.js";
 
 /** Who may write: the Lease election, or "always" for a single replica. */
 export interface Leadership {
@@ -183,6 +185,8 @@ export class Controller {
   private readonly view: ReconcileView;
   private readonly pacer: StatusPacer;
   private readonly holders = new PortHolderLookups();
+  /** VIP mode: AddressPools, the allocator, pool status (src/controller/vip/). */
+  private readonly vip: VipState;
 
   constructor(private readonly options: ControllerOptions) {
     this.clock = options.clock ?? realClock;
@@ -200,6 +204,12 @@ export class Controller {
       ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours, transform: trimDaemonSet,
     });
     this.slices = new Informer<V1EndpointSlice & KubeObject>({ ...common, resource: Resources.endpointSlices, transform: trimEndpointSlice });
+    this.vip = new VipState({
+      client, clock: this.clock, log: this.log, ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.informer ? { informer: options.informer } : {}),
+      enqueue: (key) => this.enqueue(key),
+      vipServiceKeys: () => this.services.list(isVipService).map(keyOf),
+    });
     this.pending = new PendingWrites(() => this.clock.now());
     this.pacer = new StatusPacer(() => this.clock.now(), options.statusPacing);
 
@@ -227,6 +237,8 @@ export class Controller {
   /** Starts informers (and, once synced and leading, workers); resolves when the caches are synced. */
   async start(): Promise<void> {
     for (const inf of this.informers()) inf.start();
+    // Not waited for: VIP-mode Services wait for the pools (the CRD may be missing; hostPort mode must not wait).
+    this.vip.start();
     const leadership = this.options.leadership;
     leadership?.onChange((leading) => {
       if (leading) return this.startWorkers();
@@ -247,6 +259,7 @@ export class Controller {
     await this.stopWorkers();
     await this.options.leadership?.stop();
     await Promise.all(this.informers().map((inf) => inf.stop()));
+    await this.vip.stop();
   }
 
   /** /readyz: caches synced (a follower is ready too: it is ready to take over). */
@@ -265,7 +278,9 @@ export class Controller {
 
   informerStats(): Record<string, { watchRestarts: number; relists: number; errors: number }> {
     const out: Record<string, { watchRestarts: number; relists: number; errors: number }> = {};
-    for (const [name, inf] of Object.entries({ services: this.services, nodes: this.nodes, pods: this.pods, daemonsets: this.daemonSets, endpointslices: this.slices })) {
+    for (const [name, inf] of Object.entries({
+      services: this.services, nodes: this.nodes, pods: this.pods, daemonsets: this.daemonSets, endpointslices: this.slices, ...this.vip.informers(),
+    })) {
       out[name] = { watchRestarts: inf.stats.watchRestarts, relists: inf.stats.relists, errors: inf.stats.errors };
     }
     return out;
@@ -304,6 +319,7 @@ export class Controller {
     }
     // DaemonSets whose Service is gone or not ours: the orphan sweep (at start, and on every resync).
     for (const ds of this.daemonSets.list()) this.enqueue(serviceKeyOfLabels(ds.metadata?.labels));
+    for (const name of this.vip.poolNames()) this.enqueue(poolKey(name));
   }
 
   private wireHandlers(): void {
@@ -367,12 +383,22 @@ export class Controller {
       if (this.queue === queue) void this.stopWorkers();
     }, { once: true });
     const results = new Map<string, ReconcileResult>();
+    // Before the term's first reconcile: the allocator rebuilt from what the Services' status says.
+    this.vip.reset(this.services.list(), (s) => {
+      const parsed = parseServiceConfig(s, this.options.config);
+      return parsed.ok ? this.vip.describe(s, parsed.value) : undefined;
+    });
     this.running = queue.run(async (key) => {
       if (term.aborted) return;
+      if (isPoolKey(key)) {
+        results.set(key, await this.vip.reconcilePool(key.slice(POOL_KEY_PREFIX.length), client, new Date(this.clock.now())));
+        return undefined;
+      }
       let requeueAfterMs: number | undefined;
       const result = await reconcileService(key, {
         client, config: this.options.config, view: this.view, events,
         pending: this.pending, pacer: this.pacer, holders: this.holders, now: () => new Date(this.clock.now()), log: this.log,
+        vip: this.vip, enqueue: (k) => this.enqueue(k),
         requeueAfter: (ms) => {
           requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms);
         },

@@ -21,6 +21,9 @@ import { findPortConflicts, waitsForPorts } from "./conflicts.js";
 import { buildDaemonSet, ownedFieldsDiffer, recordedHash } from "./daemonset.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
 import { computeStatus, podTargetNode, statusEquals } from "./status.js";
+import { reconcileVipService, releaseVip } from "./vip/reconcile.js";
+import type { VipState } from "./vip/state.js";
+import { ALLOCATED_FROM_POOL_ANNOTATION } from "../lib/vip/address-pool.js";
 import type {
   ControllerConfig,
   EventDecision,
@@ -228,6 +231,10 @@ export interface ReconcileDeps {
   log: LogFn;
   /** Look at this key again after `ms` (a status write the pacer deferred, a cache we wait for). */
   requeueAfter(ms: number): void;
+  /** VIP mode (pools, allocator); without it VIP-mode Services get the "not available" condition. */
+  vip?: VipState;
+  /** Queue another key (a pool whose status changed). */
+  enqueue?(key: string): void;
 }
 
 /** How a reconcile ended; a fixed token for logs and the reconcile_total{result} metric. */
@@ -247,9 +254,11 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   const service = view.service(key);
   const existing = view.daemonSetsFor(key);
 
+  const enqueue = (k: string): void => deps.enqueue?.(k);
   if (!service) {
     // The Service is gone (our finalizer was removed by someone, or it was never ours): its DaemonSets are orphans.
     pending.forget(key);
+    await releaseVip(deps.vip, key, client, undefined, enqueue);
     for (const ds of existing) await deleteDaemonSet(client, config.namespace, ds);
     return existing.length > 0 ? "deleted" : "unchanged";
   }
@@ -264,6 +273,7 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   const emit = (ev: EventDecision): void => deps.events.emit(service, ev);
 
   if (service.metadata?.deletionTimestamp) {
+    await releaseVip(deps.vip, key, client, service, enqueue);
     if (!hasFinalizer) return "unchanged";
     for (const ds of existing) {
       await deleteDaemonSet(client, config.namespace, ds);
@@ -280,13 +290,14 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
     const previous = service.status?.conditions ?? [];
     const kept = removeOurConditions(previous);
     const wroteStatus = kept.length !== previous.length;
-    if (!hasFinalizer && existing.length === 0 && !wroteStatus) return "not-ours";
+    const released = await releaseVip(deps.vip, key, client, service, enqueue);
+    if (!hasFinalizer && existing.length === 0 && !wroteStatus && !released.wrote) return "not-ours";
     for (const ds of existing) {
       await deleteDaemonSet(client, config.namespace, ds);
       emit(deletedDaemonSetEvent(config.namespace, ds.metadata?.name as string));
     }
     // Ingress is ours to clear only if we wrote it: our conditions or finalizer say we did.
-    let latest = service;
+    let latest = released.service ?? service;
     if (wroteStatus || (hasFinalizer && (service.status?.loadBalancer?.ingress?.length ?? 0) > 0)) {
       latest = await patchStatus(client, service, [], kept);
     }
@@ -314,6 +325,28 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   };
   const nodes = view.nodes();
   const parsed = parseServiceConfig(current, config);
+
+  if (parsed.ok && parsed.value.mode === MODES.vip && deps.vip) {
+    // VIP mode: no DaemonSet (a Service switched from hostPort mode loses its own), an address from a pool.
+    await finalizerDone();
+    for (const ds of existing) {
+      await deleteDaemonSet(client, config.namespace, ds);
+      emit(deletedDaemonSetEvent(config.namespace, ds.metadata?.name as string));
+    }
+    const vip = await reconcileVipService({
+      client, service: current, config: parsed.value, vip: deps.vip, now: deps.now(), emit, requeueAfter: deps.requeueAfter, enqueue,
+    });
+    if (wrote || vip.wrote) pending.wroteService(key, service.metadata?.resourceVersion);
+    return vip.result;
+  }
+  if (parsed.ok && parsed.value.mode !== MODES.vip && deps.vip &&
+    (deps.vip.allocator.heldBy(key) !== undefined || current.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION] !== undefined)) {
+    // Left VIP mode for hostPort mode: the address goes back to its pool, the annotation goes.
+    await finalizerDone();
+    const released = await releaseVip(deps.vip, key, client, current, enqueue);
+    if (released.service) current = released.service;
+    wrote ||= released.wrote;
+  }
 
   if (!parsed.ok || parsed.value.mode === MODES.vip) {
     // Invalid: nothing is applied for this Service (an existing DaemonSet keeps the last good configuration serving

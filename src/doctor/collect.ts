@@ -7,6 +7,8 @@ import type { Lease } from "../lib/kube/leader.js";
 import { LABELS } from "../lib/names.js";
 import type { V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "../controller/types.js";
 import { podTargetNode } from "../controller/status.js";
+import { ADDRESS_POOL_RESOURCE } from "../controller/vip/state.js";
+import type { AddressPool } from "../lib/vip/address-pool.js";
 import { CONTROLLER_NAME } from "./diagnose.js";
 import type { CoreV1Event, DoctorSnapshot, V1Deployment } from "./types.js";
 
@@ -29,7 +31,7 @@ export async function collect(client: KubeClient, options: CollectOptions): Prom
   const list = async <T>(res: Resource, opts: Parameters<KubeClient["list"]>[1]): Promise<T[]> =>
     (await client.list<T & KubeObject>(res, opts)).items;
 
-  const [service, daemonSets, pods, nodes, endpointSlices, serviceEvents, controllerEvents, lease, deployment] = await Promise.all([
+  const [service, daemonSets, pods, nodes, endpointSlices, serviceEvents, controllerEvents, lease, deployment, addressPools] = await Promise.all([
     client.tryGet<V1Service & KubeObject>(Resources.services, name, { namespace }).then((s) => s ?? null),
     visible(list<V1DaemonSet>(Resources.daemonSets, { namespace: controllerNamespace, labelSelector: ours })),
     visible(list<V1Pod>(Resources.pods, { namespace: controllerNamespace, labelSelector: ours })),
@@ -41,6 +43,11 @@ export async function collect(client: KubeClient, options: CollectOptions): Prom
     visible(list<CoreV1Event>(Resources.events, { namespace: controllerNamespace })),
     visible(client.tryGet<Lease>(Resources.leases, CONTROLLER_NAME, { namespace: controllerNamespace }).then((l) => l ?? null)),
     visible(client.tryGet<V1Deployment & KubeObject>(DEPLOYMENTS, CONTROLLER_NAME, { namespace: controllerNamespace }).then((d) => d ?? null)),
+    // A cluster without the CRD answers 404 for the whole resource: "not installed", which the VIP diagnosis names.
+    visible(list<AddressPool>(ADDRESS_POOL_RESOURCE, {}).catch((e: unknown) => {
+      if (e instanceof KubeError && e.code === 404) return null;
+      throw e;
+    })),
   ]);
 
   const dsNames = (daemonSets ?? []).map((ds) => ds.metadata?.name ?? "");
@@ -69,6 +76,7 @@ export async function collect(client: KubeClient, options: CollectOptions): Prom
     podsOnBlockedNodes,
     lease: lease as Lease | null | undefined,
     deployment: deployment as V1Deployment | null | undefined,
+    addressPools,
   };
 }
 

@@ -11,6 +11,7 @@ import { describeProblems, ownership, parseServiceConfig } from "../controller/s
 import { isPodReady, podTargetNode } from "../controller/status.js";
 import type { ServiceLbConfig, V1Condition, V1Node, V1Pod, V1Toleration } from "../controller/types.js";
 import { CONDITION_TYPES, DEFAULT_PRIORITY_CLASS, FINALIZER, LABELS, NODE_LABELS, PREFIX, SERVICE_ANNOTATIONS } from "../lib/names.js";
+import { vipFindings } from "./vip.js";
 import { REASONS, type CoreV1Event, type Diagnosis, type DoctorSnapshot, type Finding, type ReasonCode, type Severity } from "./types.js";
 
 /** Name of the controller's Lease and Deployment (deploy/, `berth controller --lease-name` default). */
@@ -132,10 +133,13 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
   }
   const config = parsed.value;
   if (config.mode === "vip") {
-    findings.push(finding(REASONS.vipModeUnavailable, "error", `${SERVICE_ANNOTATIONS.mode}: vip is asked for, and VIP mode is not implemented in this build of berth`,
-      "This version has hostPort mode only: for a VIP-mode Service the controller creates no DaemonSet and writes no address.",
-      `Remove the annotation (or set it to hostport): kubectl annotate svc ${snapshot.name} -n ${snapshot.namespace} ${SERVICE_ANNOTATIONS.mode}-`,
-      [...conditionText(readyCondition), ...warningEvents(["VIPModeUnavailable"])]));
+    // VIP mode: no DaemonSet; an address from an AddressPool (src/doctor/vip.ts).
+    if (controller.running === false) {
+      findings.push(finding(REASONS.controllerNotRunning, externalIps.length === 0 ? "error" : "warning", `the berth controller is not running (${controller.summary})`,
+        externalIps.length === 0 ? "Without the controller nobody gives this Service an address." : "The address stays, but nobody updates the Service or the pools.",
+        `Install or start it: kubectl apply -f deploy/berth.yaml, then kubectl -n ${snapshot.controllerNamespace} get pods.`, controller.evidence));
+    }
+    findings.push(...vipFindings({ snapshot, config, externalIps, readyCondition, warningEvents, make: finding }));
     return done();
   }
 

@@ -5,6 +5,7 @@
 import type { CoreV1Event, V1Deployment } from "@kubernetes/client-node";
 
 import type { Lease } from "../lib/kube/leader.js";
+import type { AddressPool } from "../lib/vip/address-pool.js";
 import type { V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "../controller/types.js";
 
 export type { CoreV1Event, V1Deployment };
@@ -37,6 +38,8 @@ export interface DoctorSnapshot {
   lease: Lease | null | undefined;
   /** The controller's Deployment, when installed from deploy/berth.yaml. */
   deployment: V1Deployment | null | undefined;
+  /** VIP mode's AddressPools; null when the cluster does not serve the resource (CRD not installed). */
+  addressPools?: AddressPool[] | null | undefined;
 }
 
 /** Fixed tokens, one per thing that can be wrong (or right); tests, docs and `-o json` use them. */
@@ -47,7 +50,16 @@ export const REASONS = {
   unsetClassIgnored: "UnsetClassIgnored",
   serviceDeleting: "ServiceDeleting",
   invalidConfiguration: "InvalidConfiguration",
-  vipModeUnavailable: "VIPModeUnavailable",
+  vipNoAddressPools: "VIPNoAddressPools",
+  vipPoolNotFound: "VIPPoolNotFound",
+  vipNoPoolMatches: "VIPNoPoolMatches",
+  vipPoolExhausted: "VIPPoolExhausted",
+  vipAddressTaken: "VIPAddressTaken",
+  vipAddressOutsidePools: "VIPAddressOutsidePools",
+  vipSharingConflict: "VIPSharingConflict",
+  vipFamilyMismatch: "VIPFamilyMismatch",
+  vipAssignedOutsidePools: "VIPAssignedOutsidePools",
+  vipPoolInvalid: "VIPPoolInvalid",
   controllerNotRunning: "ControllerNotRunning",
   noDaemonSet: "NoDaemonSet",
   noEligibleNodes: "NoEligibleNodes",

@@ -53,7 +53,7 @@ export function parseManifestOptions(raw: RawManifestOptions, defaults: Manifest
 export function manifestsCommand(): Command {
   return new Command("manifests")
     .exitOverride()
-    .description("print the install YAML (namespace, RBAC, controller Deployment, PodDisruptionBudget, metrics Service)")
+    .description("print the install YAML (namespace, AddressPool CRD, RBAC, controller Deployment, PodDisruptionBudget, metrics Service)")
     .option("--namespace <ns>", "namespace of the controller and of the per-Service DaemonSets", DEFAULT_NAMESPACE)
     .option("--image <image>", "controller image (default: ghcr.io/berth-lb/berth-controller:<version>)")
     .option("--lb-image <image>", "lb-pod image (default: ghcr.io/berth-lb/berth-lb-pod:<version>)")

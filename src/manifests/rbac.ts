@@ -4,8 +4,8 @@
 //
 // Scope rule: everything berth creates lives in one namespace (berth-system by default), so every write except those
 // on the user's own Services and Events is granted by a namespaced Role there; the ClusterRole holds only what must
-// span namespaces (reading Services, Nodes and EndpointSlices; writing a Service's finalizer and status; Events
-// beside the Service).
+// span namespaces (reading Services, Nodes, EndpointSlices, Namespaces and AddressPools; writing a Service's
+// finalizer, annotation and status and a pool's status; Events beside the Service).
 import { commented } from "./yaml.js";
 
 export interface PolicyRule {
@@ -49,6 +49,19 @@ export function clusterRules(): PolicyRule[] {
       "(fieldSelector spec.nodeName), to name what holds the hostPort. No watch: the controller keeps no cluster-wide\n" +
       "pod cache (its pod informer is namespaced, see the Role).",
       { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+    ),
+    commented(
+      "VIP mode's AddressPools (cluster-scoped): the informer lists and watches them; the controller validates them and\n" +
+      "allocates Service addresses from them. Never written but for their status.",
+      { apiGroups: ["berth.dev"], resources: ["addresspools"], verbs: ["list", "watch"] },
+    ),
+    commented(
+      "Each pool's status: addresses assigned and available per family, and its Valid condition (merge patch).",
+      { apiGroups: ["berth.dev"], resources: ["addresspools/status"], verbs: ["patch"] },
+    ),
+    commented(
+      "Namespace labels, for pools that admit Services by namespaceSelectors.",
+      { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
     ),
     commented(
       "Events are written in the namespace of the Service they are about (core/v1 Events, as client-go's recorder).\n" +

@@ -18,6 +18,7 @@ import { EndpointsStandIn } from "./endpoints.js";
 import { KubeletStandIn } from "./kubelet.js";
 import { planLayout, type NodeLayout, type SandboxLayout } from "./layout.js";
 import { SandboxNetwork } from "./network.js";
+import { installAddressPool } from "./address-pool.js";
 import { ProxyStandIn } from "./proxy.js";
 import { SchedulerStandIn } from "./scheduler.js";
 import { nodeObject } from "./nodes.js";
@@ -257,6 +258,8 @@ export class Supervisor {
       await client.create(Resources.namespaces, { metadata: { name: DEFAULT_NAMESPACE } }).catch((err: unknown) => {
         if (!isAlreadyExists(err)) throw err;
       });
+      // VIP mode out of the box: the AddressPool CRD and a pool on the LAN (address-pool.ts).
+      await installAddressPool(client, layout);
     });
 
     const endpoints = new EndpointsStandIn({ client, log: fileLog(this.logPath("endpoints")) });

@@ -129,17 +129,17 @@ describe("controller: behaviour users rely on", function () {
     assert.ok(again.lastTimestamp >= again.firstTimestamp);
   });
 
-  it("answers VIP mode with a Warning and a condition saying it is not available, and nothing else", async () => {
+  it("answers a VIP-mode Service with no AddressPool with a Warning and a condition saying to create one, and nothing else", async () => {
     ctl = await startController(env);
     await create(env.client, SVCS, service("vip", { annotations: { "berth.dev/mode": "vip" } }));
     const svc = await waitFor("vip condition", async () => {
       const s = await getObj(env.client, svcPath("vip"));
-      return condition(s, CONDITION_TYPES.ready)?.reason === "VIPModeUnavailable" ? s : undefined;
+      return condition(s, CONDITION_TYPES.ready)?.reason === "NoAddressPools" ? s : undefined;
     });
-    assert.match(condition(svc, CONDITION_TYPES.ready)?.message as string, /not available in this version/);
+    assert.match(condition(svc, CONDITION_TYPES.ready)?.message as string, /no valid AddressPool. Create one/);
     assert.deepEqual(ingressIps(svc), []);
     assert.deepEqual(await daemonSetsFor(env.client, "vip"), []);
-    await waitFor("warning", async () => (await eventsFor(env.client, "vip")).some((e) => e.type === "Warning" && e.reason === "VIPModeUnavailable"));
+    await waitFor("warning", async () => (await eventsFor(env.client, "vip")).some((e) => e.type === "Warning" && e.reason === "NoAddressPools"));
   });
 
   it("never touches a Service of another loadBalancerClass, nor an unset class when told to ignore those", async () => {

@@ -1,6 +1,6 @@
 // The RBAC that `berth manifests` generates (src/manifests/rbac.ts, checked in as part of deploy/berth.yaml) grants
 // exactly what the controller does: every request it makes on a full tour (create, port conflict with a foreign pod,
-// Local policy, invalid annotation, type change, delete, leader election) is allowed by a rule, and every rule is
+// Local policy, VIP mode, invalid annotation, type change, delete, leader election) is allowed by a rule, and every rule is
 // used. The sandbox does not enforce RBAC, so the controller talks to it through a recording proxy and each request is
 // authorized here as kube-apiserver's RBAC authorizer would: its verb, API group, resource and subresource, its
 // namespace (the Role only counts in berth-system, the ClusterRole everywhere) and its name (resourceNames).
@@ -133,6 +133,11 @@ describe("controller RBAC (berth manifests, deploy/berth.yaml)", function () {
       endpoints: [{ addresses: ["10.42.0.9"], nodeName: "n1", conditions: { ready: true } }],
     });
     await waitForIngress(env.client, "web", ["192.0.2.51"]);
+    // VIP mode: a pool (its status written), a Service given an address from it (annotation and status).
+    await create(env.client, "/apis/berth.dev/v1alpha1/addresspools", { apiVersion: "berth.dev/v1alpha1", kind: "AddressPool", metadata: { name: "lan" }, spec: { addresses: ["198.51.100.0/30"] } });
+    await create(env.client, "/api/v1/namespaces/default/services", service("vip", { annotations: { "berth.dev/mode": "vip" } }));
+    await waitForIngress(env.client, "vip", ["198.51.100.0"]);
+    await waitFor("pool status", async () => (await getObj(env.client, "/apis/berth.dev/v1alpha1/addresspools/lan"))?.status?.assignedIPv4 === 1);
     await create(env.client, "/api/v1/namespaces/default/services", service("bad", { annotations: { "berth.dev/priority-class": "Not A Name" } }));
     await create(env.client, "/api/v1/namespaces/default/services", service("gone", { ports: [{ port: 82 }] }));
     await waitForIngress(env.client, "gone", ["192.0.2.51", "192.0.2.52"]);

@@ -11,6 +11,7 @@ import { Controller, leaseLeadership } from "../../../src/controller/controller.
 import { defaultControllerConfig } from "../../../src/controller/types.js";
 import type { StatusPacing } from "../../../src/controller/reconcile.js";
 import { KubeClient } from "../../../src/lib/kube/client.js";
+import { addressPoolCrd } from "../../../src/manifests/crd.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Obj = Record<string, any>;
@@ -31,6 +32,9 @@ export async function startEnv(options: { readyByDefault?: boolean; bindDelayMs?
   const client = new Client(server);
   const created = await client.post("/api/v1/namespaces", { metadata: { name: NS } });
   if (created.status !== 201) throw new Error(`cannot create ${NS}: ${created.text}`);
+  // The AddressPool CRD, as deploy/berth.yaml installs it beside the controller.
+  const crd = await client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", JSON.parse(JSON.stringify(addressPoolCrd({}))));
+  if (crd.status !== 201) throw new Error(`cannot create the AddressPool CRD: ${crd.text}`);
   const dir = mkdtempSync(join(tmpdir(), "berth-ctl-test-"));
   const kubeconfig = join(dir, "kubeconfig");
   writeKubeconfig(kubeconfig, { server: server.url, token: server.token });

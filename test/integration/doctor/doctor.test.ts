@@ -167,11 +167,19 @@ describe("berth doctor against the sandbox API server", function () {
     assert.equal(d.findings[0]?.evidence.filter((e) => e.startsWith("Event ")).length, 0, mainText(d));
   });
 
-  it("says VIP mode is not implemented in this build", async () => {
+  it("explains a VIP-mode Service left pending by a full pool, naming the pool and its counts, and says where a served one got its VIP", async () => {
     ctl = await startController(env, { identity: "ctl-a" });
+    await create(env.client, "/apis/berth.dev/v1alpha1/addresspools", { apiVersion: "berth.dev/v1alpha1", kind: "AddressPool", metadata: { name: "one" }, spec: { addresses: ["198.51.100.7"] } });
     await createWithBackend(env, "web", { annotations: { "berth.dev/mode": "vip" } });
-    const d = await doctorSays("web", REASONS.vipModeUnavailable);
-    assert.match(mainText(d), /not implemented in this build/);
+    const served = await doctorSays("web", REASONS.serving);
+    assert.match(mainText(served), /VIP 198\.51\.100\.7 from pool one/);
+    await createWithBackend(env, "api", { annotations: { "berth.dev/mode": "vip" } });
+    const d = await waitFor("the pool's counts in the diagnosis", async () => {
+      const found = await doctorSays("api", REASONS.vipPoolExhausted);
+      return /AddressPool one: 198\.51\.100\.7; Valid=True; IPv4 1 assigned\/0 free/.test(mainText(found)) ? found : undefined;
+    });
+    assert.match(mainText(d), /one \(no free IPv4 address\)/);
+    assert.match(mainText(d), /Add addresses to the pool/);
   });
 
   it("says no controller runs when there is no Lease, no Deployment and no DaemonSet", async () => {

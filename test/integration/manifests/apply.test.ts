@@ -97,9 +97,9 @@ describe("install manifests applied with kubectl", function () {
     const text = readFileSync(BERTH_YAML, "utf8");
     const first = (await ok(["apply", "-f", BERTH_YAML])).trim().split("\n");
     assert.deepEqual(first, expected(text, "created"));
-    assert.equal(first.length, 9);
+    assert.equal(first.length, 10);
     const before = await resourceVersions();
-    assert.equal(Object.keys(before).length, 9);
+    assert.equal(Object.keys(before).length, 10);
     const second = (await ok(["apply", "-f", BERTH_YAML])).trim().split("\n");
     // kubectl always sends a patch for a policy/v1 PodDisruptionBudget: its spec.selector has patchStrategy
     // "replace", so the computed strategic merge patch is never empty (kubernetes/kubernetes#99290 added it;
@@ -172,8 +172,9 @@ describe("install manifests applied with kubectl", function () {
     const gen = await run(BERTH, ["manifests", "--namespace", "lb", "--replicas", "1"]);
     assert.equal(gen.code, 0, gen.stderr);
     const applied = (await ok(["apply", "-f", "-"], gen.stdout)).trim().split("\n");
-    // The cluster-scoped ClusterRole and ClusterRoleBinding have fixed names: the first test's install made them.
+    // The cluster-scoped CRD, ClusterRole and ClusterRoleBinding have fixed names: the first test's install made them.
     assert.deepEqual(applied, expected(gen.stdout, "created").map((l) => l
+      .replace(/^(customresourcedefinition\.\S+) created$/, "$1 unchanged")
       .replace(/^(clusterrole\.\S+) created$/, "$1 unchanged").replace(/^(clusterrolebinding\.\S+) created$/, "$1 configured")));
     assert.ok(applied.includes("deployment.apps/berth-controller created"));
     assert.ok(!applied.some((l) => l.startsWith("poddisruptionbudget")));

@@ -104,6 +104,18 @@ const noIngress = (s: Obj): void => {
   s.service.status.conditions = [];
 };
 
+/** The healthy Service switched to VIP mode, pending, with one full pool in the cluster. */
+const vipMode = (s: Obj): void => {
+  s.service.metadata.annotations = { "berth.dev/mode": "vip" };
+  noIngress(s);
+  s.daemonSets = [];
+  s.pods = [];
+  s.addressPools = [{
+    metadata: { name: "lan" }, spec: { addresses: ["192.0.2.240/28"] },
+    status: { assignedIPv4: 16, availableIPv4: 0, assignedIPv6: 0, availableIPv6: 0, conditions: [{ type: "Valid", status: "True", reason: "Valid", message: "1 address range (IPv4)" }] },
+  }];
+};
+
 const rows: Row[] = [
   { name: "a Service that does not exist", code: REASONS.serviceNotFound, change: (s) => (s.service = null), says: [/no Service web in namespace default/] },
   { name: "a ClusterIP Service", code: REASONS.notLoadBalancer, change: (s) => (s.service.spec.type = "ClusterIP"), says: [/type ClusterIP/, /"type":"LoadBalancer"/] },
@@ -142,12 +154,57 @@ const rows: Row[] = [
     says: [/opertor: unknown field/, /condition berth\.dev\/LoadBalancerReady=False \(InvalidConfiguration\)/, /Event Warning InvalidConfiguration/],
   },
   {
-    name: "VIP mode", code: REASONS.vipModeUnavailable,
+    name: "a VIP-mode Service in a cluster without the AddressPool CRD", code: REASONS.vipNoAddressPools,
     change: (s) => {
-      s.service.metadata.annotations = { "berth.dev/mode": "vip" };
-      noIngress(s);
+      vipMode(s);
+      s.addressPools = null;
     },
-    says: [/not implemented in this build/, /berth\.dev\/mode-/],
+    says: [/not installed/, /kubectl apply -f deploy\/berth\.yaml/],
+  },
+  {
+    name: "a VIP-mode Service and no AddressPool", code: REASONS.vipNoAddressPools,
+    change: (s) => {
+      vipMode(s);
+      s.addressPools = [];
+    },
+    says: [/no AddressPool/, /kind: AddressPool/, /berth convert metallb/],
+  },
+  ...([
+    [REASONS.vipPoolNotFound, "PoolNotFound", /berth\.dev\/pool=<pool>/],
+    [REASONS.vipNoPoolMatches, "NoPoolMatches", /serviceAllocation/],
+    [REASONS.vipPoolExhausted, "PoolExhausted", /Add addresses to the pool/],
+    [REASONS.vipAddressTaken, "AddressTaken", /berth\.dev\/allow-shared-ip key on both/],
+    [REASONS.vipAddressOutsidePools, "AddressOutsidePools", /Request an address inside a pool/],
+    [REASONS.vipSharingConflict, "SharingConflict", /no port \(protocol and number\) in common/],
+    [REASONS.vipFamilyMismatch, "FamilyMismatch", /one address per family/],
+  ] as const).map(([code, reason, fix]): Row => ({
+    name: `a VIP-mode Service the controller reports ${reason}`, code,
+    change: (s) => {
+      vipMode(s);
+      s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "False", reason, message: `the allocator says ${reason}` }];
+      s.events = [event("Service", "web", reason, `the allocator says ${reason}`)];
+    },
+    says: [new RegExp(`the allocator says ${reason}`), fix, /AddressPool lan: 192\.0\.2\.240\/28; Valid=True; IPv4 16 assigned\/0 free/],
+  })),
+  {
+    name: "a VIP-mode Service keeping an address no pool holds any more", code: REASONS.vipAssignedOutsidePools, healthy: true,
+    change: (s) => {
+      vipMode(s);
+      s.service.status.loadBalancer = { ingress: [{ ip: "192.0.2.99", ipMode: "VIP" }] };
+      s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "True", reason: "AssignedOutsidePools", message: "Keeps 192.0.2.99, which no valid AddressPool contains any more" }];
+    },
+    says: [/keeps 192\.0\.2\.99/, /never taken away or moved/, /Put the address back into a pool/],
+  },
+  {
+    name: "a VIP-mode Service served from an Invalid pool's last valid spec", code: REASONS.vipPoolInvalid, healthy: true,
+    change: (s) => {
+      vipMode(s);
+      s.service.metadata.annotations["berth.dev/allocated-from-pool"] = "lan";
+      s.service.status.loadBalancer = { ingress: [{ ip: "192.0.2.240", ipMode: "VIP" }] };
+      s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "True", reason: "AddressAssigned", message: "Assigned 192.0.2.240 from pool lan." }];
+      s.addressPools[0].status.conditions = [{ type: "Valid", status: "False", reason: "Overlap", message: "spec.addresses: overlaps pool other" }];
+    },
+    says: [/Invalid \(Overlap\)/, /last valid spec/, /kubectl edit addresspool lan/],
   },
   {
     name: "no DaemonSet and an expired Lease", code: REASONS.controllerNotRunning,
@@ -335,6 +392,16 @@ const rows: Row[] = [
     says: [/no EXTERNAL-IP yet/],
   },
   { name: "a healthy Service", code: REASONS.serving, healthy: true, change: () => undefined, says: [/serving on 192\.0\.2\.1, 192\.0\.2\.2/, /nodes n1 and n2/] },
+  {
+    name: "a healthy VIP-mode Service", code: REASONS.serving, healthy: true,
+    change: (s) => {
+      vipMode(s);
+      s.service.metadata.annotations["berth.dev/allocated-from-pool"] = "lan";
+      s.service.status.loadBalancer = { ingress: [{ ip: "192.0.2.240", ipMode: "VIP" }] };
+      s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "True", reason: "AddressAssigned", message: "Assigned 192.0.2.240 from pool lan." }];
+    },
+    says: [/VIP 192\.0\.2\.240 from pool lan/, /ARP \(IPv4\) or NDP/],
+  },
 ];
 
 describe("berth doctor: diagnose", () => {

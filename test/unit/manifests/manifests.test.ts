@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
+import { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
@@ -33,6 +34,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
   "apps/v1/Deployment": Deployment,
+  "apiextensions.k8s.io/v1/CustomResourceDefinition": CustomResourceDefinition,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
 };
 
@@ -83,7 +85,7 @@ describe("berth manifests", () => {
 
   it("every object validates against the Kubernetes schemas offline (kubernetes-models)", () => {
     const docs = plain(defaults());
-    assert.deepEqual(docs.map((d) => d.kind), ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+    assert.deepEqual(docs.map((d) => d.kind), ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
       "RoleBinding", "Deployment", "PodDisruptionBudget", "Service"]);
     for (const doc of docs) {
       const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
@@ -183,7 +185,7 @@ describe("berth manifests", () => {
   it("--namespace moves every namespaced object, the bindings' subjects and the controller", () => {
     const docs = plain({ ...defaults(), namespace: "lb-system" });
     assert.equal(byKind(docs, "Namespace").metadata.name, "lb-system");
-    for (const d of docs.filter((x) => !["Namespace", "ClusterRole", "ClusterRoleBinding"].includes(x.kind))) {
+    for (const d of docs.filter((x) => !["Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"].includes(x.kind))) {
       assert.equal(d.metadata.namespace, "lb-system", d.kind);
     }
     for (const kind of ["ClusterRoleBinding", "RoleBinding"]) {
