@@ -6,10 +6,11 @@ import { hostname } from "node:os";
 import type { V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { trimEndpointSlice, trimNode, trimService } from "../controller/cache-trim.js";
 import { systemRunner } from "../lib/exec.js";
-import { KubeClient, Resources, type KubeObject, type LogFn, type Resource } from "../lib/kube/client.js";
+import { KubeClient, Resources, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import { startHealthServer } from "../lib/kube/health.js";
 import { Informer } from "../lib/kube/informer.js";
-import { ADDRESS_POOL, type AddressPool } from "../lib/vip/address-pool.js";
+import type { AddressPool } from "../lib/vip/address-pool.js";
+import { ADDRESS_POOL_RESOURCE } from "../controller/vip/state.js";
 import { Announcer } from "./announcer.js";
 import type { SpeakerCommandConfig } from "./command.js";
 import type { ElectionVip } from "./election.js";
@@ -17,10 +18,6 @@ import { announcerEvent, SPEAKER_COMPONENT, type EventDecision } from "./events.
 import { SpeakerMetrics } from "./metrics.js";
 import { DEFAULT_SPEAKER_TIMINGS, Speaker, type SpeakerPool, type SpeakerWorld } from "./speaker.js";
 import { buildWorld } from "./world.js";
-
-export const ADDRESS_POOL_RESOURCE: Resource = {
-  group: ADDRESS_POOL.group, version: ADDRESS_POOL.version, plural: ADDRESS_POOL.plural, kind: ADDRESS_POOL.kind, namespaced: false,
-};
 
 type Svc = V1Service & KubeObject;
 
