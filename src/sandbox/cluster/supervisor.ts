@@ -279,7 +279,7 @@ export class Supervisor {
     mkdirSync(containerLogs, { recursive: true });
     const kubelet = new KubeletStandIn({
       client,
-      nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
+      nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps, ns: n.ns })),
       network,
       images: sandboxImages(this.o.repoDir, this.o.nodeBinary),
       logDir: containerLogs,
