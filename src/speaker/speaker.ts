@@ -212,9 +212,10 @@ export class Speaker {
     results.forEach((r, i) => {
       owners.set(r.ip, r.owner);
       const vip = world.vips[i]!;
-      // The first election after start only learns the owners: a restarted speaker must not report every address
-      // as moved. After that, an address seen for the first time (a new Service) reports its first owner.
-      const changed = this.lastOwners.has(r.ip) ? this.lastOwners.get(r.ip) !== r.owner : this.elections > 0;
+      // The first election after start reports only what this node starts announcing (a speaker that started after
+      // the Service got its address is how a new cluster begins); it must not report every other address as moved.
+      // After that, an address seen for the first time (a new Service) reports its first owner.
+      const changed = this.lastOwners.has(r.ip) ? this.lastOwners.get(r.ip) !== r.owner : this.elections > 0 || r.owner === self;
       if (changed) this.options.hooks?.ownerChanged?.(vip, this.lastOwners.get(r.ip), r, self);
       if (r.owner === self) {
         const interfaces = world.pools.get(r.pool)?.interfaces;
