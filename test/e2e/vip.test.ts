@@ -62,6 +62,19 @@ describe("e2e: VIP mode (3 nodes)", function () {
     }, 20_000, 500);
   });
 
+  it("gives a second Service on the same port its own VIP, and both answer", async () => {
+    const s = sb();
+    await s.create(lbService("web2", "web", [{ port: PORT }], {}, { annotations: { "berth.dev/mode": "vip" } }));
+    let second = "";
+    await s.waitFor("web2's own address", async () => {
+      second = (await s.ingress("web2"))[0] ?? "";
+      return second !== "" && second !== vip ? undefined : `ingress: ${second || "none"}`;
+    }, 60_000);
+    await s.waitFor(`one node holding ${second}`, async () => ((await holders(s, second)).length === 1 ? undefined : "not announced yet"), 20_000, 200);
+    const outcomes = await s.waitForAnswers("both VIPs on one port", [vip, second].map((ip) => ({ protocol: "http" as const, ip, port: PORT })));
+    assert.ok(outcomes.every((o) => o.answered));
+  });
+
   it("moves the VIP to another node within 2 s when the announcing node dies hard", async () => {
     const s = sb();
     const owner = await soleHolder(s);
