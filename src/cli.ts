@@ -12,6 +12,7 @@ import { sandboxCommand } from "./sandbox/command.js";
 import { doctorCommand } from "./doctor/command.js";
 import { manifestsCommand } from "./manifests/command.js";
 import { convertCommand } from "./convert/command.js";
+import { speakerCommand } from "./speaker/command.js";
 
 export function buildProgram(): Command {
   const program = new Command("berth")
@@ -40,6 +41,7 @@ function roleCommands(): Command[] {
     doctorCommand(),
     manifestsCommand(),
     convertCommand(),
+    speakerCommand(),
   ];
 }
 

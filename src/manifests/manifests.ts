@@ -4,6 +4,7 @@
 import { DEFAULT_NAMESPACE, FINALIZER } from "../lib/names.js";
 import { addressPoolCrd } from "./crd.js";
 import { clusterRules, namespaceRules } from "./rbac.js";
+import { speakerManifests } from "./speaker.js";
 import { commentKeys, commented, toYamlStream } from "./yaml.js";
 
 /** What `berth manifests` can change. */
@@ -268,6 +269,8 @@ export function buildManifests(o: ManifestOptions): Manifest[] {
   // With one replica a minAvailable: 1 budget could never be met during a drain: `kubectl drain` would wait forever.
   if (o.replicas >= 2) docs.push(podDisruptionBudget(o));
   docs.push(metricsService(o));
+  // VIP mode's speaker (src/manifests/speaker.ts): its own identity, read-only role and host-network DaemonSet.
+  docs.push(...speakerManifests(o));
   return docs;
 }
 

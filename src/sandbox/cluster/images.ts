@@ -6,6 +6,8 @@ import { planWebContainer } from "./web-images.js";
 
 /** The lb-pod "image" the sandbox's controller puts in its DaemonSets; the kubelet stand-in runs bin/berth-lb-pod for it. */
 export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
+/** VIP mode's speaker "image": `bin/berth` (the DaemonSet's args say `speaker ...`), with ip, arping and na6 on PATH. */
+export const SANDBOX_SPEAKER_IMAGE = "berth.dev/sandbox/speaker:dev";
 /** The demo app's "image": `bin/berth sandbox demo-app`. */
 export const SANDBOX_DEMO_IMAGE = "berth.dev/sandbox/demo-app:dev";
 
@@ -43,6 +45,7 @@ export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog
   const images = new Map<string, ContainerImage>([
     [SANDBOX_LB_IMAGE, { entrypoint: [join(binDir, "berth-lb-pod")], pathDirs, env }],
     [SANDBOX_DEMO_IMAGE, { entrypoint: [join(binDir, "berth"), "sandbox", "demo-app"], pathDirs, env }],
+    [SANDBOX_SPEAKER_IMAGE, { entrypoint: [join(binDir, "berth")], pathDirs, env }],
   ]);
   const web = (image: string): ContainerImage => ({
     entrypoint: [],

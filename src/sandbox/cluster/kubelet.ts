@@ -18,7 +18,7 @@
 // (default 1 s) instead of every periodSeconds, and restarts back off 1 s .. 10 s instead of 10 s .. 5 min
 // (container.ts), so the sandbox and its tests react in seconds. Not there: images (an ImageCatalog maps image
 // names to host programs), resource limits, dropped capabilities (containers run as root), init containers,
-// hostNetwork, volumes other than emptyDir, probes other than exec/tcpSocket/httpGet (such a pod's containers
+// volumes other than emptyDir, probes other than exec/tcpSocket/httpGet (such a pod's containers
 // wait with a message saying so).
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -29,6 +29,7 @@ import { Informer } from "../../lib/kube/informer.js";
 import { ContainerRuntime, now } from "./kubelet/container.js";
 import { EventRecorder, involved, type InvolvedObject } from "./kubelet/events.js";
 import { forbiddenSysctl, podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
+import { hostNetworkAttachment, isHostNetwork } from "./kubelet/host-network.js";
 import type { PodNetwork } from "./network.js";
 import { planPlacement, portsClash, type PlacementAction } from "./scheduling.js";
 
@@ -36,8 +37,11 @@ export type { ContainerImage, ImageCatalog } from "./kubelet/spec.js";
 
 export interface KubeletOptions {
   client: KubeClient;
-  /** The nodes whose pods this stand-in runs, with their IPs (status.hostIPs; IPv4 first). */
-  nodes: { name: string; ips: string[] }[];
+  /**
+   * The nodes whose pods this stand-in runs, with their IPs (status.hostIPs; IPv4 first) and network namespace
+   * (where host-network pods run; without it such pods wait with a message saying so).
+   */
+  nodes: { name: string; ips: string[]; ns?: string }[];
   network: PodNetwork;
   images: ImageCatalog;
   /** Container output goes to `<logDir>/<namespace>_<pod>_<container>.log`. */
@@ -119,7 +123,7 @@ class PodRuntime {
     }
     for (let delay = RETRY_MS; !this.ending; delay = Math.min(delay * 2, 10_000)) {
       try {
-        const attached = await this.k.o.network.attachPod(this.pod.spec?.nodeName ?? "", this.uid);
+        const attached = isHostNetwork(this.pod) ? this.hostNetwork() : await this.k.o.network.attachPod(this.pod.spec?.nodeName ?? "", this.uid);
         this.netns = attached.ns;
         this.podIPs = attached.ips;
         for (const s of this.pod.spec?.securityContext?.sysctls ?? []) {
@@ -163,12 +167,21 @@ class PodRuntime {
     return podStatus({ hostIPs: this.hostIPs, podIPs: this.podIPs, sandboxReady: this.netns !== undefined && !this.sandboxError, startTime: this.startTime, containers: reports }, previous, now());
   }
 
+  /** A host-network pod's place: the node's namespace, never created or removed here. */
+  private hostNetwork(): { ns: string; ips: string[] } {
+    const nodeName = this.pod.spec?.nodeName ?? "";
+    const where = hostNetworkAttachment(this.pod, this.k.o.nodes.find((n) => n.name === nodeName)?.ns, this.hostIPs);
+    if ("problem" in where) throw new Error(where.problem);
+    return where;
+  }
+
   /** Stops every container (SIGTERM, grace, SIGKILL), detaches the network, removes the volumes. Idempotent. */
   end(graceMs: number): Promise<void> {
     this.ending ??= (async () => {
       await this.setup?.catch(() => undefined);
       await Promise.all(this.containers.map((c) => c.stop(graceMs)));
-      await this.k.o.network.detachPod(this.uid);
+      // A host-network pod has no namespace of its own: detaching would kill what runs in the node's.
+      if (!isHostNetwork(this.pod)) await this.k.o.network.detachPod(this.uid);
       await rm(this.volumesDir, { recursive: true, force: true });
     })();
     return this.ending;

@@ -19,6 +19,8 @@ import { KubeletStandIn } from "./kubelet.js";
 import { planLayout, type NodeLayout, type SandboxLayout } from "./layout.js";
 import { SandboxNetwork } from "./network.js";
 import { installAddressPool } from "./address-pool.js";
+import { startApiRelay } from "./api-relay.js";
+import { installSpeaker } from "./speaker.js";
 import { ProxyStandIn } from "./proxy.js";
 import { SchedulerStandIn } from "./scheduler.js";
 import { WorkloadControllers } from "./workloads.js";
@@ -267,6 +269,12 @@ export class Supervisor {
 
     const network = await this.step("network", "network", () => SandboxNetwork.create(layout, runner));
     this.parts.push({ name: "network", stop: () => network.destroy() });
+    // Host-network pods (VIP mode's speaker) reach the API server from inside the nodes (api-relay.ts).
+    const relay = await this.step("API relay", "supervisor-parts", () => startApiRelay({
+      apiUrl: api.url, nodeNamespaces: layout.nodes.map((n) => n.ns), socketPath: join(paths.dir, "api.sock"),
+      log: (message) => fileLog(this.logPath("supervisor-parts"))("warn", message),
+    }));
+    this.parts.push({ name: "API relay", stop: () => relay.stop() });
 
     await this.step("Node objects", "supervisor-parts", async () => {
       for (const node of layout.nodes) await this.createNode(client, node);
@@ -298,7 +306,7 @@ export class Supervisor {
     mkdirSync(containerLogs, { recursive: true });
     const kubelet = new KubeletStandIn({
       client,
-      nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps })),
+      nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps, ns: n.ns })),
       network,
       images: sandboxImages(this.o.repoDir, this.o.nodeBinary),
       logDir: containerLogs,
@@ -343,6 +351,9 @@ export class Supervisor {
     const reporting = setInterval(() => void this.reportReplicas(), 1000);
     this.parts.push({ name: "controller pod status", stop: async () => clearInterval(reporting) });
     await this.reportReplicas();
+
+    // VIP mode's speakers, one per node, run by the kubelet stand-in like any DaemonSet (speaker.ts).
+    await this.step("speaker DaemonSet", "supervisor-parts", () => installSpeaker(client, DEFAULT_NAMESPACE, paths.kubeconfig));
 
     const control = await this.step("control socket", "supervisor-parts", () => serveControl(controlSocketPath(paths), {
       stopKubelet: async (node) => {

@@ -97,9 +97,9 @@ describe("install manifests applied with kubectl", function () {
     const text = readFileSync(BERTH_YAML, "utf8");
     const first = (await ok(["apply", "-f", BERTH_YAML])).trim().split("\n");
     assert.deepEqual(first, expected(text, "created"));
-    assert.equal(first.length, 10);
+    assert.equal(first.length, 14);
     const before = await resourceVersions();
-    assert.equal(Object.keys(before).length, 10);
+    assert.equal(Object.keys(before).length, 14);
     const second = (await ok(["apply", "-f", BERTH_YAML])).trim().split("\n");
     // kubectl always sends a patch for a policy/v1 PodDisruptionBudget: its spec.selector has patchStrategy
     // "replace", so the computed strategic merge patch is never empty (kubernetes/kubernetes#99290 added it;

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition";
+import { DaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { ClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
@@ -34,6 +35,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
   "apps/v1/Deployment": Deployment,
+  "apps/v1/DaemonSet": DaemonSet,
   "apiextensions.k8s.io/v1/CustomResourceDefinition": CustomResourceDefinition,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
 };
@@ -86,7 +88,7 @@ describe("berth manifests", () => {
   it("every object validates against the Kubernetes schemas offline (kubernetes-models)", () => {
     const docs = plain(defaults());
     assert.deepEqual(docs.map((d) => d.kind), ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-      "RoleBinding", "Deployment", "PodDisruptionBudget", "Service"]);
+      "RoleBinding", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"]);
     for (const doc of docs) {
       const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
       assert.ok(Model, `no schema for ${doc.apiVersion} ${doc.kind}`);
@@ -195,11 +197,14 @@ describe("berth manifests", () => {
     assert.doesNotMatch(JSON.stringify(docs), /berth-system/);
   });
 
-  it("--image changes only the controller's image; --lb-image only the lb-pods' (the controller's flag)", () => {
+  it("--image changes only the controller's and the speaker's image (one image); --lb-image only the lb-pods' (the controller's flag)", () => {
     const base = plain(defaults());
     const image = plain({ ...defaults(), image: "example.com/c:9" });
     assert.equal(controllerPod(image).containers[0].image, "example.com/c:9");
     controllerPod(image).containers[0].image = controllerPod(base).containers[0].image;
+    const speakerPod = (docs: Manifest[]): Any => (docs.find((d) => d.kind === "DaemonSet") as Any).spec.template.spec;
+    assert.equal(speakerPod(image).containers[0].image, "example.com/c:9");
+    speakerPod(image).containers[0].image = speakerPod(base).containers[0].image;
     assert.deepEqual(image, base);
     const lb = plain({ ...defaults(), lbImage: "example.com/lb:9" });
     assert.ok(controllerPod(lb).containers[0].args.includes("--lb-image=example.com/lb:9"));

@@ -66,7 +66,6 @@ export interface ContainerLaunch {
  * it can run the pod. (The lb-pod and the demo app need none of them.)
  */
 export function unsupportedPodFeature(pod: V1Pod): string | undefined {
-  if (pod.spec?.hostNetwork) return "hostNetwork pods are not supported by the sandbox kubelet";
   if ((pod.spec?.initContainers ?? []).length > 0) return "init containers are not supported by the sandbox kubelet";
   return undefined;
 }
