@@ -2,7 +2,7 @@
 // This file is the contract between the controller (which validates pools, allocates addresses from them and writes
 // Service status) and the speaker (which announces the allocated addresses): both read these shapes, and only
 // these. Parsing and validation live with the controller (src/controller/vip/); the speaker trusts a pool the
-// controller has marked Valid. See docs/architecture.md, "Coming: VIP mode".
+// controller has marked Valid. See docs/architecture.md, "VIP mode".
 import type { V1LabelSelector } from "@kubernetes/client-node";
 
 export const ADDRESS_POOL = {

@@ -26,7 +26,7 @@ const OUTSIDE: readonly { pattern: RegExp; what: string }[] = [
 ];
 
 /** Sections of docs/architecture.md the code relies on (comments cite them by heading). */
-const REQUIRED_SECTIONS = ["hostPort mode", "How traffic really flows", "The lb-pod", "Reliability", "Conventions", "Coming: VIP mode"];
+const REQUIRED_SECTIONS = ["hostPort mode", "How traffic really flows", "The lb-pod", "Reliability", "Conventions", "VIP mode"];
 
 function walk(path: string, out: string[]): string[] {
   if (!existsSync(path)) return out;
