@@ -81,9 +81,34 @@ async function planFromOptions(options: LbPodOptions) {
   return planRules(config);
 }
 
+/**
+ * Renders the rules bundle for this configuration into <state dir>/rules and runs bin/berth-lb-pod --once on it:
+ * the lb-pod image's entrypoint is the one implementation of apply (docs/design/0013). IPVS alone keeps the
+ * Node.js applier (apply.ts): the image's shell entrypoint does not do IPVS.
+ */
 async function runApply(options: LbPodOptions): Promise<void> {
   const started = performance.now();
   const plan = await planFromOptions(options);
+  if (options.backend === "ipvs") return runIpvsApply(options, plan, started);
+  const [{ renderBundle }, { parseLbPodConfig }, { mkdir, rm, writeFile }, { spawn }] = await Promise.all([
+    import("./bundle.js"), import("./config.js"), import("node:fs/promises"), import("node:child_process"),
+  ]);
+  const bundle = renderBundle(parseLbPodConfig(process.env, { ports: options.port, destinationIps: options.destinationIp, sourceRanges: options.sourceRange }));
+  const rulesDir = `${options.stateDir}/rules`;
+  await rm(rulesDir, { recursive: true, force: true });
+  await mkdir(rulesDir, { recursive: true });
+  await Promise.all(Object.entries(bundle).map(([name, text]) => writeFile(`${rulesDir}/${name}`, text)));
+  const script = new URL("../../bin/berth-lb-pod", import.meta.url).pathname;
+  const child = spawn("sh", [script, "--once", "--rules", rulesDir, "--state-dir", options.stateDir, "--backend", options.backend], { stdio: "inherit" });
+  const code = await new Promise<number>((resolve) => {
+    child.once("exit", (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
+    child.once("error", () => resolve(127));
+  });
+  if (code === 0) console.log(`berth lb-pod: applied in ${Math.round(performance.now() - started)} ms (since start: ${Math.round(performance.now())} ms)`);
+  process.exitCode = code;
+}
+
+async function runIpvsApply(options: LbPodOptions, plan: import("../lib/rules/model.js").RulePlan, started: number): Promise<void> {
   const [{ applyLbPod }, { systemRunner }] = await Promise.all([import("./apply.js"), import("../lib/exec.js")]);
   const log = (line: string): void => console.log(`berth lb-pod: ${line}`);
   const result = await applyLbPod(plan, { backend: options.backend, stateDir: options.stateDir }, { runner: systemRunner(), log });
