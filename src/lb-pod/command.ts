@@ -63,6 +63,16 @@ ${CONFIG_HELP}`,
     { isDefault: true },
   );
   lbPod.addCommand(
+    withConfigOptions(new Command("render").exitOverride())
+      .description("write the rules bundle for this configuration into a directory (what bin/berth-lb-pod applies), then exit")
+      .requiredOption("--out <dir>", "the directory to write (replaced whole)")
+      .addHelpText("after", CONFIG_HELP)
+      .action(async (options: LbPodOptions & { out: string }) => {
+        await writeBundleFor(options, options.out);
+        console.log(`berth lb-pod: rules bundle written to ${options.out}`);
+      }),
+  );
+  lbPod.addCommand(
     withConfigOptions(new Command("check").exitOverride())
       .description("readiness probe: exit 0 only when the complete rule set for this configuration is in place")
       .addHelpText("after", CONFIG_HELP)
@@ -86,19 +96,29 @@ async function planFromOptions(options: LbPodOptions) {
  * the lb-pod image's entrypoint is the one implementation of apply (docs/design/0013). IPVS alone keeps the
  * Node.js applier (apply.ts): the image's shell entrypoint does not do IPVS.
  */
-async function runApply(options: LbPodOptions): Promise<void> {
-  const started = performance.now();
-  const plan = await planFromOptions(options);
-  if (options.backend === "ipvs") return runIpvsApply(options, plan, started);
-  const [{ renderBundle }, { parseLbPodConfig }, { mkdir, rm, writeFile }, { spawn }] = await Promise.all([
-    import("./bundle.js"), import("./config.js"), import("node:fs/promises"), import("node:child_process"),
+/** Renders this configuration's rules bundle (src/lb-pod/bundle.ts) into `dir`, replacing what was there. */
+async function writeBundleFor(options: LbPodOptions, dir: string): Promise<void> {
+  const [{ renderBundle }, { parseLbPodConfig }, { mkdir, rm, writeFile }] = await Promise.all([
+    import("./bundle.js"), import("./config.js"), import("node:fs/promises"),
   ]);
   const bundle = renderBundle(parseLbPodConfig(process.env, { ports: options.port, destinationIps: options.destinationIp, sourceRanges: options.sourceRange }));
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await Promise.all(Object.entries(bundle).map(([name, text]) => writeFile(`${dir}/${name}`, text)));
+}
+
+/**
+ * Renders the rules bundle for this configuration into <state dir>/rules and runs bin/berth-lb-pod --once on it:
+ * the lb-pod image's entrypoint is the one implementation of apply (docs/design/0013). IPVS alone keeps the
+ * Node.js applier (apply.ts): the image's shell entrypoint does not do IPVS.
+ */
+async function runApply(options: LbPodOptions): Promise<void> {
+  const started = performance.now();
+  if (options.backend === "ipvs") return runIpvsApply(options, await planFromOptions(options), started);
   const rulesDir = `${options.stateDir}/rules`;
-  await rm(rulesDir, { recursive: true, force: true });
-  await mkdir(rulesDir, { recursive: true });
-  await Promise.all(Object.entries(bundle).map(([name, text]) => writeFile(`${rulesDir}/${name}`, text)));
-  const script = new URL("../../bin/berth-lb-pod", import.meta.url).pathname;
+  await writeBundleFor(options, rulesDir);
+  const [{ spawn }, { fileURLToPath }] = await Promise.all([import("node:child_process"), import("node:url")]);
+  const script = fileURLToPath(new URL("../../bin/berth-lb-pod", import.meta.url));
   const child = spawn("sh", [script, "--once", "--rules", rulesDir, "--state-dir", options.stateDir, "--backend", options.backend], { stdio: "inherit" });
   const code = await new Promise<number>((resolve) => {
     child.once("exit", (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
