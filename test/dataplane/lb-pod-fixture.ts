@@ -11,7 +11,8 @@
 // the image's own entrypoint applies it from the image's root filesystem (scripts/build-lb-pod-rootfs.sh), chrooted
 // in the pod's namespace with the bundle and the state dir mounted where the DaemonSet mounts them; so a library or
 // module missing from the image fails these tests.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { systemRunner, type RunResult } from "../../src/lib/exec.js";
 import { LB_POD_ROOTFS_PATH, ensureLbPodRootfs, rootfsExecArgs } from "../../src/sandbox/cluster/kubelet/rootfs.js";
@@ -92,6 +93,10 @@ export interface Topology {
   render(config: LbPodTestConfig): Promise<RunResult>;
   /** render, then the image's entrypoint with --once, chrooted in the pod namespace: what the lb-pod container does. */
   apply(config: LbPodTestConfig, env?: Record<string, string>): Promise<RunResult>;
+  /** Writes a bundle (as the controller renders it) into rulesDir. */
+  writeBundle(bundle: Record<string, string>): Promise<void>;
+  /** The image's entrypoint with these arguments and environment, chrooted in the pod namespace, on rulesDir. */
+  runEntrypoint(args: readonly string[], env?: Record<string, string>): Promise<RunResult>;
   /** The image's readiness probe (berth-lb-pod-check), chrooted in the pod namespace. */
   probe(): Promise<RunResult>;
   /** Arguments for `ip netns exec <pod>` that run argv from the image's tree with the pod's mounts and `env`. */
@@ -159,6 +164,12 @@ export async function createTopology(options: TopologyOptions = {}): Promise<Top
         if (rendered.exitCode !== 0) return rendered;
         return inPod(["berth-lb-pod", "--once", ...(config.backend ? ["--backend", config.backend] : [])], env, 30_000);
       },
+      writeBundle: async (bundle) => {
+        rmSync(rulesDir, { recursive: true, force: true });
+        mkdirSync(rulesDir, { recursive: true });
+        for (const [name, text] of Object.entries(bundle)) writeFileSync(join(rulesDir, name), text);
+      },
+      runEntrypoint: (args, env = {}) => inPod(["berth-lb-pod", ...args], env, 30_000),
       probe: () => inPod(["berth-lb-pod-check"], {}, 10_000),
       destroy: async () => {
         await lab.destroy();

@@ -7,6 +7,7 @@ import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { renderHostIpsBundle } from "../../src/lb-pod/bundle.js";
 import { skipBecause } from "../support/skip.js";
 import {
   ADDR,
@@ -214,6 +215,41 @@ describe("lb-pod data plane: lifecycle", function () {
     assert.equal(await t.lab.ask(t.client, { protocol: "udp", ip: ADDR.ipv4.pod, port: 53 }), "b3");
     assert.equal(await t.lab.ask(t.client, { protocol: "udp", ip: ADDR.ipv6.pod, port: 53 }), "b3");
     assert.equal((await t.berth(["lb-pod", "check", "--state-dir", t.stateDir], env)).exitCode, 0);
+  });
+
+  describe("externalTrafficPolicy Local: the node's addresses come from DEST_IPS (the downward API), not the bundle", () => {
+    const cases = [
+      { backend: "nftables", hostIps: `${ADDR.ipv4.b2},${ADDR.ipv6.b2}`, expect: { ipv4: "b2", ipv6: "b2" } },
+      { backend: "iptables-nft", hostIps: `${ADDR.ipv6.b3} ${ADDR.ipv4.b3}`, expect: { ipv4: "b3", ipv6: "b3" } },
+      // A node with no IPv6 address: the IPv4-only rules (nftables: the bundle's ipv4 table), IPv6 left alone.
+      { backend: "nftables", hostIps: ADDR.ipv4.b3, expect: { ipv4: "b3", ipv6: "<refused>" } },
+      { backend: "iptables-legacy", hostIps: ADDR.ipv4.b2, expect: { ipv4: "b2", ipv6: "<refused>" } },
+    ];
+    for (const c of cases) {
+      it(`${c.backend}, DEST_IPS="${c.hostIps}": forwards ${Object.entries(c.expect).map(([f, r]) => `${f} to ${r}`).join(", ")}, and the probe passes`, async () => {
+        const t = await topologies.create();
+        await t.writeBundle(renderHostIpsBundle({ ports: [{ protocol: "tcp", port: 80, destinationPort: 8080 }], sourceRanges: [] }, ["ipv4", "ipv6"]));
+        const applied = await t.runEntrypoint(["--once", "--backend", c.backend], { DEST_IPS: c.hostIps });
+        assert.equal(applied.exitCode, 0, applied.stderr);
+        const [ipv4, ipv6] = await Promise.all([
+          t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }),
+          t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv6.pod, port: 80 }),
+        ]);
+        assert.deepEqual({ ipv4, ipv6 }, c.expect);
+        const probe = await t.probe();
+        assert.equal(probe.exitCode, 0, probe.stderr);
+      });
+    }
+
+    it("exits 2 with one line when DEST_IPS holds no address of the Service's families", async () => {
+      const t = await topologies.create();
+      await t.writeBundle(renderHostIpsBundle({ ports: [{ protocol: "tcp", port: 80, destinationPort: 8080 }], sourceRanges: [] }, ["ipv6"]));
+      const result = await t.runEntrypoint(["--once"], { DEST_IPS: ADDR.ipv4.b2 });
+      assert.equal(result.exitCode, 2, result.stderr);
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.match(result.stderr, /no destination IPs: DEST_IPS \(10\.71\.0\.2\) holds none of the Service's families \(ipv6\)/);
+      assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: false });
+    });
   });
 
   describe("UDP conntrack entries", () => {
