@@ -44,10 +44,11 @@ export const JUMPS_MARKER = "#berth-jumps";
 export const HOST_IP_PLACEHOLDER: Record<Family, string> = { ipv4: "@HOST_IPV4@", ipv6: "@HOST_IPV6@" };
 
 // Rendered with these documentation addresses (RFC 5737, RFC 3849) in place of the node's, then each is replaced by
-// its placeholder. Only where it stands alone as an address (not inside 192.0.2.254x or a longer IPv6 address).
+// its placeholder: only where it stands alone as an address (not inside 192.0.2.254x or a longer IPv6 address), and
+// never as a source (`-s`, `saddr`), so a loadBalancerSourceRanges entry that happens to be the same address stays.
 const SENTINEL: Record<Family, { ip: string; pattern: RegExp }> = {
-  ipv4: { ip: "192.0.2.254", pattern: /(?<![0-9.])192\.0\.2\.254(?![0-9])/g },
-  ipv6: { ip: "2001:db8:be47::fe", pattern: /(?<![0-9a-f:])2001:db8:be47::fe(?![0-9a-f:])/g },
+  ipv4: { ip: "192.0.2.254", pattern: /(?<![0-9.])(?<!-s |saddr )192\.0\.2\.254(?![0-9])/g },
+  ipv6: { ip: "2001:db8:be47::fe", pattern: /(?<![0-9a-f:])(?<!-s |saddr )2001:db8:be47::fe(?![0-9a-f:])/g },
 };
 
 export type RulesBundle = Record<string, string>;
@@ -79,11 +80,6 @@ export function renderBundle(config: LbPodConfig): RulesBundle {
 export function renderHostIpsBundle(config: Omit<LbPodConfig, "destinationIps">, families: readonly Family[]): RulesBundle {
   const wanted = FAMILIES.filter((family) => families.includes(family));
   if (wanted.length === 0) throw new UsageError("no families to forward");
-  for (const range of config.sourceRanges) {
-    for (const family of wanted) {
-      if (range.startsWith(`${SENTINEL[family].ip}/`)) throw new UsageError(`source range ${range}: reserved by berth for rendering, use another`);
-    }
-  }
   const planFor = (set: readonly Family[]): RulePlan => planRules({ ...config, destinationIps: set.map((family) => SENTINEL[family].ip) });
   const full = planFor(wanted);
   const files: RulesBundle = { ...commonFiles(), families: wanted.join(" "), "host-ips": "1", ports: portsLine(full) };

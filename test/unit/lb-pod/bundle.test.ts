@@ -3,7 +3,6 @@ import { strict as assert } from "node:assert";
 import { HOST_IP_PLACEHOLDER, JUMPS_MARKER, renderBundle, renderHostIpsBundle } from "../../../src/lb-pod/bundle.js";
 import { planHash } from "../../../src/lb-pod/check.js";
 import { planRules } from "../../../src/lb-pod/plan.js";
-import { UsageError } from "../../../src/lib/errors.js";
 import type { LbPodConfig } from "../../../src/lib/rules/model.js";
 
 const TCP80 = { protocol: "tcp" as const, port: 80, destinationPort: 30080 };
@@ -75,11 +74,16 @@ describe("lb-pod rules bundle", () => {
     assert.match(bundle["nftables-ipv4-ipv6.nft"] ?? "", new RegExp(`ip6 daddr ${HOST_IP_PLACEHOLDER.ipv6} tcp dport 30080`));
     assert.doesNotMatch(bundle["nftables-ipv4.want"] ?? "", /ip6|@HOST_IPV6@/);
     for (const [name, text] of Object.entries(bundle)) assert.doesNotMatch(text, /192\.0\.2\.254|2001:db8:be47::fe/, name);
+    // Every destination was a placeholder: as many as the DNAT and MASQUERADE rules together.
+    assert.equal((bundle["iptables-ipv4.restore"]?.match(/@HOST_IPV4@/g) ?? []).length, 4);
   });
 
-  it("keeps a source range that merely resembles a rendering address, and refuses one that is it", () => {
-    const kept = renderHostIpsBundle({ ports: [TCP80], sourceRanges: ["192.0.2.0/24"] }, ["ipv4"]);
-    assert.match(kept["iptables-ipv4.restore"] ?? "", /-s 192\.0\.2\.0\/24 /);
-    assert.throws(() => renderHostIpsBundle({ ports: [TCP80], sourceRanges: ["192.0.2.254/32"] }, ["ipv4"]), UsageError);
+  it("keeps a source range that resembles a rendering address, or is one, as a source", () => {
+    const bundle = renderHostIpsBundle({ ports: [TCP80], sourceRanges: ["192.0.2.0/24", "192.0.2.254/32", "2001:db8:be47::fe/128"] }, ["ipv4", "ipv6"]);
+    assert.match(bundle["iptables-ipv4.restore"] ?? "", /-s 192\.0\.2\.0\/24 /);
+    assert.match(bundle["iptables-ipv4.restore"] ?? "", /-s 192\.0\.2\.254\/32 /);
+    assert.match(bundle["nftables-ipv4-ipv6.nft"] ?? "", /ip saddr 192\.0\.2\.254 return/);
+    assert.match(bundle["nftables-ipv4-ipv6.nft"] ?? "", /ip6 saddr 2001:db8:be47::fe return/);
+    assert.match(bundle["iptables-ipv4.restore"] ?? "", /--to-destination @HOST_IPV4@:30080/);
   });
 });
