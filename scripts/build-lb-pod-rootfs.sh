@@ -45,8 +45,8 @@ copy_with_libraries() {
 
 copy_with_libraries "$(command -v busybox)"
 busybox_path=$(readlink -f "$(command -v busybox)")
-# What the scripts run (sh, awk, cat, mkdir, mv, rm, date, sleep, kill, pwd, readlink), and a little to look around with.
-for applet in sh ash awk cat mkdir mv rm date sleep kill pwd readlink env ls grep head tail wc sed printf echo true false ps cp ln; do
+# What the scripts run (sh, awk, cat, mkdir, mkfifo, mv, rm, date), and a little to look around with.
+for applet in sh ash awk cat mkdir mkfifo mv rm date sleep kill pwd readlink env ls grep head tail wc sed printf echo true false ps cp ln; do
   ln -sf "$busybox_path" "$out/usr/bin/$applet"
 done
 
