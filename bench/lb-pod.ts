@@ -128,14 +128,14 @@ function probeCost(ns: string, args: string[], ticksPerSecond: number): ProbeCos
   return { wallMsMedian: median(wall), cpuMsMedian: median(cpu), wallMsSamples: wall, cpuMsSamples: cpu };
 }
 
-function memoryKib(pid: number): { private: number; rss: number; pss: number } {
+function memoryKib(pid: number): { private: number; rss: number; pss: number; anonymous: number } {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
-  return { private: field("Private_Clean") + field("Private_Dirty"), rss: field("Rss"), pss: field("Pss") };
+  return { private: field("Private_Clean") + field("Private_Dirty"), rss: field("Rss"), pss: field("Pss"), anonymous: field("Anonymous") };
 }
 
 async function setUpPod(lab: NetnsLab, rootfs: string, bundle: string): Promise<{
-  processes: { comm: string; privateKib: number; rssKib: number; pssKib: number }[];
+  processes: { comm: string; privateKib: number; rssKib: number; pssKib: number; anonymousKib: number }[];
   totalPrivateKib: number;
   totalRssKib: number;
   probe: { shell: ProbeCost; floor: ProbeCost };
@@ -161,7 +161,10 @@ async function setUpPod(lab: NetnsLab, rootfs: string, bundle: string): Promise<
     const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
     const processes = pids.map((pid) => {
       const memory = memoryKib(pid);
-      return { comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim(), privateKib: memory.private, rssKib: memory.rss, pssKib: memory.pss };
+      return {
+        comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim(),
+        privateKib: memory.private, rssKib: memory.rss, pssKib: memory.pss, anonymousKib: memory.anonymous,
+      };
     });
     return {
       processes,
@@ -216,7 +219,8 @@ async function main(): Promise<void> {
         `${String(row.klipperStyleMs).padStart(28)} | ${String(row.berthOverKlipper).padStart(15)}`);
     }
     console.log("\nresident memory once set up (1 port)");
-    for (const p of pod.processes) console.log(`  ${p.comm}: ${p.rssKib} KiB RSS, ${p.privateKib} KiB private, ${p.pssKib} KiB PSS`);
+    // File pages (busybox, libc) count as private while no other process maps them; lb-pods on one node share them.
+    for (const p of pod.processes) console.log(`  ${p.comm}: ${p.rssKib} KiB RSS, ${p.privateKib} KiB private, ${p.pssKib} KiB PSS, ${p.anonymousKib} KiB anonymous`);
     console.log(`  total: ${pod.totalRssKib} KiB RSS, ${pod.totalPrivateKib} KiB private`);
     console.log(`\nreadiness probe, 1 port, iptables-nft: median per probe (${RUNS} batches of ${PROBES_PER_BATCH})`);
     console.log(`  berth-lb-pod-check: ${pod.probe.shell.cpuMsMedian} ms CPU, ${pod.probe.shell.wallMsMedian} ms wall`);
