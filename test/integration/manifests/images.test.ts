@@ -8,7 +8,8 @@
 // (the data-plane tests run the lb-pod chrooted into the same tree).
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { accessSync, constants, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
@@ -319,6 +320,34 @@ describe("images: every path and command they refer to exists in the build outpu
     const help = spawnSync(process.execPath, [join(ROOT, "dist/cli.js"), sub, "--help"], { encoding: "utf8" });
     assert.equal(help.status, 0, help.stderr);
     assert.equal(controller.final.cmd?.[0], sub);
+  });
+
+  it("controller: ships neither the sandbox nor the docs generator, and the CLI still starts and runs the controller's commands", function () {
+    this.timeout(60_000);
+    // The build stage's pruning RUN lines, run as they are on a copy of this checkout's build output.
+    const prune = controller.stage("build").runs.filter((r) => r.startsWith("rm -rf dist/"));
+    assert.equal(prune.length, 1, controller.stage("build").runs.join("; "));
+    const dir = mkdtempSync(join(tmpdir(), "berth-controller-image-"));
+    try {
+      cpSync(join(ROOT, "dist"), join(dir, "dist"), { recursive: true });
+      cpSync(join(ROOT, "package.json"), join(dir, "package.json"));
+      symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+      const pruned = spawnSync("sh", ["-ec", prune[0] as string], { cwd: dir, encoding: "utf8" });
+      assert.equal(pruned.status, 0, pruned.stderr);
+      for (const gone of ["dist/docs", "dist/sandbox/apiserver", "dist/sandbox/cluster/kubelet", "dist/sandbox/cluster/supervisor.js"]) {
+        assert.equal(existsSync(join(dir, gone)), false, `${gone} is still shipped`);
+      }
+      const cli = join(dir, "dist/cli.js");
+      for (const args of [["controller", "--help"], ["lb-pod", "render", "--help"], ["manifests"], ["--help"]]) {
+        const run = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
+        assert.equal(run.status, 0, `berth ${args.join(" ")}: ${run.stderr}`);
+      }
+      const sandbox = spawnSync(process.execPath, [cli, "sandbox", "up"], { encoding: "utf8", timeout: 30_000 });
+      assert.notEqual(sandbox.status, 0);
+      assert.equal(sandbox.stderr.trim().split("\n").length, 1, sandbox.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the built code imports only production dependencies (the images keep node_modules after npm prune --omit=dev)", () => {
