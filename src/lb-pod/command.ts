@@ -24,8 +24,9 @@ Backend (--backend, or BERTH_BACKEND): auto (default) = iptables in the variant 
 already hold rules in this network namespace, decided as kube-proxy's iptables-wrapper does; nftables and ipvs
 only when asked for.
 
-State (--state-dir, or BERTH_STATE_DIR; default /run/berth): apply writes state.json (read by --check), check.sh
-(run by bin/berth-lb-pod-check) and cleanup.sh (run by bin/berth-wait on SIGTERM).`;
+State (--state-dir, or BERTH_STATE_DIR; default /run/berth): apply renders the rules bundle into rules/ there and
+bin/berth-lb-pod writes state.json (read by --check), the rules the probe expects and cleanup.sh (run by
+bin/berth-wait on SIGTERM).`;
 
 function withConfigOptions(command: Command): Command {
   return command
@@ -47,11 +48,13 @@ export function lbPodCommand(): Command {
     .addHelpText(
       "after",
       `
-\`berth lb-pod [options]\` is \`berth lb-pod apply [options]\`: it applies the rules once and exits, leaving them in
-place; with --check it is \`berth lb-pod check\`. In a pod, use bin/berth-lb-pod as the container entrypoint: it runs
-\`lb-pod apply\`, then hands over to bin/berth-wait (a shell and a sleep, ~0.4 MiB) which removes the rules on SIGTERM, so no
-Node.js process stays resident. The readiness probe is bin/berth-lb-pod-check, which runs the shell check apply
-writes (check.sh in the state dir); \`berth lb-pod check\` is the same check in Node.js, re-planned from the configuration.
+\`berth lb-pod [options]\` is \`berth lb-pod apply [options]\`: it renders the rules bundle for the configuration and
+runs bin/berth-lb-pod --once on it (the lb-pod image's entrypoint, POSIX sh), which applies the rules and exits,
+leaving them in place; with --check it is \`berth lb-pod check\`. In a cluster the controller renders the bundle
+into a ConfigMap and the pod runs bin/berth-lb-pod alone (no Node.js in its image), which then hands over to
+bin/berth-wait, a shell that removes the rules on SIGTERM. \`berth lb-pod render --out DIR\` writes a bundle.
+The readiness probe is bin/berth-lb-pod-check (sh + awk); \`berth lb-pod check\` is the same check in Node.js,
+re-planned from the configuration.
 ${CONFIG_HELP}`,
     );
   lbPod.addCommand(
