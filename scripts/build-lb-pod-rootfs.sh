@@ -3,13 +3,14 @@
 #
 #   scripts/build-lb-pod-rootfs.sh [OUT]        (default OUT: build/lb-pod-rootfs; root not needed)
 #
-# The tree holds busybox (sh, awk and the few file tools the scripts use), iptables in both variants (xtables-nft-multi
+# The tree holds busybox, statically linked (sh, awk and the few file tools the scripts use: no dynamic loading on
+# each of the entrypoint's process starts), iptables in both variants (xtables-nft-multi
 # and xtables-legacy-multi with the iptables-/ip6tables- names the entrypoint calls), nft, conntrack, every shared
 # library they load (followed with ldd, the dynamic loader included) and the iptables match/target modules, plus
 # bin/berth-lb-pod, bin/berth-lb-pod-check and bin/berth-wait. images/lb-pod/Dockerfile runs this same script in a
 # Debian build stage of each target platform and copies the tree into FROM scratch; the data-plane tests and the
 # sandbox's kubelet run the lb-pod chrooted into it, so a missing library or module fails a test here. Needs, on the
-# building machine: busybox, iptables, nftables, conntrack (Debian packages of those names) and ldd/ldconfig.
+# building machine: busybox-static, iptables, nftables, conntrack (Debian packages of those names) and ldd/ldconfig.
 # Prints the tree's size and writes it, in bytes, to OUT.size (bench/lb-pod.ts reports it).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +18,7 @@ out=${1:-$repo/build/lb-pod-rootfs}
 case "$out" in /*) ;; *) out="$(pwd)/$out" ;; esac
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "build-lb-pod-rootfs: $1 is missing (install the Debian package $2)" >&2; exit 1; }; }
-need busybox busybox; need xtables-nft-multi iptables; need xtables-legacy-multi iptables; need nft nftables
+need busybox busybox-static; need xtables-nft-multi iptables; need xtables-legacy-multi iptables; need nft nftables
 need conntrack conntrack; need ldd libc-bin; need ldconfig libc-bin
 
 rm -rf "$out"
