@@ -264,7 +264,8 @@ export function buildDaemonSet(
   service: V1Service,
   serviceConfig: ServiceLbConfig,
   nodes: readonly V1Node[],
-  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath" | "forwardingSysctls">,
+  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath" | "forwardingSysctls"> &
+    Partial<Pick<ControllerConfig, "lbPodBackend">>,
 ): V1DaemonSet {
   const name = daemonSetName(service);
   const serviceName = service.metadata?.name ?? "";
@@ -290,6 +291,8 @@ export function buildDaemonSet(
   if (serviceConfig.sourceRanges.length > 0) env.push({ name: LB_POD_ENV.sourceRanges, value: serviceConfig.sourceRanges.join(",") });
   const families = forwardingFamilies(serviceConfig);
   if (local) env.push({ name: LB_POD_ENV.families, value: families.map((family) => (family === "ipv4" ? "IPv4" : "IPv6")).join(",") });
+  // --lb-backend: left out for auto (the entrypoint's default), so existing DaemonSets do not roll for nothing.
+  if (config.lbPodBackend !== undefined && config.lbPodBackend !== "auto") env.push({ name: "BERTH_BACKEND", value: config.lbPodBackend });
 
   const sysctls = podSysctls(serviceConfig, config);
   const rules = rulesNameFor(name, serviceConfig);

@@ -58,6 +58,15 @@ describe("lb-pod data plane: lifecycle", function () {
     }
   });
 
+  it("follows BERTH_BACKEND from the pod's environment (the controller's --lb-backend)", async () => {
+    const t = await topologies.create();
+    assert.equal((await t.render({ ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2] })).exitCode, 0);
+    const applied = await t.runEntrypoint(["--once"], { BERTH_BACKEND: "nftables" });
+    assert.equal(applied.exitCode, 0, applied.stderr);
+    assert.match(applied.stdout, /backend nftables \(requested with --backend nftables\)/);
+    assert.deepEqual(await berthRulesPresent(t.lab, t.pod), { "iptables-nft": false, "iptables-legacy": false, nftables: true });
+  });
+
   describe("restart with a changed configuration", () => {
     const transitions = [
       { from: "iptables-nft", to: "iptables-nft" },

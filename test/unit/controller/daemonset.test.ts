@@ -176,6 +176,10 @@ describe("controller: the desired DaemonSet", () => {
     assert.deepEqual(envOf(ds), { BERTH_PORTS: "tcp:80:30080,udp:53:30053", DEST_IPS: "<from status.hostIPs>", BERTH_FAMILIES: "IPv4" });
     assert.deepEqual(container(ds).env?.[1], { name: "DEST_IPS", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.hostIPs" } } });
   });
+  it("--lb-backend reaches the pods as BERTH_BACKEND; auto (the entrypoint's default) writes nothing", () => {
+    assert.equal(envOf(build(service(), [node("n1")], { lbPodBackend: "nftables" })).BERTH_BACKEND, "nftables");
+    assert.equal("BERTH_BACKEND" in envOf(build(service())), false);
+  });
   it("Local policy on clusters before 1.29 can use status.hostIP instead", () => {
     assert.equal(envOf(build(local, [node("n1")], { hostIpsFieldPath: "status.hostIP" })).DEST_IPS, "<from status.hostIP>");
   });
