@@ -1,39 +1,42 @@
-// lb-pod benchmark: time from process start to rules in place, and what stays resident afterwards.
+// lb-pod benchmark: time from process start to rules in place, what stays resident afterwards, the probe's cost and
+// the image's size, all from the lb-pod image's own tree (scripts/build-lb-pod-rootfs.sh), side by side in one run.
 //
 //   node --import tsx bench/lb-pod.ts [--runs N]        (root; needs `npm run build` first)
 //
-// For 1, 10 and 100 TCP ports, each measured in a fresh network namespace, in the same run:
-//   - berth:            `node dist/cli.js lb-pod apply` (automatic backend, iptables-nft here), wall time until it
-//                       exits, which is after the rules are applied and verified;
-//   - berth nftables:   the same with --backend nftables;
-//   - klipper-style:    the same forwarding added one `iptables` call at a time, as klipper-lb's entry script does
-//                       (4 calls per port: FORWARD ACCEPT for the source range, FORWARD DROP, PREROUTING DNAT,
-//                       POSTROUTING MASQUERADE), in one sh. That is a lower bound for klipper-lb, which also runs
-//                       lsmod and sysctl checks and needs one container per port.
-// Then the memory of a set-up pod: bin/berth-lb-pod is started in a namespace and, once `lb-pod check` passes,
-// the private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process left in the pod
-// (the waiter and its sleep) is summed, next to an idle `node` process for comparison.
-// Also the readiness probe's cost in the set-up pod, side by side: bin/berth-lb-pod-check (the shell check.sh apply
-// wrote; the controller's default probe) and `node dist/cli.js lb-pod check` (the Node.js check it replaced), plus
-// `true` as the floor that `ip netns exec` alone costs. CPU time is the children's user+system time from
-// /proc/self/stat (cutime + cstime: the kernel adds a child's time when it is waited for), in clock ticks, so each
-// sample is a batch of PROBES_PER_BATCH probes divided by that count. Prints a table and writes
-// bench/results/lb-pod.json with the machine it ran on.
+// For 1, 10 and 100 TCP ports, each measured in a fresh network namespace, interleaved run by run:
+//   - berth:          the image's entrypoint `berth-lb-pod --once` on the rules bundle `berth lb-pod render` wrote
+//                     beforehand (as the controller does; rendering is not on the pod's path), automatic backend
+//                     (iptables-nft here): wall time until it exits, after the rules are applied and verified;
+//   - berth nftables: the same with --backend nftables;
+//   - klipper-style:  the same forwarding added one `iptables` call at a time, as klipper-lb's entry script does
+//                     (4 calls per port: FORWARD ACCEPT for the source range, FORWARD DROP, PREROUTING DNAT,
+//                     POSTROUTING MASQUERADE), in one sh. That is a lower bound for klipper-lb, which also runs
+//                     lsmod and sysctl checks and needs one container per port.
+// All three run the same way: `ip netns exec`, a private mount namespace, chroot into the tree (whose `iptables` is
+// the nft variant, as klipper-lb's Alpine image's), so they pay the same start-up.
+// Then the memory of a set-up pod: the entrypoint (no --once) runs until its probe passes; Rss and private memory
+// (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process left in the pod (the waiter and its
+// sleep) are summed. And the readiness probe's cost in that pod (berth-lb-pod-check, the controller's default
+// probe), next to `true` run the same way as the floor of the namespace and chroot entry. CPU time is the children's
+// user+system time from /proc/self/stat (cutime + cstime), in clock ticks, so each sample is a batch of
+// PROBES_PER_BATCH probes divided by that count. Prints a table and writes bench/results/lb-pod.json.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
+import { systemRunner } from "../src/lib/exec.js";
+import { LB_POD_ROOTFS_PATH, ensureLbPodRootfs, rootfsExecArgs } from "../src/sandbox/cluster/kubelet/rootfs.js";
 import { NetnsLab } from "../test/support/netns.js";
 
+const REPO = fileURLToPath(new URL("../", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-const ENTRYPOINT = fileURLToPath(new URL("../bin/berth-lb-pod", import.meta.url));
-const SHELL_CHECK = fileURLToPath(new URL("../bin/berth-lb-pod-check", import.meta.url));
 const PROBES_PER_BATCH = 10;
 const RESULTS = fileURLToPath(new URL("./results/lb-pod.json", import.meta.url));
 const PORT_COUNTS = [1, 10, 100];
 const DESTINATION = "10.43.0.10";
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
+const ENV = { PATH: LB_POD_ROOTFS_PATH.join(":") };
 
 type Method = "berth" | "berth-nftables" | "klipper-style";
 
@@ -61,23 +64,35 @@ function klipperScript(count: number): string {
     .join("\n");
 }
 
-function commandFor(method: Method, count: number, stateDir: string): string[] {
-  if (method === "klipper-style") return ["sh", "-ec", klipperScript(count)];
-  const args = ["--state-dir", stateDir, "--destination-ip", DESTINATION, ...ports(count).flatMap((port) => ["--port", `tcp:${port}:${port}`])];
-  if (method === "berth-nftables") args.push("--backend", "nftables");
-  return [process.execPath, CLI, "lb-pod", "apply", ...args];
+/** Renders the bundle for `count` ports into a directory, as the controller does before any pod starts. */
+function renderBundle(count: number): string {
+  const dir = `/tmp/bt-bench-rules-${process.pid}-${count}`;
+  const args = ["lb-pod", "render", "--out", dir, "--destination-ip", DESTINATION, ...ports(count).flatMap((port) => ["--port", `tcp:${port}:${port}`])];
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`render ${count} ports failed: ${result.stderr}`);
+  return dir;
 }
 
-async function timeOnce(lab: NetnsLab, method: Method, count: number, run: number): Promise<number> {
+function podArgs(rootfs: string, rulesDir: string, stateDir: string, argv: string[]): string[] {
+  return rootfsExecArgs(rootfs, [{ source: rulesDir, target: "/etc/berth/rules", readOnly: true }, { source: stateDir, target: "/run/berth" }], ENV, argv);
+}
+
+function argvFor(method: Method, count: number): string[] {
+  if (method === "klipper-style") return ["sh", "-ec", klipperScript(count)];
+  return ["berth-lb-pod", "--once", ...(method === "berth-nftables" ? ["--backend", "nftables"] : [])];
+}
+
+async function timeOnce(lab: NetnsLab, rootfs: string, bundles: Map<number, string>, method: Method, count: number, run: number): Promise<number> {
   const [ns] = (await lab.addNamespaces(`${method.slice(0, 6)}-${count}-${run}`)) as [string];
   await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
   const stateDir = `/tmp/${ns}-state`;
-  const [file, ...args] = commandFor(method, count, stateDir) as [string, ...string[]];
+  mkdirSync(stateDir, { recursive: true });
+  const args = podArgs(rootfs, bundles.get(count) ?? "", stateDir, argvFor(method, count));
   const started = process.hrtime.bigint();
-  const result = spawnSync("ip", ["netns", "exec", ns, file, ...args], { encoding: "utf8" });
+  const result = spawnSync("ip", ["netns", "exec", ns, ...args], { encoding: "utf8" });
   const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
   if (result.status !== 0) throw new Error(`${method} ${count} ports failed: ${result.stderr}`);
-  spawnSync("rm", ["-rf", stateDir]);
+  rmSync(stateDir, { recursive: true, force: true });
   await lab.removeNamespaces(ns);
   return elapsed;
 }
@@ -96,16 +111,16 @@ export interface ProbeCost {
   cpuMsSamples: number[];
 }
 
-/** Wall and CPU time of one probe (`argv` in namespace `ns`), per batch of PROBES_PER_BATCH; medians over RUNS batches. */
-function probeCost(ns: string, argv: string[], expectStatus: number, ticksPerSecond: number): ProbeCost {
+/** Wall and CPU time of one probe (`args` after `ip netns exec ns`), per batch of PROBES_PER_BATCH; medians over RUNS batches. */
+function probeCost(ns: string, args: string[], ticksPerSecond: number): ProbeCost {
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let batch = 0; batch < RUNS; batch++) {
     const cpuBefore = childrenCpuMs(ticksPerSecond);
     const started = process.hrtime.bigint();
     for (let i = 0; i < PROBES_PER_BATCH; i++) {
-      const probe = spawnSync("ip", ["netns", "exec", ns, ...argv]);
-      if (probe.status !== expectStatus) throw new Error(`${argv.join(" ")} exited ${probe.status}: ${String(probe.stderr)}`);
+      const probe = spawnSync("ip", ["netns", "exec", ns, ...args]);
+      if (probe.status !== 0) throw new Error(`${args.join(" ")} exited ${probe.status}: ${String(probe.stderr)}`);
     }
     wall.push(Math.round((Number(process.hrtime.bigint() - started) / 1e6 / PROBES_PER_BATCH) * 10) / 10);
     cpu.push(Math.round(((childrenCpuMs(ticksPerSecond) - cpuBefore) / PROBES_PER_BATCH) * 10) / 10);
@@ -113,61 +128,54 @@ function probeCost(ns: string, argv: string[], expectStatus: number, ticksPerSec
   return { wallMsMedian: median(wall), cpuMsMedian: median(cpu), wallMsSamples: wall, cpuMsSamples: cpu };
 }
 
-function privateKib(pid: number): { private: number; rss: number } {
+function memoryKib(pid: number): { private: number; rss: number; pss: number; anonymous: number } {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
-  return { private: field("Private_Clean") + field("Private_Dirty"), rss: field("Rss") };
+  return { private: field("Private_Clean") + field("Private_Dirty"), rss: field("Rss"), pss: field("Pss"), anonymous: field("Anonymous") };
 }
 
-async function waiterMemory(
-  lab: NetnsLab,
-): Promise<{
-  processes: { comm: string; privateKib: number; rssKib: number }[];
+async function setUpPod(lab: NetnsLab, rootfs: string, bundle: string): Promise<{
+  processes: { comm: string; privateKib: number; rssKib: number; pssKib: number; anonymousKib: number }[];
   totalPrivateKib: number;
-  probe: { shell: ProbeCost; node: ProbeCost; netnsExecTrue: ProbeCost };
+  totalRssKib: number;
+  probe: { shell: ProbeCost; floor: ProbeCost };
 }> {
   const [ns] = (await lab.addNamespaces("mem")) as [string];
   await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
   const stateDir = `/tmp/${ns}-state`;
-  const args = ["--state-dir", stateDir, "--destination-ip", DESTINATION, "--port", "tcp:80:80"];
-  const entry = spawn("ip", ["netns", "exec", ns, "env", `BERTH_CLI=${CLI}`, `BERTH_NODE=${process.execPath}`, ENTRYPOINT, ...args], { stdio: "ignore" });
+  mkdirSync(stateDir, { recursive: true });
+  const entry = spawn("ip", ["netns", "exec", ns, ...podArgs(rootfs, bundle, stateDir, ["berth-lb-pod"])], { stdio: "ignore" });
+  const probeArgs = podArgs(rootfs, bundle, stateDir, ["berth-lb-pod-check"]);
   try {
     for (let i = 0; ; i++) {
-      const check = spawnSync("ip", ["netns", "exec", ns, process.execPath, CLI, "lb-pod", "check", ...args]);
-      if (check.status === 0) break;
-      if (i > 50) throw new Error("the lb-pod never became ready");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (spawnSync("ip", ["netns", "exec", ns, ...probeArgs]).status === 0) break;
+      if (i > 100) throw new Error("the lb-pod never became ready");
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    // The readiness probe's cost: one probe per probe period, per pod. Interleaved per batch would mix the
-    // children's CPU counters, so the three run one after the other, shell first.
     const ticksPerSecond = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
     const probe = {
-      shell: probeCost(ns, [SHELL_CHECK, "--state-dir", stateDir], 0, ticksPerSecond),
-      node: probeCost(ns, [process.execPath, CLI, "lb-pod", "check", ...args], 0, ticksPerSecond),
-      netnsExecTrue: probeCost(ns, ["true"], 0, ticksPerSecond),
+      shell: probeCost(ns, probeArgs, ticksPerSecond),
+      floor: probeCost(ns, podArgs(rootfs, bundle, stateDir, ["true"]), ticksPerSecond),
     };
     await new Promise((resolve) => setTimeout(resolve, 200));
     const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
     const processes = pids.map((pid) => {
-      const memory = privateKib(pid);
-      return { comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim(), privateKib: memory.private, rssKib: memory.rss };
+      const memory = memoryKib(pid);
+      return {
+        comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim(),
+        privateKib: memory.private, rssKib: memory.rss, pssKib: memory.pss, anonymousKib: memory.anonymous,
+      };
     });
-    return { processes, totalPrivateKib: processes.reduce((sum, p) => sum + p.privateKib, 0), probe };
+    return {
+      processes,
+      totalPrivateKib: processes.reduce((sum, p) => sum + p.privateKib, 0),
+      totalRssKib: processes.reduce((sum, p) => sum + p.rssKib, 0),
+      probe,
+    };
   } finally {
     entry.kill("SIGTERM");
     await new Promise((resolve) => entry.once("exit", resolve));
-    spawnSync("rm", ["-rf", stateDir]);
-  }
-}
-
-async function idleNodeMemory(): Promise<{ privateKib: number; rssKib: number }> {
-  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore" });
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const memory = privateKib(child.pid ?? 0);
-    return { privateKib: memory.private, rssKib: memory.rss };
-  } finally {
-    child.kill("SIGKILL");
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }
 
@@ -179,6 +187,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("run as root: the benchmark creates network namespaces");
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const loadAtStart = loadavg().map((load) => Math.round(load * 100) / 100);
+  const rootfs = await ensureLbPodRootfs(REPO, systemRunner());
+  const bundles = new Map(PORT_COUNTS.map((count) => [count, renderBundle(count)]));
   const lab = await NetnsLab.create("bt-bench");
   const methods: Method[] = ["berth", "berth-nftables", "klipper-style"];
   const timings: Record<Method, Record<number, number[]>> = { berth: {}, "berth-nftables": {}, "klipper-style": {} };
@@ -186,37 +196,36 @@ async function main(): Promise<void> {
     for (const count of PORT_COUNTS) {
       // Interleaved, so a slow moment of the machine hits every method alike.
       for (let run = 0; run < RUNS; run++) {
-        for (const method of methods) (timings[method][count] ??= []).push(await timeOnce(lab, method, count, run));
+        for (const method of methods) (timings[method][count] ??= []).push(await timeOnce(lab, rootfs.dir, bundles, method, count, run));
       }
     }
-    const waiter = await waiterMemory(lab);
-    const idleNode = await idleNodeMemory();
+    const pod = await setUpPod(lab, rootfs.dir, bundles.get(1) ?? "");
 
-    const rows = PORT_COUNTS.map((count) => ({
-      ports: count,
-      berthMs: Math.round(median(timings.berth[count] ?? [])),
-      berthNftablesMs: Math.round(median(timings["berth-nftables"][count] ?? [])),
-      klipperStyleMs: Math.round(median(timings["klipper-style"][count] ?? [])),
-    }));
-    console.log(`\nlb-pod: median ms from process start to rules in place (${RUNS} runs each, fresh namespace per run)`);
-    console.log("ports | berth (iptables-nft) | berth (nftables) | klipper-style iptables calls");
+    const rows = PORT_COUNTS.map((count) => {
+      const berth = median(timings.berth[count] ?? []);
+      const klipper = median(timings["klipper-style"][count] ?? []);
+      return {
+        ports: count,
+        berthMs: Math.round(berth),
+        berthNftablesMs: Math.round(median(timings["berth-nftables"][count] ?? [])),
+        klipperStyleMs: Math.round(klipper),
+        berthOverKlipper: Math.round((berth / klipper) * 100) / 100,
+      };
+    });
+    console.log(`\nlb-pod (image tree, chrooted): median ms from process start to rules in place (${RUNS} runs each, fresh namespace per run)`);
+    console.log("ports | berth (iptables-nft) | berth (nftables) | klipper-style iptables calls | berth / klipper");
     for (const row of rows) {
-      console.log(`${String(row.ports).padStart(5)} | ${String(row.berthMs).padStart(19)} | ${String(row.berthNftablesMs).padStart(16)} | ${String(row.klipperStyleMs).padStart(28)}`);
+      console.log(`${String(row.ports).padStart(5)} | ${String(row.berthMs).padStart(20)} | ${String(row.berthNftablesMs).padStart(16)} | ` +
+        `${String(row.klipperStyleMs).padStart(28)} | ${String(row.berthOverKlipper).padStart(15)}`);
     }
-    console.log("\nresident private memory once set up (Private_Clean + Private_Dirty)");
-    for (const p of waiter.processes) console.log(`  lb-pod ${p.comm}: ${p.privateKib} KiB private (${p.rssKib} KiB RSS)`);
-    console.log(`  lb-pod total: ${waiter.totalPrivateKib} KiB`);
-    console.log(`  idle node process: ${idleNode.privateKib} KiB private (${idleNode.rssKib} KiB RSS)`);
-    const p = waiter.probe;
+    console.log("\nresident memory once set up (1 port)");
+    // File pages (busybox, libc) count as private while no other process maps them; lb-pods on one node share them.
+    for (const p of pod.processes) console.log(`  ${p.comm}: ${p.rssKib} KiB RSS, ${p.privateKib} KiB private, ${p.pssKib} KiB PSS, ${p.anonymousKib} KiB anonymous`);
+    console.log(`  total: ${pod.totalRssKib} KiB RSS, ${pod.totalPrivateKib} KiB private`);
     console.log(`\nreadiness probe, 1 port, iptables-nft: median per probe (${RUNS} batches of ${PROBES_PER_BATCH})`);
-    console.log("probe                               | CPU ms | wall ms");
-    for (const [name, cost] of [
-      ["bin/berth-lb-pod-check (shell)", p.shell],
-      ["berth lb-pod check (Node.js)", p.node],
-      ["ip netns exec true (floor)", p.netnsExecTrue],
-    ] as const) {
-      console.log(`${name.padEnd(35)} | ${String(cost.cpuMsMedian).padStart(6)} | ${String(cost.wallMsMedian).padStart(7)}`);
-    }
+    console.log(`  berth-lb-pod-check: ${pod.probe.shell.cpuMsMedian} ms CPU, ${pod.probe.shell.wallMsMedian} ms wall`);
+    console.log(`  true (floor: netns, mounts, chroot): ${pod.probe.floor.cpuMsMedian} ms CPU, ${pod.probe.floor.wallMsMedian} ms wall`);
+    console.log(`\nimage root filesystem: ${rootfs.bytes} bytes (${(rootfs.bytes / 1048576).toFixed(1)} MiB) uncompressed`);
 
     const result = {
       benchmark: "lb-pod",
@@ -228,19 +237,24 @@ async function main(): Promise<void> {
         node: process.version,
         iptables: firstLine("iptables", ["--version"]),
         nft: firstLine("nft", ["--version"]),
+        busybox: firstLine("busybox", []),
         // Other work on the machine skews timings; recorded so a reader can tell a quiet run from a busy one.
         loadAverageAtStart: loadAtStart,
       },
       runs: RUNS,
       destination: DESTINATION,
+      rootfsBytes: rootfs.bytes,
       applyMs: { medians: rows, samples: timings },
-      memory: { lbPod: waiter, idleNode },
+      memory: pod.processes,
+      memoryTotalKib: { rss: pod.totalRssKib, private: pod.totalPrivateKib },
+      probe: pod.probe,
     };
     mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`\nwrote ${RESULTS}`);
   } finally {
     await lab.destroy();
+    for (const dir of bundles.values()) rmSync(dir, { recursive: true, force: true });
   }
 }
 

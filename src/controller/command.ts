@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { z } from "zod";
 import { UsageError } from "../lib/errors.js";
 import { DEFAULT_NAMESPACE } from "../lib/names.js";
+import { LB_POD_BACKENDS, type LbPodBackend } from "./types.js";
 
 /** Everything the controller process needs from its flags, validated. */
 export interface ControllerCommandConfig {
@@ -22,6 +23,8 @@ export interface ControllerCommandConfig {
    * forward IPv6; elsewhere the lb-pod finds forwarding off and says so.
    */
   forwardingSysctls: boolean;
+  /** --lb-backend: the lb-pods' netfilter front end (auto: each pod picks from its namespace's rules). */
+  lbPodBackend: LbPodBackend;
   leaderElect: boolean;
   leaseName: string;
   leaseNamespace: string;
@@ -73,6 +76,7 @@ const rawSchema = z.object({
   imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]),
   ignoreUnsetClass: z.boolean(),
   forwardingSysctls: z.boolean().default(true),
+  lbBackend: z.enum(LB_POD_BACKENDS).default("auto"),
   leaderElect: z.boolean(),
   leaseName: z.string().max(253).regex(DNS_SUBDOMAIN, "--lease-name must be a DNS subdomain"),
   leaseNamespace: z.string().max(63).regex(DNS_LABEL, "--lease-namespace must be a DNS label").optional(),
@@ -116,6 +120,7 @@ export function parseControllerOptions(raw: RawOptions): ControllerCommandConfig
     imagePullPolicy: o.imagePullPolicy,
     claimUnsetClass: !o.ignoreUnsetClass,
     forwardingSysctls: o.forwardingSysctls,
+    lbPodBackend: o.lbBackend,
     leaderElect: o.leaderElect,
     leaseName: o.leaseName,
     leaseNamespace: o.leaseNamespace ?? o.namespace,
@@ -140,6 +145,8 @@ export function controllerCommand(): Command {
     .addOption(new Option("--image-pull-policy <policy>", "imagePullPolicy of the lb-pods").choices(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"))
     .option("--ignore-unset-class", "leave Services without spec.loadBalancerClass alone (default: they are ours, as with k3s servicelb)", false)
     .option("--no-forwarding-sysctls", "do not ask the kubelet for net.ipv6.conf.all.forwarding for Services with IPv6 (IPv4 needs no sysctl); only for nodes whose pod namespaces already forward IPv6")
+    .addOption(new Option("--lb-backend <name>", "netfilter front end of the lb-pods: auto picks, per pod, the iptables variant whose rules its namespace holds (nft on a tie)")
+      .choices(LB_POD_BACKENDS).default("auto"))
     .option("--no-leader-elect", "do not elect a leader (run exactly one replica then)")
     .option("--lease-name <name>", "Lease used for leader election", "berth-controller")
     .option("--lease-namespace <ns>", "namespace of the Lease (default: --namespace)")

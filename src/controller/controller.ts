@@ -464,7 +464,7 @@ export async function runController(cmd: import("./command.js").ControllerComman
   const client = await KubeClient.fromKubeconfig({ ...(cmd.kubeconfig ? { kubeconfig: cmd.kubeconfig } : {}), userAgent: "berth-controller", metrics });
   const config = defaultControllerConfig({
     namespace: cmd.namespace, lbPodImage: cmd.lbPodImage, imagePullPolicy: cmd.imagePullPolicy, claimUnsetClass: cmd.claimUnsetClass,
-    forwardingSysctls: cmd.forwardingSysctls,
+    forwardingSysctls: cmd.forwardingSysctls, lbPodBackend: cmd.lbPodBackend,
   });
   const leadership = cmd.leaderElect
     ? leaseLeadership({

@@ -5,6 +5,8 @@
 // yields the same object, the same hash, and no rollout (servicelb's unsorted source ranges caused rollouts).
 import { createHash } from "node:crypto";
 
+import type { V1ConfigMap } from "@kubernetes/client-node";
+import { RULES_DIR, renderBundle, renderHostIpsBundle, type RulesBundle } from "../lb-pod/bundle.js";
 import { LB_POD_ENV } from "../lb-pod/config.js";
 import {
   COMPONENT_LB_POD,
@@ -40,6 +42,7 @@ export function daemonSetName(service: V1Service): string {
 /** Container and volume names inside the lb-pod. */
 export const LB_POD_CONTAINER = "lb-pod";
 export const STATE_VOLUME = "state";
+export const RULES_VOLUME = "rules";
 /** Where the lb-pod keeps its state and cleanup script (bin/berth-lb-pod's default BERTH_STATE_DIR). */
 export const STATE_DIR = "/run/berth";
 
@@ -176,6 +179,74 @@ export function nodeSelectorTerms(serviceConfig: Pick<ServiceLbConfig, "nodePool
   return terms;
 }
 
+/**
+ * The Service's rules bundle (src/lb-pod/bundle.ts), rendered here so the lb-pod runs no Node.js: the iptables and
+ * nftables texts for the ClusterIPs (Cluster policy), or with placeholders for the node's own addresses, which the
+ * pod fills in from the downward API (Local) (docs/design/0013-the-controller-renders-lb-pod-rules.md).
+ */
+export function lbPodRulesBundle(serviceConfig: Pick<ServiceLbConfig, "ports" | "externalTrafficPolicy" | "clusterIps" | "sourceRanges" | "families">): RulesBundle {
+  const ports = serviceConfig.ports.map((p) => ({ protocol: p.protocol, port: p.port, destinationPort: p.destinationPort }));
+  return serviceConfig.externalTrafficPolicy === "Local"
+    ? renderHostIpsBundle({ ports, sourceRanges: serviceConfig.sourceRanges }, forwardingFamilies(serviceConfig))
+    : renderBundle({ ports, destinationIps: serviceConfig.clusterIps, sourceRanges: serviceConfig.sourceRanges });
+}
+
+/**
+ * `<DaemonSet name>-<first 10 hex of the bundle's sha256>`: a new bundle is a new name, so the pod template changes
+ * and the DaemonSet rolls its pods; the ConfigMap itself never changes (immutable).
+ */
+export function rulesConfigMapName(daemonSetName: string, bundle: RulesBundle): string {
+  const hash = createHash("sha256");
+  for (const key of Object.keys(bundle).sort()) hash.update(`${key}\0${bundle[key] ?? ""}\0`);
+  return `${daemonSetName}-${hash.digest("hex").slice(0, 10)}`;
+}
+
+/**
+ * The immutable ConfigMap holding the bundle, owned by its DaemonSet (same namespace) once that exists, so the
+ * garbage collector removes it with the DaemonSet. Immutable: kubelets fetch it once instead of watching it.
+ */
+export function buildRulesConfigMap(daemonSet: V1DaemonSet, owner: { uid: string } | undefined, bundle: RulesBundle): V1ConfigMap {
+  const name = rulesConfigMapOf(daemonSet);
+  if (name === undefined) throw new Error(`internal: DaemonSet ${daemonSet.metadata?.name} mounts no rules ConfigMap`);
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name,
+      namespace: daemonSet.metadata?.namespace,
+      labels: { ...(daemonSet.metadata?.labels ?? {}) },
+      ...(owner ? { ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: daemonSet.metadata?.name ?? "", uid: owner.uid, controller: true }] } : {}),
+    },
+    immutable: true,
+    data: { ...bundle },
+  };
+}
+
+// Every reconcile builds the desired DaemonSet, and its ConfigMap's name is a hash of the rendered rules (0.1-5 ms
+// per render: 1-100 ports, dual-stack); rendering again only when a Service's rules inputs change keeps a full
+// resync of thousands of Services from rendering them all. Names only (no texts) are kept, at most RULES_NAME_CACHE.
+const RULES_NAME_CACHE = 10_000;
+const rulesNames = new Map<string, string>();
+
+function rulesNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
+  const key = JSON.stringify([daemonSetName, serviceConfig.ports, serviceConfig.externalTrafficPolicy, serviceConfig.clusterIps,
+    serviceConfig.sourceRanges, serviceConfig.families]);
+  let name = rulesNames.get(key);
+  if (name === undefined) {
+    name = rulesConfigMapName(daemonSetName, lbPodRulesBundle(serviceConfig));
+    if (rulesNames.size >= RULES_NAME_CACHE) rulesNames.delete(rulesNames.keys().next().value as string);
+  } else {
+    rulesNames.delete(key);
+  }
+  rulesNames.set(key, name);
+  return name;
+}
+
+/** The rules ConfigMap a (live or desired) DaemonSet's pods mount, if any. */
+export function rulesConfigMapOf(daemonSet: V1DaemonSet | undefined): string | undefined {
+  return daemonSet?.spec?.template.spec?.volumes?.find((volume) => volume.name === RULES_VOLUME)?.configMap?.name;
+}
+
 /** `lb-tcp-80`: an IANA service name (at most 15 characters; the longest, `lb-sctp-65535`, has 13). */
 function portName(protocol: string, port: number): string {
   return `lb-${protocol}-${port}`;
@@ -193,7 +264,8 @@ export function buildDaemonSet(
   service: V1Service,
   serviceConfig: ServiceLbConfig,
   nodes: readonly V1Node[],
-  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath" | "forwardingSysctls">,
+  config: Pick<ControllerConfig, "namespace" | "lbPodImage" | "imagePullPolicy" | "lbPodCommand" | "lbPodCheckCommand" | "hostIpsFieldPath" | "forwardingSysctls"> &
+    Partial<Pick<ControllerConfig, "lbPodBackend">>,
 ): V1DaemonSet {
   const name = daemonSetName(service);
   const serviceName = service.metadata?.name ?? "";
@@ -219,8 +291,11 @@ export function buildDaemonSet(
   if (serviceConfig.sourceRanges.length > 0) env.push({ name: LB_POD_ENV.sourceRanges, value: serviceConfig.sourceRanges.join(",") });
   const families = forwardingFamilies(serviceConfig);
   if (local) env.push({ name: LB_POD_ENV.families, value: families.map((family) => (family === "ipv4" ? "IPv4" : "IPv6")).join(",") });
+  // --lb-backend: left out for auto (the entrypoint's default), so existing DaemonSets do not roll for nothing.
+  if (config.lbPodBackend !== undefined && config.lbPodBackend !== "auto") env.push({ name: "BERTH_BACKEND", value: config.lbPodBackend });
 
   const sysctls = podSysctls(serviceConfig, config);
+  const rules = rulesNameFor(name, serviceConfig);
   const tolerations = sortTolerations([...DEFAULT_TOLERATIONS, ...serviceConfig.tolerations]);
 
   const labels = {
@@ -280,11 +355,11 @@ export function buildDaemonSet(
               // (measured: setpriv with NET_ADMIN alone in a fresh netns). Everything else is dropped.
               capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
             },
-            volumeMounts: [{ name: STATE_VOLUME, mountPath: STATE_DIR }],
+            volumeMounts: [{ name: RULES_VOLUME, mountPath: RULES_DIR, readOnly: true }, { name: STATE_VOLUME, mountPath: STATE_DIR }],
           }],
           // The state dir must be writable and must not outlive the pod: a restarted container finds the previous
-          // state there and replaces its rules instead of adding a second copy.
-          volumes: [{ name: STATE_VOLUME, emptyDir: { medium: "Memory" } }],
+          // state there and replaces its rules instead of adding a second copy. The rules: what the entrypoint applies.
+          volumes: [{ name: RULES_VOLUME, configMap: { name: rules } }, { name: STATE_VOLUME, emptyDir: { medium: "Memory" } }],
         },
       },
     },

@@ -19,6 +19,7 @@ import {
 import { trimPod } from "./cache-trim.js";
 import { findPortConflicts, waitsForPorts } from "./conflicts.js";
 import { buildDaemonSet, ownedFieldsDiffer, recordedHash } from "./daemonset.js";
+import { applyWithRules } from "./rules-configmap.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
 import { computeStatus, podTargetNode, statusEquals } from "./status.js";
 import { reconcileVipService, releaseVip } from "./vip/reconcile.js";
@@ -379,7 +380,8 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   const live = existing.find((ds) => ds.metadata?.name === desiredName);
   const want = recordedHash(desired);
   if ((recordedHash(live) !== want || ownedFieldsDiffer(live, desired) !== undefined) && !pending.daemonSetPending(key, want, recordedHash(live))) {
-    await client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true });
+    await applyWithRules(client, config.namespace, parsed.value, desired, live,
+      () => client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true }));
     pending.appliedDaemonSet(key, want);
     emit(appliedDaemonSetEvent(desired));
     changed = true;

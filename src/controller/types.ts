@@ -48,7 +48,15 @@ export interface ControllerConfig {
    * Kubernetes nodes forward. false (--no-forwarding-sysctls) is for nodes whose pod namespaces forward IPv6 already.
    */
   forwardingSysctls: boolean;
+  /**
+   * The netfilter front end every lb-pod uses (BERTH_BACKEND in the pod): `auto` lets each pod pick from the rules in
+   * its namespace (src/lb-pod/backend.ts), the others force one. No `ipvs`: the lb-pod image has no ipvsadm.
+   */
+  lbPodBackend: LbPodBackend;
 }
+
+export const LB_POD_BACKENDS = ["auto", "iptables", "iptables-nft", "iptables-legacy", "nftables"] as const;
+export type LbPodBackend = (typeof LB_POD_BACKENDS)[number];
 
 /** Defaults for ControllerConfig; the controller command overrides them from its flags. */
 export function defaultControllerConfig(overrides: Partial<ControllerConfig> = {}): ControllerConfig {
@@ -62,6 +70,7 @@ export function defaultControllerConfig(overrides: Partial<ControllerConfig> = {
     defaultPriorityClass: DEFAULT_PRIORITY_CLASS,
     hostIpsFieldPath: "status.hostIPs",
     forwardingSysctls: true,
+    lbPodBackend: "auto",
     ...overrides,
   };
 }

@@ -467,7 +467,7 @@ function renderLbPodEnv(inputs: ReferenceInputs, program: Command): string[] {
     rows.set(variable.name, `${before === undefined ? "Read" : `${before} Also read`} by ${code(variable.script)}: ${variable.meaning}`);
   }
   return [
-    "The lb-pod (`berth lb-pod apply` / `check`, and the entrypoint `bin/berth-lb-pod`) reads klipper-lb's environment contract as well as berth's own. Flags (`--port`, `--destination-ip`, `--source-range`) replace the variables.",
+    "`berth lb-pod apply` / `render` / `check` read klipper-lb's environment contract as well as berth's own; flags (`--port`, `--destination-ip`, `--source-range`) replace the variables. The lb-pod image's entrypoint `bin/berth-lb-pod` reads none of them: it applies the rules bundle the controller renders (and, for externalTrafficPolicy Local, takes the node's addresses from `DEST_IPS`); the controller still writes them into the pod so `kubectl describe` shows the configuration.",
     "",
     ...table(["variable", "meaning"], [...rows].map(([name, meaning]) => [code(name), meaning])),
     "",
@@ -525,9 +525,10 @@ export function renderReference(inputs: ReferenceInputs): string {
 
 /** Variables the container entrypoint scripts read (the test checks each script mentions its variable). */
 export const SCRIPT_VARIABLES: readonly ScriptVariable[] = [
-  { name: "BERTH_STATE_DIR", script: "bin/berth-lb-pod", meaning: "where apply wrote its state, so the waiter removes the right rules on SIGTERM (also honours `--state-dir` in the arguments)." },
-  { name: "BERTH_CLI", script: "bin/berth-lb-pod", meaning: "path of berth's `cli.js` (default: `../dist/cli.js` next to the script)." },
-  { name: "BERTH_NODE", script: "bin/berth", meaning: "the node binary to run (default: the Node.js 24 that `scripts/install-deps.sh` put in the checkout's `.node/` when there is one, else `node` from PATH); `bin/berth-lb-pod` reads it too." },
+  { name: "BERTH_RULES_DIR", script: "bin/berth-lb-pod", meaning: "the rules bundle to apply: the Service's ConfigMap the DaemonSet mounts (default `/etc/berth/rules`; also `--rules` in the arguments). `berth lb-pod render --out DIR` writes one by hand." },
+  { name: "BERTH_STATE_DIR", script: "bin/berth-lb-pod", meaning: "where the entrypoint keeps its state, the rules the probe expects and the cleanup the waiter runs on SIGTERM (default `/run/berth`; also `--state-dir` in the arguments)." },
+  { name: "BERTH_BACKEND", script: "bin/berth-lb-pod", meaning: "`auto` (default), `iptables`, `iptables-nft`, `iptables-legacy` or `nftables` (also `--backend` in the arguments)." },
+  { name: "BERTH_NODE", script: "bin/berth", meaning: "the node binary to run (default: the Node.js 24 that `scripts/install-deps.sh` put in the checkout's `.node/` when there is one, else `node` from PATH)." },
 ];
 
 /** A Service with two TCP ports, for the example DaemonSet. */

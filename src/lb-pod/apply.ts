@@ -1,4 +1,7 @@
-// `berth lb-pod apply`: puts a plan's rules into the pod's network namespace, atomically, and prepares their removal.
+// The Node.js applier, which only `berth lb-pod apply --backend ipvs` runs now: every other backend is applied by
+// bin/berth-lb-pod, the lb-pod image's POSIX sh entrypoint, on the rules bundle (docs/design/0013). The steps below
+// are the ones that script follows too; IPVS stays here because the image carries no ipvsadm and the project's test
+// kernel has no IPVS to prove a shell version on.
 //
 // Order, and why:
 //   1. Forwarding sysctls of the planned families must be 1, else nothing is applied (UsageError, exit 2).
@@ -125,7 +128,7 @@ export async function applyLbPod(plan: RulePlan, options: ApplyOptions, io: Appl
       appliedAt: new Date().toISOString(),
     },
     cleanup: cleanupScript(plan, choice.backend, ipvsVariant),
-    check: checkScript(plan, choice.backend, options.procDir),
+    check: checkScript(plan, choice.backend),
   });
   return { choice, removedLeftovers, flushedUdpPorts };
 }

@@ -24,8 +24,9 @@ Backend (--backend, or BERTH_BACKEND): auto (default) = iptables in the variant 
 already hold rules in this network namespace, decided as kube-proxy's iptables-wrapper does; nftables and ipvs
 only when asked for.
 
-State (--state-dir, or BERTH_STATE_DIR; default /run/berth): apply writes state.json (read by --check), check.sh
-(run by bin/berth-lb-pod-check) and cleanup.sh (run by bin/berth-wait on SIGTERM).`;
+State (--state-dir, or BERTH_STATE_DIR; default /run/berth): apply renders the rules bundle into rules/ there and
+bin/berth-lb-pod writes state.json (read by --check), the rules the probe expects and cleanup.sh (run by
+bin/berth-wait on SIGTERM).`;
 
 function withConfigOptions(command: Command): Command {
   return command
@@ -47,11 +48,13 @@ export function lbPodCommand(): Command {
     .addHelpText(
       "after",
       `
-\`berth lb-pod [options]\` is \`berth lb-pod apply [options]\`: it applies the rules once and exits, leaving them in
-place; with --check it is \`berth lb-pod check\`. In a pod, use bin/berth-lb-pod as the container entrypoint: it runs
-\`lb-pod apply\`, then hands over to bin/berth-wait (a shell and a sleep, ~0.4 MiB) which removes the rules on SIGTERM, so no
-Node.js process stays resident. The readiness probe is bin/berth-lb-pod-check, which runs the shell check apply
-writes (check.sh in the state dir); \`berth lb-pod check\` is the same check in Node.js, re-planned from the configuration.
+\`berth lb-pod [options]\` is \`berth lb-pod apply [options]\`: it renders the rules bundle for the configuration and
+runs bin/berth-lb-pod --once on it (the lb-pod image's entrypoint, POSIX sh), which applies the rules and exits,
+leaving them in place; with --check it is \`berth lb-pod check\`. In a cluster the controller renders the bundle
+into a ConfigMap and the pod runs bin/berth-lb-pod alone (no Node.js in its image), which then hands over to
+bin/berth-wait, a shell that removes the rules on SIGTERM. \`berth lb-pod render --out DIR\` writes a bundle.
+The readiness probe is bin/berth-lb-pod-check (sh + awk); \`berth lb-pod check\` is the same check in Node.js,
+re-planned from the configuration.
 ${CONFIG_HELP}`,
     );
   lbPod.addCommand(
@@ -61,6 +64,16 @@ ${CONFIG_HELP}`,
       .addHelpText("after", CONFIG_HELP)
       .action(async (options: LbPodOptions) => (options.check ? runCheck(options) : runApply(options))),
     { isDefault: true },
+  );
+  lbPod.addCommand(
+    withConfigOptions(new Command("render").exitOverride())
+      .description("write the rules bundle for this configuration into a directory (what bin/berth-lb-pod applies), then exit")
+      .requiredOption("--out <dir>", "the directory to write (replaced whole)")
+      .addHelpText("after", CONFIG_HELP)
+      .action(async (options: LbPodOptions & { out: string }) => {
+        await writeBundleFor(options, options.out);
+        console.log(`berth lb-pod: rules bundle written to ${options.out}`);
+      }),
   );
   lbPod.addCommand(
     withConfigOptions(new Command("check").exitOverride())
@@ -81,9 +94,44 @@ async function planFromOptions(options: LbPodOptions) {
   return planRules(config);
 }
 
+/**
+ * Renders the rules bundle for this configuration into <state dir>/rules and runs bin/berth-lb-pod --once on it:
+ * the lb-pod image's entrypoint is the one implementation of apply (docs/design/0013). IPVS alone keeps the
+ * Node.js applier (apply.ts): the image's shell entrypoint does not do IPVS.
+ */
+/** Renders this configuration's rules bundle (src/lb-pod/bundle.ts) into `dir`, replacing what was there. */
+async function writeBundleFor(options: LbPodOptions, dir: string): Promise<void> {
+  const [{ renderBundle }, { parseLbPodConfig }, { mkdir, rm, writeFile }] = await Promise.all([
+    import("./bundle.js"), import("./config.js"), import("node:fs/promises"),
+  ]);
+  const bundle = renderBundle(parseLbPodConfig(process.env, { ports: options.port, destinationIps: options.destinationIp, sourceRanges: options.sourceRange }));
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await Promise.all(Object.entries(bundle).map(([name, text]) => writeFile(`${dir}/${name}`, text)));
+}
+
+/**
+ * Renders the rules bundle for this configuration into <state dir>/rules and runs bin/berth-lb-pod --once on it:
+ * the lb-pod image's entrypoint is the one implementation of apply (docs/design/0013). IPVS alone keeps the
+ * Node.js applier (apply.ts): the image's shell entrypoint does not do IPVS.
+ */
 async function runApply(options: LbPodOptions): Promise<void> {
   const started = performance.now();
-  const plan = await planFromOptions(options);
+  if (options.backend === "ipvs") return runIpvsApply(options, await planFromOptions(options), started);
+  const rulesDir = `${options.stateDir}/rules`;
+  await writeBundleFor(options, rulesDir);
+  const [{ spawn }, { fileURLToPath }] = await Promise.all([import("node:child_process"), import("node:url")]);
+  const script = fileURLToPath(new URL("../../bin/berth-lb-pod", import.meta.url));
+  const child = spawn("sh", [script, "--once", "--rules", rulesDir, "--state-dir", options.stateDir, "--backend", options.backend], { stdio: "inherit" });
+  const code = await new Promise<number>((resolve) => {
+    child.once("exit", (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
+    child.once("error", () => resolve(127));
+  });
+  if (code === 0) console.log(`berth lb-pod: applied in ${Math.round(performance.now() - started)} ms (since start: ${Math.round(performance.now())} ms)`);
+  process.exitCode = code;
+}
+
+async function runIpvsApply(options: LbPodOptions, plan: import("../lib/rules/model.js").RulePlan, started: number): Promise<void> {
   const [{ applyLbPod }, { systemRunner }] = await Promise.all([import("./apply.js"), import("../lib/exec.js")]);
   const log = (line: string): void => console.log(`berth lb-pod: ${line}`);
   const result = await applyLbPod(plan, { backend: options.backend, stateDir: options.stateDir }, { runner: systemRunner(), log });

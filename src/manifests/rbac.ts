@@ -83,6 +83,13 @@ export function namespaceRules(leaseName: string): PolicyRule[] {
       { apiGroups: ["apps"], resources: ["daemonsets"], verbs: ["list", "watch", "create", "patch", "delete"] },
     ),
     commented(
+      "Each DaemonSet's rules ConfigMap (the lb-pod's iptables/nftables texts, rendered by the controller), only in\n" +
+      "this namespace. patch/create: server-side apply; delete: the previous template's ConfigMap once a Service's rules\n" +
+      "change (the garbage collector removes the rest with their DaemonSet). No get, list or watch: names carry the\n" +
+      "content's hash, so the controller never reads one back.",
+      { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "patch", "delete"] },
+    ),
+    commented(
       "The lb-pods of those DaemonSets: which are Ready on which node (status), and which are stuck Pending on a\n" +
       "hostPort conflict. watch only here: the controller's pod informer is namespaced and label-selected.",
       { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },

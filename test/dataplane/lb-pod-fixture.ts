@@ -1,20 +1,38 @@
 // The lb-pod data-plane topology, shared by the test files in this folder:
 //
-//   client ns                       pod ns (runs the real `node dist/cli.js lb-pod`)          backend ns
+//   client ns                       pod ns (runs the lb-pod image's tree, chrooted)             backend ns
 //   10.70.0.2, .3   fd70::2, ::3 -- 10.70.0.1  fd70::1 | 10.71.0.1  fd71::1 -- 10.71.0.2, .3   fd71::2, ::3
 //
 // The backend answers "b2" on its .2/::2 addresses and "b3" on .3/::3, on TCP and UDP ports 8080 and 8081, and
 // names the client address it saw (so a test sees MASQUERADE at work). Addresses repeat across tests: each test has
 // its own namespaces.
-import { existsSync } from "node:fs";
+//
+// The lb-pod runs as in a cluster: `berth lb-pod render` (what the controller renders) writes the rules bundle, and
+// the image's own entrypoint applies it from the image's root filesystem (scripts/build-lb-pod-rootfs.sh), chrooted
+// in the pod's namespace with the bundle and the state dir mounted where the DaemonSet mounts them; so a library or
+// module missing from the image fails these tests.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RunResult } from "../../src/lib/exec.js";
+import { systemRunner, type RunResult } from "../../src/lib/exec.js";
+import { LB_POD_ROOTFS_PATH, ensureLbPodRootfs, rootfsExecArgs } from "../../src/sandbox/cluster/kubelet/rootfs.js";
 import type { Family } from "../../src/lib/rules/model.js";
 import { NetnsLab } from "../support/netns.js";
 import { needsRoot, skipBecause } from "../support/skip.js";
 
 export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 export const BIN_DIR = fileURLToPath(new URL("../../bin/", import.meta.url));
+export const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
+/** Where the DaemonSet mounts the rules bundle and the state dir (src/lb-pod/bundle.ts RULES_DIR, daemonset.ts STATE_DIR). */
+export const POD_RULES_DIR = "/etc/berth/rules";
+export const POD_STATE_DIR = "/run/berth";
+
+let rootfs: string | undefined;
+/** The lb-pod image's tree for the current sources (built once, ~10 s, then reused). */
+export async function lbPodRootfs(): Promise<string> {
+  rootfs ??= (await ensureLbPodRootfs(REPO_DIR, systemRunner())).dir;
+  return rootfs;
+}
 /** Every namespace of these suites starts with this; leftovers of killed runs are removed before each test. */
 export const LAB_PREFIX = "bt-lbp";
 
@@ -25,7 +43,12 @@ export const LAB_PREFIX = "bt-lbp";
  */
 export function rootDataplaneSuite(): { create(options?: TopologyOptions): Promise<Topology> } {
   let current: Topology | undefined;
-  before(() => requireBuiltCli());
+  before(async function () {
+    requireBuiltCli();
+    if (needsRoot()) return;
+    this.timeout(120_000);
+    await lbPodRootfs();
+  });
   // Per test, so that every skipped test carries the reason in its own title.
   beforeEach(function () {
     const reason = needsRoot();
@@ -64,6 +87,20 @@ export interface Topology {
   stateDir: string;
   /** Runs `node dist/cli.js <args>` inside the pod namespace, with extra environment variables. */
   berth(args: readonly string[], env?: Record<string, string>): Promise<RunResult>;
+  /** Where `render` writes the bundle (mounted read-only at POD_RULES_DIR). */
+  rulesDir: string;
+  /** `berth lb-pod render` of this configuration into rulesDir (exit 2 on bad input, as apply). */
+  render(config: LbPodTestConfig): Promise<RunResult>;
+  /** render, then the image's entrypoint with --once, chrooted in the pod namespace: what the lb-pod container does. */
+  apply(config: LbPodTestConfig, env?: Record<string, string>): Promise<RunResult>;
+  /** Writes a bundle (as the controller renders it) into rulesDir. */
+  writeBundle(bundle: Record<string, string>): Promise<void>;
+  /** The image's entrypoint with these arguments and environment, chrooted in the pod namespace, on rulesDir. */
+  runEntrypoint(args: readonly string[], env?: Record<string, string>): Promise<RunResult>;
+  /** The image's readiness probe (berth-lb-pod-check), chrooted in the pod namespace. */
+  probe(): Promise<RunResult>;
+  /** Arguments for `ip netns exec <pod>` that run argv from the image's tree with the pod's mounts and `env`. */
+  podArgs(argv: readonly string[], env?: Record<string, string>): Promise<string[]>;
   destroy(): Promise<void>;
 }
 
@@ -97,17 +134,46 @@ export async function createTopology(options: TopologyOptions = {}): Promise<Top
       lab.startServer(backend, { reply: "b3", listen: [...listen(ADDR.ipv4.b3), ...listen(ADDR.ipv6.b3)] }),
     ]);
     const stateDir = `/tmp/${pod}-state`;
+    const rulesDir = `/tmp/${pod}-rules`;
+    const berth = (args: readonly string[], env: Record<string, string> = {}): Promise<RunResult> =>
+      lab.exec(pod, "env", [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, ...args], { timeoutMs: 30_000 });
+    const podArgs = async (argv: readonly string[], env: Record<string, string> = {}): Promise<string[]> => {
+      await lab.runner.run("mkdir", ["-p", stateDir, rulesDir]);
+      return rootfsExecArgs(await lbPodRootfs(), [
+        { source: rulesDir, target: POD_RULES_DIR, readOnly: true },
+        { source: stateDir, target: POD_STATE_DIR },
+      ], { PATH: LB_POD_ROOTFS_PATH.join(":"), ...env }, argv);
+    };
+    const inPod = async (argv: readonly string[], env: Record<string, string>, timeoutMs: number): Promise<RunResult> => {
+      const [file, ...args] = (await podArgs(argv, env)) as [string, ...string[]];
+      return lab.exec(pod, file, args, { timeoutMs });
+    };
+    const render = (config: LbPodTestConfig): Promise<RunResult> => berth(["lb-pod", "render", "--out", rulesDir, ...configArgs(config)]);
     return {
       lab,
       client,
       pod,
       backend,
       stateDir,
-      berth: (args, env = {}) =>
-        lab.exec(pod, "env", [...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, CLI, ...args], { timeoutMs: 30_000 }),
+      rulesDir,
+      berth,
+      render,
+      podArgs,
+      apply: async (config, env = {}) => {
+        const rendered = await render(config);
+        if (rendered.exitCode !== 0) return rendered;
+        return inPod(["berth-lb-pod", "--once", ...(config.backend ? ["--backend", config.backend] : [])], env, 30_000);
+      },
+      writeBundle: async (bundle) => {
+        rmSync(rulesDir, { recursive: true, force: true });
+        mkdirSync(rulesDir, { recursive: true });
+        for (const [name, text] of Object.entries(bundle)) writeFileSync(join(rulesDir, name), text);
+      },
+      runEntrypoint: (args, env = {}) => inPod(["berth-lb-pod", ...args], env, 30_000),
+      probe: () => inPod(["berth-lb-pod-check"], {}, 10_000),
       destroy: async () => {
         await lab.destroy();
-        await lab.runner.run("rm", ["-rf", stateDir]);
+        await lab.runner.run("rm", ["-rf", stateDir, rulesDir]);
       },
     };
   } catch (error) {
@@ -116,16 +182,24 @@ export async function createTopology(options: TopologyOptions = {}): Promise<Top
   }
 }
 
-/** `lb-pod apply` arguments for ports and destinations, with this test's state dir. */
-export function lbPodArgs(topology: Topology, config: { ports: string[]; destinations: string[]; sourceRanges?: string[]; backend?: string }): string[] {
+export interface LbPodTestConfig {
+  ports: string[];
+  destinations: string[];
+  sourceRanges?: string[];
+  backend?: string;
+}
+
+function configArgs(config: LbPodTestConfig): string[] {
   return [
-    "--state-dir",
-    topology.stateDir,
     ...config.ports.flatMap((port) => ["--port", port]),
     ...config.destinations.flatMap((ip) => ["--destination-ip", ip]),
     ...(config.sourceRanges ?? []).flatMap((range) => ["--source-range", range]),
-    ...(config.backend ? ["--backend", config.backend] : []),
   ];
+}
+
+/** `lb-pod apply` / `lb-pod check` arguments for ports and destinations, with this test's state dir. */
+export function lbPodArgs(topology: Topology, config: LbPodTestConfig): string[] {
+  return ["--state-dir", topology.stateDir, ...configArgs(config), ...(config.backend ? ["--backend", config.backend] : [])];
 }
 
 export type IptablesBackend = "iptables-nft" | "iptables-legacy";

@@ -70,6 +70,6 @@ describe("lb-pod footprint", function () {
       ...lbPodArgs(t, { ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2] }),
     ]);
     assert.equal(result.exitCode, 0, result.stderr);
-    assertLbPodPathOnly(readFileSync(log, "utf8"), "apply.js");
+    assertLbPodPathOnly(readFileSync(log, "utf8"), "bundle.js");
   });
 });

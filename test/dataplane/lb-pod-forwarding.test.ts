@@ -1,5 +1,6 @@
-// Real packets through the real `berth lb-pod` (dist/cli.js run in a pod network namespace): every backend in
-// both families, TCP and UDP, allowed and dropped sources, and re-applying without duplicating anything.
+// Real packets through the real lb-pod (the rules bundle `berth lb-pod render` writes, applied by the image's
+// entrypoint from the image's root filesystem in a pod network namespace): every backend in both families, TCP and
+// UDP, allowed and dropped sources, and re-applying without duplicating anything.
 import { strict as assert } from "node:assert";
 import type { Family } from "../../src/lib/rules/model.js";
 import { ADDR, lbPodArgs, rootDataplaneSuite, rulesets } from "./lb-pod-fixture.js";
@@ -15,11 +16,8 @@ describe("lb-pod data plane: forwarding", function () {
       const a = ADDR[family];
       it(`${backend} ${family}: forwards TCP and UDP to the destination, masquerades, drops sources outside the ranges, and re-applies to an identical ruleset`, async function () {
         const t = await topologies.create();
-        const args = [
-          "apply",
-          ...lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [a.b2], sourceRanges: [a.client], backend }),
-        ];
-        const first = await t.berth(["lb-pod", ...args]);
+        const config = { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [a.b2], sourceRanges: [a.client], backend };
+        const first = await t.apply(config);
         assert.equal(first.exitCode, 0, first.stderr);
         assert.match(first.stdout, new RegExp(`backend ${backend} `));
 
@@ -36,11 +34,13 @@ describe("lb-pod data plane: forwarding", function () {
         assert.deepEqual(udpDropped, { answered: false, reason: "timeout" }, "UDP from a source outside the ranges");
 
         const before = await rulesets(t.lab, t.pod);
-        const second = await t.berth(["lb-pod", ...args]);
+        const second = await t.apply(config);
         assert.equal(second.exitCode, 0, second.stderr);
         assert.deepEqual(await rulesets(t.lab, t.pod), before, "a second apply changes nothing");
-        const check = await t.berth(["lb-pod", "check", ...args.slice(1)]);
+        const check = await t.berth(["lb-pod", "check", ...lbPodArgs(t, config)]);
         assert.equal(check.exitCode, 0, check.stderr);
+        const probe = await t.probe();
+        assert.equal(probe.exitCode, 0, probe.stderr);
         assert.equal(
           (await t.lab.request(t.client, { protocol: "tcp", ip: a.pod, port: 80, sourceIp: a.client })).answered,
           true,
@@ -52,11 +52,7 @@ describe("lb-pod data plane: forwarding", function () {
 
   it("spreads new connections over every destination of the family, dual-stack in one pod", async function () {
     const t = await topologies.create();
-    const args = lbPodArgs(t, {
-      ports: ["tcp:80:8080"],
-      destinations: [ADDR.ipv4.b2, ADDR.ipv4.b3, ADDR.ipv6.b2, ADDR.ipv6.b3],
-    });
-    const applied = await t.berth(["lb-pod", "apply", ...args]);
+    const applied = await t.apply({ ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2, ADDR.ipv4.b3, ADDR.ipv6.b2, ADDR.ipv6.b3] });
     assert.equal(applied.exitCode, 0, applied.stderr);
     for (const family of FAMILIES) {
       const replies: string[] = [];

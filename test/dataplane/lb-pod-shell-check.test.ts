@@ -1,10 +1,9 @@
-// The readiness probe's shell check (bin/berth-lb-pod-check running the check.sh apply writes) must agree with the
-// Node.js check (`berth lb-pod check`) on every state the rules can be in: no state, ready, a berth rule missing,
-// an extra rule or a duplicated jump, a missing jump, an altered rule, forwarding off. Real netfilter in the pod
-// namespace of the lb-pod fixture, for the three backends this kernel has.
+// The readiness probe (bin/berth-lb-pod-check, run from the lb-pod image's tree on what the entrypoint left in the
+// state dir) must agree with the Node.js check (`berth lb-pod check`) on every state the rules can be in: no state,
+// ready, a berth rule missing, an extra rule or a duplicated jump, a missing jump, an altered rule, forwarding off.
+// Real netfilter in the pod namespace of the lb-pod fixture, for the three backends this kernel has.
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
-import { ADDR, BIN_DIR, lbPodArgs, rootDataplaneSuite, type Topology } from "./lb-pod-fixture.js";
+import { ADDR, lbPodArgs, rootDataplaneSuite, type Topology } from "./lb-pod-fixture.js";
 
 type Mutation = { name: string; run(t: Topology): Promise<void> };
 
@@ -83,10 +82,11 @@ describe("lb-pod data plane: the shell readiness check agrees with the Node.js c
   for (const { backend, mutations } of backends) {
     it(`${backend}: no state, ready, ${mutations.map((m) => m.name).join(", ")}, forwarding off`, async () => {
       const t = await topologies.create();
-      const config = lbPodArgs(t, { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], backend });
+      const configured = { ports: ["tcp:80:8080", "udp:53:8081"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2], backend };
+      const config = lbPodArgs(t, configured);
       const both = async (state: string, ready: boolean): Promise<void> => {
         const [shell, node] = await Promise.all([
-          t.lab.exec(t.pod, "sh", [join(BIN_DIR, "berth-lb-pod-check"), "--state-dir", t.stateDir], { timeoutMs: 10_000 }),
+          t.probe(),
           t.berth(["lb-pod", "check", ...config]),
         ]);
         assert.equal(node.exitCode, ready ? 0 : 1, `node, ${state}: ${node.stderr}`);
@@ -97,7 +97,7 @@ describe("lb-pod data plane: the shell readiness check agrees with the Node.js c
         }
       };
       const apply = async (): Promise<void> => {
-        const applied = await t.berth(["lb-pod", "apply", ...config]);
+        const applied = await t.apply(configured);
         assert.equal(applied.exitCode, 0, applied.stderr);
       };
 

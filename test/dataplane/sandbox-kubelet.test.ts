@@ -1,14 +1,16 @@
-// The sandbox's kubelet stand-in with real processes: pods of the controller's exact lb-pod DaemonSet run the real
-// bin/berth-lb-pod in their own network namespaces (SandboxNetwork), become Ready from their real readiness probe,
+// The sandbox's kubelet stand-in with real processes: pods of the controller's exact lb-pod DaemonSet (and its rules
+// ConfigMap) run the lb-pod image's own tree (chrooted, scripts/build-lb-pod-rootfs.sh) in their own network
+// namespaces (SandboxNetwork), become Ready from their real readiness probe,
 // restart when killed, and leave nothing behind when deleted. Against an in-process sandbox API server over HTTP.
 // Needs root (network namespaces, netfilter) and the built CLI.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1DaemonSet, V1Node, V1Pod, V1Service } from "@kubernetes/client-node";
-import { buildDaemonSet } from "../../src/controller/daemonset.js";
+import { buildDaemonSet, buildRulesConfigMap, lbPodRulesBundle } from "../../src/controller/daemonset.js";
+import { LB_POD_ROOTFS_ENTRYPOINT, LB_POD_ROOTFS_PATH, ensureLbPodRootfs } from "../../src/sandbox/cluster/kubelet/rootfs.js";
 import { parseServiceConfig } from "../../src/controller/service-config.js";
 import { defaultControllerConfig } from "../../src/controller/types.js";
 import { systemRunner } from "../../src/lib/exec.js";
@@ -35,9 +37,12 @@ const runner = systemRunner();
 /** The host's IPv4 forwarding, read before any test: the sandbox gives pods a node's value without changing it. */
 const hostForwarding = readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
 
+/** The lb-pod image's tree, built in before(). */
+let lbPodRootfs = "";
+
 function images(image: string): ContainerImage | undefined {
   const pathDirs = [BIN, dirname(process.execPath)];
-  if (image === LB_IMAGE) return { entrypoint: [join(BIN, "berth-lb-pod")], pathDirs, env: { BERTH_NODE: process.execPath } };
+  if (image === LB_IMAGE) return { entrypoint: LB_POD_ROOTFS_ENTRYPOINT, pathDirs: LB_POD_ROOTFS_PATH, rootfs: lbPodRootfs };
   if (image === SHELL_IMAGE) return { entrypoint: ["sh"], pathDirs };
   return undefined;
 }
@@ -197,8 +202,10 @@ async function lbDaemonSet(env: Env, name: string, port: number, policy: "Local"
   const parsed = parseServiceConfig(svc, config);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const nodes = (await env.client.list<V1Node>(Resources.nodes)).items;
-  const ds = buildDaemonSet(svc, parsed.value, nodes, config);
-  return env.client.create(Resources.daemonSets, ds);
+  const ds = await env.client.create(Resources.daemonSets, buildDaemonSet(svc, parsed.value, nodes, config));
+  // The rules the lb-pods mount, as the controller writes them (src/controller/rules-configmap.ts).
+  await env.client.create(Resources.configMaps, buildRulesConfigMap(ds, { uid: ds.metadata?.uid ?? "" }, lbPodRulesBundle(parsed.value)));
+  return ds;
 }
 
 function shellDaemonSet(name: string, script: string, o: { hostPort?: number; node?: string; grace?: number } = {}): V1DaemonSet {
@@ -232,6 +239,7 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
     const reason = needsRoot();
     if (reason) skipBecause(this, reason);
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+    lbPodRootfs = (await ensureLbPodRootfs(REPO, runner)).dir;
     // Leftovers of runs of this file that were killed (their pid is gone); live runs of others are left alone.
     const list = await runner.run("ip", ["netns", "list"]);
     const dead = new Set(list.stdout.split("\n").map((l) => /^bsk(\d+)-/.exec(l)?.[1]).filter((pid): pid is string => pid !== undefined && !alive(Number(pid))));
@@ -271,7 +279,9 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       // DEST_IPS from the downward API's status.hostIPs (Local), BERTH_PORTS with the NodePort.
       assert.equal(environ.DEST_IPS, node.lanIps.join(","));
       assert.match(environ.BERTH_PORTS ?? "", /^tcp:80:\d+$/);
-      assert.ok((environ.PATH ?? "").startsWith(`${BIN}:`), environ.PATH);
+      assert.ok((environ.PATH ?? "").startsWith(`${LB_POD_ROOTFS_PATH.join(":")}:`), environ.PATH);
+      // Its root is the image's tree, not the host's.
+      assert.equal(readlinkSync(`/proc/${pid}/root`), lbPodRootfs);
 
       // No sysctl asked for; the pod namespace starts as on a real node: IPv4 forwarding on (copied from a node that
       // forwards), IPv6 forwarding off; the host's own setting is left as it was.
@@ -284,19 +294,22 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
       assert.match(rules.stdout, new RegExp(`--to-destination ${node.lanIps[0]}:`));
 
       // /run/berth in the container is the pod's own emptyDir (a directory per pod uid on the host).
-      const state = await runner.run("nsenter", ["-t", String(pid), "-m", "cat", "/run/berth/state.json"]);
+      const state = await runner.run("nsenter", ["-t", String(pid), "-m", "-r", "cat", "/run/berth/want-ipv4"]);
       assert.equal(state.exitCode, 0, state.stderr);
-      assert.equal(state.stdout, readFileSync(join(e.logDir, "pods", pod.metadata?.uid ?? "", "state", "state.json"), "utf8"));
+      assert.equal(state.stdout, readFileSync(join(e.logDir, "pods", pod.metadata?.uid ?? "", "state", "want-ipv4"), "utf8"));
       states.push(state.stdout);
     }
-    // Two pods, two states (their DEST_IPS differ, so do their plans): nothing shared through /run/berth, although
-    // every sandbox "node" is the same host with one filesystem.
+    // Two pods, two states (their DEST_IPS differ, so do the rules they expect): nothing shared through /run/berth,
+    // although every sandbox "node" and every container's tree is the same host with one filesystem.
     assert.notEqual(states[0], states[1]);
     // The host's own /run/berth holds nothing of theirs.
     assert.ok(!existsSync("/run/berth/state.json"));
     // The container's output is in its log file.
     const log = readFileSync(join(e.logDir, `${NS}_${pods[0]?.metadata?.name}_lb-pod.log`), "utf8");
     assert.match(log, /berth lb-pod: forwarding tcp\/80\b/);
+    // The rules came from the ConfigMap the DaemonSet mounts (a file per key, read-only in the container).
+    const rules = await runner.run("nsenter", ["-t", String(await containerPid(pods[0] as V1Pod)), "-m", "-r", "cat", "/etc/berth/rules/format"]);
+    assert.equal(rules.stdout, "1");
 
     // Idle Ready pods are not rewritten: a status is written only when it changes.
     const versions = async (): Promise<string[]> => (await podsOf(e.client, NS, selector)).map((p) => p.metadata?.resourceVersion ?? "");

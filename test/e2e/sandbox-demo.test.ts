@@ -4,10 +4,11 @@
 // namespace, host link, host rule, process or state file behind, is idempotent, and also cleans up after a
 // supervisor that was killed outright. Needs root.
 import { strict as assert } from "node:assert";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { systemRunner, type RunResult } from "../../src/lib/exec.js";
+import { LB_POD_ROOTFS_INPUTS, ensureLbPodRootfs } from "../../src/sandbox/cluster/kubelet/rootfs.js";
 import { Supervisor } from "../../src/sandbox/cluster/supervisor.js";
 import { needsRoot, skipBecause } from "../support/skip.js";
 import { hostLinks, hostRules } from "./fixture.js";
@@ -118,6 +119,10 @@ describe("e2e: berth sandbox up --demo and down (the README's first command)", f
   it("a part that fails to start takes down what started before it, and the error names the part and its log", async () => {
     // A repository without dist/cli.js: the controller, the last part, cannot start; the network came up before it.
     const repo = mkdtempSync(join(tmpdir(), "berth-sandbox-norepo-"));
+    // It does have the lb-pod image's tree (an earlier part): its inputs, and build/ where the tree already is.
+    for (const input of LB_POD_ROOTFS_INPUTS) cpSync(join(REPO, input), join(repo, input));
+    await ensureLbPodRootfs(REPO, runner);
+    symlinkSync(join(REPO, "build"), join(repo, "build"));
     const stateRoot = mkdtempSync(join(tmpdir(), "berth-sandbox-state-"));
     const prefix = `bsf${process.pid.toString(36)}`;
     try {

@@ -1,8 +1,10 @@
 // The sandbox's "registry": there is no container engine, so an image is a command from this repository. The
 // controller is started with --lb-image SANDBOX_LB_IMAGE, and the demo's DaemonSet names SANDBOX_DEMO_IMAGE.
 import { dirname, join } from "node:path";
+import { RULES_DIR } from "../../lb-pod/bundle.js";
 import type { ContainerImage, ImageCatalog } from "./kubelet.js";
 import { planWebContainer } from "./web-images.js";
+import { LB_POD_ROOTFS_ENTRYPOINT, LB_POD_ROOTFS_PATH } from "./kubelet/rootfs.js";
 
 /** The lb-pod "image" the sandbox's controller puts in its DaemonSets; the kubelet stand-in runs bin/berth-lb-pod for it. */
 export const SANDBOX_LB_IMAGE = "berth.dev/sandbox/lb-pod:dev";
@@ -36,14 +38,17 @@ const SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin
  * this repository: the lb-pod and the demo app by their own names, every other image the web stand-in
  * (web-images.ts: the demo app on the image's usual and declared ports, with an access log).
  */
-export function sandboxImages(repoDir: string, nodeBinary: string): ImageCatalog {
+export function sandboxImages(repoDir: string, nodeBinary: string, lbPodRootfs?: string): ImageCatalog {
   const binDir = join(repoDir, "bin");
   // bin/ first (berth, berth-lb-pod, berth-wait), then the node binary's directory (the probe runs `berth`, a
   // `#!/bin/sh` script that runs BERTH_NODE), then the system tools (iptables-restore, nft, sysctl).
   const pathDirs = [binDir, dirname(nodeBinary), ...SYSTEM_PATH];
   const env = { BERTH_NODE: nodeBinary };
   const images = new Map<string, ContainerImage>([
-    [SANDBOX_LB_IMAGE, { entrypoint: [join(binDir, "berth-lb-pod")], pathDirs, env }],
+    // The lb-pod image's own tree when it is built (ensureLbPodRootfs): what the image ships is what runs.
+    [SANDBOX_LB_IMAGE, lbPodRootfs !== undefined
+      ? { entrypoint: LB_POD_ROOTFS_ENTRYPOINT, pathDirs: LB_POD_ROOTFS_PATH, env: { BERTH_STATE_DIR: "/run/berth", BERTH_RULES_DIR: RULES_DIR }, rootfs: lbPodRootfs }
+      : { entrypoint: [join(binDir, "berth-lb-pod")], pathDirs, env }],
     [SANDBOX_DEMO_IMAGE, { entrypoint: [join(binDir, "berth"), "sandbox", "demo-app"], pathDirs, env }],
     [SANDBOX_SPEAKER_IMAGE, { entrypoint: [join(binDir, "berth")], pathDirs, env }],
   ]);

@@ -27,6 +27,7 @@ import { runChecked, systemRunner, type CommandRunner } from "../../lib/exec.js"
 import { isAlreadyExists, isConflict, isNotFound, noLog, Resources, type KubeClient, type LogFn, type Resource } from "../../lib/kube/client.js";
 import { Informer } from "../../lib/kube/informer.js";
 import { ContainerRuntime, now } from "./kubelet/container.js";
+import { writeConfigMapVolumes } from "./kubelet/configmap-volume.js";
 import { EventRecorder, involved, type InvolvedObject } from "./kubelet/events.js";
 import { forbiddenSysctl, podStatus, unsupportedPodFeature, type ImageCatalog } from "./kubelet/spec.js";
 import { hostNetworkAttachment, isHostNetwork } from "./kubelet/host-network.js";
@@ -130,6 +131,7 @@ class PodRuntime {
           await runChecked(this.k.runner, "sysctl", ["-w", `${s.name}=${s.value}`], { netns: attached.ns });
         }
         for (const v of this.pod.spec?.volumes ?? []) if (v.emptyDir) await mkdir(join(this.volumesDir, v.name), { recursive: true });
+        await writeConfigMapVolumes(this.k.o.client, this.pod, this.volumesDir);
         this.sandboxError = undefined;
         break;
       } catch (e) {

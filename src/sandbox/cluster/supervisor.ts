@@ -29,6 +29,7 @@ import { nodeObject } from "./nodes.js";
 import { NodeLifecycle } from "./node-lifecycle.js";
 import { serveControl } from "./control.js";
 import { SANDBOX_LB_IMAGE, SANDBOX_PROBE_PERIOD_MS, sandboxImages } from "./images.js";
+import { ensureLbPodRootfs } from "./kubelet/rootfs.js";
 import { DEFAULT_CONTROLLER_REPLICAS, controlSocketPath, lastLines, sandboxPaths, writeState, type ControllerReplicaState, type SandboxOptions, type SandboxPaths, type SandboxState } from "./state.js";
 
 /** A log that appends one line per message to a file (each part has its own, under logs/). */
@@ -304,11 +305,13 @@ export class Supervisor {
     this.parts.push({ name: "Deployment and ReplicaSet stand-ins", stop: () => workloads.stop() });
 
     mkdirSync(containerLogs, { recursive: true });
+    // lb-pods run from the lb-pod image's own tree (scripts/build-lb-pod-rootfs.sh), built once per version.
+    const lbPodRootfs = await this.step("lb-pod image tree", "supervisor-parts", () => ensureLbPodRootfs(this.o.repoDir, runner));
     const kubelet = new KubeletStandIn({
       client,
       nodes: layout.nodes.map((n) => ({ name: n.name, ips: n.lanIps, ns: n.ns })),
       network,
-      images: sandboxImages(this.o.repoDir, this.o.nodeBinary),
+      images: sandboxImages(this.o.repoDir, this.o.nodeBinary, lbPodRootfs.dir),
       logDir: containerLogs,
       podsDir: join(paths.dir, "pods"),
       probePeriodMs: SANDBOX_PROBE_PERIOD_MS,

@@ -3,13 +3,19 @@
 // entrypoint, the shell scripts it runs and the generated manifests refer to is followed into the image: berth's own
 // files to the build output in this repository (dist/, bin/, package.json), Debian commands to the package that
 // ships them (dpkg -S on this Debian bookworm machine, the images' release) which must be installed by the Dockerfile
-// or be Essential (always in debian:*-slim).
+// or be Essential (always in debian:*-slim). The lb-pod image is FROM scratch plus the tree
+// scripts/build-lb-pod-rootfs.sh builds: that tree is built here too and what the DaemonSet runs is looked up in it
+// (the data-plane tests run the lb-pod chrooted into the same tree).
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync, readFileSync, readdirSync } from "node:fs";
+import { accessSync, constants, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
+import { gratuitousCommand } from "../../../src/speaker/announce-plan.js";
+import { systemRunner } from "../../../src/lib/exec.js";
+import { ensureLbPodRootfs } from "../../../src/sandbox/cluster/kubelet/rootfs.js";
 import { buildManifests, CONTROLLER_UID, defaultManifestOptions } from "../../../src/manifests/manifests.js";
 import { skipBecause } from "../../support/skip.js";
 
@@ -238,35 +244,12 @@ function repoFile(image: Image, path: string): string {
   return origin.repo;
 }
 
-/** External commands the lb-pod runs (src/lb-pod): string literals given to runner.run / runChecked, and iptablesBinary(). */
-function lbPodCommands(): string[] {
-  const names = new Set<string>();
-  for (const file of readdirSync(join(ROOT, "src/lb-pod")).filter((f) => f.endsWith(".ts"))) {
-    const text = readFileSync(join(ROOT, "src/lb-pod", file), "utf8");
-    for (const call of text.matchAll(/(?:runner\.run|runChecked)\(\s*(?:[\w.]+,\s*)?([^,]+),/g)) {
-      const arg = (call[1] as string).trim();
-      const literal = /^"([^"]+)"$/.exec(arg);
-      if (literal) names.add(literal[1] as string);
-      // Every other first argument must be iptablesBinary(...), expanded below; anything new fails here.
-      else assert.match(arg, /^iptablesBinary\(/, `src/lb-pod/${file} runs a command this test cannot see: ${arg}`);
-    }
+function lstatOk(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
-  for (const family of ["iptables", "ip6tables"]) {
-    for (const variant of ["nft", "legacy"]) for (const tool of ["save", "restore"]) names.add(`${family}-${variant}-${tool}`);
-  }
-  return [...names].sort();
-}
-
-/**
- * Paths a shell script builds from its own directory ("$bin_dir/berth-wait", "$(dirname "$self")/../dist/cli.js"):
- * `required` ones it runs as they are, `optional` ones it first tests with `[ -x ... ]` and falls back from (the
- * Node.js that scripts/install-deps.sh puts in a checkout's .node/, never in an image).
- */
-function scriptRelativePaths(script: string): { required: string[]; optional: string[] } {
-  const text = readFileSync(join(ROOT, script), "utf8");
-  const all = [...text.matchAll(/(?:\$bin_dir|\$\(dirname "\$self"\))\/([\w./-]+)/g)].map((m) => m[1] as string);
-  const optional = [...text.matchAll(/\[ -x "(?:\$bin_dir|\$\(dirname "\$self"\))\/([\w./-]+)" \]/g)].map((m) => m[1] as string);
-  return { required: [...new Set(all.filter((p) => !optional.includes(p)))], optional: [...new Set(optional)] };
 }
 
 describe("images: every path and command they refer to exists in the build output", function () {
@@ -277,17 +260,15 @@ describe("images: every path and command they refer to exists in the build outpu
 
   before(function () {
     if (!existsSync(join(ROOT, "dist/cli.js"))) skipBecause(this, "dist/ is not built (npm run build)");
-    const commands = [...lbPodCommands(), "sh", "sleep", "rm", "readlink", "dirname"];
-    prefetchPackages(commands.flatMap((c) => lbPod.path().map((dir) => posix.join(dir, c))).filter((p) => existsSync(p)));
   });
 
   it("builds in stages from base images pinned by exact tag and digest, and ships no npm", () => {
     for (const image of [controller, lbPod]) {
       assert.ok(image.stages.length >= 2, `${image.dockerfile} is not multi-stage`);
-      for (const stage of image.stages) {
+      for (const stage of image.stages.filter((x) => x.image !== "scratch")) {
         assert.match(stage.image, /^[\w./-]+:[\w.-]*\d[\w.-]*@sha256:[0-9a-f]{64}$/, `${image.dockerfile}: FROM ${stage.image}`);
       }
-      assert.match(image.final.image, /^debian:[\w.-]+-slim@/, `${image.dockerfile}: the final stage is not Debian slim`);
+      if (image === controller) assert.match(image.final.image, /^debian:[\w.-]+-slim@/, `${image.dockerfile}: the final stage is not Debian slim`);
       assert.equal(image.final.copies.some((c) => c.sources.some((s) => /npm|\/usr\/local\/lib/.test(s))), false);
       // The build inputs the build stage copies are all in the per-Dockerfile ignore file's allow-list.
       const allowed = readFileSync(join(ROOT, `${image.dockerfile}.dockerignore`), "utf8").split("\n")
@@ -307,7 +288,7 @@ describe("images: every path and command they refer to exists in the build outpu
     const engines = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
     const wanted = /^>=\s*(\d+)/.exec(engines);
     assert.ok(wanted, `package.json engines.node ${engines} is not ">=N"`);
-    for (const image of [controller, lbPod]) {
+    for (const image of [controller]) {
       const from = image.origin("/usr/local/bin/node");
       assert.ok(!("repo" in from) && from.stage !== image.final, `${image.dockerfile}: /usr/local/bin/node is not copied from a build stage`);
       // node:<major>.<minor>.<patch>-<debian release>-slim: the binary links against that release's glibc, so the
@@ -342,6 +323,45 @@ describe("images: every path and command they refer to exists in the build outpu
     assert.equal(controller.final.cmd?.[0], sub);
   });
 
+  it("speaker: the controller image, which the speaker DaemonSet runs, has every tool the announcer runs", () => {
+    const daemonSet = buildManifests(defaultManifestOptions("0.0.0")).find((d) => d.kind === "DaemonSet") as unknown as
+      { metadata: { name: string }; spec: { template: { spec: { containers: { image: string }[] } } } };
+    const deployment = buildManifests(defaultManifestOptions("0.0.0")).find((d) => d.kind === "Deployment") as unknown as
+      { spec: { template: { spec: { containers: { image: string }[] } } } };
+    assert.equal(daemonSet.spec.template.spec.containers[0]?.image, deployment.spec.template.spec.containers[0]?.image, daemonSet.metadata.name);
+    const tools = ["ip", gratuitousCommand("192.0.2.1", "eth0", undefined).file, gratuitousCommand("2001:db8::1", "eth0", "02:00:00:00:00:01").file];
+    assert.deepEqual(tools, ["ip", "arping", "na6"]);
+    for (const tool of tools) mustFind(controller, tool, unverifiable);
+  });
+
+  it("controller: ships neither the sandbox nor the docs generator, and the CLI still starts and runs the controller's commands", function () {
+    this.timeout(60_000);
+    // The build stage's pruning RUN lines, run as they are on a copy of this checkout's build output.
+    const prune = controller.stage("build").runs.filter((r) => r.startsWith("rm -rf dist/"));
+    assert.equal(prune.length, 1, controller.stage("build").runs.join("; "));
+    const dir = mkdtempSync(join(tmpdir(), "berth-controller-image-"));
+    try {
+      cpSync(join(ROOT, "dist"), join(dir, "dist"), { recursive: true });
+      cpSync(join(ROOT, "package.json"), join(dir, "package.json"));
+      symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+      const pruned = spawnSync("sh", ["-ec", prune[0] as string], { cwd: dir, encoding: "utf8" });
+      assert.equal(pruned.status, 0, pruned.stderr);
+      for (const gone of ["dist/docs", "dist/sandbox/apiserver", "dist/sandbox/cluster/kubelet", "dist/sandbox/cluster/supervisor.js"]) {
+        assert.equal(existsSync(join(dir, gone)), false, `${gone} is still shipped`);
+      }
+      const cli = join(dir, "dist/cli.js");
+      for (const args of [["controller", "--help"], ["lb-pod", "render", "--help"], ["manifests"], ["--help"]]) {
+        const run = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
+        assert.equal(run.status, 0, `berth ${args.join(" ")}: ${run.stderr}`);
+      }
+      const sandbox = spawnSync(process.execPath, [cli, "sandbox", "up"], { encoding: "utf8", timeout: 30_000 });
+      assert.notEqual(sandbox.status, 0);
+      assert.equal(sandbox.stderr.trim().split("\n").length, 1, sandbox.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("the built code imports only production dependencies (the images keep node_modules after npm prune --omit=dev)", () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
     const imported = new Set<string>();
@@ -367,61 +387,44 @@ describe("images: every path and command they refer to exists in the build outpu
     assert.deepEqual(notShipped, [], "imported by dist/ but not a production dependency (npm prune --omit=dev removes it)");
   });
 
-  it("lb-pod: the DaemonSet's command and readiness probe, and the scripts they run, resolve to built files", () => {
+  it("lb-pod: FROM scratch with only the tree scripts/build-lb-pod-rootfs.sh builds, in a stage that installs what the script needs", () => {
+    assert.equal(lbPod.final.image, "scratch");
+    assert.deepEqual(lbPod.final.copies.map((c) => ({ ...c, dest: posix.normalize(c.dest) })), [{ from: "rootfs", sources: ["/rootfs/"], dest: "/" }]);
+    const stage = lbPod.stage("rootfs");
+    assert.ok(stage.runs.some((r) => r === "sh scripts/build-lb-pod-rootfs.sh /rootfs"), stage.runs.join("; "));
+    // The script and the three scripts it puts in the tree are copied into the stage (sources checked to exist above).
+    const copied = stage.copies.flatMap((c) => c.sources);
+    for (const file of ["scripts/build-lb-pod-rootfs.sh", "bin/berth-lb-pod", "bin/berth-lb-pod-check", "bin/berth-wait"]) {
+      assert.ok(copied.includes(file), `${lbPod.dockerfile}: the rootfs stage does not copy ${file}`);
+    }
+    const installed = stage.runs.flatMap((r) => /apt-get install (.*?)(?:&&|$)/.exec(r)?.[1]?.split(/\s+/).filter((w) => w !== "" && !w.startsWith("-")) ?? []);
+    const script = readFileSync(join(ROOT, "scripts/build-lb-pod-rootfs.sh"), "utf8");
+    const needed = [...script.matchAll(/need \S+ ([\w.+-]+)/g)].map((m) => m[1] as string).filter((pkg) => !essential(pkg));
+    assert.ok(needed.length >= 4, needed.join(", "));
+    for (const pkg of needed) assert.ok(installed.includes(pkg), `${lbPod.dockerfile}: the rootfs stage does not install ${pkg}, which the script needs`);
+  });
+
+  it("lb-pod: the DaemonSet's command and probe, and what the scripts run, are executable files in that tree on the image's PATH", async function () {
+    this.timeout(180_000);
+    const { dir } = await ensureLbPodRootfs(ROOT, systemRunner());
+    /** Follows a path inside the tree, absolute symlinks resolved against the tree as they are in the container. */
+    const inTree = (path: string, hops = 0): string | undefined => {
+      const full = join(dir, path);
+      if (!existsSync(full) && !lstatOk(full)) return undefined;
+      const target = lstatOk(full) ? readlinkSync(full) : undefined;
+      if (target === undefined || hops > 8) return full;
+      return inTree(target.startsWith("/") ? target : posix.join(posix.dirname(path), target), hops + 1);
+    };
+    const path = (lbPod.final.env.PATH ?? "").split(":");
     const config = defaultControllerConfig();
-    const entry = mustFind(lbPod, config.lbPodCommand[0] as string, unverifiable);
-    assert.deepEqual(entry.origin, { repo: "bin/berth-lb-pod" });
-    assert.deepEqual(lbPod.final.entrypoint, config.lbPodCommand);
-    const probe = mustFind(lbPod, config.lbPodCheckCommand[0] as string, unverifiable);
-    assert.deepEqual(probe.origin, { repo: "bin/berth-lb-pod-check" });
-    // The probe runs the check.sh apply writes; for the IPVS backend that script runs `lb-pod check` with the
-    // built CLI (src/lb-pod/check-script.ts), so that subcommand must exist in it.
-    const check = spawnSync(process.execPath, [join(ROOT, "dist/cli.js"), "lb-pod", "check", "--help"], { encoding: "utf8" });
-    assert.equal(check.status, 0, check.stderr);
-
-    // Paths the scripts derive from their own directory, followed inside the image.
-    const seen = new Set<string>();
-    const optional = new Set<string>();
-    for (const found of [entry, probe]) {
-      const script = (found.origin as { repo: string }).repo;
-      const paths = scriptRelativePaths(script);
-      for (const rel of paths.required) {
-        seen.add(`${script} -> ${rel}`);
-        repoFile(lbPod, posix.resolve(posix.dirname(found.path), rel));
-      }
-      for (const rel of paths.optional) optional.add(`${script} -> ${rel}`);
+    const commands = [config.lbPodCommand[0], config.lbPodCheckCommand[0], "berth-wait", "sh", "awk", "cat", "mkdir", "mv", "rm", "date", "sleep",
+      "env", "nft", "conntrack", ...["iptables", "ip6tables"].flatMap((f) => ["nft", "legacy"].flatMap((v) => [`${f}-${v}-save`, `${f}-${v}-restore`]))];
+    for (const command of commands as string[]) {
+      const found = path.map((d) => inTree(posix.join(d, command))).find((f) => f !== undefined);
+      assert.ok(found, `${command} is not in the lb-pod tree on PATH ${path.join(":")}`);
+      assert.ok(isExecutable(found), `${command} (${found}) is not executable`);
     }
-    assert.deepEqual([...seen].sort(), ["bin/berth-lb-pod -> ../dist/cli.js", "bin/berth-lb-pod -> berth-wait"]);
-    // Only the checkout's own Node.js may be missing from the image; the script then runs `node` from PATH (below).
-    assert.deepEqual([...optional].sort(), ["bin/berth-lb-pod -> ../.node/bin/node"]);
-    // The IPVS check.sh finds the CLI from the probe's own path, as ../dist/cli.js (src/lb-pod/check-script.ts).
-    assert.match(readFileSync(join(ROOT, "src/lb-pod/check-script.ts"), "utf8"), /\$bin_dir\/\.\.\/dist\/cli\.js/);
-    assert.equal(repoFile(lbPod, posix.resolve(posix.dirname(probe.path), "../dist/cli.js")), "dist/cli.js");
-    // The scripts start `node` (BERTH_NODE unset) and the waiter needs sh, sleep and rm; readlink and dirname locate
-    // bin/; the probe's check.sh compares with awk.
-    for (const command of ["node", "sh", "sleep", "rm", "readlink", "dirname", "awk"]) mustFind(lbPod, command, unverifiable);
+    assert.deepEqual(lbPod.final.entrypoint, [`/usr/bin/${config.lbPodCommand[0] as string}`]);
     assert.equal(lbPod.final.env.BERTH_STATE_DIR, "/run/berth");
-  });
-
-  it("lb-pod: every netfilter tool the lb-pod runs comes from a package the image installs", function () {
-    const commands = lbPodCommands();
-    // The scan found the tools this test knows the lb-pod uses (so it is not reading nothing).
-    for (const known of ["nft", "conntrack", "ipvsadm", "ipvsadm-save", "ipvsadm-restore", "iptables-legacy-restore", "ip6tables-nft-save"]) {
-      assert.ok(commands.includes(known), known);
-    }
-    const before = unverifiable.length;
-    for (const command of commands) mustFind(lbPod, command, unverifiable);
-    if (unverifiable.length > before) skipBecause(this, `cannot tell which package ships: ${unverifiable.slice(before).join(", ")}`);
-  });
-
-  it("the lb-pod's cleanup script, run by the waiter, uses only those tools and sh", () => {
-    const text = readFileSync(join(ROOT, "src/lb-pod/apply.ts"), "utf8");
-    const body = text.slice(text.indexOf("export function cleanupScript"), text.indexOf("async function writeStateDir"));
-    assert.ok(body.length > 0);
-    const commands = [...body.matchAll(/lines\.push\(\s*"(\w[\w-]*) /g)].map((m) => m[1] as string);
-    assert.deepEqual(commands, ["ipvsadm"]);
-    assert.match(body, /heredoc\("nft -f -"/);
-    assert.match(body, /iptablesBinary\(variant, family, "restore"\)/);
-    for (const command of ["ipvsadm", "nft", "iptables-nft-restore", "ip6tables-legacy-restore"]) mustFind(lbPod, command, unverifiable);
   });
 });

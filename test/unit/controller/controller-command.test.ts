@@ -20,6 +20,12 @@ describe("berth controller flags", function () {
     assert.equal(parseControllerOptions({ ...defaults, forwardingSysctls: false }).forwardingSysctls, false);
   });
 
+  it("takes the lb-pods' backend from --lb-backend, auto by default, and refuses one the image cannot run", () => {
+    assert.equal(parseControllerOptions(defaults).lbPodBackend, "auto");
+    assert.equal(parseControllerOptions({ ...defaults, lbBackend: "iptables-legacy" }).lbPodBackend, "iptables-legacy");
+    assert.throws(() => parseControllerOptions({ ...defaults, lbBackend: "ipvs" as "auto" }), (e: unknown) => e instanceof UsageError && /^--lb-backend: /.test(e.message));
+  });
+
   it("parses listen addresses, and off", () => {
     assert.deepEqual(parseListen(":9090"), { host: "0.0.0.0", port: 9090 });
     assert.deepEqual(parseListen("127.0.0.1:0"), { host: "127.0.0.1", port: 0 });

@@ -2,15 +2,19 @@ import { strict as assert } from "node:assert";
 
 import {
   buildDaemonSet,
+  buildRulesConfigMap,
   daemonSetHash,
+  lbPodRulesBundle,
   daemonSetName,
   nodeEligibility,
   nodeSelectorTerms,
   ownedFieldsDiffer,
   recordedHash,
+  rulesConfigMapOf,
 } from "../../../src/controller/daemonset.js";
 import { parseServiceConfig } from "../../../src/controller/service-config.js";
 import { defaultControllerConfig, type V1DaemonSet, type V1Node, type V1Service } from "../../../src/controller/types.js";
+import { HOST_IP_PLACEHOLDER, renderBundle } from "../../../src/lb-pod/bundle.js";
 import { parseLbPodConfig } from "../../../src/lb-pod/config.js";
 import { node, service } from "./fixtures.js";
 
@@ -100,14 +104,40 @@ describe("controller: the desired DaemonSet", () => {
               ports: [{ name: "lb-tcp-80", containerPort: 80, hostPort: 80, protocol: "TCP" }],
               readinessProbe: { exec: { command: ["berth-lb-pod-check"] }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
               securityContext: { privileged: false, allowPrivilegeEscalation: false, capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] } },
-              volumeMounts: [{ name: "state", mountPath: "/run/berth" }],
+              volumeMounts: [{ name: "rules", mountPath: "/etc/berth/rules", readOnly: true }, { name: "state", mountPath: "/run/berth" }],
             }],
-            volumes: [{ name: "state", emptyDir: { medium: "Memory" } }],
+            volumes: [{ name: "rules", configMap: { name: rulesConfigMapOf(ds) as string } }, { name: "state", emptyDir: { medium: "Memory" } }],
           },
         },
       },
     };
     assert.deepEqual(ds, want);
+    assert.match(rulesConfigMapOf(ds) ?? "", /^svclb-web-3f2a9c1e-[0-9a-f]{10}$/);
+  });
+
+  it("mounts the rules `berth lb-pod render` writes for the same configuration, in an immutable ConfigMap owned by the DaemonSet", () => {
+    const svc = service({ spec: { ipFamilies: ["IPv4", "IPv6"], clusterIPs: ["10.43.0.10", "fd00:43::a"], loadBalancerSourceRanges: ["10.0.0.0/8"] } });
+    const ds = build(svc);
+    const parsed = parseServiceConfig(svc, config);
+    assert.ok(parsed.ok);
+    const bundle = renderBundle(parseLbPodConfig(envOf(ds)));
+    const cm = buildRulesConfigMap(ds, { uid: "ds-uid" }, bundle);
+    assert.equal(cm.metadata?.name, rulesConfigMapOf(ds));
+    assert.equal(cm.metadata?.namespace, "berth-system");
+    assert.equal(cm.immutable, true);
+    assert.deepEqual(cm.metadata?.ownerReferences, [{ apiVersion: "apps/v1", kind: "DaemonSet", name: ds.metadata?.name, uid: "ds-uid", controller: true }]);
+    assert.deepEqual(cm.data, bundle);
+    assert.equal(buildRulesConfigMap(ds, undefined, bundle).metadata?.ownerReferences, undefined, "no owner before the DaemonSet exists");
+  });
+
+  it("Local policy: the rules hold placeholders for the node's addresses, filled in by the pod from DEST_IPS", () => {
+    const svc = service({ spec: { externalTrafficPolicy: "Local", ports: [{ protocol: "TCP", port: 80, nodePort: 30080 }] } });
+    const ds = build(svc);
+    const parsed = parseServiceConfig(svc, config);
+    assert.ok(parsed.ok);
+    const cm = buildRulesConfigMap(ds, undefined, lbPodRulesBundle(parsed.value));
+    assert.equal(cm.data?.["host-ips"], "1");
+    assert.match(cm.data?.["iptables-ipv4.restore"] ?? "", new RegExp(`--to-destination ${HOST_IP_PLACEHOLDER.ipv4}:30080`));
   });
 
   it("writes an environment the lb-pod itself accepts (the two sides of the contract agree)", () => {
@@ -145,6 +175,10 @@ describe("controller: the desired DaemonSet", () => {
     const ds = build(local);
     assert.deepEqual(envOf(ds), { BERTH_PORTS: "tcp:80:30080,udp:53:30053", DEST_IPS: "<from status.hostIPs>", BERTH_FAMILIES: "IPv4" });
     assert.deepEqual(container(ds).env?.[1], { name: "DEST_IPS", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.hostIPs" } } });
+  });
+  it("--lb-backend reaches the pods as BERTH_BACKEND; auto (the entrypoint's default) writes nothing", () => {
+    assert.equal(envOf(build(service(), [node("n1")], { lbPodBackend: "nftables" })).BERTH_BACKEND, "nftables");
+    assert.equal("BERTH_BACKEND" in envOf(build(service())), false);
   });
   it("Local policy on clusters before 1.29 can use status.hostIP instead", () => {
     assert.equal(envOf(build(local, [node("n1")], { hostIpsFieldPath: "status.hostIP" })).DEST_IPS, "<from status.hostIP>");
@@ -259,6 +293,19 @@ describe("controller: DaemonSet stability", () => {
       assert.equal(recordedHash(a), recordedHash(b));
     });
   }
+
+  it("the hash and the rules ConfigMap's name change when the rules change (so the pods roll)", () => {
+    const base = build(service());
+    for (const changed of [
+      build(service({ spec: { ports: [{ protocol: "TCP", port: 81 }] } })),
+      build(service({ spec: { clusterIPs: ["10.43.0.11"] } })),
+      build(service({ spec: { loadBalancerSourceRanges: ["10.0.0.0/8"] } })),
+    ]) {
+      assert.notEqual(rulesConfigMapOf(changed), rulesConfigMapOf(base));
+      assert.notEqual(recordedHash(changed), recordedHash(base));
+    }
+    assert.equal(rulesConfigMapOf(build(service(), [node("n2")])), rulesConfigMapOf(base), "nodes do not change the rules");
+  });
 
   it("the hash changes when anything that matters changes", () => {
     const base = recordedHash(build(service()));

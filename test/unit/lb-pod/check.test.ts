@@ -3,9 +3,10 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { compareIptables, forwardingProblem, planHash } from "../../../src/lb-pod/check.js";
 import { cleanupScript } from "../../../src/lb-pod/apply.js";
-import { checkScript } from "../../../src/lb-pod/check-script.js";
+import { renderBundle } from "../../../src/lb-pod/bundle.js";
 import type { RulePlan } from "../../../src/lib/rules/model.js";
 
 const plan: RulePlan = {
@@ -63,25 +64,33 @@ describe("lb-pod readiness comparison (iptables)", () => {
     });
   }
 
-  describe("the probe's shell check (check.sh) on the same iptables-save output", () => {
-    // check.sh runs iptables-nft-save; here that name is a script printing SAVE_FILE, and /proc is a directory of
-    // this test's own, so the sh + awk comparison runs on exactly the texts the Node.js comparison got above.
+  describe("the probe (bin/berth-lb-pod-check) on the same iptables-save output", () => {
+    // The probe runs iptables-nft-save; here that name is a script printing SAVE_FILE, /proc is a directory of this
+    // test's own (BERTH_PROC), and the state dir holds what the entrypoint leaves there for this plan (the bundle's
+    // expected lines and known jumps), so the sh + awk comparison runs on exactly the texts the Node.js one got above.
     let dir = "";
+    const probe = fileURLToPath(new URL("../../../bin/berth-lb-pod-check", import.meta.url));
     before(() => {
       dir = mkdtempSync(join(tmpdir(), "berth-check-sh-"));
       mkdirSync(join(dir, "bin"));
       writeFileSync(join(dir, "bin", "iptables-nft-save"), '#!/bin/sh\ncat "$SAVE_FILE"\n');
       chmodSync(join(dir, "bin", "iptables-nft-save"), 0o755);
       mkdirSync(join(dir, "proc", "sys", "net", "ipv4"), { recursive: true });
-      writeFileSync(join(dir, "check.sh"), checkScript(plan, "iptables-nft", join(dir, "proc")));
+      const bundle = renderBundle({ ports: [{ protocol: "tcp", port: 80, destinationPort: 8080 }], destinationIps: ["10.43.0.10"], sourceRanges: ["0.0.0.0/0"] });
+      mkdirSync(join(dir, "state"));
+      writeFileSync(join(dir, "state", "want-ipv4"), bundle["iptables-ipv4.want"] ?? "");
+      writeFileSync(join(dir, "state", "iptables.known"), bundle["iptables.known"] ?? "");
+      writeFileSync(join(dir, "state", "backend"), "iptables-nft\n");
+      writeFileSync(join(dir, "state", "families"), "ipv4\n");
+      writeFileSync(join(dir, "state", "state.json"), "{}\n");
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
     const runCheck = (save: string, forwarding = "1"): { status: number | null; stderr: string } => {
       writeFileSync(join(dir, "save.txt"), save);
       writeFileSync(join(dir, "proc", "sys", "net", "ipv4", "ip_forward"), `${forwarding}\n`);
-      const result = spawnSync("sh", [join(dir, "check.sh"), dir], {
+      const result = spawnSync("sh", [probe, "--state-dir", join(dir, "state")], {
         encoding: "utf8",
-        env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`, SAVE_FILE: join(dir, "save.txt") },
+        env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`, SAVE_FILE: join(dir, "save.txt"), BERTH_PROC: join(dir, "proc") },
       });
       return { status: result.status, stderr: result.stderr };
     };
@@ -89,6 +98,11 @@ describe("lb-pod readiness comparison (iptables)", () => {
     it("is ready on the live rules, others' rules aside", () => {
       const result = runCheck(LIVE.replace(":INPUT ACCEPT [0:0]", ":INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT"));
       assert.deepEqual(result, { status: 0, stderr: "" });
+    });
+    it("is not ready, in one line, when iptables-save prints nothing", () => {
+      const result = runCheck("");
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /^berth lb-pod: not ready: ipv4 \(iptables-nft, iptables-nft\): iptables-nft-save printed nothing/);
     });
     for (const c of cases) {
       it(`reports ${c.name} in one line, with the Node.js check's words`, () => {

@@ -61,12 +61,14 @@ describe("sandbox kubelet: what a container runs", () => {
     assert.equal(expand("a$(X)b", { X: "1" }), "a1b");
   });
 
-  it("mounts emptyDir volumes at their mountPath, and refuses what the sandbox cannot do with a CreateContainerConfigError", () => {
+  it("mounts emptyDir and configMap volumes at their mountPath, and refuses what the sandbox cannot do with a CreateContainerConfigError", () => {
     const ok = launchOf(pod({ volumeMounts: [{ name: "state", mountPath: "/run/berth" }] }, [{ name: "state", emptyDir: { medium: "Memory" } }]));
     assert.deepEqual(ok.mounts, [{ volume: "state", mountPath: "/run/berth", readOnly: false }]);
     const refused = (p: V1Pod, message: RegExp) => assert.throws(() => launchOf(p), (e: unknown) => e instanceof ContainerConfigError &&
       e.reason === "CreateContainerConfigError" && message.test(e.message));
-    refused(pod({ volumeMounts: [{ name: "cfg", mountPath: "/etc/x" }] }, [{ name: "cfg", configMap: { name: "x" } }]), /only emptyDir/);
+    const cfg = launchOf(pod({ volumeMounts: [{ name: "cfg", mountPath: "/etc/x", readOnly: true }] }, [{ name: "cfg", configMap: { name: "x" } }]));
+    assert.deepEqual(cfg.mounts, [{ volume: "cfg", mountPath: "/etc/x", readOnly: true }]);
+    refused(pod({ volumeMounts: [{ name: "host", mountPath: "/etc/x" }] }, [{ name: "host", hostPath: { path: "/etc" } }]), /only emptyDir and configMap/);
     refused(pod({ volumeMounts: [{ name: "missing", mountPath: "/x" }] }), /no volume of that name/);
     refused(pod({ env: [{ name: "X", valueFrom: { fieldRef: { fieldPath: "spec.schedulerName" } } }] }), /fieldRef spec\.schedulerName is not supported/);
     refused(pod({ env: [{ name: "X", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] }), /only valueFrom\.fieldRef/);

@@ -1,5 +1,5 @@
 // Which Node.js a checkout runs on (docs/design/0009-node-24-provisioned-locally.md): scripts/node-env.sh's decisions,
-// and bin/berth and bin/berth-lb-pod preferring the checkout's .node/bin/node. Each case runs the real scripts in a
+// and bin/berth preferring the checkout's .node/bin/node (the lb-pod's entrypoint runs no Node.js any more). Each case runs the real scripts in a
 // scratch copy of the checkout's layout (scripts/, bin/, .node/, dist/). Where a case needs a Node.js of another
 // version than this machine has, `node` is a two-line sh script that answers `--version` as that release would and
 // otherwise runs this test's own Node.js; `uname` likewise answers `-m` with the machine type under test. Nothing
@@ -34,11 +34,11 @@ function checkout(o: { pathNode?: string; machine?: string; localNode?: string }
   const dir = mkdtempSync(join(tmpdir(), "berth-node-env-"));
   for (const sub of ["scripts", "bin", "dist", "fake-bin"]) mkdirSync(join(dir, sub));
   copyFileSync(join(ROOT, "scripts/node-env.sh"), join(dir, "scripts/node-env.sh"));
-  for (const script of ["berth", "berth-lb-pod", "berth-wait"]) {
+  for (const script of ["berth"]) {
     copyFileSync(join(ROOT, "bin", script), join(dir, "bin", script));
     chmodSync(join(dir, "bin", script), 0o755);
   }
-  // A cli.js that says which node runs it, and succeeds for `lb-pod apply` so berth-lb-pod goes on to berth-wait.
+  // A cli.js that says which node runs it.
   writeFileSync(join(dir, "dist/cli.js"), 'console.log(`ran by ${process.env.BERTH_TEST_NODE ?? "another node"}: ${process.argv.slice(2).join(" ")}`);\n');
   const fakeBin = join(dir, "fake-bin");
   if (o.pathNode !== undefined) nodeAnswering(join(fakeBin, "node"), o.pathNode);
@@ -219,7 +219,7 @@ describe("scripts/node-env.sh: the one Node.js a checkout runs on", () => {
   });
 });
 
-describe("bin/berth and bin/berth-lb-pod: the checkout's .node/bin/node before the node on PATH", () => {
+describe("bin/berth: the checkout's .node/bin/node before the node on PATH", () => {
   const made: string[] = [];
   after(() => {
     for (const dir of made) rmSync(dir, { recursive: true, force: true });
@@ -246,17 +246,5 @@ describe("bin/berth and bin/berth-lb-pod: the checkout's .node/bin/node before t
     nodeAnswering(join(c.dir, "chosen-node"), "v24.9.0");
     const chosen = run(c, [join(c.dir, "bin/berth"), "version"], { BERTH_NODE: join(c.dir, "chosen-node") });
     assert.equal(chosen.stdout.trim(), `ran by ${join(c.dir, "chosen-node")}: version`);
-  });
-
-  it("bin/berth-lb-pod applies with .node/bin/node when the checkout has one", () => {
-    const c = checkout({ pathNode: "v20.20.2", localNode: "v24.22.3" });
-    // apply succeeds (the stand-in cli.js exits 0), then the waiter starts; stop it as the kubelet would.
-    const r = spawnSync("sh", ["-c", `"${join(c.dir, "bin/berth-lb-pod")}" --state-dir "${join(c.dir, "state")}" & pid=$!; sleep 1; kill -TERM $pid; wait $pid`], {
-      encoding: "utf8",
-      env: { PATH: `${c.fakeBin}:/usr/sbin:/usr/bin:/sbin:/bin` },
-      timeout: 10_000,
-    });
-    made.push(c.dir);
-    assert.match(r.stdout, new RegExp(`^ran by ${join(c.dir, ".node/bin/node").replace(/[.]/g, "\\.")}: lb-pod apply --state-dir`, "m"), r.stderr);
   });
 });

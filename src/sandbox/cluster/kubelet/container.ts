@@ -31,6 +31,7 @@ import {
   type ProbeAction,
   type ProbeSettings,
 } from "./spec.js";
+import { rootfsExecArgs } from "./rootfs.js";
 
 /**
  * Restart backoff: 1 s doubling to 10 s, reset after a run of 20 s. The kubelet's is 10 s doubling to 5 min, reset
@@ -184,11 +185,11 @@ export class ContainerRuntime {
       if (this.stopping) break;
       const startedAt = now();
       const started = Date.now();
-      const child = this.spawn(launch);
+      const child = this.spawn(launch, image.rootfs);
       this.everStarted = true;
       this.ctx.event("Normal", "Started", `Started container ${this.name}`);
       this.set({ state: "running", startedAt, ready: probe === undefined });
-      const probing = probe ? this.probeLoop(probe, launch, child) : Promise.resolve();
+      const probing = probe ? this.probeLoop(probe, launch, child, image.rootfs !== undefined) : Promise.resolve();
       const { code, signal: sig } = await (this.exited as Promise<{ code: number | null; signal: NodeJS.Signals | null }>);
       // Its process group is killed right away, while the group id is surely still ours (no later kill reuses it).
       if (child.pid !== undefined) signal(-child.pid, "SIGKILL");
@@ -218,7 +219,7 @@ export class ContainerRuntime {
     }
   }
 
-  private spawn(launch: ContainerLaunch): ChildProcess {
+  private spawn(launch: ContainerLaunch, rootfs: string | undefined): ChildProcess {
     const mountArgs = launch.mounts.flatMap((m) => [join(this.ctx.volumesDir, m.volume), m.mountPath, m.readOnly ? "ro" : "rw"]);
     // A restarted container gets a fresh log; the last instance's stays as `<log>.previous` (`kubectl logs
     // --previous`), as the kubelet keeps the previous container's log file (pkg/kubelet/kuberuntime/logs).
@@ -231,10 +232,10 @@ export class ContainerRuntime {
     }
     const log = openSync(this.ctx.logFile, "a");
     try {
-      const child = spawn("ip", [
-        "netns", "exec", this.ctx.netns, "unshare", "--mount", "--propagation", "private", "--",
-        "sh", "-c", MOUNT_SCRIPT, "sh", ...mountArgs, "--", ...launch.argv,
-      ], { env: launch.env, detached: true, stdio: ["ignore", log, log] });
+      const inNetns = rootfs !== undefined
+        ? rootfsExecArgs(rootfs, launch.mounts.map((m) => ({ source: join(this.ctx.volumesDir, m.volume), target: m.mountPath, readOnly: m.readOnly })), launch.env, launch.argv)
+        : ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MOUNT_SCRIPT, "sh", ...mountArgs, "--", ...launch.argv];
+      const child = spawn("ip", ["netns", "exec", this.ctx.netns, ...inNetns], { env: launch.env, detached: true, stdio: ["ignore", log, log] });
       this.child = child;
       this.exited = new Promise((resolve) => {
         child.once("exit", (code, sig) => resolve({ code, signal: sig }));
@@ -254,7 +255,7 @@ export class ContainerRuntime {
    * Probes while the process runs: every probePeriodMs until Ready, then every periodSeconds of the probe (at least
    * probePeriodMs). Ready after successThreshold passes, not Ready after failureThreshold failures in a row.
    */
-  private async probeLoop(probe: ProbeSettings, launch: ContainerLaunch, child: ChildProcess): Promise<void> {
+  private async probeLoop(probe: ProbeSettings, launch: ContainerLaunch, child: ChildProcess, inRootfs: boolean): Promise<void> {
     let alive = true;
     void this.exited?.then(() => (alive = false));
     let successes = 0;
@@ -264,7 +265,7 @@ export class ContainerRuntime {
     // apply starts Node.js), and a probe at once would only fail and add an Unhealthy Event to every start.
     await Promise.race([sleep(probe.initialDelayMs + this.ctx.probePeriodMs), this.exited]);
     while (alive && !this.stopping && child.pid !== undefined) {
-      const failure = await this.probeOnce(probe.action, probe.timeoutMs, launch, child.pid);
+      const failure = await this.probeOnce(probe.action, probe.timeoutMs, launch, child.pid, inRootfs);
       if (!alive || this.stopping) break;
       const ok = failure === undefined;
       if (!ok) this.ctx.event("Warning", "Unhealthy", `Readiness probe failed: ${failure}`);
@@ -285,12 +286,13 @@ export class ContainerRuntime {
   }
 
   /** Runs the probe once: undefined when it passed, else what failed (for the Unhealthy Event). */
-  private async probeOnce(action: ProbeAction, timeoutMs: number, launch: ContainerLaunch, pid: number): Promise<string | undefined> {
+  private async probeOnce(action: ProbeAction, timeoutMs: number, launch: ContainerLaunch, pid: number, inRootfs: boolean): Promise<string | undefined> {
     const target = ["-t", String(pid)];
     if (action.kind === "exec") {
-      // env -i: exactly the container's environment (GNU env looks the command up in the new PATH).
+      // env -i: exactly the container's environment (GNU env looks the command up in the new PATH). -r: the
+      // container's root directory too, when it runs from an image's tree (the image's own env then).
       const env = Object.entries(launch.env).map(([k, v]) => `${k}=${v}`);
-      const result = await this.ctx.runner.run("nsenter", [...target, "-n", "-m", "--", "env", "-i", ...env, ...action.command], { timeoutMs });
+      const result = await this.ctx.runner.run("nsenter", [...target, "-n", "-m", ...(inRootfs ? ["-r"] : []), "--", "env", "-i", ...env, ...action.command], { timeoutMs });
       if (result.exitCode === 0) return undefined;
       if (result.exitCode === 124) return `command timed out after ${timeoutMs / 1000}s`;
       return (result.stdout + result.stderr).trim().slice(-1024) || `exit code ${result.exitCode}`;

@@ -25,6 +25,8 @@ export interface ContainerImage {
      */
     listensOn?: number;
   };
+  /** The image's root filesystem as a directory tree: the container runs chrooted into it (kubelet/rootfs.ts). */
+  rootfs?: string;
 }
 
 /** Looks an image reference up; undefined makes the container wait with ErrImagePull. */
@@ -144,7 +146,7 @@ export function containerLaunch(pod: V1Pod, container: V1Container, image: Conta
   for (const m of container.volumeMounts ?? []) {
     const volume = volumes.get(m.name);
     if (!volume) throw new ContainerConfigError("CreateContainerConfigError", `volume mount ${m.name}: no volume of that name in the pod`);
-    if (!volume.emptyDir) throw new ContainerConfigError("CreateContainerConfigError", `volume ${m.name}: only emptyDir volumes are supported by the sandbox kubelet`);
+    if (!volume.emptyDir && !volume.configMap) throw new ContainerConfigError("CreateContainerConfigError", `volume ${m.name}: only emptyDir and configMap volumes are supported by the sandbox kubelet`);
     if (m.subPath) throw new ContainerConfigError("CreateContainerConfigError", `volume mount ${m.name}: subPath is not supported by the sandbox kubelet`);
     mounts.push({ volume: m.name, mountPath: m.mountPath, readOnly: m.readOnly === true });
   }
