@@ -107,12 +107,17 @@ describe("controller RBAC (berth manifests, deploy/berth.yaml)", function () {
   it("allows every request the controller makes, and grants nothing it does not use", async () => {
     // The generator's objects as plain JSON (deploy/berth.yaml is checked to be exactly its output).
     const docs = JSON.parse(JSON.stringify(buildManifests(defaultManifestOptions("0.0.0-test")))) as Obj[];
-    const roles = docs.filter((d) => d.kind === "ClusterRole" || d.kind === "Role");
+    // The controller's roles: those bound to its ServiceAccount (the speaker has its own, tested with the speaker).
+    const controllerSubject = { kind: "ServiceAccount", name: "berth-controller", namespace: "berth-system" };
+    const bindings = docs.filter((d) => (d.kind === "ClusterRoleBinding" || d.kind === "RoleBinding") &&
+      (d.subjects as Obj[]).some((s) => s.kind === controllerSubject.kind && s.name === controllerSubject.name));
+    const roles = docs.filter((d) => (d.kind === "ClusterRole" || d.kind === "Role") &&
+      bindings.some((b) => b.roleRef.kind === d.kind && b.roleRef.name === d.metadata.name));
     assert.equal(roles.length, 2);
     const rules: (Rule & { scope: string; namespace?: string })[] = roles.flatMap((r) =>
       (r.rules as Rule[]).map((rule) => ({ ...rule, scope: r.kind as string, ...(r.kind === "Role" ? { namespace: r.metadata.namespace as string } : {}) })));
-    for (const b of docs.filter((d) => d.kind === "ClusterRoleBinding" || d.kind === "RoleBinding")) {
-      assert.deepEqual(b.subjects, [{ kind: "ServiceAccount", name: "berth-controller", namespace: "berth-system" }]);
+    for (const b of bindings) {
+      assert.deepEqual(b.subjects, [controllerSubject]);
       assert.equal(roles.find((r) => r.kind === b.roleRef.kind && r.metadata.name === b.roleRef.name)?.metadata.namespace, b.metadata.namespace);
     }
 
