@@ -10,7 +10,7 @@ import { CONDITION_TYPES, EVENT_REASONS, FIELD_MANAGER } from "../../lib/names.j
 import { ALLOCATED_FROM_POOL_ANNOTATION, VIP_INGRESS_IP_MODE } from "../../lib/vip/address-pool.js";
 import { removeOurConditions, truncate } from "../conditions.js";
 import type { EventDecision, ServiceLbConfig, V1Condition, V1Service } from "../types.js";
-import { ingressIps, poolKey, type VipState } from "./state.js";
+import { heldVipIps, poolKey, type VipState } from "./state.js";
 
 /** Ready reasons of VIP-mode Services (besides the allocator's failure codes, which are reasons as they are). */
 export const VIP_REASONS = {
@@ -58,7 +58,7 @@ export async function reconcileVipService(input: VipReconcileInput): Promise<{ r
       return { result: "waiting-for-cache", wrote: false };
     }
     input.requeueAfter(5000);
-    const wrote = await writeOutcome(input, service, ingressIps(service), service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION],
+    const wrote = await writeOutcome(input, service, heldVipIps(service), service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION],
       { type: CONDITION_TYPES.ready, status: "False", reason: VIP_REASONS.noAddressPools, message: `No address can be given: ${unreadable}` }, []);
     return { result: "vip-unavailable", wrote };
   }
@@ -67,7 +67,7 @@ export async function reconcileVipService(input: VipReconcileInput): Promise<{ r
   const svc = vip.describe(service, input.config);
   const events: EventDecision[] = [];
   const before = allocator.heldBy(key);
-  const listed = ingressIps(service);
+  const listed = heldVipIps(service);
   if (before === undefined && listed.length > 0) {
     // Status says more than the allocator knows (written by another replica, or before a restart): rebuild first.
     const { conflicts } = allocator.restore(svc, listed, service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION]);

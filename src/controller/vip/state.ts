@@ -129,7 +129,7 @@ export class VipState {
     const allocator = new Allocator(this.decision.serving);
     const sorted = services.filter(isVipService).sort(compareAge);
     for (const service of sorted) {
-      const ips = ingressIps(service);
+      const ips = heldVipIps(service);
       const svc = ips.length > 0 ? describe(service) : undefined;
       if (svc) allocator.restore(svc, ips, service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION]);
     }
@@ -220,6 +220,16 @@ export class VipState {
 
 export function ingressIps(service: V1Service): string[] {
   return (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter((ip) => ip !== "");
+}
+
+/**
+ * The addresses a Service holds in VIP mode: its ingress, but only once the allocated-from-pool annotation says they
+ * came from a pool (it is written before the status, and removed when the Service leaves VIP mode). Without it the
+ * ingress is something else's: the node addresses hostPort mode wrote before the Service was switched to VIP mode,
+ * which must not be kept as if they were VIPs.
+ */
+export function heldVipIps(service: V1Service): string[] {
+  return service.metadata?.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION] === undefined ? [] : ingressIps(service);
 }
 
 function compareAge(a: V1Service, b: V1Service): number {

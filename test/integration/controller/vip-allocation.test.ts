@@ -7,7 +7,7 @@ import { CONDITION_TYPES } from "../../../src/lib/names.js";
 import { ALLOCATED_FROM_POOL_ANNOTATION } from "../../../src/lib/vip/address-pool.js";
 import {
   condition, create, daemonSetsFor, eventsFor, getObj, ingressIps, mergePatch, node, nodePath, service, startController, startEnv,
-  svcPath, waitFor, type Env, type Obj, type ServiceSpec, type TestController,
+  svcPath, waitFor, waitForIngress, type Env, type Obj, type ServiceSpec, type TestController,
 } from "./support.js";
 
 const SVCS = "/api/v1/namespaces/default/services";
@@ -179,6 +179,17 @@ describe("controller: VIP mode allocation", function () {
     await waitFor("b's annotation removed", async () => (await getObj(env.client, svcPath("b")))?.metadata.annotations?.[ALLOCATED_FROM_POOL_ANNOTATION] === undefined);
     await waitFor("b's DaemonSet", async () => (await daemonSetsFor(env.client, "b")).length === 1);
     await poolStatus(env, "lan", (s) => s.assignedIPv4 === 0);
+  });
+
+  it("a hostPort Service switched to VIP mode gets a pool address, not its node addresses kept as if they were VIPs", async () => {
+    await create(env.client, POOLS, pool("lan", { addresses: ["198.51.100.10-198.51.100.13"] }));
+    ctl = await startController(env);
+    await create(env.client, SVCS, service("web"));
+    await waitForIngress(env.client, "web", ["192.0.2.11"]);
+    await mergePatch(env.client, svcPath("web"), { metadata: { annotations: { "berth.dev/mode": "vip" } } });
+    const svc = await waitForVip(env, "web", ["198.51.100.10"]);
+    assert.equal(condition(svc, CONDITION_TYPES.ready)?.reason, "AddressAssigned");
+    assert.equal(svc.metadata.annotations[ALLOCATED_FROM_POOL_ANNOTATION], "lan");
   });
 
   it("never moves an address when its pool is edited away; an overlapping pool is Invalid and hands out nothing", async () => {
