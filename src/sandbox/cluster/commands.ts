@@ -55,7 +55,8 @@ function readPid(path: string): number | undefined {
 
 export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
   const started = Date.now();
-  const { options } = settings;
+  const { demoSandboxOptions } = await import("./demo.js");
+  const { options, note } = demoSandboxOptions(settings.options, settings.demo);
   const runner = ctx.runner ?? systemRunner();
   const paths = sandboxPaths(options.prefix, ctx.stateRoot);
   const layout = planLayout(options);
@@ -73,6 +74,7 @@ export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
   if (problem !== undefined) throw new UsageError(problem);
 
   const cli = join(ctx.repoDir, "dist", "cli.js");
+  if (note !== undefined) console.log(note);
   const state = await startSupervisor(options, { cli, nodeBinary: ctx.nodeBinary, paths });
   console.log(`berth sandbox: up in ${seconds(Date.now() - started)}: ${options.nodes} node${options.nodes === 1 ? "" : "s"}${options.dualStack ? " (dual-stack)" : ""}, prefix ${options.prefix}`);
   console.log(`  kubeconfig ${state.kubeconfig}   (API server ${state.url}; logs in ${state.logDir})`);

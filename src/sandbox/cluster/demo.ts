@@ -12,6 +12,8 @@ import { Resources, type KubeClient, type KubeObject } from "../../lib/kube/clie
 import type { SandboxLayout } from "./layout.js";
 import { SANDBOX_DEMO_IMAGE } from "./images.js";
 import { SANDBOX_POOL } from "./address-pool.js";
+import type { SandboxOptions } from "./state.js";
+import { FORWARDING_SYSCTLS } from "../../controller/daemonset.js";
 
 export const DEMO_NAME = "berth-demo";
 /** The demo's VIP-mode Service: same pods, same port, its own address. */
@@ -70,6 +72,22 @@ export function demoObjects(dualStack: boolean): { daemonSet: KubeObject; servic
     metadata: { name: DEMO_VIP_NAME, namespace: DEMO_NAMESPACE, labels, annotations: { "berth.dev/mode": "vip" } },
   };
   return { daemonSet, service, vipService };
+}
+
+/**
+ * The sandbox options `up --demo` runs with. With --dual-stack the hostPort Service's lb-pods ask for IPv6
+ * forwarding, which a kubelet (and the sandbox's, as a stock one) refuses unless told to allow it: the demo tells
+ * its kubelets, as the install docs tell a dual-stack cluster's, and says so (`note`) instead of failing after 90 s.
+ */
+export function demoSandboxOptions(options: SandboxOptions, demo: boolean): { options: SandboxOptions; note?: string } {
+  const sysctl = FORWARDING_SYSCTLS.ipv6;
+  const allowed = options.allowedUnsafeSysctls ?? [];
+  const covered = allowed.some((p) => p === sysctl || (p.endsWith("*") && sysctl.startsWith(p.slice(0, -1))));
+  if (!demo || !options.dualStack || covered) return { options };
+  return {
+    options: { ...options, allowedUnsafeSysctls: [...allowed, sysctl] },
+    note: `demo: --dual-stack: the kubelets allow ${sysctl} (what the dual-stack lb-pods ask for; a dual-stack cluster's kubelets need --allowed-unsafe-sysctls=${sysctl} too)`,
+  };
 }
 
 /** Every LAN address of every node: the EXTERNAL-IPs the demo Service should end up with. */
