@@ -15,6 +15,19 @@ export async function holders(s: Sandbox, ip: string): Promise<string[]> {
   return out;
 }
 
+/**
+ * Which node holds each of `ips` on eth0, from one `ip` run per node, all nodes at once: a snapshot taken within a
+ * few milliseconds, for timing a convergence.
+ */
+export async function holdersOfAll(s: Sandbox, ips: readonly string[]): Promise<Map<string, string[]>> {
+  const perNode = await Promise.all(s.nodes.map(async (n, i) => {
+    const r = await s.runner.run("ip", ["-j", "address", "show", "dev", "eth0"], { netns: `${s.prefix}-node-${i + 1}` });
+    const addrs = (JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string }[] }[]).flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? ""));
+    return [n.name, new Set(addrs)] as const;
+  }));
+  return new Map(ips.map((ip) => [ip, perNode.filter(([, addrs]) => addrs.has(ip)).map(([name]) => name)]));
+}
+
 export async function macOf(s: Sandbox, node: string): Promise<string> {
   const r = await s.runner.run("ip", ["-j", "link", "show", "eth0"], { netns: `${s.prefix}-${node}` });
   return (JSON.parse(r.stdout) as { address: string }[])[0]!.address;

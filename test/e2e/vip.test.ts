@@ -9,7 +9,7 @@
 // within two seconds. Real kubectl, real packets from the client namespace.
 import { strict as assert } from "node:assert";
 import { APP_NAMESPACE, appDaemonSet, lbService, type Obj, suiteSandbox, type Sandbox } from "./fixture.js";
-import { clientNeighbour, describeProbes, holders, macOf, outages, settledHolders, soleHolder, speakerPids, startProber, waitExited } from "./vip-support.js";
+import { clientNeighbour, describeProbes, holders, holdersOfAll, macOf, outages, settledHolders, soleHolder, speakerPids, startProber, waitExited } from "./vip-support.js";
 
 const PORT = 8095;
 /** The Local Service the outage tests probe: under Local the announcing node's kube-proxy answers with its own pod,
@@ -201,13 +201,13 @@ describe("e2e: VIP mode (3 nodes)", function () {
     let converged = -1;
     let last = "";
     while (Date.now() - healedAt < 5000) {
-      const seen = await Promise.all(vips.map(async (ip) => [ip, await holders(s, ip)] as const));
+      const seen = [...(await holdersOfAll(s, vips)).entries()];
       last = seen.map(([ip, h]) => `${ip}: [${h.join(", ")}]`).join("; ");
       if (seen.every(([, h]) => h.length === 1)) {
         converged = Date.now() - healedAt;
         break;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
     console.log(`      (partition: a second announcer after ${splitAt ?? "?"} ms; after the heal, one announcer per address of ${vips.length} after ${converged} ms)`);
     assert.ok(converged >= 0 && converged <= 1000, `one announcer per address ${converged < 0 ? "not within 5 s" : `after ${converged} ms`} of the heal: ${last}`);
