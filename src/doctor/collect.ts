@@ -18,6 +18,9 @@ const DEPLOYMENTS: Resource = { group: "apps", version: "v1", plural: "deploymen
 /** The EndpointSlice label naming its Service (discovery.k8s.io/v1 LabelServiceName). */
 const ENDPOINTSLICE_SERVICE_LABEL = "kubernetes.io/service-name";
 
+/** The speaker DaemonSet's pod labels (src/manifests/speaker.ts). */
+const SPEAKER_SELECTOR = "app.kubernetes.io/name=berth,app.kubernetes.io/component=speaker";
+
 export interface CollectOptions {
   namespace: string;
   name: string;
@@ -31,7 +34,7 @@ export async function collect(client: KubeClient, options: CollectOptions): Prom
   const list = async <T>(res: Resource, opts: Parameters<KubeClient["list"]>[1]): Promise<T[]> =>
     (await client.list<T & KubeObject>(res, opts)).items;
 
-  const [service, daemonSets, pods, nodes, endpointSlices, serviceEvents, controllerEvents, lease, deployment, addressPools] = await Promise.all([
+  const [service, daemonSets, pods, nodes, endpointSlices, serviceEvents, controllerEvents, lease, deployment, addressPools, speakerPods] = await Promise.all([
     client.tryGet<V1Service & KubeObject>(Resources.services, name, { namespace }).then((s) => s ?? null),
     visible(list<V1DaemonSet>(Resources.daemonSets, { namespace: controllerNamespace, labelSelector: ours })),
     visible(list<V1Pod>(Resources.pods, { namespace: controllerNamespace, labelSelector: ours })),
@@ -48,6 +51,7 @@ export async function collect(client: KubeClient, options: CollectOptions): Prom
       if (e instanceof KubeError && e.code === 404) return null;
       throw e;
     })),
+    visible(list<V1Pod>(Resources.pods, { namespace: controllerNamespace, labelSelector: SPEAKER_SELECTOR })),
   ]);
 
   const dsNames = (daemonSets ?? []).map((ds) => ds.metadata?.name ?? "");
@@ -77,6 +81,7 @@ export async function collect(client: KubeClient, options: CollectOptions): Prom
     lease: lease as Lease | null | undefined,
     deployment: deployment as V1Deployment | null | undefined,
     addressPools,
+    speakerPods,
   };
 }
 

@@ -40,6 +40,8 @@ export interface DoctorSnapshot {
   deployment: V1Deployment | null | undefined;
   /** VIP mode's AddressPools; null when the cluster does not serve the resource (CRD not installed). */
   addressPools?: AddressPool[] | null | undefined;
+  /** The speaker DaemonSet's pods in the controller namespace (where `berth manifests` puts them): which nodes announce. */
+  speakerPods?: V1Pod[] | undefined;
 }
 
 /** Fixed tokens, one per thing that can be wrong (or right); tests, docs and `-o json` use them. */
@@ -60,6 +62,8 @@ export const REASONS = {
   vipFamilyMismatch: "VIPFamilyMismatch",
   vipAssignedOutsidePools: "VIPAssignedOutsidePools",
   vipPoolInvalid: "VIPPoolInvalid",
+  vipNodeAddressInPool: "VIPNodeAddressInPool",
+  vipNodeIpNotPinned: "VIPNodeIpNotPinned",
   controllerNotRunning: "ControllerNotRunning",
   noDaemonSet: "NoDaemonSet",
   noEligibleNodes: "NoEligibleNodes",

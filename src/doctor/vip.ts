@@ -3,7 +3,8 @@
 // as the snapshot shows them (their Valid condition and counts). Pure, as diagnose() is.
 import { SERVICE_ANNOTATIONS } from "../lib/names.js";
 import { ALLOCATED_FROM_POOL_ANNOTATION, type AddressPool } from "../lib/vip/address-pool.js";
-import type { ServiceLbConfig, V1Condition } from "../controller/types.js";
+import type { ServiceLbConfig, V1Condition, V1Node } from "../controller/types.js";
+import { ipToBigInt, parseRange, type AddressRange } from "../controller/vip/pools.js";
 import { REASONS, type DoctorSnapshot, type Finding, type ReasonCode, type Severity } from "./types.js";
 
 type Make = (code: ReasonCode, severity: Severity, summary: string, why: string, fix: string, evidence?: string[]) => Finding;
@@ -95,6 +96,8 @@ export function vipFindings(input: VipDiagnosisInput): Finding[] {
       `Fix the pool: kubectl edit addresspool ${ownPool.metadata?.name} (its Valid condition names the field).`, [poolLine(ownPool)]));
   }
 
+  findings.push(...nodeIpFindings(snapshot, externalIps, make));
+
   if (externalIps.length > 0 && !findings.some((f) => f.severity === "error")) {
     const pool = from ?? named ?? "";
     findings.push(make(REASONS.serving, "info", `VIP ${externalIps.join(", ")}${pool ? ` from pool ${pool}` : ""}`,
@@ -121,4 +124,97 @@ function summaryOf(code: ReasonCode): string {
     case REASONS.vipAssignedOutsidePools: return "no AddressPool contains it any more";
     default: return code;
   }
+}
+
+// ---- The nodes' own addresses and VIPs (docs/design/0015: "a kubelet started later must not take the VIP") ----
+
+/** k3s and RKE2 record their arguments, config file included, on the Node (k3s pkg/nodeconfig/nodeconfig.go). */
+const NODE_ARGS_ANNOTATIONS = ["k3s.io/node-args", "rke2.io/node-args"] as const;
+/** ... and their K3S_* / RKE2_* environment (K3S_NODE_IP sets the node IP too). */
+const NODE_ENV_ANNOTATIONS = ["k3s.io/node-env", "rke2.io/node-env"] as const;
+
+/**
+ * Whether a node's kubelet was given its node IP, as far as the Node object can tell: true or false for k3s and
+ * RKE2 nodes (their node-args annotation lists `--node-ip`/`-i`, or `--kubelet-arg node-ip=...`, and their node-env
+ * annotation K3S_NODE_IP/RKE2_NODE_IP), undefined for any other kubelet, which records its flags nowhere in the API.
+ */
+export function nodeIpPinned(node: V1Node): { pinned: boolean; evidence: string } | undefined {
+  const annotations = node.metadata?.annotations ?? {};
+  const key = NODE_ARGS_ANNOTATIONS.find((k) => annotations[k] !== undefined);
+  if (key === undefined) return undefined;
+  let args: unknown;
+  try {
+    args = JSON.parse(annotations[key] as string);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(args)) return undefined;
+  const list = args.map(String);
+  const byFlag = list.some((a, i) => a === "--node-ip" || a === "-i" || a.startsWith("--node-ip=") ||
+    ((a === "--kubelet-arg" || a === "--kubelet-arg=") && /^(--)?node-ip=/.test(list[i + 1] ?? "")) || /^--kubelet-arg=(--)?node-ip=/.test(a));
+  const envKey = NODE_ENV_ANNOTATIONS.find((k) => annotations[k] !== undefined);
+  let env: Record<string, unknown> = {};
+  try {
+    env = envKey ? (JSON.parse(annotations[envKey] as string) as Record<string, unknown>) : {};
+  } catch {
+    env = {};
+  }
+  const byEnv = ["K3S_NODE_IP", "RKE2_NODE_IP"].some((k) => typeof env[k] === "string" && env[k] !== "");
+  const shown = JSON.stringify(list);
+  return { pinned: byFlag || byEnv, evidence: `node ${node.metadata?.name}: ${key} ${shown.length > 200 ? `${shown.slice(0, 200)}...` : shown}` };
+}
+
+function inRanges(ip: string, ranges: readonly { pool: string; range: AddressRange }[]): string | undefined {
+  let value: { family: string; value: bigint };
+  try {
+    value = ipToBigInt(ip);
+  } catch {
+    return undefined;
+  }
+  return ranges.find(({ range }) => range.family === value.family && value.value >= range.first && value.value <= range.last)?.pool;
+}
+
+/**
+ * What the API shows of nodes and VIPs mixing: a node address inside a pool (a kubelet that took a VIP as its node
+ * IP, or a pool overlapping the nodes), and nodes running a speaker whose k3s picks its node IP itself.
+ */
+export function nodeIpFindings(snapshot: DoctorSnapshot, externalIps: readonly string[], make: Make): Finding[] {
+  const findings: Finding[] = [];
+  const ranges = (snapshot.addressPools ?? []).flatMap((pool) => (pool.spec?.addresses ?? []).flatMap((text) => {
+    try {
+      return [{ pool: pool.metadata?.name ?? "", range: parseRange(text) }];
+    } catch {
+      return [];
+    }
+  }));
+  const inPool: string[] = [];
+  for (const node of snapshot.nodes ?? []) {
+    for (const a of node.status?.addresses ?? []) {
+      if (a.type !== "InternalIP" && a.type !== "ExternalIP") continue;
+      const pool = inRanges(a.address, ranges);
+      if (pool !== undefined) inPool.push(`node ${node.metadata?.name}: ${a.type} ${a.address} is in AddressPool ${pool}${externalIps.includes(a.address) ? " and is this Service's VIP" : ""}`);
+    }
+  }
+  if (inPool.length > 0) {
+    findings.push(make(REASONS.vipNodeAddressInPool, "warning",
+      `${inPool.length === 1 ? "a node's own address is" : `${inPool.length} node addresses are`} inside an AddressPool`,
+      "A node address inside a pool is either a VIP the kubelet took as its node IP (it reads the first address of the interface when it is not given one, and a VIP lives on the interface while the node announces it), or a pool that overlaps the nodes' own addresses. Either way the allocator may hand that address to a Service, and the speakers send their heartbeats to node addresses.",
+      "Give each kubelet its node IP (its --node-ip flag; k3s: --node-ip or node-ip: in /etc/rancher/k3s/config.yaml) and restart it, and keep the pools clear of the nodes' addresses (kubectl edit addresspool <pool>).",
+      inPool.slice(0, 5)));
+  }
+
+  const speakerNodes = new Set((snapshot.speakerPods ?? []).map((p) => p.spec?.nodeName).filter((n): n is string => n !== undefined));
+  const unpinned = (snapshot.nodes ?? []).filter((n) => speakerNodes.has(n.metadata?.name ?? "")).flatMap((n) => {
+    const verdict = nodeIpPinned(n);
+    return verdict !== undefined && !verdict.pinned ? [{ name: n.metadata?.name ?? "", evidence: verdict.evidence }] : [];
+  });
+  if (unpinned.length > 0) {
+    const names = unpinned.map((n) => n.name);
+    findings.push(make(REASONS.vipNodeIpNotPinned, "warning",
+      `k3s on ${names.length === 1 ? `node ${names[0]}` : `nodes ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", ..." : ""}`} picks its node IP itself, and a speaker runs there`,
+      "Started without --node-ip, k3s takes the first address of the interface that holds the default route. While the node announces a VIP that interface holds the VIP too, so a k3s restart at that moment can make the VIP the node's InternalIP (docs/design/0015-how-the-speaker-announces.md). The Node's k3s.io/node-args annotation, which lists every argument and config file option, has no --node-ip.",
+      "Give each such node its own address: --node-ip <address> on the k3s command line, or node-ip: <address> in /etc/rancher/k3s/config.yaml, then restart k3s on the node.",
+      unpinned.slice(0, 5).map((n) => n.evidence)));
+  }
+  return findings;
 }

@@ -1,6 +1,7 @@
 // The README's promise, end to end: `berth sandbox up --demo` (the built CLI, its own prefix) prints the real
 // kubectl's table and one answer per EXTERNAL-IP fetched from the client namespace, every node answering from its own
-// pod and seeing the client's own address (externalTrafficPolicy Local); `berth sandbox down` then leaves no
+// pod and seeing the client's own address (externalTrafficPolicy Local), and beside it a VIP-mode Service on the same
+// port with an address of its own from the sandbox's pool, answered too; `berth sandbox down` then leaves no
 // namespace, host link, host rule, process or state file behind, is idempotent, and also cleans up after a
 // supervisor that was killed outright. Needs root.
 import { strict as assert } from "node:assert";
@@ -68,7 +69,7 @@ describe("e2e: berth sandbox up --demo and down (the README's first command)", f
     if (existsSync(join(STATE_ROOT, PREFIX)) || (await sandboxNamespaces()).length > 0) await berth(["sandbox", "down"]);
   });
 
-  it("shows every node's EXTERNAL-IP answering from the pod on that node, seeing the client's own address", async () => {
+  it("shows every node's EXTERNAL-IP answering from the pod on that node, seeing the client's own address, and a VIP Service's own address answering", async () => {
     const started = Date.now();
     const up = await berth(["sandbox", "up", "--demo", "--nodes", "3"]);
     const seconds = (Date.now() - started) / 1000;
@@ -81,6 +82,12 @@ describe("e2e: berth sandbox up --demo and down (the README's first command)", f
       const line = new RegExp(`^http://${ip.replace(/\./g, "\\.")}:80 -> pod (berth-demo-\\S+) on node-${i + 1} saw client 198\\.18\\.0\\.100:\\d+$`, "m");
       assert.match(up.stdout, line, `no answer from node-${i + 1}'s own pod for ${ip}:\n${up.stdout}`);
     }
+    // The VIP-mode Service: on the same port, one address from the pool sandbox-lan (198.18.0.200-250), answered
+    // from the client by the pod on the announcing node (Local), which sees the client's own address.
+    const vip = /^berth-demo-vip\s+LoadBalancer\s+10\.43\.\S+\s+(198\.18\.0\.2\d\d)\s+80:\d+\/TCP/m.exec(up.stdout)?.[1];
+    assert.ok(vip, `no berth-demo-vip row with an address from the pool in the table:\n${up.stdout}`);
+    assert.match(up.stdout, new RegExp(`^http://${vip.replace(/\./g, "\\.")}:80 -> pod berth-demo-\\S+ on node-\\d saw client 198\\.18\\.0\\.100:\\d+$`, "m"),
+      `no answer from the VIP ${vip}:\n${up.stdout}`);
     assert.match(up.stdout, /^next: .*sandbox kubeconfig --prefix /m);
     assert.ok(seconds < 90, `sandbox up --demo took ${seconds} s`);
 

@@ -55,7 +55,8 @@ function readPid(path: string): number | undefined {
 
 export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
   const started = Date.now();
-  const { options } = settings;
+  const { demoSandboxOptions } = await import("./demo.js");
+  const { options, note } = demoSandboxOptions(settings.options, settings.demo);
   const runner = ctx.runner ?? systemRunner();
   const paths = sandboxPaths(options.prefix, ctx.stateRoot);
   const layout = planLayout(options);
@@ -73,6 +74,7 @@ export async function runUp(settings: UpSettings, ctx: Context): Promise<void> {
   if (problem !== undefined) throw new UsageError(problem);
 
   const cli = join(ctx.repoDir, "dist", "cli.js");
+  if (note !== undefined) console.log(note);
   const state = await startSupervisor(options, { cli, nodeBinary: ctx.nodeBinary, paths });
   console.log(`berth sandbox: up in ${seconds(Date.now() - started)}: ${options.nodes} node${options.nodes === 1 ? "" : "s"}${options.dualStack ? " (dual-stack)" : ""}, prefix ${options.prefix}`);
   console.log(`  kubeconfig ${state.kubeconfig}   (API server ${state.url}; logs in ${state.logDir})`);
@@ -141,33 +143,44 @@ async function startSupervisor(options: SandboxOptions, o: { cli: string; nodeBi
 
 async function showDemo(state: SandboxState, o: Context & { runner: CommandRunner; cli: string; started: number }): Promise<void> {
   const { KubeClient } = await import("../../lib/kube/client.js");
-  const { deployDemo, demoUrl, expectedIngressIps, fetchFromClient, nextSteps, waitForIngress } = await import("./demo.js");
+  const { deployDemo, demoUrl, expectedIngressIps, fetchFromClient, nextSteps, waitForIngress, waitForVipIngress } = await import("./demo.js");
   const client = await KubeClient.fromKubeconfig({ kubeconfig: state.kubeconfig, userAgent: "berth-sandbox-demo" });
   const { layout } = state;
   try {
     await deployDemo(client, layout.dualStack);
-    console.log("\ndemo: DaemonSet berth-demo (one pod per node) behind Service berth-demo (LoadBalancer, externalTrafficPolicy Local);");
-    console.log("      waiting for berth to give it every node's address ...");
+    console.log("\ndemo: DaemonSet berth-demo (one pod per node) behind two LoadBalancer Services on port 80, externalTrafficPolicy Local:");
+    console.log("      berth-demo (hostPort mode: every node's address) and berth-demo-vip (berth.dev/mode: vip: an address of its own,");
+    console.log("      announced by one node); waiting for berth to give them their addresses ...");
     const logs = `logs: ${state.logDir}`;
     let ips: string[];
+    let vips: string[];
     try {
-      ips = await waitForIngress(client, expectedIngressIps(layout), DEMO_INGRESS_TIMEOUT_MS);
+      // Both at once: the VIP needs only the controller and the speakers, the hostPort addresses wait for lb-pods.
+      [ips, vips] = await Promise.all([
+        waitForIngress(client, expectedIngressIps(layout), DEMO_INGRESS_TIMEOUT_MS),
+        waitForVipIngress(client, layout.dualStack, DEMO_INGRESS_TIMEOUT_MS),
+      ]);
     } catch (err) {
       throw new Error(`${err instanceof Error ? err.message : String(err)} (${logs})`, { cause: err });
     }
     const table = await runChecked(o.runner, "kubectl", ["--kubeconfig", state.kubeconfig, "--cache-dir", join(state.logDir, "..", "kubectl-cache"), "get", "svc", "-o", "wide"]);
     const urls = ips.map((ip) => demoUrl(ip));
-    const answers = await fetchFromClient({ runner: o.runner, clientNs: layout.client.ns, nodeBinary: o.nodeBinary, cli: o.cli, urls, retryForMs: DEMO_FETCH_RETRY_MS });
+    const vipUrls = vips.map((ip) => demoUrl(ip));
+    // One client run for all: the VIP's answer may wait for its speaker's first announcement (retried like the rest).
+    const answers = await fetchFromClient({ runner: o.runner, clientNs: layout.client.ns, nodeBinary: o.nodeBinary, cli: o.cli, urls: [...urls, ...vipUrls], retryForMs: DEMO_FETCH_RETRY_MS });
     console.log(`demo: ready ${seconds(Date.now() - o.started)} after \`sandbox up\` started\n`);
     console.log("$ kubectl get svc -o wide");
     process.stdout.write(table.stdout);
     console.log(`\nfrom the client namespace ${layout.client.ns} (${layout.client.lanIps.join(", ")}, outside the cluster), one request per EXTERNAL-IP:`);
-    for (const line of answers) console.log(line);
+    for (const line of answers.slice(0, urls.length)) console.log(line);
+    console.log("and to berth-demo-vip's own address (answered by the pod on the node whose speaker announces it):");
+    for (const line of answers.slice(urls.length)) console.log(line);
     console.log("");
     for (const line of nextSteps({ prefix: layout.prefix, defaultPrefix: layout.prefix === DEFAULT_SANDBOX_PREFIX, clientNs: layout.client.ns, firstUrl: urls[0] ?? "" })) console.log(line);
+    const all = urls.length + vipUrls.length;
     const failed = answers.filter((line) => / -> failed: /.test(line));
-    if (failed.length > 0 || answers.length !== urls.length) {
-      throw new Error(`${failed.length} of ${urls.length} EXTERNAL-IPs did not answer from the client namespace (${logs})`);
+    if (failed.length > 0 || answers.length !== all) {
+      throw new Error(`${failed.length} of ${all} EXTERNAL-IPs did not answer from the client namespace (${logs})`);
     }
   } finally {
     client.close();

@@ -1,5 +1,7 @@
-// `berth sandbox up --demo`: a DaemonSet of the demo app (one pod per node) behind a LoadBalancer Service, then
-// proof that it works: the real kubectl's `get svc -o wide` (EXTERNAL-IP = the nodes' LAN addresses, set by the real
+// `berth sandbox up --demo`: a DaemonSet of the demo app (one pod per node) behind two LoadBalancer Services on the
+// same port, one per mode: `berth-demo` in hostPort mode (EXTERNAL-IP = the nodes' LAN addresses) and
+// `berth-demo-vip` in VIP mode (an address of its own from the sandbox's pool, address-pool.ts, announced by one
+// node's speaker). Then proof that both work: the real kubectl's `get svc -o wide` (the addresses set by the real
 // controller) and one request to every EXTERNAL-IP from the client namespace, which is outside the cluster.
 //
 // The Service uses externalTrafficPolicy: Local so each answer comes from the pod on the node that was asked and the
@@ -9,14 +11,19 @@ import { runChecked, type CommandRunner } from "../../lib/exec.js";
 import { Resources, type KubeClient, type KubeObject } from "../../lib/kube/client.js";
 import type { SandboxLayout } from "./layout.js";
 import { SANDBOX_DEMO_IMAGE } from "./images.js";
+import { SANDBOX_POOL } from "./address-pool.js";
+import type { SandboxOptions } from "./state.js";
+import { FORWARDING_SYSCTLS } from "../../controller/daemonset.js";
 
 export const DEMO_NAME = "berth-demo";
+/** The demo's VIP-mode Service: same pods, same port, its own address. */
+export const DEMO_VIP_NAME = "berth-demo-vip";
 export const DEMO_NAMESPACE = "default";
 export const DEMO_PORT = 80;
 export const DEMO_APP_PORT = 8080;
 
-/** The demo's DaemonSet and Service. */
-export function demoObjects(dualStack: boolean): { daemonSet: KubeObject; service: KubeObject } {
+/** The demo's DaemonSet, its hostPort-mode Service and its VIP-mode Service. */
+export function demoObjects(dualStack: boolean): { daemonSet: KubeObject; service: KubeObject; vipService: KubeObject } {
   const labels = { app: DEMO_NAME };
   const daemonSet = {
     apiVersion: "apps/v1",
@@ -57,7 +64,30 @@ export function demoObjects(dualStack: boolean): { daemonSet: KubeObject; servic
       ports: [{ name: "http", port: DEMO_PORT, targetPort: "http", protocol: "TCP" }],
     },
   };
-  return { daemonSet, service };
+  // VIP mode: only the annotation differs. Local as above, so the answer names the pod on the announcing node (the
+  // speaker elects only nodes with a ready endpoint) and the client's own address; port 80 like the hostPort
+  // Service, which VIP mode allows because each Service has an address of its own.
+  const vipService = {
+    ...service,
+    metadata: { name: DEMO_VIP_NAME, namespace: DEMO_NAMESPACE, labels, annotations: { "berth.dev/mode": "vip" } },
+  };
+  return { daemonSet, service, vipService };
+}
+
+/**
+ * The sandbox options `up --demo` runs with. With --dual-stack the hostPort Service's lb-pods ask for IPv6
+ * forwarding, which a kubelet (and the sandbox's, as a stock one) refuses unless told to allow it: the demo tells
+ * its kubelets, as the install docs tell a dual-stack cluster's, and says so (`note`) instead of failing after 90 s.
+ */
+export function demoSandboxOptions(options: SandboxOptions, demo: boolean): { options: SandboxOptions; note?: string } {
+  const sysctl = FORWARDING_SYSCTLS.ipv6;
+  const allowed = options.allowedUnsafeSysctls ?? [];
+  const covered = allowed.some((p) => p === sysctl || (p.endsWith("*") && sysctl.startsWith(p.slice(0, -1))));
+  if (!demo || !options.dualStack || covered) return { options };
+  return {
+    options: { ...options, allowedUnsafeSysctls: [...allowed, sysctl] },
+    note: `demo: --dual-stack: the kubelets allow ${sysctl} (what the dual-stack lb-pods ask for; a dual-stack cluster's kubelets need --allowed-unsafe-sysctls=${sysctl} too)`,
+  };
 }
 
 /** Every LAN address of every node: the EXTERNAL-IPs the demo Service should end up with. */
@@ -85,21 +115,35 @@ function readinessMessage(service: KubeObject | undefined): string {
 }
 
 export async function deployDemo(client: KubeClient, dualStack: boolean): Promise<void> {
-  const { daemonSet, service } = demoObjects(dualStack);
+  const { daemonSet, service, vipService } = demoObjects(dualStack);
   await client.create(Resources.daemonSets, daemonSet);
   await client.create(Resources.services, service);
+  await client.create(Resources.services, vipService);
 }
 
 /** Waits until the Service lists every node's address; throws a one-line reason after timeoutMs. */
 export async function waitForIngress(client: KubeClient, expected: readonly string[], timeoutMs: number, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<string[]> {
+  return waitForService(client, DEMO_NAME, (ips) => expected.every((ip) => ips.includes(ip)), `expected [${expected.join(", ")}]`, timeoutMs, sleep);
+}
+
+/**
+ * Waits until the VIP Service has one address per family of the sandbox's pool (the pool has both families only
+ * with --dual-stack); throws a one-line reason after timeoutMs.
+ */
+export async function waitForVipIngress(client: KubeClient, dualStack: boolean, timeoutMs: number, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<string[]> {
+  const want = dualStack ? 2 : 1;
+  return waitForService(client, DEMO_VIP_NAME, (ips) => ips.length === want, `expected ${want} address${want > 1 ? "es" : ""} from the AddressPool ${SANDBOX_POOL}`, timeoutMs, sleep);
+}
+
+async function waitForService(client: KubeClient, name: string, done: (ips: string[]) => boolean, expected: string, timeoutMs: number, sleep: (ms: number) => Promise<unknown>): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   let last: KubeObject | undefined;
   for (;;) {
-    last = await client.get(Resources.services, DEMO_NAME, { namespace: DEMO_NAMESPACE });
+    last = await client.get(Resources.services, name, { namespace: DEMO_NAMESPACE });
     const ips = ingressIps(last);
-    if (expected.every((ip) => ips.includes(ip))) return ips;
+    if (done(ips)) return ips;
     if (Date.now() > deadline) {
-      throw new Error(`the demo Service has EXTERNAL-IP [${ips.join(", ")}] after ${Math.round(timeoutMs / 1000)} s, expected [${expected.join(", ")}]: ${readinessMessage(last)}`);
+      throw new Error(`the demo Service ${name} has EXTERNAL-IP [${ips.join(", ")}] after ${Math.round(timeoutMs / 1000)} s, ${expected}: ${readinessMessage(last)}`);
     }
     await sleep(250);
   }

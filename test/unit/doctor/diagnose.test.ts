@@ -5,6 +5,7 @@ import { strict as assert } from "node:assert";
 import { diagnose } from "../../../src/doctor/diagnose.js";
 import { REASONS, type DoctorSnapshot, type ReasonCode } from "../../../src/doctor/types.js";
 import { renderJson, renderText } from "../../../src/doctor/render.js";
+import { nodeIpPinned } from "../../../src/doctor/vip.js";
 import type { V1Node, V1Pod } from "../../../src/controller/types.js";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
@@ -116,6 +117,22 @@ const vipMode = (s: Obj): void => {
   }];
 };
 
+/** vipMode, serving: the pool's first address assigned. */
+const vipServing = (s: Obj): void => {
+  vipMode(s);
+  s.service.metadata.annotations["berth.dev/allocated-from-pool"] = "lan";
+  s.service.status.loadBalancer = { ingress: [{ ip: "192.0.2.240", ipMode: "VIP" }] };
+  s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "True", reason: "AddressAssigned", message: "Assigned 192.0.2.240 from pool lan." }];
+};
+
+function speakerPod(nodeName: string): V1Pod {
+  return {
+    metadata: { name: `berth-speaker-${nodeName}`, namespace: "berth-system", labels: { "app.kubernetes.io/name": "berth", "app.kubernetes.io/component": "speaker" } },
+    spec: { nodeName, hostNetwork: true, containers: [{ name: "speaker", image: "berth:test" }] },
+    status: { phase: "Running" },
+  } as unknown as V1Pod;
+}
+
 const rows: Row[] = [
   { name: "a Service that does not exist", code: REASONS.serviceNotFound, change: (s) => (s.service = null), says: [/no Service web in namespace default/] },
   { name: "a ClusterIP Service", code: REASONS.notLoadBalancer, change: (s) => (s.service.spec.type = "ClusterIP"), says: [/type ClusterIP/, /"type":"LoadBalancer"/] },
@@ -205,6 +222,24 @@ const rows: Row[] = [
       s.addressPools[0].status.conditions = [{ type: "Valid", status: "False", reason: "Overlap", message: "spec.addresses: overlaps pool other" }];
     },
     says: [/Invalid \(Overlap\)/, /last valid spec/, /kubectl edit addresspool lan/],
+  },
+  {
+    name: "a VIP-mode Service whose address a node's kubelet took as its node IP", code: REASONS.vipNodeAddressInPool, healthy: true,
+    change: (s) => {
+      vipServing(s);
+      s.nodes[1].status.addresses = [{ type: "InternalIP", address: "192.0.2.240" }];
+    },
+    says: [/a node's own address is inside an AddressPool/, /node n2: InternalIP 192\.0\.2\.240 is in AddressPool lan and is this Service's VIP/, /--node-ip/],
+  },
+  {
+    name: "a VIP-mode Service, and k3s nodes running a speaker, one without --node-ip", code: REASONS.vipNodeIpNotPinned, healthy: true,
+    change: (s) => {
+      vipServing(s);
+      s.nodes[0].metadata.annotations = { "k3s.io/node-args": JSON.stringify(["server", "--disable", "servicelb", "--token", "********"]), "k3s.io/node-env": "{}" };
+      s.nodes[1].metadata.annotations = { "k3s.io/node-args": JSON.stringify(["agent", "--node-ip", "192.0.2.2"]) };
+      s.speakerPods = [speakerPod("n1"), speakerPod("n2")];
+    },
+    says: [/^k3s on node n1 picks its node IP itself/, /node n1: k3s\.io\/node-args \["server","--disable","servicelb","--token","\*{8}"\]/, /node-ip: <address> in \/etc\/rancher\/k3s\/config\.yaml/],
   },
   {
     name: "no DaemonSet and an expired Lease", code: REASONS.controllerNotRunning,
@@ -424,6 +459,34 @@ describe("berth doctor: diagnose", () => {
     const covered = new Set(rows.map((r) => r.code));
     const missing = Object.values(REASONS).filter((code) => !covered.has(code) && code !== REASONS.podsNotReady);
     assert.deepEqual(missing, []);
+  });
+
+  it("says nothing about node IPs the API cannot show: speakers on nodes of a kubelet that records no flags", () => {
+    const snapshot: Obj = healthy();
+    vipServing(snapshot);
+    snapshot.speakerPods = [speakerPod("n1"), speakerPod("n2")];
+    const diagnosis = diagnose(snapshot as DoctorSnapshot);
+    assert.deepEqual(diagnosis.findings.map((f) => f.code), [REASONS.serving], renderText(diagnosis));
+  });
+
+  it("reads a k3s or RKE2 node's arguments and environment for its node IP", () => {
+    const k3s = (args: unknown, env?: unknown, prefix = "k3s"): V1Node => ({
+      metadata: { name: "n1", annotations: { [`${prefix}.io/node-args`]: typeof args === "string" ? args : JSON.stringify(args), ...(env !== undefined ? { [`${prefix}.io/node-env`]: JSON.stringify(env) } : {}) } },
+    }) as V1Node;
+    const table: [string, V1Node, boolean | undefined][] = [
+      ["no annotation (a kubelet records its flags nowhere)", { metadata: { name: "n1" } } as V1Node, undefined],
+      ["unreadable annotation", k3s("not json"), undefined],
+      ["server without --node-ip", k3s(["server", "--disable", "servicelb"]), false],
+      ["--node-ip (as k3s splits --node-ip=X)", k3s(["server", "--node-ip", "192.0.2.1"]), true],
+      ["-i, its short form", k3s(["agent", "-i", "192.0.2.1"]), true],
+      ["--kubelet-arg node-ip=", k3s(["agent", "--kubelet-arg", "node-ip=192.0.2.1"]), true],
+      ["--kubelet-arg for something else", k3s(["agent", "--kubelet-arg", "max-pods=200"]), false],
+      ["K3S_NODE_IP in the environment", k3s(["agent"], { K3S_NODE_IP: "192.0.2.1", K3S_TOKEN: "********" }), true],
+      ["an empty K3S_NODE_IP", k3s(["agent"], { K3S_NODE_IP: "" }), false],
+      ["RKE2 with --node-ip", k3s(["server", "--node-ip", "192.0.2.1"], undefined, "rke2"), true],
+      ["RKE2 without", k3s(["server"], { RKE2_TOKEN: "********" }, "rke2"), false],
+    ];
+    for (const [name, n, want] of table) assert.equal(nodeIpPinned(n)?.pinned, want, name);
   });
 
   it("stays healthy with a warning when one node's lb-pod crashes and the other serves", () => {

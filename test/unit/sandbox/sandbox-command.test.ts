@@ -12,7 +12,7 @@ import { UsageError } from "../../../src/lib/errors.js";
 import { KubeClient, Resources } from "../../../src/lib/kube/client.js";
 import { startApiServer } from "../../../src/sandbox/apiserver/index.js";
 import { parseDemoAppFlags, parseHttpGetFlags, parseUpFlags } from "../../../src/sandbox/command.js";
-import { demoObjects, demoUrl, expectedIngressIps, ingressIps, quickStart } from "../../../src/sandbox/cluster/demo.js";
+import { demoObjects, demoSandboxOptions, demoUrl, expectedIngressIps, ingressIps, quickStart } from "../../../src/sandbox/cluster/demo.js";
 import { SANDBOX_DEMO_IMAGE, SANDBOX_LB_IMAGE, sandboxImages } from "../../../src/sandbox/cluster/images.js";
 import { planLayout } from "../../../src/sandbox/cluster/layout.js";
 import { namespacesWithPrefix, preflightProblem, type PreflightFacts } from "../../../src/sandbox/cluster/preflight.js";
@@ -263,6 +263,31 @@ describe("berth sandbox: state, Node objects, images, demo", () => {
     assert.deepEqual(expectedIngressIps(layout), ["198.18.0.11", "fd42:b5e7:7a00::b", "198.18.0.12", "fd42:b5e7:7a00::c"]);
     assert.deepEqual(ingressIps({ metadata: { name: "x" }, status: { loadBalancer: { ingress: [{ ip: "198.18.0.11" }, { hostname: "h" }] } } } as never), ["198.18.0.11"]);
     assert.equal(demoUrl("fd42:b5e7:7a00::b"), "http://[fd42:b5e7:7a00::b]:80");
+  });
+
+  it("puts a VIP-mode Service beside it: the same pods, policy and port, only the annotation and the name differ", () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const { service, vipService } = demoObjects(true) as any;
+    assert.equal(vipService.metadata.name, "berth-demo-vip");
+    assert.deepEqual(vipService.metadata.annotations, { "berth.dev/mode": "vip" });
+    assert.equal(service.metadata.annotations, undefined, "the hostPort Service stays in the default mode");
+    assert.deepEqual(vipService.spec, service.spec);
+  });
+
+  it("lets the demo's kubelets allow IPv6 forwarding with --dual-stack, and says so", () => {
+    const base = { prefix: "bsb", nodes: 3, dualStack: true, captureLoadBalancerIps: true };
+    const table: [string, Parameters<typeof demoSandboxOptions>[0], boolean, string[] | undefined, boolean][] = [
+      ["dual-stack demo", base, true, ["net.ipv6.conf.all.forwarding"], true],
+      ["dual-stack demo with other sysctls allowed", { ...base, allowedUnsafeSysctls: ["net.core.somaxconn"] }, true, ["net.core.somaxconn", "net.ipv6.conf.all.forwarding"], true],
+      ["already allowed by a pattern", { ...base, allowedUnsafeSysctls: ["net.ipv6.*"] }, true, ["net.ipv6.*"], false],
+      ["no demo: the kubelets stay as asked", base, false, undefined, false],
+      ["IPv4 demo: nothing asks for it", { ...base, dualStack: false }, true, undefined, false],
+    ];
+    for (const [name, options, demo, want, noted] of table) {
+      const got = demoSandboxOptions(options, demo);
+      assert.deepEqual(got.options.allowedUnsafeSysctls, want, name);
+      assert.equal(got.note !== undefined, noted, name);
+    }
   });
 
   it("the demo app answers with its pod, its node and the client's address as the client sent it", async () => {
