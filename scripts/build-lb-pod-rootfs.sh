@@ -7,10 +7,13 @@
 # each of the entrypoint's process starts), iptables in both variants (xtables-nft-multi
 # and xtables-legacy-multi with the iptables-/ip6tables- names the entrypoint calls), nft, conntrack, every shared
 # library they load (followed with ldd, the dynamic loader included) and the iptables match/target modules, plus
-# bin/berth-lb-pod, bin/berth-lb-pod-check and bin/berth-wait. images/lb-pod/Dockerfile runs this same script in a
+# bin/berth-lb-pod, bin/berth-lb-pod-check and bin/berth-wait, and berth-sigwait (images/lb-pod/berth-sigwait.c,
+# compiled here statically with musl: the resident waiter, a few pages where a waiting shell kept ~1.7 MiB).
+# images/lb-pod/Dockerfile runs this same script in a
 # Debian build stage of each target platform and copies the tree into FROM scratch; the data-plane tests and the
 # sandbox's kubelet run the lb-pod chrooted into it, so a missing library or module fails a test here. Needs, on the
-# building machine: busybox-static, iptables, nftables, conntrack (Debian packages of those names) and ldd/ldconfig.
+# building machine: busybox-static, iptables, nftables, conntrack, musl-tools (Debian packages of those names) and
+# ldd/ldconfig.
 # Prints the tree's size and writes it, in bytes, to OUT.size (bench/lb-pod.ts reports it).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +22,7 @@ case "$out" in /*) ;; *) out="$(pwd)/$out" ;; esac
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "build-lb-pod-rootfs: $1 is missing (install the Debian package $2)" >&2; exit 1; }; }
 need busybox busybox-static; need xtables-nft-multi iptables; need xtables-legacy-multi iptables; need nft nftables
-need conntrack conntrack; need ldd libc-bin; need ldconfig libc-bin
+need conntrack conntrack; need musl-gcc musl-tools; need ldd libc-bin; need ldconfig libc-bin
 
 rm -rf "$out"
 mkdir -p "$out/usr/bin" "$out/usr/sbin" "$out/usr/lib" "$out/etc/berth/rules" "$out/run/berth" "$out/proc" "$out/sys" \
@@ -73,6 +76,8 @@ for script in berth-lb-pod berth-lb-pod-check berth-wait; do
   cp "$repo/bin/$script" "$out/usr/bin/$script"
   chmod 755 "$out/usr/bin/$script"
 done
+# Static (nothing to load, nothing shared to count) and stripped; -Os: its size is its resident text.
+musl-gcc -static -Os -s -o "$out/usr/bin/berth-sigwait" "$repo/images/lb-pod/berth-sigwait.c"
 # Names iptables and nft look up (protocols by name, the root user for nft's own checks); tiny.
 printf 'root:x:0:0:root:/:/bin/sh\n' >"$out/etc/passwd"
 printf 'root:x:0:\n' >"$out/etc/group"

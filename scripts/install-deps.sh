@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iptables nftables busybox-static iproute2 conntrack arping ndisc6 ipv6toolkit tcpdump wrk socat ipvsadm procps kmod ca-certificates openssl)
+packages=(iptables nftables busybox-static musl-tools iproute2 conntrack arping ndisc6 ipv6toolkit tcpdump wrk socat ipvsadm procps kmod strace ca-certificates openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

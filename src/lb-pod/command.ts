@@ -52,7 +52,7 @@ export function lbPodCommand(): Command {
 runs bin/berth-lb-pod --once on it (the lb-pod image's entrypoint, POSIX sh), which applies the rules and exits,
 leaving them in place; with --check it is \`berth lb-pod check\`. In a cluster the controller renders the bundle
 into a ConfigMap and the pod runs bin/berth-lb-pod alone (no Node.js in its image), which then hands over to
-bin/berth-wait, a shell that removes the rules on SIGTERM. \`berth lb-pod render --out DIR\` writes a bundle.
+berth-sigwait (a few pages of static C) until SIGTERM, then to bin/berth-wait --stop, which removes the rules. \`berth lb-pod render --out DIR\` writes a bundle.
 The readiness probe is bin/berth-lb-pod-check (sh + awk); \`berth lb-pod check\` is the same check in Node.js,
 re-planned from the configuration.
 ${CONFIG_HELP}`,

@@ -315,12 +315,15 @@ describe("lb-pod data plane: lifecycle", function () {
         assert.ok(Date.now() < deadline, `not ready after 10 s: ${output}`);
         assert.equal(entry.exitCode, null, `the entrypoint exited: ${output}`);
       }
-      // Ready. What runs in the pod now is the waiter and its sleep, and nothing else (the check has exited).
+      // Ready. What runs in the pod now is the waiter, and nothing else (the check has exited).
       const pids = (await t.lab.runner.run("ip", ["netns", "pids", t.pod])).stdout.split("\n").filter(Boolean);
       const commands = pids.map((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim());
       assert.ok(!commands.includes("node"), `a node process is still resident: ${commands.join(", ")}`);
       assert.ok(pids.includes(String(entry.pid)), "the entrypoint's process (now the waiter) still runs");
-      assert.equal(readFileSync(`/proc/${entry.pid}/comm`, "utf8").trim(), "berth-wait");
+      assert.equal(readFileSync(`/proc/${entry.pid}/comm`, "utf8").trim(), "berth-sigwait");
+      // Issue 13's goal for what stays resident: <= 0.5 MiB (a waiting busybox sh alone kept ~1.7 MiB).
+      const rssKib = Number(/^Rss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry.pid}/smaps_rollup`, "utf8"))?.[1]);
+      assert.ok(rssKib > 0 && rssKib <= 512, `the waiter holds ${rssKib} KiB resident`);
       assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
 
       const sent = Date.now();

@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { runChecked, type CommandRunner } from "../../../lib/exec.js";
 
 /** What the tree is built from (relative to the repository): a change to any of them means a new tree. */
-export const LB_POD_ROOTFS_INPUTS = ["scripts/build-lb-pod-rootfs.sh", "bin/berth-lb-pod", "bin/berth-lb-pod-check", "bin/berth-wait"] as const;
+export const LB_POD_ROOTFS_INPUTS = ["scripts/build-lb-pod-rootfs.sh", "bin/berth-lb-pod", "bin/berth-lb-pod-check", "bin/berth-wait",
+  "images/lb-pod/berth-sigwait.c"] as const;
 
 /** The lb-pod image's entrypoint and PATH inside its tree (images/lb-pod/Dockerfile says the same). */
 export const LB_POD_ROOTFS_ENTRYPOINT = ["/usr/bin/berth-lb-pod"];
