@@ -60,6 +60,17 @@ const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
+/**
+ * --preload --variants LABEL=HEAP[:CLI][+FLAG...],...: measured controllers run one after another against the same
+ * preloaded store, side by side (e.g. old code against new, or two heap flags); default one, "measured=HEAP_MIB".
+ * HEAP 0 = Node's default; +FLAG adds a node flag (e.g. +--max-semi-space-size=4).
+ */
+interface Variant { label: string; heapMiB: number; cli: string; nodeFlags: string[] }
+const VARIANTS: Variant[] = arg("--variants", `measured=${HEAP_MIB}`).split(",").map((v) => {
+  const m = /^([^=]+)=(\d+)(?::([^+]+))?((?:\+[^+]+)*)$/.exec(v.trim());
+  if (!m) throw new Error(`--variants: cannot read ${JSON.stringify(v)} (LABEL=HEAP[:CLI][+FLAG...])`);
+  return { label: m[1] as string, heapMiB: Number(m[2]), cli: m[3] ?? CLI, nodeFlags: (m[4] ?? "").split("+").filter(Boolean) };
+});
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -396,11 +407,13 @@ async function metric(metricsUrl: string, name: string): Promise<number> {
 }
 
 /** `berth controller` as its own process against `server`, once /readyz says its caches are synced. */
-async function startController(server: ApiServerHandle, dir: string, resync: string): Promise<{ proc: ChildProcess; metricsUrl: string; stderr: () => string }> {
+async function startController(server: ApiServerHandle, dir: string, resync: string,
+  variant: Variant = { label: "", heapMiB: HEAP_MIB, cli: CLI, nodeFlags: [] }): Promise<{ proc: ChildProcess; metricsUrl: string; stderr: () => string }> {
   const kubeconfig = join(dir, "kubeconfig");
   writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
   const port = await freePort();
-  const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+  const args = [...(variant.heapMiB > 0 ? [`--max-old-space-size=${variant.heapMiB}`] : []), ...variant.nodeFlags,
+    ...(variant.cli.endsWith(".ts") ? ["--import", "tsx"] : []), variant.cli, "controller", "--kubeconfig", kubeconfig,
     "--listen", `127.0.0.1:${port}`, "--resync", resync, "--lb-image", "berth:bench", "--workers", "4"];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -458,6 +471,15 @@ interface SteadyResult {
   preloadSeconds: number;
   /** The first controller's writes (finalizer-bearing Services get their status and conditions; see README). */
   warmupRequestsByVerb: Record<string, number>;
+  /** One measured controller per --variants entry, run one after another against the same store. */
+  measured: SteadyMeasure[];
+}
+
+interface SteadyMeasure {
+  variant: string;
+  controller: string;
+  heapMiB: number | "Node default";
+  nodeFlags: string[];
   /** The measured controller, from its start through sync, its first pass and one full resync. */
   steadySeconds: number;
   reconciles: number;
@@ -467,6 +489,8 @@ interface SteadyResult {
   controllerPeakRssMiB: number;
   controllerHeapUsedMiB: number;
   controllerHeapTotalMiB: number;
+  /** Outside the V8 heap: memory of objects V8 tracks (Buffers, TLS) and of ArrayBuffers among them. */
+  controllerExternalMiB: number;
 }
 
 /**
@@ -539,34 +563,48 @@ async function runSteadyCase(services: number, nodes: number): Promise<SteadyRes
     const warmup = await apiRequests(warm.metricsUrl);
     await stopController(warm.proc);
 
-    const t1 = performance.now();
-    const measured = await startController(server, dir, "20s");
-    controller = measured.proc;
-    // The first pass, then one full resync (20 s) and its queue drained: every Service reconciled at least twice.
-    await queueQuiet(measured.metricsUrl, 3000, measured.proc, measured.stderr);
-    await new Promise((r) => setTimeout(r, 20_000));
-    await queueQuiet(measured.metricsUrl, 3000, measured.proc, measured.stderr);
-    const requests = await apiRequests(measured.metricsUrl);
-    const memory = rss(measured.proc.pid as number);
-    const mib = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
-    const writes = Object.entries(requests.byVerb).filter(([k]) => !/^(list|get) /.test(k)).reduce((a, [, v]) => a + v, 0);
-    return {
-      services, nodes, lbPods: services * nodes, preloadSeconds,
-      warmupRequestsByVerb: warmup.byVerb,
-      steadySeconds: Math.round((performance.now() - t1) / 100) / 10,
-      reconciles: await metric(measured.metricsUrl, "berth_reconcile_total"),
-      apiRequestsByVerb: { ...requests.byVerb, watch: requests.watches, leases: requests.leases },
-      writes,
-      controllerRssMiB: memory.rssMiB,
-      controllerPeakRssMiB: memory.peakMiB,
-      controllerHeapUsedMiB: mib(await metric(measured.metricsUrl, "nodejs_heap_size_used_bytes")),
-      controllerHeapTotalMiB: mib(await metric(measured.metricsUrl, "nodejs_heap_size_total_bytes")),
-    };
+    const measured: SteadyMeasure[] = [];
+    for (const variant of VARIANTS) {
+      console.error(`  measuring ${variant.label} (${variant.cli}, heap ${variant.heapMiB || "default"} MiB ${variant.nodeFlags.join(" ")})`);
+      measured.push(await measureSteady(server, dir, variant, (proc) => (controller = proc)));
+      await stopController(controller as ChildProcess);
+    }
+    return { services, nodes, lbPods: services * nodes, preloadSeconds, warmupRequestsByVerb: warmup.byVerb, measured };
   } finally {
     if (controller) await stopController(controller);
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A fresh controller (`variant`) on the converged store: synced, first pass, one full resync, then its figures. */
+async function measureSteady(server: ApiServerHandle, dir: string, variant: Variant, started: (proc: ChildProcess) => void): Promise<SteadyMeasure> {
+  const t1 = performance.now();
+  const m = await startController(server, dir, "20s", variant);
+  started(m.proc);
+  // The first pass, then one full resync (20 s) and its queue drained: every Service reconciled at least twice.
+  await queueQuiet(m.metricsUrl, 3000, m.proc, m.stderr);
+  await new Promise((r) => setTimeout(r, 20_000));
+  await queueQuiet(m.metricsUrl, 3000, m.proc, m.stderr);
+  const requests = await apiRequests(m.metricsUrl);
+  const memory = rss(m.proc.pid as number);
+  const mib = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
+  const writes = Object.entries(requests.byVerb).filter(([k]) => !/^(list|get) /.test(k)).reduce((a, [, v]) => a + v, 0);
+  return {
+    variant: variant.label,
+    controller: variant.cli.endsWith(".ts") ? `${variant.cli} via tsx` : variant.cli.replace(fileURLToPath(new URL("../", import.meta.url)), ""),
+    heapMiB: variant.heapMiB > 0 ? variant.heapMiB : "Node default",
+    nodeFlags: variant.nodeFlags,
+    steadySeconds: Math.round((performance.now() - t1) / 100) / 10,
+    reconciles: await metric(m.metricsUrl, "berth_reconcile_total"),
+    apiRequestsByVerb: { ...requests.byVerb, watch: requests.watches, leases: requests.leases },
+    writes,
+    controllerRssMiB: memory.rssMiB,
+    controllerPeakRssMiB: memory.peakMiB,
+    controllerHeapUsedMiB: mib(await metric(m.metricsUrl, "nodejs_heap_size_used_bytes")),
+    controllerHeapTotalMiB: mib(await metric(m.metricsUrl, "nodejs_heap_size_total_bytes")),
+    controllerExternalMiB: mib(await metric(m.metricsUrl, "nodejs_external_memory_bytes")),
+  };
 }
 
 async function mainSteady(): Promise<void> {
@@ -579,8 +617,10 @@ async function mainSteady(): Promise<void> {
     writeResults(results);
   }
   for (const r of results) {
-    console.log(`${r.services} x ${r.nodes}: RSS ${r.controllerRssMiB} MiB (peak ${r.controllerPeakRssMiB}), heap used ${r.controllerHeapUsedMiB} MiB, ` +
-      `${r.reconciles} reconciles, ${r.writes} writes, requests ${JSON.stringify(r.apiRequestsByVerb)}`);
+    for (const m of r.measured) {
+      console.log(`${r.services} x ${r.nodes} ${m.variant}: RSS ${m.controllerRssMiB} MiB (peak ${m.controllerPeakRssMiB}), heap used ${m.controllerHeapUsedMiB} ` +
+        `of ${m.controllerHeapTotalMiB} MiB, external ${m.controllerExternalMiB} MiB, ${m.reconciles} reconciles, ${m.writes} writes, requests ${JSON.stringify(m.apiRequestsByVerb)}`);
+    }
   }
   console.log(`written ${RESULTS}`);
 }
@@ -619,8 +659,8 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
   writeFileSync(RESULTS, `${JSON.stringify({
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
-    controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js",
-    controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default",
+    ...(PRELOAD ? {} : { controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js" }),
+    ...(PRELOAD ? {} : { controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default" }),
     ...(PRELOAD ? { mode: "preload: the converged steady state put into the store, then a fresh controller's sync and one resync" } : { idleSeconds: IDLE_SECONDS }),
     results,
   }, null, 2)}\n`);
