@@ -52,8 +52,14 @@ const arg = (name: string, fallback: string): string => {
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 };
 const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("x").map(Number) as [number, number]);
-const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
-const FLIPS = Number(arg("--flips", "50"));
+/**
+ * --until-daemonsets: a case ends once every Service has its DaemonSet (only the create -> DaemonSet figures, under
+ * the load of the rollouts that start meanwhile; no convergence, idle window or flips), to fit a 1,000-Service
+ * burst into a few minutes.
+ */
+const UNTIL_DAEMONSETS = process.argv.includes("--until-daemonsets");
+const IDLE_SECONDS = UNTIL_DAEMONSETS ? 0 : Number(arg("--idle-seconds", "60"));
+const FLIPS = UNTIL_DAEMONSETS ? 0 : Number(arg("--flips", "50"));
 /** The controller's V8 heap ceiling, as the Deployment sets it through NODE_OPTIONS (0: Node's default). */
 const HEAP_MIB = Number(arg("--heap-mib", PRELOAD ? "512" : "0"));
 const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
@@ -101,6 +107,27 @@ async function apiRequests(metricsUrl: string): Promise<{ total: number; leases:
       const key = `${m[1]} ${m[2]}`;
       out.byVerb[key] = (out.byVerb[key] ?? 0) + n;
     }
+  }
+  return out;
+}
+
+/** Per lane of the Services' queue: keys taken, and the histogram bucket bounds under which 50% and 99% waited. */
+async function queueWaits(metricsUrl: string): Promise<Record<string, { taken: number; p50AtMost: number; p99AtMost: number }>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const buckets = new Map<string, { le: number; n: number }[]>();
+  for (const line of text.split("\n")) {
+    const m = /^berth_workqueue_queue_duration_seconds_bucket\{(?=[^}]*name="services")(?=[^}]*lane="([^"]+)")(?=[^}]*le="([^"]+)")[^}]*\} (\d+)/.exec(line);
+    if (!m) continue;
+    const list = buckets.get(m[1] as string) ?? [];
+    buckets.set(m[1] as string, list);
+    list.push({ le: m[2] === "+Inf" ? Infinity : Number(m[2]) * 1000, n: Number(m[3]) });
+  }
+  const out: Record<string, { taken: number; p50AtMost: number; p99AtMost: number }> = {};
+  for (const [lane, list] of buckets) {
+    list.sort((a, b) => a.le - b.le);
+    const taken = list[list.length - 1]?.n ?? 0;
+    const at = (q: number): number => list.find((b) => b.n >= q * taken)?.le ?? NaN;
+    out[lane] = { taken, p50AtMost: at(0.5), p99AtMost: at(0.99) };
   }
   return out;
 }
@@ -158,6 +185,13 @@ interface CaseResult {
    */
   createToApplyArrivedMs: { p50: number; p99: number; max: number };
   applyServerMs: { p50: number; p99: number; max: number };
+  /**
+   * From the controller's berth_workqueue_queue_duration_seconds over the creation burst: keys taken per lane, and
+   * the bucket bound under which 50% / 99% of them waited (ms; a bucket's upper bound, not an exact percentile).
+   */
+  queueWaitMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number }>;
+  /** Times the controller lost its Lease during the case (its log): each stops its workers until it leads again. */
+  leaseLosses: number;
   podsReadyToStatusMs: { p50: number; p99: number; max: number };
   convergedAfterS: number;
   apiRequestsPerService: number;
@@ -215,7 +249,12 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", "4"];
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
-    controller.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    let leaseLosses = 0;
+    controller.stderr?.on("data", (d: Buffer) => {
+      const text = d.toString();
+      leaseLosses += text.split("lost the lease").length - 1;
+      stderr = (stderr + text).slice(-4000);
+    });
     // Said at once: the Service-creation loop below only checks the controller after it.
     controller.once("exit", (code, signal) => console.error(`controller exited (${code ?? signal}): ${stderr}`));
     for (let i = 0; ; i++) {
@@ -297,12 +336,13 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       created.set(name, performance.now());
     }
     const deadline = Date.now() + 30 * 60_000;
-    while (servedAt.size < services || (await queueDepth(metricsUrl)) > 0) {
+    while (UNTIL_DAEMONSETS ? dsAt.size < services : servedAt.size < services || (await queueDepth(metricsUrl)) > 0) {
       if (Date.now() > deadline) throw new Error(`not converged: ${servedAt.size}/${services} served`);
       if (controller.exitCode !== null) throw new Error(`controller exited: ${stderr}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
+    const queueWaitMs = await queueWaits(metricsUrl);
     clearInterval(sampler);
     sampleApplies();
     // Let the kubelet's last status writes and the Events of the last reconciles go out before counting.
@@ -366,6 +406,8 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       createToDaemonSetMs: stats(toDs),
       createToApplyArrivedMs: stats(toApply),
       applyServerMs: stats(applyServer),
+      queueWaitMs,
+      leaseLosses,
       podsReadyToStatusMs: stats(readyToStatus),
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
       apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,

@@ -359,7 +359,11 @@ export class Controller {
     // Everything this term writes, its Events included, goes through the term's client (src/lib/kube/fence.ts).
     const client = fencedClient(this.options.client, term, this.options.metrics);
     const events = new EventRecorder(client, this.clock, this.log);
-    const queue = new WorkQueue({ clock: this.clock, log: this.log, name: "services", ...(this.options.queueBackoff ? { backoff: this.options.queueBackoff } : {}) });
+    const metrics = this.options.metrics;
+    const queue = new WorkQueue({
+      clock: this.clock, log: this.log, name: "services", ...(this.options.queueBackoff ? { backoff: this.options.queueBackoff } : {}),
+      ...(metrics ? { observeWait: (lane: string, ms: number) => metrics.queued("services", lane, ms / 1000) } : {}),
+    });
     this.queue = queue;
     this.options.metrics?.observeQueue("services", queue);
     // Fenced: stop handing out keys at once, without waiting for the election loop to report the step-down.
