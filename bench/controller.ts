@@ -29,6 +29,7 @@ import { createServer } from "node:net";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { buildDaemonSet } from "../src/controller/daemonset.js";
 import { parseServiceConfig } from "../src/controller/service-config.js";
 import { defaultControllerConfig } from "../src/controller/types.js";
@@ -66,6 +67,8 @@ const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
+/** The controller's --workers (the CLI's default is 4). */
+const WORKERS = arg("--workers", "4");
 /**
  * --preload --variants LABEL=HEAP[:CLI][+FLAG...],...: measured controllers run one after another against the same
  * preloaded store, side by side (e.g. old code against new, or two heap flags); default one, "measured=HEAP_MIB".
@@ -111,23 +114,31 @@ async function apiRequests(metricsUrl: string): Promise<{ total: number; leases:
   return out;
 }
 
-/** Per lane of the Services' queue: keys taken, and the histogram bucket bounds under which 50% and 99% waited. */
-async function queueWaits(metricsUrl: string): Promise<Record<string, { taken: number; p50AtMost: number; p99AtMost: number }>> {
+/**
+ * A histogram of the controller's /metrics per value of `label` (summed over the other labels): observations, and
+ * the bucket bounds (ms) under which 50% and 99% of them fell.
+ */
+async function histogram(metricsUrl: string, name: string, label: string, filter = ""): Promise<Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>> {
   const text = await (await fetch(metricsUrl)).text();
-  const buckets = new Map<string, { le: number; n: number }[]>();
+  const sums = new Map<string, Map<number, number>>();
   for (const line of text.split("\n")) {
-    const m = /^berth_workqueue_queue_duration_seconds_bucket\{(?=[^}]*name="services")(?=[^}]*lane="([^"]+)")(?=[^}]*le="([^"]+)")[^}]*\} (\d+)/.exec(line);
-    if (!m) continue;
-    const list = buckets.get(m[1] as string) ?? [];
-    buckets.set(m[1] as string, list);
-    list.push({ le: m[2] === "+Inf" ? Infinity : Number(m[2]) * 1000, n: Number(m[3]) });
+    if (!line.startsWith(`${name}_bucket{`) || !line.includes(filter)) continue;
+    const value = new RegExp(`[{,]${label}="([^"]+)"`).exec(line)?.[1];
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    const n = Number(/\} (\d+)/.exec(line)?.[1]);
+    if (value === undefined || le === undefined) continue;
+    const bound = le === "+Inf" ? Infinity : Number(le) * 1000;
+    const m = sums.get(value) ?? new Map<number, number>();
+    sums.set(value, m);
+    m.set(bound, (m.get(bound) ?? 0) + n);
   }
-  const out: Record<string, { taken: number; p50AtMost: number; p99AtMost: number }> = {};
+  const buckets = new Map([...sums].map(([k, m]) => [k, [...m].map(([le, n]) => ({ le, n }))]));
+  const out: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }> = {};
   for (const [lane, list] of buckets) {
     list.sort((a, b) => a.le - b.le);
     const taken = list[list.length - 1]?.n ?? 0;
     const at = (q: number): number => list.find((b) => b.n >= q * taken)?.le ?? NaN;
-    out[lane] = { taken, p50AtMost: at(0.5), p99AtMost: at(0.99) };
+    out[lane] = { taken, p50AtMost: at(0.5), p99AtMost: at(0.99), maxAtMost: at(1) };
   }
   return out;
 }
@@ -189,7 +200,20 @@ interface CaseResult {
    * From the controller's berth_workqueue_queue_duration_seconds over the creation burst: keys taken per lane, and
    * the bucket bound under which 50% / 99% of them waited (ms; a bucket's upper bound, not an exact percentile).
    */
-  queueWaitMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number }>;
+  queueWaitMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /** berth_reconcile_duration_seconds by result, the same way (the whole case, not only the burst). */
+  reconcileMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /** berth_api_request_duration_seconds by verb, as the controller's client saw them (send to answer headers). */
+  requestMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /**
+   * The event-loop delay of this process, which runs the in-process API server (and the measuring watches), from the
+   * first Service's creation to the end of the burst: a stall of the server's loop holds every API request.
+   */
+  apiServerEventLoopDelayMs: { p99: number; max: number };
+  /** The controller's event-loop delay over the burst (--until-daemonsets only: other modes scrape it meanwhile). */
+  controllerEventLoopDelayMs?: { p99: number; max: number };
+  /** The 12 slowest Services (create -> DaemonSet), with when they were created after the first: clustered or not. */
+  slowestCreateToDaemonSet: { name: string; ms: number; createdAtS: number }[];
   /** Times the controller lost its Lease during the case (its log): each stops its workers until it leads again. */
   leaseLosses: number;
   podsReadyToStatusMs: { p50: number; p99: number; max: number };
@@ -246,7 +270,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     const port = await freePort();
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
     const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
-      "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", "4"];
+      "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", WORKERS];
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let leaseLosses = 0;
@@ -324,6 +348,9 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     };
     const sampler = setInterval(sampleApplies, 100);
     const before = await apiRequests(metricsUrl);
+    // This process's event loop serves the API server: a stall here stalls every request of the controller too.
+    const serverLag = monitorEventLoopDelay({ resolution: 10 });
+    serverLag.enable();
     const t0 = performance.now();
     for (let i = 0; i < services; i++) {
       const name = `svc-${i}`;
@@ -342,7 +369,16 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
-    const queueWaitMs = await queueWaits(metricsUrl);
+    serverLag.disable();
+    // prom-client resets its event-loop histogram at every scrape: with --until-daemonsets nothing scraped the
+    // controller since just before the first Service was created, so this is the burst's.
+    const controllerEventLoopDelayMs = { p99: Math.round(await metric(metricsUrl, "nodejs_eventloop_lag_p99_seconds") * 1000),
+      max: Math.round(await metric(metricsUrl, "nodejs_eventloop_lag_max_seconds") * 1000) };
+    const apiServerEventLoopDelayMs = { p99: Math.round(serverLag.percentile(99) / 1e6), max: Math.round(serverLag.max / 1e6) };
+    const queueWaitMs = await histogram(metricsUrl, "berth_workqueue_queue_duration_seconds", "lane", 'name="services"');
+    const reconcileMs = await histogram(metricsUrl, "berth_reconcile_duration_seconds", "result");
+    const requestMs = await histogram(metricsUrl, "berth_api_request_duration_seconds", "verb");
+
     clearInterval(sampler);
     sampleApplies();
     // Let the kubelet's last status writes and the Events of the last reconciles go out before counting.
@@ -407,6 +443,12 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       createToApplyArrivedMs: stats(toApply),
       applyServerMs: stats(applyServer),
       queueWaitMs,
+      reconcileMs,
+      requestMs,
+      apiServerEventLoopDelayMs,
+      ...(UNTIL_DAEMONSETS ? { controllerEventLoopDelayMs } : {}),
+      slowestCreateToDaemonSet: [...created].map(([name, t]) => ({ name, ms: Math.round((dsAt.get(name) ?? NaN) - t), createdAtS: Math.round((t - t0) / 100) / 10 }))
+        .sort((a, b) => b.ms - a.ms).slice(0, 12),
       leaseLosses,
       podsReadyToStatusMs: stats(readyToStatus),
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
@@ -456,7 +498,7 @@ async function startController(server: ApiServerHandle, dir: string, resync: str
   const port = await freePort();
   const args = [...(variant.heapMiB > 0 ? [`--max-old-space-size=${variant.heapMiB}`] : []), ...variant.nodeFlags,
     ...(variant.cli.endsWith(".ts") ? ["--import", "tsx"] : []), variant.cli, "controller", "--kubeconfig", kubeconfig,
-    "--listen", `127.0.0.1:${port}`, "--resync", resync, "--lb-image", "berth:bench", "--workers", "4"];
+    "--listen", `127.0.0.1:${port}`, "--resync", resync, "--lb-image", "berth:bench", "--workers", WORKERS];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -531,6 +573,11 @@ interface SteadyMeasure {
   controllerPeakRssMiB: number;
   controllerHeapUsedMiB: number;
   controllerHeapTotalMiB: number;
+  /**
+   * After every watch was ended with its history expired (410 on resume): each informer lists everything again
+   * while its old cache is still held, the controller's worst case. Its requests, and RSS and peak after it.
+   */
+  afterRelist: { requestsByVerb: Record<string, number>; rssMiB: number; peakRssMiB: number; heapUsedMiB: number };
   /** Outside the V8 heap: memory of objects V8 tracks (Buffers, TLS) and of ArrayBuffers among them. */
   controllerExternalMiB: number;
 }
@@ -632,6 +679,23 @@ async function measureSteady(server: ApiServerHandle, dir: string, variant: Vari
   const memory = rss(m.proc.pid as number);
   const mib = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
   const writes = Object.entries(requests.byVerb).filter(([k]) => !/^(list|get) /.test(k)).reduce((a, [, v]) => a + v, 0);
+  const heapUsedMiB = mib(await metric(m.metricsUrl, "nodejs_heap_size_used_bytes"));
+  const heapTotalMiB = mib(await metric(m.metricsUrl, "nodejs_heap_size_total_bytes"));
+  server.faults.expireHistory();
+  server.faults.closeWatches();
+  const relists = (): Promise<number> => metric(m.metricsUrl, "berth_relists_total");
+  const relistDeadline = Date.now() + 10 * 60_000;
+  while ((await relists()) < 5) {
+    if (Date.now() > relistDeadline || m.proc.exitCode !== null) throw new Error(`the controller did not relist: ${m.stderr()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await queueQuiet(m.metricsUrl, 3000, m.proc, m.stderr);
+  const relisted = await apiRequests(m.metricsUrl);
+  const afterMemory = rss(m.proc.pid as number);
+  const afterRelist = {
+    requestsByVerb: Object.fromEntries(Object.entries(relisted.byVerb).map(([k, v]) => [k, v - (requests.byVerb[k] ?? 0)]).filter(([, v]) => (v as number) > 0)),
+    rssMiB: afterMemory.rssMiB, peakRssMiB: afterMemory.peakMiB, heapUsedMiB: mib(await metric(m.metricsUrl, "nodejs_heap_size_used_bytes")),
+  };
   return {
     variant: variant.label,
     controller: variant.cli.endsWith(".ts") ? `${variant.cli} via tsx` : variant.cli.replace(fileURLToPath(new URL("../", import.meta.url)), ""),
@@ -643,8 +707,9 @@ async function measureSteady(server: ApiServerHandle, dir: string, variant: Vari
     writes,
     controllerRssMiB: memory.rssMiB,
     controllerPeakRssMiB: memory.peakMiB,
-    controllerHeapUsedMiB: mib(await metric(m.metricsUrl, "nodejs_heap_size_used_bytes")),
-    controllerHeapTotalMiB: mib(await metric(m.metricsUrl, "nodejs_heap_size_total_bytes")),
+    controllerHeapUsedMiB: heapUsedMiB,
+    controllerHeapTotalMiB: heapTotalMiB,
+    afterRelist,
     controllerExternalMiB: mib(await metric(m.metricsUrl, "nodejs_external_memory_bytes")),
   };
 }
@@ -661,7 +726,8 @@ async function mainSteady(): Promise<void> {
   for (const r of results) {
     for (const m of r.measured) {
       console.log(`${r.services} x ${r.nodes} ${m.variant}: RSS ${m.controllerRssMiB} MiB (peak ${m.controllerPeakRssMiB}), heap used ${m.controllerHeapUsedMiB} ` +
-        `of ${m.controllerHeapTotalMiB} MiB, external ${m.controllerExternalMiB} MiB, ${m.reconciles} reconciles, ${m.writes} writes, requests ${JSON.stringify(m.apiRequestsByVerb)}`);
+        `of ${m.controllerHeapTotalMiB} MiB, external ${m.controllerExternalMiB} MiB, ${m.reconciles} reconciles, ${m.writes} writes, requests ${JSON.stringify(m.apiRequestsByVerb)}; ` +
+        `after a full relist: RSS ${m.afterRelist.rssMiB} MiB (peak ${m.afterRelist.peakRssMiB}), heap used ${m.afterRelist.heapUsedMiB} MiB, requests ${JSON.stringify(m.afterRelist.requestsByVerb)}`);
     }
   }
   console.log(`written ${RESULTS}`);

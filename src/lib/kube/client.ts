@@ -127,8 +127,11 @@ export function isRetryable(e: unknown): boolean {
 // ---- metrics and logging hooks (implemented by metrics.ts; the client does not depend on prom-client) ----
 
 export interface ApiRequestRecorder {
-  /** One finished request: verb as kube-apiserver counts it, resource plural (with "/subresource"), status code or "error". */
-  apiRequest(verb: string, resource: string, code: string): void;
+  /**
+   * One finished request: verb as kube-apiserver counts it, resource plural (with "/subresource"), status code or
+   * "error", and the time from sending it to its answer's headers (client-go's rest_client_request_duration_seconds).
+   */
+  apiRequest(verb: string, resource: string, code: string, seconds?: number): void;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -632,7 +635,8 @@ export class KubeClient {
     }
     const url = new URL(this.base.pathname.replace(/\/$/, "") + o.path, this.base);
     if (o.query && [...o.query.keys()].length > 0) url.search = o.query.toString();
-    const record = (code: string): void => this.options.metrics?.apiRequest(o.verb, o.resource, code);
+    const sentAt = performance.now();
+    const record = (code: string): void => this.options.metrics?.apiRequest(o.verb, o.resource, code, (performance.now() - sentAt) / 1000);
     if (o.signal?.aborted) throw new KubeError(0, "Aborted", `${o.method} ${o.path}: aborted`);
     const doRequest = this.base.protocol === "https:" ? httpsRequest : httpRequest;
     return await new Promise<{ res: IncomingMessage; req: ClientRequest }>((resolve, reject) => {

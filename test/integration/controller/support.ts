@@ -238,6 +238,8 @@ export async function startController(env: Env, opts: {
   claimUnsetClass?: boolean; resyncMs?: number; identity?: string; workers?: number; statusPacing?: StatusPacing;
   /** Called after every processed key (ControllerOptions.onReconcile). */
   onReconcile?: ControllerOptions["onReconcile"];
+  /** The controller's Prometheus metrics (its client's requests are counted in `calls` instead). */
+  metrics?: ControllerOptions["metrics"];
 } = {}): Promise<TestController> {
   const calls: ApiCall[] = [];
   const client = new KubeClient({
@@ -258,6 +260,7 @@ export async function startController(env: Env, opts: {
     statusPacing: opts.statusPacing ?? TEST_PACING,
     ...(leadership ? { leadership } : {}),
     ...(opts.onReconcile ? { onReconcile: opts.onReconcile } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   await controller.start();
   return {
