@@ -1,8 +1,12 @@
 // Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
 //
 //   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
-//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256]   (the in-process API server holds every pod: ~4 GiB at
-//     1k x 100; --heap-mib gives the controller the heap ceiling the Deployment gives it through NODE_OPTIONS)
+//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256] [--workers 4] [--until-daemonsets] [--results PATH]
+//     (the in-process API server holds every pod: ~4 GiB at 1k x 100; --heap-mib gives the controller the heap
+//     ceiling the Deployment gives it through NODE_OPTIONS; --until-daemonsets ends a case once every Service has
+//     its DaemonSet, for the create -> DaemonSet split alone)
+//   ... --preload [--variants LABEL=HEAP[:CLI][+FLAG...],...]: the converged steady state (runSteadyCase), several
+//     controllers side by side against one preloaded store
 //
 // The API server and the measuring watches run in this process; the fake kubelet (test/support/kubelet.ts, places
 // the DaemonSets' pods and makes them Ready) in bench/kubelet-process.ts; the controller as its own process
@@ -591,9 +595,11 @@ interface SteadyMeasure {
  *      "kubelet"), so metadata and managedFields are what a real cluster's would be;
  *   2. a first controller runs until its queue is quiet and is stopped: it writes what only it can compute the same
  *      way (each Service's status: ingress and conditions, and its Events), so the state is the one berth converges to;
- *   3. a fresh controller starts (the one measured): synced, first pass, then one full resync (--resync 20s) over every
- *      Service; reported: requests by verb (goal: lists, watches and the Lease, no write), reconciles, VmRSS, VmHWM
- *      and V8 heap used (prom-client's nodejs_heap_size_used_bytes).
+ *   3. a fresh controller starts (the one measured, once per --variants entry, one after another): synced, first
+ *      pass, then one full resync (--resync 20s) over every Service; reported: requests by verb (goal: lists, watches
+ *      and the Lease, no write), reconciles, VmRSS, VmHWM, V8 heap used and external memory; then every watch is
+ *      ended with its history expired, so each informer relists while still holding its old cache (the worst case),
+ *      and RSS, peak and heap again.
  */
 async function runSteadyCase(services: number, nodes: number): Promise<SteadyResult> {
   const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 5000 });
