@@ -1,7 +1,8 @@
 // Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
 //
 //   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
-//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256] [--workers 4] [--until-daemonsets] [--results PATH]
+//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256] [--node-flags "--max-semi-space-size=4"] [--workers 4]
+//     [--until-daemonsets] [--results PATH]
 //     (the in-process API server holds every pod: ~4 GiB at 1k x 100; --heap-mib gives the controller the heap
 //     ceiling the Deployment gives it through NODE_OPTIONS; --until-daemonsets ends a case once every Service has
 //     its DaemonSet, for the create -> DaemonSet split alone)
@@ -71,6 +72,8 @@ const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
+/** More node flags for the controller of the full flow (e.g. the Deployment's "--max-semi-space-size=4"). */
+const NODE_FLAGS = arg("--node-flags", "").split(" ").filter(Boolean);
 /** The controller's --workers (the CLI's default is 4). */
 const WORKERS = arg("--workers", "4");
 /**
@@ -273,7 +276,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
     const port = await freePort();
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+    const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...NODE_FLAGS, ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
       "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", WORKERS];
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
@@ -774,7 +777,8 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
     ...(PRELOAD ? {} : { controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js" }),
-    ...(PRELOAD ? {} : { controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default" }),
+    ...(PRELOAD ? {} : { controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default", controllerNodeFlags: NODE_FLAGS, workers: Number(WORKERS) }),
+    ...(UNTIL_DAEMONSETS ? { mode: "until-daemonsets: each case ends once every Service has its DaemonSet" } : {}),
     ...(PRELOAD ? { mode: "preload: the converged steady state put into the store, then a fresh controller's sync and one resync" } : { idleSeconds: IDLE_SECONDS }),
     results,
   }, null, 2)}\n`);
