@@ -1,8 +1,13 @@
 // Controller benchmark: N LoadBalancer Services x M nodes against the sandbox API server over HTTP.
 //
 //   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
-//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256]   (the in-process API server holds every pod: ~4 GiB at
-//     1k x 100; --heap-mib gives the controller the heap ceiling the Deployment gives it through NODE_OPTIONS)
+//     [--cli dist/cli.js] [--flips 50] [--heap-mib 256] [--node-flags "--max-semi-space-size=4"] [--workers 4]
+//     [--until-daemonsets] [--results PATH]
+//     (the in-process API server holds every pod: ~4 GiB at 1k x 100; --heap-mib gives the controller the heap
+//     ceiling the Deployment gives it through NODE_OPTIONS; --until-daemonsets ends a case once every Service has
+//     its DaemonSet, for the create -> DaemonSet split alone)
+//   ... --preload [--variants LABEL=HEAP[:CLI][+FLAG...],...]: the converged steady state (runSteadyCase), several
+//     controllers side by side against one preloaded store
 //
 // The API server and the measuring watches run in this process; the fake kubelet (test/support/kubelet.ts, places
 // the DaemonSets' pods and makes them Ready) in bench/kubelet-process.ts; the controller as its own process
@@ -29,6 +34,7 @@ import { createServer } from "node:net";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { buildDaemonSet } from "../src/controller/daemonset.js";
 import { parseServiceConfig } from "../src/controller/service-config.js";
 import { defaultControllerConfig } from "../src/controller/types.js";
@@ -52,14 +58,35 @@ const arg = (name: string, fallback: string): string => {
   return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 };
 const CASES = arg("--cases", "1000x10,1000x100").split(",").map((c) => c.split("x").map(Number) as [number, number]);
-const IDLE_SECONDS = Number(arg("--idle-seconds", "60"));
-const FLIPS = Number(arg("--flips", "50"));
+/**
+ * --until-daemonsets: a case ends once every Service has its DaemonSet (only the create -> DaemonSet figures, under
+ * the load of the rollouts that start meanwhile; no convergence, idle window or flips), to fit a 1,000-Service
+ * burst into a few minutes.
+ */
+const UNTIL_DAEMONSETS = process.argv.includes("--until-daemonsets");
+const IDLE_SECONDS = UNTIL_DAEMONSETS ? 0 : Number(arg("--idle-seconds", "60"));
+const FLIPS = UNTIL_DAEMONSETS ? 0 : Number(arg("--flips", "50"));
 /** The controller's V8 heap ceiling, as the Deployment sets it through NODE_OPTIONS (0: Node's default). */
 const HEAP_MIB = Number(arg("--heap-mib", PRELOAD ? "512" : "0"));
 const KUBELET = fileURLToPath(new URL("./kubelet-process.ts", import.meta.url));
 const DIST_CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
+/** More node flags for the controller of the full flow (e.g. the Deployment's "--max-semi-space-size=4"). */
+const NODE_FLAGS = arg("--node-flags", "").split(" ").filter(Boolean);
+/** The controller's --workers (the CLI's default is 4). */
+const WORKERS = arg("--workers", "4");
+/**
+ * --preload --variants LABEL=HEAP[:CLI][+FLAG...],...: measured controllers run one after another against the same
+ * preloaded store, side by side (e.g. old code against new, or two heap flags); default one, "measured=HEAP_MIB".
+ * HEAP 0 = Node's default; +FLAG adds a node flag (e.g. +--max-semi-space-size=4).
+ */
+interface Variant { label: string; heapMiB: number; cli: string; nodeFlags: string[] }
+const VARIANTS: Variant[] = arg("--variants", `measured=${HEAP_MIB}`).split(",").map((v) => {
+  const m = /^([^=]+)=(\d+)(?::([^+]+))?((?:\+[^+]+)*)$/.exec(v.trim());
+  if (!m) throw new Error(`--variants: cannot read ${JSON.stringify(v)} (LABEL=HEAP[:CLI][+FLAG...])`);
+  return { label: m[1] as string, heapMiB: Number(m[2]), cli: m[3] ?? CLI, nodeFlags: (m[4] ?? "").split("+").filter(Boolean) };
+});
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -90,6 +117,35 @@ async function apiRequests(metricsUrl: string): Promise<{ total: number; leases:
       const key = `${m[1]} ${m[2]}`;
       out.byVerb[key] = (out.byVerb[key] ?? 0) + n;
     }
+  }
+  return out;
+}
+
+/**
+ * A histogram of the controller's /metrics per value of `label` (summed over the other labels): observations, and
+ * the bucket bounds (ms) under which 50% and 99% of them fell.
+ */
+async function histogram(metricsUrl: string, name: string, label: string, filter = ""): Promise<Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const sums = new Map<string, Map<number, number>>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}_bucket{`) || !line.includes(filter)) continue;
+    const value = new RegExp(`[{,]${label}="([^"]+)"`).exec(line)?.[1];
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    const n = Number(/\} (\d+)/.exec(line)?.[1]);
+    if (value === undefined || le === undefined) continue;
+    const bound = le === "+Inf" ? Infinity : Number(le) * 1000;
+    const m = sums.get(value) ?? new Map<number, number>();
+    sums.set(value, m);
+    m.set(bound, (m.get(bound) ?? 0) + n);
+  }
+  const buckets = new Map([...sums].map(([k, m]) => [k, [...m].map(([le, n]) => ({ le, n }))]));
+  const out: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }> = {};
+  for (const [lane, list] of buckets) {
+    list.sort((a, b) => a.le - b.le);
+    const taken = list[list.length - 1]?.n ?? 0;
+    const at = (q: number): number => list.find((b) => b.n >= q * taken)?.le ?? NaN;
+    out[lane] = { taken, p50AtMost: at(0.5), p99AtMost: at(0.99), maxAtMost: at(1) };
   }
   return out;
 }
@@ -147,6 +203,26 @@ interface CaseResult {
    */
   createToApplyArrivedMs: { p50: number; p99: number; max: number };
   applyServerMs: { p50: number; p99: number; max: number };
+  /**
+   * From the controller's berth_workqueue_queue_duration_seconds over the creation burst: keys taken per lane, and
+   * the bucket bound under which 50% / 99% of them waited (ms; a bucket's upper bound, not an exact percentile).
+   */
+  queueWaitMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /** berth_reconcile_duration_seconds by result, the same way (the whole case, not only the burst). */
+  reconcileMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /** berth_api_request_duration_seconds by verb, as the controller's client saw them (send to answer headers). */
+  requestMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /**
+   * The event-loop delay of this process, which runs the in-process API server (and the measuring watches), from the
+   * first Service's creation to the end of the burst: a stall of the server's loop holds every API request.
+   */
+  apiServerEventLoopDelayMs: { p99: number; max: number };
+  /** The controller's event-loop delay over the burst (--until-daemonsets only: other modes scrape it meanwhile). */
+  controllerEventLoopDelayMs?: { p99: number; max: number };
+  /** The 12 slowest Services (create -> DaemonSet), with when they were created after the first: clustered or not. */
+  slowestCreateToDaemonSet: { name: string; ms: number; createdAtS: number }[];
+  /** Times the controller lost its Lease during the case (its log): each stops its workers until it leads again. */
+  leaseLosses: number;
   podsReadyToStatusMs: { p50: number; p99: number; max: number };
   convergedAfterS: number;
   apiRequestsPerService: number;
@@ -200,11 +276,16 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
     const port = await freePort();
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
-      "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", "4"];
+    const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...NODE_FLAGS, ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
+      "--listen", `127.0.0.1:${port}`, "--resync", "30s", "--lb-image", "berth:bench", "--workers", WORKERS];
     controller = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
-    controller.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    let leaseLosses = 0;
+    controller.stderr?.on("data", (d: Buffer) => {
+      const text = d.toString();
+      leaseLosses += text.split("lost the lease").length - 1;
+      stderr = (stderr + text).slice(-4000);
+    });
     // Said at once: the Service-creation loop below only checks the controller after it.
     controller.once("exit", (code, signal) => console.error(`controller exited (${code ?? signal}): ${stderr}`));
     for (let i = 0; ; i++) {
@@ -274,6 +355,9 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     };
     const sampler = setInterval(sampleApplies, 100);
     const before = await apiRequests(metricsUrl);
+    // This process's event loop serves the API server: a stall here stalls every request of the controller too.
+    const serverLag = monitorEventLoopDelay({ resolution: 10 });
+    serverLag.enable();
     const t0 = performance.now();
     for (let i = 0; i < services; i++) {
       const name = `svc-${i}`;
@@ -286,12 +370,22 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       created.set(name, performance.now());
     }
     const deadline = Date.now() + 30 * 60_000;
-    while (servedAt.size < services || (await queueDepth(metricsUrl)) > 0) {
+    while (UNTIL_DAEMONSETS ? dsAt.size < services : servedAt.size < services || (await queueDepth(metricsUrl)) > 0) {
       if (Date.now() > deadline) throw new Error(`not converged: ${servedAt.size}/${services} served`);
       if (controller.exitCode !== null) throw new Error(`controller exited: ${stderr}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
+    serverLag.disable();
+    // prom-client resets its event-loop histogram at every scrape: with --until-daemonsets nothing scraped the
+    // controller since just before the first Service was created, so this is the burst's.
+    const controllerEventLoopDelayMs = { p99: Math.round(await metric(metricsUrl, "nodejs_eventloop_lag_p99_seconds") * 1000),
+      max: Math.round(await metric(metricsUrl, "nodejs_eventloop_lag_max_seconds") * 1000) };
+    const apiServerEventLoopDelayMs = { p99: Math.round(serverLag.percentile(99) / 1e6), max: Math.round(serverLag.max / 1e6) };
+    const queueWaitMs = await histogram(metricsUrl, "berth_workqueue_queue_duration_seconds", "lane", 'name="services"');
+    const reconcileMs = await histogram(metricsUrl, "berth_reconcile_duration_seconds", "result");
+    const requestMs = await histogram(metricsUrl, "berth_api_request_duration_seconds", "verb");
+
     clearInterval(sampler);
     sampleApplies();
     // Let the kubelet's last status writes and the Events of the last reconciles go out before counting.
@@ -355,6 +449,14 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       createToDaemonSetMs: stats(toDs),
       createToApplyArrivedMs: stats(toApply),
       applyServerMs: stats(applyServer),
+      queueWaitMs,
+      reconcileMs,
+      requestMs,
+      apiServerEventLoopDelayMs,
+      ...(UNTIL_DAEMONSETS ? { controllerEventLoopDelayMs } : {}),
+      slowestCreateToDaemonSet: [...created].map(([name, t]) => ({ name, ms: Math.round((dsAt.get(name) ?? NaN) - t), createdAtS: Math.round((t - t0) / 100) / 10 }))
+        .sort((a, b) => b.ms - a.ms).slice(0, 12),
+      leaseLosses,
       podsReadyToStatusMs: stats(readyToStatus),
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
       apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,
@@ -396,12 +498,14 @@ async function metric(metricsUrl: string, name: string): Promise<number> {
 }
 
 /** `berth controller` as its own process against `server`, once /readyz says its caches are synced. */
-async function startController(server: ApiServerHandle, dir: string, resync: string): Promise<{ proc: ChildProcess; metricsUrl: string; stderr: () => string }> {
+async function startController(server: ApiServerHandle, dir: string, resync: string,
+  variant: Variant = { label: "", heapMiB: HEAP_MIB, cli: CLI, nodeFlags: [] }): Promise<{ proc: ChildProcess; metricsUrl: string; stderr: () => string }> {
   const kubeconfig = join(dir, "kubeconfig");
   writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
   const port = await freePort();
-  const args = [...(HEAP_MIB > 0 ? [`--max-old-space-size=${HEAP_MIB}`] : []), ...(CLI.endsWith(".ts") ? ["--import", "tsx"] : []), CLI, "controller", "--kubeconfig", kubeconfig,
-    "--listen", `127.0.0.1:${port}`, "--resync", resync, "--lb-image", "berth:bench", "--workers", "4"];
+  const args = [...(variant.heapMiB > 0 ? [`--max-old-space-size=${variant.heapMiB}`] : []), ...variant.nodeFlags,
+    ...(variant.cli.endsWith(".ts") ? ["--import", "tsx"] : []), variant.cli, "controller", "--kubeconfig", kubeconfig,
+    "--listen", `127.0.0.1:${port}`, "--resync", resync, "--lb-image", "berth:bench", "--workers", WORKERS];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -458,6 +562,15 @@ interface SteadyResult {
   preloadSeconds: number;
   /** The first controller's writes (finalizer-bearing Services get their status and conditions; see README). */
   warmupRequestsByVerb: Record<string, number>;
+  /** One measured controller per --variants entry, run one after another against the same store. */
+  measured: SteadyMeasure[];
+}
+
+interface SteadyMeasure {
+  variant: string;
+  controller: string;
+  heapMiB: number | "Node default";
+  nodeFlags: string[];
   /** The measured controller, from its start through sync, its first pass and one full resync. */
   steadySeconds: number;
   reconciles: number;
@@ -467,6 +580,13 @@ interface SteadyResult {
   controllerPeakRssMiB: number;
   controllerHeapUsedMiB: number;
   controllerHeapTotalMiB: number;
+  /**
+   * After every watch was ended with its history expired (410 on resume): each informer lists everything again
+   * while its old cache is still held, the controller's worst case. Its requests, and RSS and peak after it.
+   */
+  afterRelist: { requestsByVerb: Record<string, number>; rssMiB: number; peakRssMiB: number; heapUsedMiB: number };
+  /** Outside the V8 heap: memory of objects V8 tracks (Buffers, TLS) and of ArrayBuffers among them. */
+  controllerExternalMiB: number;
 }
 
 /**
@@ -478,9 +598,11 @@ interface SteadyResult {
  *      "kubelet"), so metadata and managedFields are what a real cluster's would be;
  *   2. a first controller runs until its queue is quiet and is stopped: it writes what only it can compute the same
  *      way (each Service's status: ingress and conditions, and its Events), so the state is the one berth converges to;
- *   3. a fresh controller starts (the one measured): synced, first pass, then one full resync (--resync 20s) over every
- *      Service; reported: requests by verb (goal: lists, watches and the Lease, no write), reconciles, VmRSS, VmHWM
- *      and V8 heap used (prom-client's nodejs_heap_size_used_bytes).
+ *   3. a fresh controller starts (the one measured, once per --variants entry, one after another): synced, first
+ *      pass, then one full resync (--resync 20s) over every Service; reported: requests by verb (goal: lists, watches
+ *      and the Lease, no write), reconciles, VmRSS, VmHWM, V8 heap used and external memory; then every watch is
+ *      ended with its history expired, so each informer relists while still holding its old cache (the worst case),
+ *      and RSS, peak and heap again.
  */
 async function runSteadyCase(services: number, nodes: number): Promise<SteadyResult> {
   const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 5000 });
@@ -539,34 +661,66 @@ async function runSteadyCase(services: number, nodes: number): Promise<SteadyRes
     const warmup = await apiRequests(warm.metricsUrl);
     await stopController(warm.proc);
 
-    const t1 = performance.now();
-    const measured = await startController(server, dir, "20s");
-    controller = measured.proc;
-    // The first pass, then one full resync (20 s) and its queue drained: every Service reconciled at least twice.
-    await queueQuiet(measured.metricsUrl, 3000, measured.proc, measured.stderr);
-    await new Promise((r) => setTimeout(r, 20_000));
-    await queueQuiet(measured.metricsUrl, 3000, measured.proc, measured.stderr);
-    const requests = await apiRequests(measured.metricsUrl);
-    const memory = rss(measured.proc.pid as number);
-    const mib = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
-    const writes = Object.entries(requests.byVerb).filter(([k]) => !/^(list|get) /.test(k)).reduce((a, [, v]) => a + v, 0);
-    return {
-      services, nodes, lbPods: services * nodes, preloadSeconds,
-      warmupRequestsByVerb: warmup.byVerb,
-      steadySeconds: Math.round((performance.now() - t1) / 100) / 10,
-      reconciles: await metric(measured.metricsUrl, "berth_reconcile_total"),
-      apiRequestsByVerb: { ...requests.byVerb, watch: requests.watches, leases: requests.leases },
-      writes,
-      controllerRssMiB: memory.rssMiB,
-      controllerPeakRssMiB: memory.peakMiB,
-      controllerHeapUsedMiB: mib(await metric(measured.metricsUrl, "nodejs_heap_size_used_bytes")),
-      controllerHeapTotalMiB: mib(await metric(measured.metricsUrl, "nodejs_heap_size_total_bytes")),
-    };
+    const measured: SteadyMeasure[] = [];
+    for (const variant of VARIANTS) {
+      console.error(`  measuring ${variant.label} (${variant.cli}, heap ${variant.heapMiB || "default"} MiB ${variant.nodeFlags.join(" ")})`);
+      measured.push(await measureSteady(server, dir, variant, (proc) => (controller = proc)));
+      await stopController(controller as ChildProcess);
+    }
+    return { services, nodes, lbPods: services * nodes, preloadSeconds, warmupRequestsByVerb: warmup.byVerb, measured };
   } finally {
     if (controller) await stopController(controller);
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A fresh controller (`variant`) on the converged store: synced, first pass, one full resync, then its figures. */
+async function measureSteady(server: ApiServerHandle, dir: string, variant: Variant, started: (proc: ChildProcess) => void): Promise<SteadyMeasure> {
+  const t1 = performance.now();
+  const m = await startController(server, dir, "20s", variant);
+  started(m.proc);
+  // The first pass, then one full resync (20 s) and its queue drained: every Service reconciled at least twice.
+  await queueQuiet(m.metricsUrl, 3000, m.proc, m.stderr);
+  await new Promise((r) => setTimeout(r, 20_000));
+  await queueQuiet(m.metricsUrl, 3000, m.proc, m.stderr);
+  const requests = await apiRequests(m.metricsUrl);
+  const memory = rss(m.proc.pid as number);
+  const mib = (b: number): number => Math.round(b / 2 ** 20 * 10) / 10;
+  const writes = Object.entries(requests.byVerb).filter(([k]) => !/^(list|get) /.test(k)).reduce((a, [, v]) => a + v, 0);
+  const heapUsedMiB = mib(await metric(m.metricsUrl, "nodejs_heap_size_used_bytes"));
+  const heapTotalMiB = mib(await metric(m.metricsUrl, "nodejs_heap_size_total_bytes"));
+  server.faults.expireHistory();
+  server.faults.closeWatches();
+  const relists = (): Promise<number> => metric(m.metricsUrl, "berth_relists_total");
+  const relistDeadline = Date.now() + 10 * 60_000;
+  while ((await relists()) < 5) {
+    if (Date.now() > relistDeadline || m.proc.exitCode !== null) throw new Error(`the controller did not relist: ${m.stderr()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await queueQuiet(m.metricsUrl, 3000, m.proc, m.stderr);
+  const relisted = await apiRequests(m.metricsUrl);
+  const afterMemory = rss(m.proc.pid as number);
+  const afterRelist = {
+    requestsByVerb: Object.fromEntries(Object.entries(relisted.byVerb).map(([k, v]) => [k, v - (requests.byVerb[k] ?? 0)]).filter(([, v]) => (v as number) > 0)),
+    rssMiB: afterMemory.rssMiB, peakRssMiB: afterMemory.peakMiB, heapUsedMiB: mib(await metric(m.metricsUrl, "nodejs_heap_size_used_bytes")),
+  };
+  return {
+    variant: variant.label,
+    controller: variant.cli.endsWith(".ts") ? `${variant.cli} via tsx` : variant.cli.replace(fileURLToPath(new URL("../", import.meta.url)), ""),
+    heapMiB: variant.heapMiB > 0 ? variant.heapMiB : "Node default",
+    nodeFlags: variant.nodeFlags,
+    steadySeconds: Math.round((performance.now() - t1) / 100) / 10,
+    reconciles: await metric(m.metricsUrl, "berth_reconcile_total"),
+    apiRequestsByVerb: { ...requests.byVerb, watch: requests.watches, leases: requests.leases },
+    writes,
+    controllerRssMiB: memory.rssMiB,
+    controllerPeakRssMiB: memory.peakMiB,
+    controllerHeapUsedMiB: heapUsedMiB,
+    controllerHeapTotalMiB: heapTotalMiB,
+    afterRelist,
+    controllerExternalMiB: mib(await metric(m.metricsUrl, "nodejs_external_memory_bytes")),
+  };
 }
 
 async function mainSteady(): Promise<void> {
@@ -579,8 +733,11 @@ async function mainSteady(): Promise<void> {
     writeResults(results);
   }
   for (const r of results) {
-    console.log(`${r.services} x ${r.nodes}: RSS ${r.controllerRssMiB} MiB (peak ${r.controllerPeakRssMiB}), heap used ${r.controllerHeapUsedMiB} MiB, ` +
-      `${r.reconciles} reconciles, ${r.writes} writes, requests ${JSON.stringify(r.apiRequestsByVerb)}`);
+    for (const m of r.measured) {
+      console.log(`${r.services} x ${r.nodes} ${m.variant}: RSS ${m.controllerRssMiB} MiB (peak ${m.controllerPeakRssMiB}), heap used ${m.controllerHeapUsedMiB} ` +
+        `of ${m.controllerHeapTotalMiB} MiB, external ${m.controllerExternalMiB} MiB, ${m.reconciles} reconciles, ${m.writes} writes, requests ${JSON.stringify(m.apiRequestsByVerb)}; ` +
+        `after a full relist: RSS ${m.afterRelist.rssMiB} MiB (peak ${m.afterRelist.peakRssMiB}), heap used ${m.afterRelist.heapUsedMiB} MiB, requests ${JSON.stringify(m.afterRelist.requestsByVerb)}`);
+    }
   }
   console.log(`written ${RESULTS}`);
 }
@@ -619,8 +776,9 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
   writeFileSync(RESULTS, `${JSON.stringify({
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
-    controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js",
-    controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default",
+    ...(PRELOAD ? {} : { controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js" }),
+    ...(PRELOAD ? {} : { controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default", controllerNodeFlags: NODE_FLAGS, workers: Number(WORKERS) }),
+    ...(UNTIL_DAEMONSETS ? { mode: "until-daemonsets: each case ends once every Service has its DaemonSet" } : {}),
     ...(PRELOAD ? { mode: "preload: the converged steady state put into the store, then a fresh controller's sync and one resync" } : { idleSeconds: IDLE_SECONDS }),
     results,
   }, null, 2)}\n`);

@@ -6,6 +6,11 @@
 // keeps metadata.name, namespace, uid and resourceVersion, which the informer and PendingWrites need.
 // test/unit/controller/cache-trim.test.ts runs every decision on full and on trimmed objects and expects the same
 // output: a field a decision starts reading that a trim drops fails there.
+// Trimmed is not yet small at 100,000 lb-pods: a trimmed pod still retained ~2 KiB (labels, owner reference, node
+// affinity, container ports and conditions are each a few objects), ~200 MiB in all. Those parts are the same for
+// every pod of a DaemonSet (labels, owner, ports), of a node (affinity) or of a state (status), so the pod trim
+// shares them (see Shared below): a cached lb-pod then costs its name, uid and resourceVersion and three small
+// objects (~0.5 KiB).
 import type { KubeObject } from "../lib/kube/client.js";
 import type { V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 
@@ -13,6 +18,60 @@ import type { V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./t
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 
 type Meta = NonNullable<KubeObject["metadata"]> & Record<string, unknown>;
+
+/**
+ * Structural sharing (interning) of the repeated parts of cached objects: share(v) returns an earlier, frozen value
+ * equal to v (same JSON) if one is still alive, else freezes and remembers v. Entries are held weakly, so a value no
+ * cached object uses any more (a deleted DaemonSet's labels) is collected and its entry dropped. Frozen because one
+ * value now stands for many objects' fields: a decision that mutated a cached object's part (none does; they build
+ * new arrays) would throw instead of silently changing other pods.
+ */
+export class Shared {
+  private readonly table = new Map<string, WeakRef<object>>();
+  private readonly registry = new FinalizationRegistry<string>((key) => {
+    if (this.table.get(key)?.deref() === undefined) this.table.delete(key);
+  });
+
+  share<T>(value: T): T {
+    if (value === null || typeof value !== "object") return value;
+    const key = JSON.stringify(value);
+    const hit = this.table.get(key)?.deref();
+    if (hit !== undefined) return hit as T;
+    deepFreeze(value);
+    this.table.set(key, new WeakRef(value));
+    this.registry.register(value, key);
+    return value;
+  }
+
+  private texts = new Map<string, string>();
+
+  /**
+   * One copy of a short, often repeated string (a namespace, a node name, apiVersion and kind): strings cannot be
+   * held weakly, so this table is strong and simply starts over past 10,000 entries (node names and namespaces are
+   * far fewer; a table that fills up means the strings were not repetitive after all).
+   */
+  text(s: string): string {
+    const hit = this.texts.get(s);
+    if (hit !== undefined) return hit;
+    if (this.texts.size >= 10_000) this.texts = new Map();
+    this.texts.set(s, s);
+    return s;
+  }
+
+  /** Distinct values alive (for tests). */
+  get size(): number {
+    return this.table.size;
+  }
+}
+
+function deepFreeze(v: unknown): void {
+  if (v === null || typeof v !== "object" || Object.isFrozen(v)) return;
+  Object.freeze(v);
+  for (const x of Object.values(v)) deepFreeze(x);
+}
+
+/** The pods' shared parts (one table for every pod informer of the process: equal parts are equal anywhere). */
+const podParts = new Shared();
 
 /** Identity fields every trimmed object keeps, plus the ones asked for (when set). */
 function meta(m: Meta | undefined, keep: readonly string[]): Meta {
@@ -69,7 +128,9 @@ export function trimNode<T extends V1Node & KubeObject>(node: T): T {
 /**
  * lb-pods: labels (Service key and uid), owner, target node (nodeName or the DaemonSet's node affinity), host ports
  * (conflicts), phase, conditions (Ready, PodScheduled with the scheduler's message) and the pod-level reason and
- * message (a kubelet's SysctlForbidden rejection), deletionTimestamp.
+ * message (a kubelet's SysctlForbidden rejection), deletionTimestamp. Not the conditions' times nor the pod's
+ * creationTimestamp, which no decision reads and which would make every pod's status its own. Every part but the
+ * identity is shared (podParts).
  */
 export function trimPod<T extends V1Pod & KubeObject>(pod: T): T {
   const m = pod.metadata as Meta | undefined;
@@ -78,17 +139,22 @@ export function trimPod<T extends V1Pod & KubeObject>(pod: T): T {
     name: c.name, ...(c.ports ? { ports: c.ports } : {}), ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
   });
   const status = pod.status;
+  const metadata = meta(m, ["deletionTimestamp"]);
+  if (metadata.namespace !== undefined) metadata.namespace = podParts.text(metadata.namespace);
+  if (m?.labels) metadata.labels = podParts.share(m.labels);
+  if (m?.ownerReferences) metadata.ownerReferences = podParts.share(m.ownerReferences);
   return {
-    apiVersion: pod.apiVersion, kind: pod.kind,
-    metadata: meta(m, ["labels", "ownerReferences", "deletionTimestamp", "creationTimestamp"]),
+    ...(pod.apiVersion !== undefined ? { apiVersion: podParts.text(pod.apiVersion) } : {}),
+    ...(pod.kind !== undefined ? { kind: podParts.text(pod.kind) } : {}),
+    metadata,
     spec: {
-      ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+      ...(pod.spec?.nodeName ? { nodeName: podParts.text(pod.spec.nodeName) } : {}),
       ...(pod.spec?.hostNetwork ? { hostNetwork: true } : {}),
-      ...(required ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } } : {}),
-      containers: (pod.spec?.containers ?? []).map(ports),
-      ...(pod.spec?.initContainers ? { initContainers: pod.spec.initContainers.map(ports) } : {}),
+      ...(required ? { affinity: podParts.share({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } }) } : {}),
+      containers: podParts.share((pod.spec?.containers ?? []).map(ports)),
+      ...(pod.spec?.initContainers ? { initContainers: podParts.share(pod.spec.initContainers.map(ports)) } : {}),
     },
-    status: {
+    status: podParts.share({
       ...(status?.phase ? { phase: status.phase } : {}),
       ...(status?.reason ? { reason: status.reason } : {}),
       ...(status?.message ? { message: status.message } : {}),
@@ -96,11 +162,10 @@ export function trimPod<T extends V1Pod & KubeObject>(pod: T): T {
         ? {
           conditions: status.conditions.map((c) => ({
             type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}), ...(c.message ? { message: c.message } : {}),
-            ...(c.lastTransitionTime ? { lastTransitionTime: c.lastTransitionTime } : {}),
           })),
         }
         : {}),
-    },
+    }),
   } as unknown as T;
 }
 

@@ -78,16 +78,29 @@ export function findPortConflicts({ service, daemonSetPods, allPods, otherServic
   for (const pod of daemonSetPods) {
     const node = podTargetNode(pod);
     if (node === undefined) continue;
-    oursByNode.set(node, [...(oursByNode.get(node) ?? []), pod]);
+    const list = oursByNode.get(node);
+    if (list) list.push(pod);
+    else oursByNode.set(node, [pod]);
+  }
+
+  // The other pods by the node they are bound to, once: scanning every pod for every node of ours was
+  // O(nodes x pods) per reconcile, 10,000,000 steps for a new Service at 1,000 x 100, and blocked the controller's
+  // event loop for seconds during a rollout (its Lease renewals and new Services' DaemonSets waited).
+  const othersByNode = new Map<string, V1Pod[]>();
+  for (const other of allPods) {
+    const node = other.spec?.nodeName;
+    if (node === undefined || !oursByNode.has(node) || isTerminal(other)) continue;
+    if (ours.has(podKey(other)) || isOurServicePod(other, service, uid)) continue;
+    const list = othersByNode.get(node);
+    if (list) list.push(other);
+    else othersByNode.set(node, [other]);
   }
 
   const conflicts: PortConflict[] = [];
   for (const [node, pods] of oursByNode) {
     if (pods.some((pod) => pod.spec?.nodeName && !isTerminal(pod) && !pod.metadata?.deletionTimestamp)) continue;
     const found: PortConflict[] = [];
-    for (const other of allPods) {
-      if (ours.has(podKey(other)) || isOurServicePod(other, service, uid)) continue;
-      if (other.spec?.nodeName !== node || isTerminal(other)) continue;
+    for (const other of othersByNode.get(node) ?? []) {
       for (const held of hostPorts(other)) {
         const clash = wanted.find((port) => port.protocol === held.protocol && port.port === held.port);
         if (clash) found.push(conflict(node, clash.protocol, clash.port, holderOf(other)));

@@ -335,8 +335,23 @@ export class FakeKubelet {
     const now = Date.now();
     const nodes = [...this.nodes.items.values()].sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)));
     const nodeByName = new Map(nodes.map((n) => [n.metadata.name as string, n]));
+    const nodeIndex = new Map(nodes.map((n, i) => [n.metadata.name as string, i]));
     const dsByUid = new Map<string, Obj>();
     for (const ds of this.daemonSets.items.values()) if (!ds.metadata.deletionTimestamp) dsByUid.set(ds.metadata.uid as string, ds);
+    // Computed once per DaemonSet (and node) per pass, not once per pod: at 1,000 DaemonSets x 100 nodes a pass
+    // otherwise hashed a template 100,000 times and matched 200,000 node filters (the full flow never finished).
+    const hashes = new Map<string, string>();
+    const hashOf = (ds: Obj): string => {
+      let h = hashes.get(ds.metadata.uid as string);
+      if (h === undefined) hashes.set(ds.metadata.uid as string, (h = templateHash(ds as Obj)));
+      return h;
+    };
+    const mismatches = new Map<string, string | undefined>();
+    const mismatch = (ds: Obj, node: Obj): string | undefined => {
+      const key = `${ds.metadata.uid}/${node.metadata.name}`;
+      if (!mismatches.has(key)) mismatches.set(key, nodeMismatch(ds.spec.template, node));
+      return mismatches.get(key);
+    };
     const pods = [...this.pods.items.values()].filter((p) => p.metadata.namespace === this.namespace);
     // Bound pods elsewhere hold their host ports too; they are placed first, as if they had been there before.
     const foreign = [...this.pods.items.values()].filter((p) => p.metadata.namespace !== this.namespace && p.spec?.nodeName &&
@@ -358,8 +373,8 @@ export class FakeKubelet {
       const ds = dsByUid.get(uid);
       const node = podNode(pod);
       const stale = !ds || node === undefined || !nodeByName.has(node) ||
-        nodeMismatch(ds.spec.template, nodeByName.get(node) as Obj) !== undefined ||
-        pod.metadata.labels?.[TEMPLATE_HASH_LABEL] !== templateHash(ds as Obj);
+        mismatch(ds, nodeByName.get(node) as Obj) !== undefined ||
+        pod.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hashOf(ds);
       if (stale) write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
       else live.push(pod);
     }
@@ -383,20 +398,36 @@ export class FakeKubelet {
       list.sort((a, b) => Number(isForeign(b)) - Number(isForeign(a)) ||
         String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)) ||
         Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
-      const holders: Obj[] = [];
+      // The pods holding ports on this node, by PROTOCOL/port (the key scheduling.ts portsClash compares): only
+      // those sharing a key are checked, not every earlier pod of the node (1,000 per node at 1,000 Services).
+      const holders = new Map<string, Obj[]>();
+      const hold = (pod: Obj): void => {
+        for (const key of new Set(portKeys(pod))) {
+          const held = holders.get(key);
+          if (held) held.push(pod);
+          else holders.set(key, [pod]);
+        }
+      };
       for (const pod of list) {
         if (isForeign(pod)) {
-          holders.push(pod);
+          hold(pod);
           continue;
         }
-        const clash = holders.map((h) => portsClash(pod, h)).find((c) => c !== undefined);
+        let clash: string | undefined;
+        for (const key of portKeys(pod)) {
+          for (const h of holders.get(key) ?? []) {
+            clash ??= portsClash(pod, h);
+            if (clash !== undefined) break;
+          }
+          if (clash !== undefined) break;
+        }
         const bound = Boolean(pod.spec.nodeName);
         if (clash === undefined && bound) {
-          holders.push(pod);
+          hold(pod);
           if (!node) continue;
           const ds = dsByUid.get(ownerUid(pod) ?? "");
           const ready = nodeReady(node) && this.readinessFor(ds?.metadata.name as string, nodeName);
-          const status = runningStatus(pod, node, ready, nodes.indexOf(node));
+          const status = runningStatus(pod, node, ready, nodeIndex.get(nodeName) as number);
           if (!sameStatus(pod.status, status)) {
             write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
@@ -412,7 +443,7 @@ export class FakeKubelet {
           } else {
             this.wakeAt(seen + this.bindDelayMs);
           }
-          holders.push(pod);
+          hold(pod);
         } else if (bound) {
           // A bound pod that clashes (created bound while another held the port in a race): the later one yields.
           write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
@@ -433,16 +464,24 @@ export class FakeKubelet {
       for (const node of nodes) {
         const nodeName = node.metadata.name as string;
         if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
-        if (nodeMismatch(ds.spec.template, node) !== undefined) continue;
+        if (mismatch(ds, node) !== undefined) continue;
         write("POST", podsPath, newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
       }
     }
     await flush();
 
     // DaemonSet status, as the DaemonSet controller keeps it.
+    const byOwner = new Map<string, Obj[]>();
+    for (const p of live) {
+      const uid = ownerUid(p);
+      if (uid === undefined) continue;
+      const mine = byOwner.get(uid);
+      if (mine) mine.push(p);
+      else byOwner.set(uid, [p]);
+    }
     for (const ds of dsByUid.values()) {
-      const mine = live.filter((p) => ownerUid(p) === ds.metadata.uid);
-      const desired = nodes.filter((n) => nodeMismatch(ds.spec.template, n) === undefined).length;
+      const mine = byOwner.get(ds.metadata.uid as string) ?? [];
+      const desired = nodes.filter((n) => mismatch(ds, n) === undefined).length;
       const scheduled = mine.filter((p) => p.spec.nodeName).length;
       const ready = mine.filter((p) => ((p.status?.conditions ?? []) as Obj[]).some((c) => c.type === "Ready" && c.status === "True")).length;
       const status = {
@@ -461,8 +500,25 @@ export class FakeKubelet {
   }
 }
 
+/** A pod's host ports as scheduling.ts hostPorts keys them: PROTOCOL/port. */
+function portKeys(pod: Obj): string[] {
+  const keys: string[] = [];
+  for (const c of (pod.spec?.containers ?? []) as Obj[]) {
+    for (const p of (c.ports ?? []) as Obj[]) if (p.hostPort) keys.push(`${p.protocol ?? "TCP"}/${p.hostPort}`);
+  }
+  return keys;
+}
+
+/** Pod name -> its hash, remembered: every pass recomputes every bound pod's status (100,000 hashes a pass). */
+const shortHashes = new Map<string, string>();
+
 function shortHash(s: string): string {
-  return createHash("sha256").update(s).digest("hex").slice(0, 5);
+  let h = shortHashes.get(s);
+  if (h === undefined) {
+    if (shortHashes.size >= 500_000) shortHashes.clear();
+    shortHashes.set(s, (h = createHash("sha256").update(s).digest("hex").slice(0, 5)));
+  }
+  return h;
 }
 
 function nodeInternalIp(node: Obj): string {

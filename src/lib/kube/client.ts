@@ -7,6 +7,7 @@ import { request as httpRequest, Agent as HttpAgent, type IncomingMessage, type 
 import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import { parseRetryAfter } from "./backoff.js";
 import { realClock, type Clock } from "./clock.js";
+import type { PlainKubeconfig } from "./kubeconfig.js";
 
 // ---- objects and resources ----
 
@@ -126,8 +127,11 @@ export function isRetryable(e: unknown): boolean {
 // ---- metrics and logging hooks (implemented by metrics.ts; the client does not depend on prom-client) ----
 
 export interface ApiRequestRecorder {
-  /** One finished request: verb as kube-apiserver counts it, resource plural (with "/subresource"), status code or "error". */
-  apiRequest(verb: string, resource: string, code: string): void;
+  /**
+   * One finished request: verb as kube-apiserver counts it, resource plural (with "/subresource"), status code or
+   * "error", and the time from sending it to its answer's headers (client-go's rest_client_request_duration_seconds).
+   */
+  apiRequest(verb: string, resource: string, code: string, seconds?: number): void;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -251,6 +255,27 @@ export interface InClusterOptions {
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/**
+ * A bearer token read from a file and reused for `reloadMs` (client-go re-reads a token file every minute: kubelet
+ * rotates bound service account tokens); the last good token is kept while the file is briefly missing during
+ * kubelet's atomic swap. `what` names the configuration in the error when there has never been a token.
+ */
+function tokenReader(tokenFile: string, reloadMs: number, what: string): () => Promise<string> {
+  let token = "";
+  let readAt = -Infinity;
+  return async () => {
+    if (Date.now() - readAt < reloadMs && token) return token;
+    try {
+      const { readFile } = await import("node:fs/promises");
+      token = (await readFile(tokenFile, "utf8")).trim();
+      readAt = Date.now();
+    } catch (e) {
+      if (!token) throw new KubeError(0, "NoCredentials", `${what}: cannot read the token ${tokenFile}: ${(e as Error).message}`);
+    }
+    return token;
+  };
+}
+
 /** Marks a request that failed on a reused keep-alive socket before any answer (see send()). */
 const STALE_SOCKET = Object.freeze({ staleKeepAliveSocket: true });
 
@@ -290,6 +315,32 @@ export class KubeClient {
    */
   static async fromKubeconfig(opts: FromKubeconfigOptions = {}): Promise<KubeClient> {
     if (opts.kubeconfig === undefined) return KubeClient.inCluster(opts);
+    const { readFile } = await import("node:fs/promises");
+    const { plainKubeconfig } = await import("./kubeconfig.js");
+    let plain: PlainKubeconfig | undefined;
+    try {
+      plain = plainKubeconfig(await readFile(opts.kubeconfig, "utf8"), opts.kubeconfig, opts.context);
+    } catch (e) {
+      throw new Error(`cannot load kubeconfig ${opts.kubeconfig}: ${(e as Error).message}`, { cause: e });
+    }
+    if (plain) {
+      // A token or a client certificate: no plugin to run, so no client-node (~90 MiB RSS for the process's life).
+      const { token, tokenFile } = plain;
+      const readToken = tokenFile !== undefined ? tokenReader(tokenFile, 60_000, `kubeconfig ${opts.kubeconfig}`) : undefined;
+      if (readToken) await readToken();
+      return new KubeClient({
+        server: plain.server,
+        authHeaders: async (): Promise<Record<string, string>> => {
+          const t = readToken ? await readToken() : token;
+          return t ? { Authorization: `Bearer ${t}` } : {};
+        },
+        tls: plain.tls,
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
+        ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
+        ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+        ...(opts.maxRetries !== undefined ? { maxRetries: opts.maxRetries } : {}),
+      });
+    }
     const { KubeConfig } = await import("@kubernetes/client-node");
     const kc = new KubeConfig();
     try {
@@ -345,20 +396,7 @@ export class KubeClient {
     } catch (e) {
       throw new Error(`in-cluster configuration: cannot read the CA bundle ${caFile}: ${(e as Error).message}`, { cause: e });
     }
-    const reloadMs = ic.tokenReloadMs ?? 60_000;
-    let token = "";
-    let readAt = -Infinity;
-    const readToken = async (): Promise<string> => {
-      if (Date.now() - readAt < reloadMs && token) return token;
-      try {
-        token = (await readFile(tokenFile, "utf8")).trim();
-        readAt = Date.now();
-      } catch (e) {
-        // Keep the last good token if the file is briefly missing during kubelet's atomic swap.
-        if (!token) throw new KubeError(0, "NoCredentials", `in-cluster configuration: cannot read the token ${tokenFile}: ${(e as Error).message}`);
-      }
-      return token;
-    };
+    const readToken = tokenReader(tokenFile, ic.tokenReloadMs ?? 60_000, "in-cluster configuration");
     await readToken();
     const hostPart = host.includes(":") ? `[${host}]` : host;
     return new KubeClient({
@@ -597,7 +635,8 @@ export class KubeClient {
     }
     const url = new URL(this.base.pathname.replace(/\/$/, "") + o.path, this.base);
     if (o.query && [...o.query.keys()].length > 0) url.search = o.query.toString();
-    const record = (code: string): void => this.options.metrics?.apiRequest(o.verb, o.resource, code);
+    const sentAt = performance.now();
+    const record = (code: string): void => this.options.metrics?.apiRequest(o.verb, o.resource, code, (performance.now() - sentAt) / 1000);
     if (o.signal?.aborted) throw new KubeError(0, "Aborted", `${o.method} ${o.path}: aborted`);
     const doRequest = this.base.protocol === "https:" ? httpsRequest : httpRequest;
     return await new Promise<{ res: IncomingMessage; req: ClientRequest }>((resolve, reject) => {

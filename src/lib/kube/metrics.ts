@@ -30,6 +30,8 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, F
   readonly registry = new Registry();
   private readonly reconciles: Counter<"result">;
   private readonly reconcileDuration: Histogram<"result">;
+  private readonly queueWait: Histogram<"name" | "lane">;
+  private readonly requestDuration: Histogram<"verb">;
   private readonly apiRequests: Counter<"verb" | "resource" | "code">;
   private readonly watchRestarts: Counter<"resource" | "reason">;
   private readonly relists: Counter<"resource" | "reason">;
@@ -44,6 +46,16 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, F
     this.reconcileDuration = new Histogram({
       name: `${p}reconcile_duration_seconds`, help: "Time spent in one reconcile.", labelNames: ["result"], registers,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    });
+    this.queueWait = new Histogram({
+      name: `${p}workqueue_queue_duration_seconds`, help: "Time a key waited in the queue before a worker took it, by queue and lane (urgent, normal).",
+      labelNames: ["name", "lane"], registers,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    });
+    this.requestDuration = new Histogram({
+      name: `${p}api_request_duration_seconds`, help: "Time from sending an API request to its answer's headers, by verb (watches excluded).",
+      labelNames: ["verb"], registers,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     });
     this.apiRequests = new Counter({
       name: `${p}api_requests_total`, help: "Kubernetes API requests by verb, resource and HTTP status code (\"error\" when no answer came).",
@@ -88,8 +100,9 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, F
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
-  apiRequest(verb: string, resource: string, code: string): void {
+  apiRequest(verb: string, resource: string, code: string, seconds?: number): void {
     this.apiRequests.inc({ verb, resource, code });
+    if (seconds !== undefined && verb !== "watch") this.requestDuration.observe({ verb }, seconds);
   }
 
   watchRestart(resource: string, reason: string): void {
@@ -112,6 +125,11 @@ export class ControllerMetrics implements ApiRequestRecorder, InformerMetrics, F
   reconcile(result: string, seconds: number): void {
     this.reconciles.inc({ result });
     this.reconcileDuration.observe({ result }, seconds);
+  }
+
+  /** A key of queue `name` taken by a worker after waiting `seconds` in `lane`. */
+  queued(name: string, lane: string, seconds: number): void {
+    this.queueWait.observe({ name, lane }, seconds);
   }
 
   /** Exports a queue's depth under `name`, read at scrape time. */

@@ -20,7 +20,14 @@ export interface WorkQueueOptions {
   log?: LogFn;
   /** For logs. */
   name?: string;
+  /**
+   * Called as a worker takes a key: which lane it waited in and for how long since it was queued there
+   * (client-go's workqueue_queue_duration_seconds), so a slow Service -> DaemonSet splits into queue wait and the rest.
+   */
+  observeWait?(lane: Lane, waitMs: number): void;
 }
+
+export type Lane = "urgent" | "normal";
 
 /** What a worker returns: nothing (done), or a request to look at the key again later (a level-based poll). */
 export type WorkerResult = void | { requeueAfterMs: number };
@@ -51,7 +58,7 @@ export class WorkQueue {
   private readonly urgentLane: Entry[] = [];
   private readonly normalLane: Entry[] = [];
   /** Keys waiting in a lane: the seq of their live entry, and its lane. */
-  private readonly queued = new Map<string, { seq: number; urgent: boolean }>();
+  private readonly queued = new Map<string, { seq: number; urgent: boolean; since: number }>();
   private seq = 0;
   private readonly inProgress = new Set<string>();
   /** Keys re-added while being processed, queued again by done() (value: urgent). */
@@ -64,9 +71,11 @@ export class WorkQueue {
   private readonly clock: Clock;
   private readonly backoff: BackoffConfig;
   private readonly log: LogFn;
+  private readonly observeWait: ((lane: Lane, waitMs: number) => void) | undefined;
 
   constructor(options: WorkQueueOptions = {}) {
     this.clock = options.clock ?? realClock;
+    this.observeWait = options.observeWait;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.log = options.log ?? noLog;
   }
@@ -88,13 +97,15 @@ export class WorkQueue {
       const getter = this.getters.shift();
       if (getter) {
         this.inProgress.add(key);
+        this.observeWait?.(urgent ? "urgent" : "normal", 0);
         getter(key);
         return;
       }
     }
-    // A moved key's ordinary entry stays behind, stale: skipped when reached (cheaper than a splice per move).
+    // A moved key's ordinary entry stays behind, stale: skipped when reached (cheaper than a splice per move). Its
+    // wait counts from when it was first queued.
     const seq = ++this.seq;
-    this.queued.set(key, { seq, urgent });
+    this.queued.set(key, { seq, urgent, since: queued?.since ?? this.clock.now() });
     (urgent ? this.urgentLane : this.normalLane).push({ key, seq });
   }
 
@@ -163,9 +174,11 @@ export class WorkQueue {
   private take(): string | undefined {
     for (const lane of [this.urgentLane, this.normalLane]) {
       for (let e = lane.shift(); e !== undefined; e = lane.shift()) {
-        if (this.queued.get(e.key)?.seq !== e.seq) continue;
+        const queued = this.queued.get(e.key);
+        if (queued?.seq !== e.seq) continue;
         this.queued.delete(e.key);
         this.inProgress.add(e.key);
+        this.observeWait?.(queued.urgent ? "urgent" : "normal", this.clock.now() - queued.since);
         return e.key;
       }
     }

@@ -3,7 +3,8 @@
 // lb-pods waiting for the scheduler cost a bounded handful per Service, a rollout a few paced status writes, and an
 // idle cluster, including a Service whose lb-pod stays Pending on a taken port, nothing.
 import assert from "node:assert/strict";
-import { create, daemonSetsFor, node, nodePath, service, startController, startEnv, waitFor, waitForIngress, type Env, type TestController } from "./support.js";
+import { ControllerMetrics } from "../../../src/lib/kube/metrics.js";
+import { create, daemonSetsFor, node, nodePath, service, startController, startEnv, updateNode, waitFor, waitForIngress, type Env, type TestController } from "./support.js";
 
 const SVCS = "/api/v1/namespaces/default/services";
 const NODES = 10;
@@ -83,5 +84,46 @@ describe("controller: API requests at scale", function () {
     await new Promise((r) => setTimeout(r, 2500));
     assert.ok(ctl.controller.stats.reconciles.unchanged >= resyncs + 3, "resyncs ran");
     assert.deepEqual(count(ctl, from), {}, "no request at all");
+  });
+  it("a new Service is reconciled ahead of a backlog of status-only work (the urgent lane)", async () => {
+    // 80 served Services on two nodes; excluding node n2 gives each a status write (its ingress loses n2's address)
+    // queued ordinarily; a Service created right then waits for its DaemonSet, so it must not queue behind them.
+    env = await startEnv();
+    for (let i = 0; i < 2; i++) await create(env.client, nodePath(), node(`n${i + 1}`, { internalIp: ips[i] as string }));
+    const order: string[] = [];
+    ctl = await startController(env, { workers: 1, resyncMs: 600_000, onReconcile: (key) => order.push(key) });
+    const SERVICES = 80;
+    for (let i = 0; i < SERVICES; i++) await create(env.client, SVCS, service(`s${i}`, { ports: [{ port: 10_000 + i }] }));
+    for (let i = 0; i < SERVICES; i++) await waitForIngress(env.client, `s${i}`, ips.slice(0, 2), 30_000);
+    await waitFor("the queue empty", async () => ctl?.controller.queueDepth() === 0);
+    await new Promise((r) => setTimeout(r, 800));
+    const from = order.length;
+    await updateNode(env.client, "n2", (n) => {
+      n.metadata.labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "";
+    });
+    await waitFor("the backlog queued", async () => (ctl?.controller.queueDepth() ?? 0) >= SERVICES / 2, 5000, 1);
+    await create(env.client, SVCS, service("late", { ports: [{ port: 9000 }] }));
+    await waitFor("late's DaemonSet", async () => (await daemonSetsFor(env.client, "late")).length === 1, 20_000);
+    await waitFor("the backlog drained", async () => ctl?.controller.queueDepth() === 0, 20_000);
+    const after = order.slice(from);
+    const lateAt = after.indexOf("default/late");
+    const backlog = after.filter((k) => /^default\/s\d+$/.test(k)).length;
+    assert.ok(backlog >= SERVICES, `every Service reconciled after the node change (${backlog})`);
+    assert.ok(lateAt >= 0 && lateAt < SERVICES / 2, `late reconciled as key ${lateAt} of ${after.length}, not behind the backlog`);
+  });
+  it("only a Service that waits for its DaemonSet is urgent, not the echo of our own finalizer write", async () => {
+    // The finalizer patch and the DaemonSet apply go out together; the Service's update (the finalizer) often comes
+    // back before the DaemonSet's ADDED event (another watch). Taken as "no DaemonSet yet", each echo was one more
+    // urgent reconcile ahead of the next new Service: 600-800 of them in a 1,000-Service burst.
+    env = await startEnv();
+    await create(env.client, nodePath(), node("n1", { internalIp: ips[0] as string }));
+    const metrics = new ControllerMetrics({ processMetrics: false });
+    ctl = await startController(env, { metrics });
+    const SERVICES = 30;
+    for (let i = 0; i < SERVICES; i++) await create(env.client, SVCS, service(`s${i}`, { ports: [{ port: 10_000 + i }] }));
+    for (let i = 0; i < SERVICES; i++) await waitForIngress(env.client, `s${i}`, ips.slice(0, 1), 30_000);
+    await waitFor("the queue empty", async () => ctl?.controller.queueDepth() === 0);
+    const taken = /berth_workqueue_queue_duration_seconds_count\{name="services",lane="urgent"\} (\d+)/.exec(await metrics.render())?.[1];
+    assert.equal(Number(taken), SERVICES, "one urgent reconcile per new Service");
   });
 });

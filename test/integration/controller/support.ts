@@ -7,7 +7,7 @@ import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apise
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
 import { Client } from "../../sandbox/apiserver-client.js";
 import { FakeKubelet } from "../../support/kubelet.js";
-import { Controller, leaseLeadership } from "../../../src/controller/controller.js";
+import { Controller, leaseLeadership, type ControllerOptions } from "../../../src/controller/controller.js";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
 import type { StatusPacing } from "../../../src/controller/reconcile.js";
 import { KubeClient } from "../../../src/lib/kube/client.js";
@@ -240,6 +240,10 @@ export const TEST_PACING: StatusPacing = { baseMs: 50, factor: 2, maxMs: 400, qu
 
 export async function startController(env: Env, opts: {
   claimUnsetClass?: boolean; resyncMs?: number; identity?: string; workers?: number; statusPacing?: StatusPacing;
+  /** Called after every processed key (ControllerOptions.onReconcile). */
+  onReconcile?: ControllerOptions["onReconcile"];
+  /** The controller's Prometheus metrics (its client's requests are counted in `calls` instead). */
+  metrics?: ControllerOptions["metrics"];
 } = {}): Promise<TestController> {
   const calls: ApiCall[] = [];
   const client = new KubeClient({
@@ -259,6 +263,8 @@ export async function startController(env: Env, opts: {
     queueBackoff: { baseMs: 10, maxMs: 300, factor: 2 },
     statusPacing: opts.statusPacing ?? TEST_PACING,
     ...(leadership ? { leadership } : {}),
+    ...(opts.onReconcile ? { onReconcile: opts.onReconcile } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   await controller.start();
   return {

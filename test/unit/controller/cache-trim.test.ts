@@ -3,6 +3,8 @@
 // last-applied copy, container statuses, node images and heartbeats...), runs every decision on them and on their
 // trimmed copies, and compares. A field a decision reads that a trim drops shows up as a difference here.
 import assert from "node:assert/strict";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "../../../src/controller/cache-trim.js";
 import { decideConditions } from "../../../src/controller/conditions.js";
 import { findPortConflicts } from "../../../src/controller/conflicts.js";
@@ -199,5 +201,40 @@ describe("controller: the cache keeps every field the decisions read", () => {
     assert.match(t.status?.message ?? "", /not allowlisted/);
     assert.equal(t.metadata?.ownerReferences?.[0]?.kind, "DaemonSet");
     assert.ok(trimNode(fullNode(node("gone", { deleting: true }))).metadata?.deletionTimestamp);
+  });
+  it("shares what the pods of one DaemonSet, one node or one state have in common, frozen", () => {
+    const onNode = (name: string, nodeName: string, ready: boolean): V1Pod & KubeObject =>
+      fullPod(pod(name, { node: nodeName, targetNode: nodeName, ready, hostPorts: [{ port: 80 }] }), web);
+    const [a, b, c] = [onNode("svclb-web-1", "n1", true), onNode("svclb-web-2", "n2", true), onNode("svclb-web-3", "n1", false)].map((p) => trimPod(p)) as [V1Pod, V1Pod, V1Pod];
+    assert.equal(a.metadata?.labels, b.metadata?.labels);
+    assert.equal(a.metadata?.ownerReferences, b.metadata?.ownerReferences);
+    assert.equal(a.spec?.containers, b.spec?.containers);
+    assert.equal(a.status, b.status, "the same phase and conditions");
+    assert.notEqual(a.status, c.status, "Ready and not Ready");
+    assert.equal(a.spec?.affinity, c.spec?.affinity, "the same node");
+    assert.notEqual(a.spec?.affinity, b.spec?.affinity);
+    assert.equal(b.metadata?.name, "svclb-web-2");
+    assert.throws(() => (a.status?.conditions as unknown[]).push({}), TypeError);
+  });
+
+  it("a cached lb-pod retains under 700 bytes (100,000 of them: under 70 MiB)", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const full = JSON.stringify(fullPod(pod("svclb-web-0", { node: "n1", targetNode: "n1", ready: true, hostPorts: [{ port: 80 }] }), web));
+    const n = 20_000;
+    const keep: unknown[] = [];
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < n; i++) {
+      // As the informer gets them: parsed from the wire, each with its own name, uid and resourceVersion.
+      const p = JSON.parse(full) as V1Pod & KubeObject;
+      Object.assign(p.metadata as object, { name: `svclb-web-${i}`, uid: `0f6c1d2e-0000-4000-8000-${String(i).padStart(12, "0")}`, resourceVersion: String(1_000_000 + i) });
+      (p.spec as { nodeName: string }).nodeName = `node-${i % 100}`;
+      keep.push(trimPod(p));
+    }
+    gc();
+    const perPod = (process.memoryUsage().heapUsed - before) / n;
+    assert.equal(keep.length, n);
+    assert.ok(perPod < 700, `${Math.round(perPod)} bytes per cached lb-pod`);
   });
 });

@@ -44,4 +44,28 @@ describe("informer transform", function () {
     ]);
     assert.deepEqual(informer.get("default/listed")?.data, { keep: "3" });
   });
+  it("a relist keeps the cached object of an unchanged resourceVersion and transforms only what changed", async () => {
+    await f.client.create(Resources.configMaps, configMap("same", { keep: "1" }));
+    await f.client.create(Resources.configMaps, configMap("changed", { keep: "1" }));
+    const transformed: string[] = [];
+    informer = new Informer<ConfigMap>({
+      client: f.client, resource: Resources.configMaps, namespace: "default", backoff: { baseMs: 10, maxMs: 50, factor: 2, jitter: 0 },
+      transform: (o) => {
+        transformed.push(o.metadata?.name as string);
+        return keepOnly(o);
+      },
+    });
+    informer.start();
+    await informer.synced;
+    const before = informer.get("default/same");
+    // Changed while the informer is away: its watch ends and the history it would resume from is gone (410).
+    f.api.faults.expireHistory();
+    await f.client.patch(Resources.configMaps, "changed", "merge", { data: { keep: "2" } }, { namespace: "default" });
+    f.api.faults.expireHistory();
+    f.api.faults.closeWatches();
+    await waitFor("a relist", () => informer?.stats.relists === 1);
+    assert.equal(informer.get("default/same"), before, "the very object cached before, not a copy");
+    assert.deepEqual(informer.get("default/changed")?.data, { keep: "2" });
+    assert.deepEqual(transformed.filter((n) => n === "same"), ["same"], "transformed once, at the first list");
+  });
 });

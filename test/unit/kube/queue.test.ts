@@ -82,6 +82,24 @@ describe("work queue", () => {
     assert.deepEqual([await q.get(), await q.get()], ["a", "b"]);
   });
 
+  it("reports how long each key waited and in which lane, from when it was first queued", async () => {
+    const waits: string[] = [];
+    const w = new WorkQueue({ clock, observeWait: (lane, ms) => waits.push(`${lane} ${ms}`) });
+    w.add("a");
+    await clock.advance(30);
+    w.add("b");
+    await clock.advance(10);
+    w.add("c", { urgent: true });
+    w.add("b", { urgent: true });
+    await clock.advance(5);
+    assert.deepEqual([await w.get(), await w.get(), await w.get()], ["c", "b", "a"]);
+    const idle = w.get();
+    w.add("d", { urgent: true });
+    assert.equal(await idle, "d");
+    assert.deepEqual(waits, ["urgent 5", "urgent 15", "normal 45", "urgent 0"], "b counts from its first, ordinary add");
+    await w.shutdown();
+  });
+
   it("wakes a waiting get() when a key arrives", async () => {
     const next = q.get();
     q.add("x");
