@@ -7,7 +7,9 @@
 // - 410 Gone (history compacted) relists and diffs the fresh list against the cache, so objects deleted while we
 //   were away are reported as deletes and changed ones as updates;
 // - other errors back off exponentially with jitter; 429 waits at least its Retry-After;
-// - a periodic full relist (kubernetes-fluent-client's relistInterval) repairs anything a watch could have missed.
+// - a periodic full relist (kubernetes-fluent-client's relistInterval) can be asked for (relistIntervalMs); it is off
+//   by default, as in client-go's reflector: at 1,000 Services x 100 nodes each one cost ~200 list pages, the only
+//   requests an idle controller made besides its Lease (docs/design/0003-our-own-informer.md).
 // Handlers are meant to only enqueue keys (docs/architecture.md, "Conventions"): they run synchronously and a throwing handler is logged,
 // never fatal.
 import { Backoff, type BackoffConfig } from "./backoff.js";
@@ -49,7 +51,7 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
-  /** Full relist every this many ms; 0 = never. Default 10 min (kubernetes-fluent-client's default). */
+  /** Full relist every this many ms; 0 = never (the default, as client-go's reflector). */
   relistIntervalMs?: number;
   /** Re-deliver every cached object as onUpdate(obj, obj) this often (client-go's resync); 0 = never (default). */
   resyncIntervalMs?: number;
@@ -274,7 +276,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private scheduleRelist(): TimerHandle | undefined {
-    const every = this.options.relistIntervalMs ?? 600_000;
+    const every = this.options.relistIntervalMs ?? 0;
     if (every <= 0) return undefined;
     return this.clock.setTimer(every, () => {
       this.relistDue = true;
