@@ -4,6 +4,7 @@
 import { hostname } from "node:os";
 import { Command, Option } from "commander";
 import { z } from "zod";
+import { parseFlags } from "../lib/flags.js";
 import { UsageError } from "../lib/errors.js";
 import { DEFAULT_NAMESPACE } from "../lib/names.js";
 import { LB_POD_BACKENDS, type LbPodBackend } from "./types.js";
@@ -93,14 +94,7 @@ type RawOptions = z.input<typeof rawSchema>;
 
 /** Validates the flags into the one configuration object; bad input is a UsageError naming the flag. */
 export function parseControllerOptions(raw: RawOptions): ControllerCommandConfig {
-  const parsed = rawSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const flag = `--${String(issue?.path[0] ?? "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    const message = issue?.message ?? "invalid value";
-    throw new UsageError(message.startsWith("--") ? message : `${flag}: ${message}`);
-  }
-  const o = parsed.data;
+  const o = parseFlags(rawSchema, raw);
   const leaseDurationMs = parseDuration("--lease-duration", o.leaseDuration);
   const renewDeadlineMs = parseDuration("--renew-deadline", o.renewDeadline);
   const retryPeriodMs = parseDuration("--retry-period", o.retryPeriod);

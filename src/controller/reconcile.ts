@@ -7,6 +7,7 @@
 import { hostname } from "node:os";
 import { isConflict, isNotFound, Resources, type KubeClient, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import type { Clock } from "../lib/kube/clock.js";
+import { eventStamp, serviceEvent } from "../lib/kube/events.js";
 import type { V1LoadBalancerIngress } from "@kubernetes/client-node";
 import { CONTROLLER_NAME, FIELD_MANAGER, FINALIZER, LABELS, MODES, type EventType } from "../lib/names.js";
 import {
@@ -520,7 +521,7 @@ export class EventRecorder {
     const namespace = service.metadata?.namespace as string;
     const key = `${service.metadata?.uid}/${ev.type}/${ev.reason}/${ev.message}`;
     const now = this.clock.now();
-    const stamp = new Date(now).toISOString().replace(/\.\d+Z$/, "Z");
+    const stamp = eventStamp(now);
     for (const [k, v] of this.seen) if (now - v.lastSent > this.windowMs) this.seen.delete(k);
     const prev = this.seen.get(key);
     if (prev) {
@@ -534,24 +535,14 @@ export class EventRecorder {
         // The Event expired (kube-apiserver's event TTL) or was deleted: create it again below.
       }
     }
-    // client-go names Events <object name>.<unix nanos in hex>.
-    const name = `${service.metadata?.name}.${(BigInt(now) * 1_000_000n + BigInt(Math.floor(Math.random() * 1e6))).toString(16)}`;
-    await this.client.create(Resources.events, {
-      metadata: { name, namespace },
-      involvedObject: {
-        apiVersion: "v1", kind: "Service", namespace, name: service.metadata?.name,
-        uid: service.metadata?.uid, resourceVersion: service.metadata?.resourceVersion,
-      },
-      reason: ev.reason,
-      message: ev.message.slice(0, 1024),
-      type: ev.type,
+    const body = serviceEvent({
+      service, type: ev.type, reason: ev.reason, message: ev.message, now,
       source: { component: "berth-controller" },
-      firstTimestamp: prev?.firstTimestamp ?? stamp,
-      lastTimestamp: stamp,
-      count: prev?.count ?? 1,
-      reportingComponent: CONTROLLER_NAME,
-      reportingInstance: this.instance,
-    } as never, { namespace });
+      reporting: { component: CONTROLLER_NAME, instance: this.instance },
+      ...(prev ? { first: { firstTimestamp: prev.firstTimestamp, count: prev.count } } : {}),
+    });
+    await this.client.create(Resources.events, body as never, { namespace });
+    const name = (body.metadata as { name: string }).name;
     this.seen.set(key, { name, count: prev?.count ?? 1, firstTimestamp: prev?.firstTimestamp ?? stamp, lastSent: now });
   }
 }

@@ -2,6 +2,7 @@
 // here, once, into ManifestOptions; the generator (and js-yaml) load only when the command runs.
 import { Command } from "commander";
 import { z } from "zod";
+import { parseFlags } from "../lib/flags.js";
 import { UsageError } from "../lib/errors.js";
 import { DEFAULT_NAMESPACE } from "../lib/names.js";
 import { berthVersion } from "../lib/version.js";
@@ -33,14 +34,7 @@ function image(flag: string, value: string | undefined, fallback: string): strin
 
 /** Validates the flags; bad input is a UsageError naming the flag (one line on stderr, exit code 2). */
 export function parseManifestOptions(raw: RawManifestOptions, defaults: ManifestOptions): ManifestOptions {
-  const parsed = rawSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const flag = `--${String(issue?.path[0] ?? "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    const message = issue?.message ?? "invalid value";
-    throw new UsageError(message.startsWith("--") ? message : `${flag}: ${message}`);
-  }
-  const o = parsed.data;
+  const o = parseFlags(rawSchema, raw);
   return {
     namespace: o.namespace,
     image: image("--image", o.image, defaults.image),

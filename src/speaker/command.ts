@@ -3,6 +3,7 @@
 // only when the command runs (src/speaker/run.ts).
 import { Command } from "commander";
 import { z } from "zod";
+import { parseFlags } from "../lib/flags.js";
 import { parseDuration, parseListen } from "../controller/command.js";
 import { UsageError } from "../lib/errors.js";
 
@@ -42,14 +43,7 @@ type RawOptions = z.input<typeof rawSchema>;
 
 /** Validates the flags; bad input is a UsageError naming the flag. */
 export function parseSpeakerOptions(raw: RawOptions): SpeakerCommandConfig {
-  const parsed = rawSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const flag = `--${String(issue?.path[0] ?? "").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    const message = issue?.message ?? "invalid value";
-    throw new UsageError(message.startsWith("--") ? message : `${flag}: ${message}`);
-  }
-  const o = parsed.data;
+  const o = parseFlags(rawSchema, raw);
   const port = Number(o.port);
   if (port < 1 || port > 65535) throw new UsageError("--port must be from 1 to 65535");
   const heartbeatIntervalMs = parseDuration("--heartbeat-interval", o.heartbeatInterval);

@@ -8,6 +8,7 @@ import { trimEndpointSlice, trimNode, trimService } from "../controller/cache-tr
 import { systemRunner } from "../lib/exec.js";
 import { KubeClient, Resources, type KubeObject, type LogFn } from "../lib/kube/client.js";
 import { startHealthServer } from "../lib/kube/health.js";
+import { serviceEvent } from "../lib/kube/events.js";
 import { Informer } from "../lib/kube/informer.js";
 import type { AddressPool } from "../lib/vip/address-pool.js";
 import { ADDRESS_POOL_RESOURCE } from "../controller/vip/state.js";
@@ -133,26 +134,11 @@ class SpeakerEvents {
   }
 
   private async write(service: Svc, ev: EventDecision): Promise<void> {
-    const namespace = service.metadata?.namespace as string;
-    const now = Date.now();
-    const stamp = new Date(now).toISOString().replace(/\.\d+Z$/, "Z");
-    // client-go names Events <object name>.<unix nanos in hex>.
-    const name = `${service.metadata?.name}.${(BigInt(now) * 1_000_000n + BigInt(Math.floor(Math.random() * 1e6))).toString(16)}`;
-    await this.client.create(Resources.events, {
-      metadata: { name, namespace },
-      involvedObject: {
-        apiVersion: "v1", kind: "Service", namespace, name: service.metadata?.name,
-        uid: service.metadata?.uid, resourceVersion: service.metadata?.resourceVersion,
-      },
-      reason: ev.reason,
-      message: ev.message.slice(0, 1024),
-      type: ev.type,
+    const body = serviceEvent({
+      service, type: ev.type, reason: ev.reason, message: ev.message, now: Date.now(),
       source: { component: "berth-speaker", host: this.instance },
-      firstTimestamp: stamp,
-      lastTimestamp: stamp,
-      count: 1,
-      reportingComponent: SPEAKER_COMPONENT,
-      reportingInstance: this.instance,
-    } as never, { namespace });
+      reporting: { component: SPEAKER_COMPONENT, instance: this.instance },
+    });
+    await this.client.create(Resources.events, body as never, { namespace: service.metadata?.namespace as string });
   }
 }

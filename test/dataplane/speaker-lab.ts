@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { runChecked, systemRunner } from "../../src/lib/exec.js";
-import { NetnsLab } from "../support/netns.js";
+import { NetnsLab, startNetnsScript } from "../support/netns.js";
 import { Announcer, DEFAULT_ANNOUNCER_CONFIG, type AnnouncerConfig } from "../../src/speaker/announcer.js";
 import { DEFAULT_SPEAKER_TIMINGS, Speaker, type SpeakerWorld } from "../../src/speaker/speaker.js";
 
@@ -216,35 +216,8 @@ export class SpeakerLab {
    * recorded with the node that gave it. stop() returns every probe (a probe unanswered after 1 s counts as lost).
    */
   async startProber(ip: string, hz: number): Promise<{ stop(): Promise<Probe[]> }> {
-    const child = spawn("ip", ["netns", "exec", this.client, process.execPath, "--input-type=module", "-e", PROBER_SCRIPT, ip, String(SERVICE_PORT), String(hz)], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-    child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const check = setInterval(() => {
-        if (out.includes("ready")) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 10);
-      child.once("exit", (code) => {
-        clearInterval(check);
-        reject(new Error(`prober exited (${code}): ${err}`));
-      });
-    });
-    return {
-      stop: async () => {
-        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-        child.stdin!.end();
-        await exited;
-        const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (!line) throw new Error(`prober printed no result: ${err}`);
-        return (JSON.parse(line) as { probes: Probe[] }).probes;
-      },
-    };
+    const prober = await startNetnsScript<{ probes: Probe[] }>(this.client, PROBER_SCRIPT, [ip, String(SERVICE_PORT), String(hz)]);
+    return { stop: async () => (await prober.stop()).probes };
   }
 
   logs(): string {

@@ -2,7 +2,7 @@
 // which node namespaces hold an address on their LAN interface (what the speaker announces), MACs and the client's
 // neighbour entries (what ARP / NDP made of it), the speaker processes, and a long-lived prober in the client
 // namespace that sends one HTTP request every few milliseconds and records which were answered (for outages).
-import { spawn } from "node:child_process";
+import { startNetnsScript } from "../support/netns.js";
 import { processAlive, type Sandbox } from "./fixture.js";
 
 /** Node names whose namespace holds `ip` on eth0 (the LAN interface). */
@@ -140,35 +140,7 @@ process.stdin.on("end", () => { clearTimeout(timer); setTimeout(() => { process.
 
 /** Starts the prober against ip:port in the client namespace; stop() returns every probe. */
 export async function startProber(s: Sandbox, ip: string, port: number, hz = 50): Promise<{ stop(): Promise<Probe[]> }> {
-  const child = spawn("ip", ["netns", "exec", s.clientNs, process.execPath, "--input-type=module", "-e", PROBER_SCRIPT, ip, String(port), String(hz)], {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const check = setInterval(() => {
-      if (out.includes("ready")) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 10);
-    child.once("exit", (code) => {
-      clearInterval(check);
-      reject(new Error(`prober exited (${code}): ${err}`));
-    });
-  });
-  return {
-    stop: async () => {
-      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-      child.stdin.end();
-      await exited;
-      const line = out.split("\n").find((l) => l.startsWith("["));
-      if (!line) throw new Error(`prober printed no result: ${err}`);
-      return JSON.parse(line) as Probe[];
-    },
-  };
+  return startNetnsScript<Probe[]>(s.clientNs, PROBER_SCRIPT, [ip, String(port), String(hz)]);
 }
 
 /** "120 probes, 0 lost" / "... longest outage 840 ms from +1.20 s": for assertion messages. */

@@ -311,3 +311,40 @@ export class NetnsLab {
     for (const name of this.namespaces.splice(0)) await deleteNamespace(name, this.runner);
   }
 }
+
+/**
+ * Starts a long-lived Node.js script (`node --input-type=module -e SCRIPT ...args`) in a network namespace, for
+ * probers that run while a test breaks things: the script prints "ready" once it runs, works until its stdin
+ * closes, then prints its result as one JSON line. stop() closes stdin and returns that line, parsed.
+ */
+export async function startNetnsScript<T>(netns: string, script: string, args: string[]): Promise<{ stop(): Promise<T> }> {
+  const child = spawn("ip", ["netns", "exec", netns, process.execPath, "--input-type=module", "-e", script, ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (out.includes("ready")) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 10);
+    child.once("exit", (code) => {
+      clearInterval(check);
+      reject(new Error(`script in ${netns} exited (${code}): ${err}`));
+    });
+  });
+  return {
+    stop: async () => {
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.stdin.end();
+      await exited;
+      const line = out.split("\n").find((l) => l.startsWith("{") || l.startsWith("["));
+      if (!line) throw new Error(`script in ${netns} printed no result: ${err}`);
+      return JSON.parse(line) as T;
+    },
+  };
+}
