@@ -16,7 +16,7 @@ import type { BackoffConfig } from "../lib/kube/backoff.js";
 import { fencedClient } from "../lib/kube/fence.js";
 import { LeaderElector, type LeaderElectionOptions } from "../lib/kube/leader.js";
 import type { ControllerMetrics } from "../lib/kube/metrics.js";
-import { trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "./cache-trim.js";
+import { trimConfigMap, trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "./cache-trim.js";
 import {
   EventRecorder,
   PendingWrites,
@@ -27,6 +27,7 @@ import {
   type ReconcileView,
   type StatusPacing,
 } from "./reconcile.js";
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 import { parseServiceConfig } from "./service-config.js";
 import { isPoolKey, isVipService, POOL_KEY_PREFIX, poolKey, VipState } from "./vip/state.js";
@@ -172,6 +173,8 @@ export class Controller {
   private readonly pods: Informer<V1Pod & KubeObject>;
   private readonly daemonSets: Informer<V1DaemonSet & KubeObject>;
   private readonly slices: Informer<V1EndpointSlice & KubeObject>;
+  /** Our rules ConfigMaps, trimmed to names and labels: only to notice one deleted (reconcile.ts writes it again). */
+  private readonly configMaps: Informer<V1ConfigMap & KubeObject>;
   private queue: WorkQueue | undefined;
   private running: Promise<void> | undefined;
   /** The last term's workers finishing; a new term's queue waits for it. */
@@ -204,6 +207,9 @@ export class Controller {
       ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours, transform: trimDaemonSet,
     });
     this.slices = new Informer<V1EndpointSlice & KubeObject>({ ...common, resource: Resources.endpointSlices, transform: trimEndpointSlice });
+    this.configMaps = new Informer<V1ConfigMap & KubeObject>({
+      ...common, resource: Resources.configMaps, namespace: config.namespace, labelSelector: ours, transform: trimConfigMap,
+    });
     this.vip = new VipState({
       client, clock: this.clock, log: this.log, ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.informer ? { informer: options.informer } : {}),
@@ -218,6 +224,7 @@ export class Controller {
     const podsByNode = new KeyIndex(this.pods, (p) => optional(p.spec?.nodeName));
     const daemonSetIndex = new KeyIndex(this.daemonSets);
     const sliceIndex = new KeyIndex(this.slices, (s) => optional(sliceServiceKey(s)));
+    const configMapIndex = new KeyIndex(this.configMaps);
     const servicesByPort = new KeyIndex(this.services, (s) => (s.spec?.type === "LoadBalancer" ? (s.spec.ports ?? []).map((p) => portKey(p.protocol, p.port)) : []));
     this.view = {
       service: (key) => this.services.get(key),
@@ -227,6 +234,7 @@ export class Controller {
       podsOnNode: (node) => podsByNode.get(node),
       endpointSlicesFor: (key) => sliceIndex.get(key),
       servicesWithPort: (protocol, port) => servicesByPort.get(portKey(protocol, port)),
+      configMapsFor: (key) => configMapIndex.get(key).filter((cm) => !cm.metadata?.deletionTimestamp).map((cm) => cm.metadata?.name as string),
     };
     // A deleted pod's holder lookup is never needed again.
     this.pods.addHandlers({ onDelete: (p) => this.holders.forget(p.metadata?.uid) });
@@ -279,7 +287,8 @@ export class Controller {
   informerStats(): Record<string, { watchRestarts: number; relists: number; errors: number }> {
     const out: Record<string, { watchRestarts: number; relists: number; errors: number }> = {};
     for (const [name, inf] of Object.entries({
-      services: this.services, nodes: this.nodes, pods: this.pods, daemonsets: this.daemonSets, endpointslices: this.slices, ...this.vip.informers(),
+      services: this.services, nodes: this.nodes, pods: this.pods, daemonsets: this.daemonSets, endpointslices: this.slices,
+      configmaps: this.configMaps, ...this.vip.informers(),
     })) {
       out[name] = { watchRestarts: inf.stats.watchRestarts, relists: inf.stats.relists, errors: inf.stats.errors };
     }
@@ -287,7 +296,7 @@ export class Controller {
   }
 
   private informers(): Informer<KubeObject>[] {
-    return [this.services, this.nodes, this.pods, this.daemonSets, this.slices] as Informer<KubeObject>[];
+    return [this.services, this.nodes, this.pods, this.daemonSets, this.slices, this.configMaps] as Informer<KubeObject>[];
   }
 
   private enqueue(key: string | undefined): void {
@@ -343,6 +352,15 @@ export class Controller {
       onAdd: (o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
       onUpdate: (_old, o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
       onDelete: (o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
+    });
+    // A rules ConfigMap gone (deleted by hand, or by anything else): its Service's reconcile writes it again if its
+    // DaemonSet still mounts it. Adds and updates are our own writes and need nothing; the garbage collector's
+    // deletes after a DaemonSet's cost one reconcile that finds nothing to do.
+    this.configMaps.addHandlers({
+      onUpdate: (_old, cm) => {
+        if (cm.metadata?.deletionTimestamp) this.enqueue(serviceKeyOfLabels(cm.metadata.labels));
+      },
+      onDelete: (cm) => this.enqueue(serviceKeyOfLabels(cm.metadata?.labels)),
     });
     // Only Local-policy Services read EndpointSlices; the cheap filter saves waking the queue for every endpoint
     // change in the cluster.

@@ -19,8 +19,8 @@ import {
 } from "./conditions.js";
 import { trimPod } from "./cache-trim.js";
 import { findPortConflicts, waitsForPorts } from "./conflicts.js";
-import { buildDaemonSet, ownedFieldsDiffer, recordedHash } from "./daemonset.js";
-import { applyWithRules } from "./rules-configmap.js";
+import { buildDaemonSet, ownedFieldsDiffer, recordedHash, rulesConfigMapOf } from "./daemonset.js";
+import { applyRulesConfigMap, applyWithRules } from "./rules-configmap.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
 import { computeStatus, podTargetNode, statusEquals } from "./status.js";
 import { reconcileVipService, releaseVip } from "./vip/reconcile.js";
@@ -51,6 +51,8 @@ export interface ReconcileView {
   endpointSlicesFor(key: string): V1EndpointSlice[];
   /** LoadBalancer Services asking for this port (protocol as in the Service spec, e.g. "TCP"): competing Services. */
   servicesWithPort(protocol: string, port: number): V1Service[];
+  /** Names of the rules ConfigMaps in our namespace labelled for this Service key (not being deleted). */
+  configMapsFor(key: string): string[];
 }
 
 /**
@@ -62,6 +64,7 @@ export interface ReconcileView {
 export class PendingWrites {
   private readonly services = new Map<string, { rv: string; at: number }>();
   private readonly daemonSets = new Map<string, { hash: string; at: number }>();
+  private readonly configMaps = new Map<string, { name: string; at: number }>();
 
   constructor(private readonly now: () => number, private readonly ttlMs = 5000) {}
 
@@ -94,6 +97,22 @@ export class PendingWrites {
     return w.hash === hash;
   }
 
+  /** We applied the rules ConfigMap `name` for this Service (its watch event has not arrived yet). */
+  appliedConfigMap(key: string, name: string | undefined): void {
+    if (name) this.configMaps.set(key, { name, at: this.now() });
+  }
+
+  /** True when we applied exactly this ConfigMap and the cache does not show it yet (`cached`: it does). */
+  configMapPending(key: string, name: string, cached: boolean): boolean {
+    const w = this.configMaps.get(key);
+    if (!w) return false;
+    if (cached || this.now() - w.at >= this.ttlMs) {
+      this.configMaps.delete(key);
+      return false;
+    }
+    return w.name === name;
+  }
+
   /** How long until a stale-cache wait for this Service expires (0 when there is none). */
   serviceWaitMs(key: string): number {
     const w = this.services.get(key);
@@ -103,6 +122,7 @@ export class PendingWrites {
   forget(key: string): void {
     this.services.delete(key);
     this.daemonSets.delete(key);
+    this.configMaps.delete(key);
   }
 }
 
@@ -380,11 +400,23 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   }
   const live = existing.find((ds) => ds.metadata?.name === desiredName);
   const want = recordedHash(desired);
-  if ((recordedHash(live) !== want || ownedFieldsDiffer(live, desired) !== undefined) && !pending.daemonSetPending(key, want, recordedHash(live))) {
-    await applyWithRules(client, config.namespace, parsed.value, desired, live,
-      () => client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true }));
-    pending.appliedDaemonSet(key, want);
-    emit(appliedDaemonSetEvent(desired));
+  const rulesName = rulesConfigMapOf(desired);
+  const rulesCached = rulesName !== undefined && view.configMapsFor(key).includes(rulesName);
+  if (recordedHash(live) !== want || ownedFieldsDiffer(live, desired) !== undefined) {
+    if (!pending.daemonSetPending(key, want, recordedHash(live))) {
+      await applyWithRules(client, config.namespace, parsed.value, desired, live,
+        () => client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true }));
+      pending.appliedDaemonSet(key, want);
+      pending.appliedConfigMap(key, rulesName);
+      emit(appliedDaemonSetEvent(desired));
+      changed = true;
+    }
+  } else if (live?.metadata?.uid && rulesName !== undefined && !pending.configMapPending(key, rulesName, rulesCached) && !rulesCached) {
+    // The DaemonSet is as we want it but the ConfigMap its pods mount is gone (deleted by hand or by anything
+    // else): new and restarted lb-pods could not start. Written again, owned by the live DaemonSet, as an edited
+    // DaemonSet is re-applied. Decided from the cache alone, so a resync of an unchanged cluster sends nothing.
+    await applyRulesConfigMap(client, config.namespace, parsed.value, desired, live.metadata.uid);
+    pending.appliedConfigMap(key, rulesName);
     changed = true;
   }
 

@@ -4,12 +4,14 @@
 //   2. the DaemonSet (the caller);
 //   3. for a new DaemonSet, the ConfigMap again, now with the owner reference (its uid exists only now), so the
 //      garbage collector removes the ConfigMap with the DaemonSet; then the previous template's ConfigMap is deleted.
-// No ConfigMap informer: the controller never reads ConfigMaps back (their names carry their content's hash), so
-// they cost no watch and no cache memory; one write per change of a Service's rules (two for a new Service) and one
-// delete of the previous ConfigMap.
+// One write per change of a Service's rules (two for a new Service) and one delete of the previous ConfigMap. The
+// controller never reads a ConfigMap's content back (its name carries the content's hash); an informer trimmed to
+// names and labels (cache-trim.ts trimConfigMap) only tells it one is missing, and reconcile.ts then writes it again
+// with applyRulesConfigMap.
 import { isNotFound, Resources, type KubeClient } from "../lib/kube/client.js";
 import { FIELD_MANAGER } from "../lib/names.js";
 import { buildRulesConfigMap, lbPodRulesBundle, rulesConfigMapOf } from "./daemonset.js";
+import type { RulesBundle } from "../lb-pod/bundle.js";
 import type { ServiceLbConfig, V1DaemonSet } from "./types.js";
 
 /** Applies the DaemonSet (`applyDaemonSet`) between the steps above; returns what the DaemonSet apply returned. */
@@ -22,8 +24,7 @@ export async function applyWithRules(
   applyDaemonSet: () => Promise<V1DaemonSet>,
 ): Promise<V1DaemonSet> {
   const bundle = lbPodRulesBundle(serviceConfig);
-  const applyRules = (uid: string | undefined): Promise<unknown> =>
-    client.apply(Resources.configMaps, buildRulesConfigMap(desired, uid ? { uid } : undefined, bundle), { namespace, fieldManager: FIELD_MANAGER, force: true });
+  const applyRules = (uid: string | undefined): Promise<unknown> => applyRulesConfigMap(client, namespace, serviceConfig, desired, uid, bundle);
   const liveUid = live?.metadata?.uid;
   await applyRules(liveUid);
   const applied = await applyDaemonSet();
@@ -38,4 +39,17 @@ export async function applyWithRules(
     }
   }
   return applied;
+}
+
+/** Applies the DaemonSet's rules ConfigMap, owned by the DaemonSet `ownerUid` when given. */
+export function applyRulesConfigMap(
+  client: KubeClient,
+  namespace: string,
+  serviceConfig: ServiceLbConfig,
+  daemonSet: V1DaemonSet,
+  ownerUid: string | undefined,
+  bundle: RulesBundle = lbPodRulesBundle(serviceConfig),
+): Promise<unknown> {
+  return client.apply(Resources.configMaps, buildRulesConfigMap(daemonSet, ownerUid ? { uid: ownerUid } : undefined, bundle),
+    { namespace, fieldManager: FIELD_MANAGER, force: true });
 }

@@ -85,9 +85,9 @@ export function namespaceRules(leaseName: string): PolicyRule[] {
     commented(
       "Each DaemonSet's rules ConfigMap (the lb-pod's iptables/nftables texts, rendered by the controller), only in\n" +
       "this namespace. patch/create: server-side apply; delete: the previous template's ConfigMap once a Service's rules\n" +
-      "change (the garbage collector removes the rest with their DaemonSet). No get, list or watch: names carry the\n" +
-      "content's hash, so the controller never reads one back.",
-      { apiGroups: [""], resources: ["configmaps"], verbs: ["create", "patch", "delete"] },
+      "change (the garbage collector removes the rest with their DaemonSet); list/watch: a label-selected informer,\n" +
+      "trimmed to names, that notices one deleted so it is written again. No get: names carry the content's hash.",
+      { apiGroups: [""], resources: ["configmaps"], verbs: ["list", "watch", "create", "patch", "delete"] },
     ),
     commented(
       "The lb-pods of those DaemonSets: which are Ready on which node (status), and which are stuck Pending on a\n" +

@@ -10,8 +10,12 @@ import { defaultControllerConfig, type V1DaemonSet, type V1Service } from "../..
 import { FIELD_MANAGER } from "../../../src/lib/names.js";
 import { KubeClient, Resources } from "../../../src/lib/kube/client.js";
 import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apiserver/index.js";
+import {
+  create, daemonSetsFor, getObj, node, nodePath, service as svc, startController, startEnv, waitFor, waitForIngress,
+  type Env, type Obj, type TestController,
+} from "./support.js";
 
-const NS = "berth-system";
+import { NS } from "./support.js";
 
 describe("controller: the rules ConfigMap beside each DaemonSet", () => {
   let server: ApiServerHandle;
@@ -73,5 +77,50 @@ describe("controller: the rules ConfigMap beside each DaemonSet", () => {
       assert.ok(Date.now() < deadline, "the ConfigMap outlived its DaemonSet");
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
+  });
+});
+
+describe("controller: a rules ConfigMap deleted by someone else is written again", function () {
+  this.timeout(30_000);
+  let env: Env;
+  let ctl: TestController | undefined;
+  beforeEach(async () => {
+    env = await startEnv();
+    await create(env.client, nodePath(), node("n1", { internalIp: "192.0.2.11" }));
+  });
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+    await env?.close();
+  });
+
+  const cmPath = (name: string): string => `/api/v1/namespaces/${NS}/configmaps/${name}`;
+  const cmApplies = (c: TestController): number => c.calls.filter((call) => call.verb === "apply" && call.resource.startsWith("configmaps")).length;
+
+  it("comes back owned by the live DaemonSet, with the same content, in one write, and resyncs then send nothing", async () => {
+    ctl = await startController(env, { resyncMs: 200 });
+    await create(env.client, "/api/v1/namespaces/default/services", svc("web", { ports: [{ port: 80 }, { port: 443 }] }));
+    await waitForIngress(env.client, "web", ["192.0.2.11"]);
+    const ds = (await daemonSetsFor(env.client, "web"))[0] as Obj;
+    const name = rulesConfigMapOf(ds as V1DaemonSet) as string;
+    const before = await waitFor("the rules ConfigMap owned by its DaemonSet", async () => {
+      const cm = await getObj(env.client, cmPath(name));
+      return cm?.metadata?.ownerReferences?.[0]?.uid === ds.metadata.uid ? cm : undefined;
+    });
+    const applies = cmApplies(ctl);
+
+    const gone = await env.client.req("DELETE", cmPath(name));
+    assert.equal(gone.status, 200, gone.text);
+    const after = await waitFor("the rules ConfigMap written again", () => getObj(env.client, cmPath(name)));
+    assert.notEqual(after.metadata.uid, before.metadata.uid, "a new object, not the old one seen late");
+    assert.deepEqual(after.data, before.data);
+    assert.equal(after.immutable, true);
+    assert.deepEqual(after.metadata.ownerReferences.map((o: Obj) => [o.kind, o.name, o.uid, o.controller]),
+      [["DaemonSet", ds.metadata.name, ds.metadata.uid, true]]);
+    assert.equal(cmApplies(ctl), applies + 1, "one write repairs it");
+
+    // Several resyncs later (every 200 ms): the cache shows the ConfigMap, so no further request about it.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    assert.equal(cmApplies(ctl), applies + 1, "no repeat write on resync");
   });
 });

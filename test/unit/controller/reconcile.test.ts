@@ -62,7 +62,7 @@ describe("controller: a reconcile waiting for its own write", () => {
     await clock.advance(1200);
     const view: ReconcileView = {
       service: () => svc, nodes: () => [node("n1")], daemonSetsFor: () => [], podsFor: () => [], podsOnNode: () => [],
-      endpointSlicesFor: () => [], servicesWithPort: () => [],
+      endpointSlicesFor: () => [], servicesWithPort: () => [], configMapsFor: () => [],
     };
     const requeues: number[] = [];
     // No request is made before the stale-cache check returns; a client that cannot connect proves it.
