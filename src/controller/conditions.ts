@@ -26,6 +26,8 @@ export interface ConditionInputs {
   /** computeStatus's result, when the Service is ours, valid and in hostPort mode. */
   status?: ComputedStatus;
   conflicts?: ConflictReport;
+  /** rulesTooLargeMessage's result, when the Service's rendered rules do not fit in a ConfigMap. */
+  rulesTooLarge?: string;
 }
 
 export interface ConditionDecision {
@@ -96,6 +98,9 @@ function desiredConditions(inputs: ConditionInputs): Desired[] {
     return [ready("False", CONDITION_REASONS.vipModeUnavailable,
       `${SERVICE_ANNOTATIONS.mode}: vip is not available in this version of berth; remove the annotation (or set it to hostport) to use hostPort mode.`)];
   }
+  // Only Ready, as for an invalid configuration: nothing of this Service's was applied, so there is no port to
+  // be in conflict over.
+  if (inputs.rulesTooLarge !== undefined) return [ready("False", CONDITION_REASONS.rulesTooLarge, inputs.rulesTooLarge)];
   const status = inputs.status;
   if (status === undefined) throw new Error("decideConditions: status is required for a valid hostPort-mode Service");
   const conflicts = inputs.conflicts?.conflicts ?? [];
@@ -252,7 +257,11 @@ const WARNING_ON_ENTRY: Record<string, string> = {
   [CONDITION_REASONS.vipModeUnavailable]: EVENT_REASONS.vipModeUnavailable,
   [CONDITION_REASONS.noEligibleNodes]: EVENT_REASONS.unavailableLoadBalancer,
   [CONDITION_REASONS.noReadyEndpoints]: EVENT_REASONS.unavailableLoadBalancer,
+  [CONDITION_REASONS.rulesTooLarge]: EVENT_REASONS.rulesTooLarge,
 };
+
+/** Reasons whose message changes without a new problem (RulesTooLarge gives the size): warned about on entry only. */
+const WARN_ON_ENTRY_ONLY = new Set<string>([CONDITION_REASONS.rulesTooLarge]);
 
 function transitionEvents(want: Desired, before: V1Condition | undefined): EventDecision[] {
   const same = before !== undefined && before.status === want.status && before.reason === want.reason;
@@ -261,7 +270,7 @@ function transitionEvents(want: Desired, before: V1Condition | undefined): Event
     const events: EventDecision[] = [];
     const warning = want.status === "False" ? WARNING_ON_ENTRY[want.reason] : undefined;
     // A different message under the same reason is a different problem (another field is wrong): say so again.
-    if (warning !== undefined && !sameMessage) events.push({ type: "Warning", reason: warning, message: truncate(want.message) });
+    if (warning !== undefined && !(WARN_ON_ENTRY_ONLY.has(want.reason) ? same : sameMessage)) events.push({ type: "Warning", reason: warning, message: truncate(want.message) });
     if (before?.reason === CONDITION_REASONS.invalidConfiguration && want.reason !== CONDITION_REASONS.invalidConfiguration) {
       events.push({ type: "Normal", reason: EVENT_REASONS.configurationAccepted, message: "The Service's configuration is valid again; applying it." });
     }

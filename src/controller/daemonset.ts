@@ -222,24 +222,68 @@ export function buildRulesConfigMap(daemonSet: V1DaemonSet, owner: { uid: string
   };
 }
 
+/**
+ * What kube-apiserver allows a ConfigMap to hold: data plus binaryData at most core.MaxSecretSize, 1 MiB
+ * (pkg/apis/core/validation/validation.go, ValidateConfigMap; the sandbox API server enforces the same).
+ */
+export const CONFIGMAP_MAX_BYTES = 1_048_576;
+
+/**
+ * The size ValidateConfigMap checks against CONFIGMAP_MAX_BYTES: the values' bytes (Go's len of a string is its
+ * UTF-8 bytes; keys do not count), binaryData decoded from base64.
+ */
+export function configMapDataBytes(data: Readonly<Record<string, string | undefined>>, binaryData: Readonly<Record<string, string>> = {}): number {
+  let bytes = 0;
+  for (const value of Object.values(data)) bytes += Buffer.byteLength(value ?? "", "utf8");
+  for (const value of Object.values(binaryData)) bytes += Buffer.from(value, "base64").length;
+  return bytes;
+}
+
+/**
+ * Why a rules bundle of `bytes` cannot be applied (the condition's message), or undefined when it fits. Checked
+ * before anything is written: kube-apiserver would refuse the ConfigMap with a generic 422 on every retry, and a
+ * DaemonSet mounting a ConfigMap that cannot exist would leave its new pods waiting forever.
+ */
+export function rulesTooLargeMessage(bytes: number, serviceConfig: Pick<ServiceLbConfig, "ports" | "externalTrafficPolicy" | "families">): string | undefined {
+  if (bytes <= CONFIGMAP_MAX_BYTES) return undefined;
+  const perPort = Math.ceil(bytes / Math.max(1, serviceConfig.ports.length));
+  const fit = Math.floor(CONFIGMAP_MAX_BYTES / perPort);
+  return `The lb-pod rules rendered for this Service's ${serviceConfig.ports.length} ports are ${bytes.toLocaleString("en-US")} bytes, ` +
+    `more than the ${CONFIGMAP_MAX_BYTES.toLocaleString("en-US")} bytes a ConfigMap may hold` +
+    `${serviceConfig.externalTrafficPolicy === "Local" && serviceConfig.families.length > 1 ? " (a dual-stack Local Service renders one rule set per family and address combination)" : ""}. ` +
+    `About ${fit} ports fit: split the ports over several Services${serviceConfig.externalTrafficPolicy === "Local" ? ", or use externalTrafficPolicy: Cluster or a single IP family" : ""}. ` +
+    "Nothing is applied for this Service until they fit (an existing DaemonSet keeps serving the last rules that did); other Services are not affected.";
+}
+
 // Every reconcile builds the desired DaemonSet, and its ConfigMap's name is a hash of the rendered rules (0.1-5 ms
 // per render: 1-100 ports, dual-stack); rendering again only when a Service's rules inputs change keeps a full
-// resync of thousands of Services from rendering them all. Names only (no texts) are kept, at most RULES_NAME_CACHE.
+// resync of thousands of Services from rendering them all. Names and sizes only (no texts) are kept, at most
+// RULES_NAME_CACHE.
 const RULES_NAME_CACHE = 10_000;
-const rulesNames = new Map<string, string>();
+const rulesNames = new Map<string, { name: string; bytes: number }>();
 
-function rulesNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
+function renderedRules(daemonSetName: string, serviceConfig: ServiceLbConfig): { name: string; bytes: number } {
   const key = JSON.stringify([daemonSetName, serviceConfig.ports, serviceConfig.externalTrafficPolicy, serviceConfig.clusterIps,
     serviceConfig.sourceRanges, serviceConfig.families]);
-  let name = rulesNames.get(key);
-  if (name === undefined) {
-    name = rulesConfigMapName(daemonSetName, lbPodRulesBundle(serviceConfig));
+  let rendered = rulesNames.get(key);
+  if (rendered === undefined) {
+    const bundle = lbPodRulesBundle(serviceConfig);
+    rendered = { name: rulesConfigMapName(daemonSetName, bundle), bytes: configMapDataBytes(bundle) };
     if (rulesNames.size >= RULES_NAME_CACHE) rulesNames.delete(rulesNames.keys().next().value as string);
   } else {
     rulesNames.delete(key);
   }
-  rulesNames.set(key, name);
-  return name;
+  rulesNames.set(key, rendered);
+  return rendered;
+}
+
+function rulesNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
+  return renderedRules(daemonSetName, serviceConfig).name;
+}
+
+/** The size of the rules ConfigMap's data for this DaemonSet name and Service (from the cache buildDaemonSet fills). */
+export function rulesBytesFor(daemonSetName: string, serviceConfig: ServiceLbConfig): number {
+  return renderedRules(daemonSetName, serviceConfig).bytes;
 }
 
 /** The rules ConfigMap a (live or desired) DaemonSet's pods mount, if any. */

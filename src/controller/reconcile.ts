@@ -19,7 +19,7 @@ import {
 } from "./conditions.js";
 import { trimPod } from "./cache-trim.js";
 import { findPortConflicts, waitsForPorts } from "./conflicts.js";
-import { buildDaemonSet, ownedFieldsDiffer, recordedHash, rulesConfigMapOf } from "./daemonset.js";
+import { buildDaemonSet, ownedFieldsDiffer, recordedHash, rulesBytesFor, rulesConfigMapOf, rulesTooLargeMessage } from "./daemonset.js";
 import { applyRulesConfigMap, applyWithRules } from "./rules-configmap.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
 import { computeStatus, podTargetNode, statusEquals } from "./status.js";
@@ -397,6 +397,21 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
       await deleteDaemonSet(client, config.namespace, ds);
       changed = true;
     }
+  }
+  const tooLarge = rulesTooLargeMessage(rulesBytesFor(desiredName, parsed.value), parsed.value);
+  if (tooLarge !== undefined) {
+    // Rules no ConfigMap can hold: the API server would refuse every apply, and a DaemonSet mounting that
+    // ConfigMap would leave its new pods waiting. Nothing is written but the condition (once: it is then unchanged),
+    // and the key is not retried; a change of the Service re-queues it. An existing DaemonSet keeps serving.
+    await finalizerDone();
+    const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes, rulesTooLarge: tooLarge });
+    if (decision.conditionsChanged) {
+      await patchStatus(client, current, current.status?.loadBalancer?.ingress ?? [], decision.conditions);
+      wrote = true;
+    }
+    if (wrote) pending.wroteService(key, service.metadata?.resourceVersion);
+    decision.events.forEach(emit);
+    return "invalid";
   }
   const live = existing.find((ds) => ds.metadata?.name === desiredName);
   const want = recordedHash(desired);

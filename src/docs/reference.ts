@@ -220,6 +220,10 @@ const NAME_DOCS: Record<string, NameDoc> = {
     sections: ["conditionReasons"], condition: "LoadBalancerReady=False",
     text: "The kubelets reject the lb-pods at admission (`SysctlForbidden`): the Service has IPv6 and its lb-pods ask for `net.ipv6.conf.all.forwarding`, which those kubelets do not allow. The message names the nodes and the kubelet flag that allows it. On a partly serving Service the same sentence is in the `PartiallyServing` message.",
   },
+  "CONDITION_REASONS.rulesTooLarge": {
+    sections: ["conditionReasons"], condition: "LoadBalancerReady=False",
+    text: "The Service's rendered lb-pod rules are larger than a ConfigMap may hold (1,048,576 bytes; e.g. a dual-stack `externalTrafficPolicy: Local` Service with ~250 ports or more); the message gives the size. Nothing is applied for the Service (an existing DaemonSet keeps serving the last rules that fitted); other Services are not affected.",
+  },
   "CONDITION_REASONS.portInUse": {
     sections: ["conditionReasons"], condition: "PortConflict=True",
     text: "A port is held on some nodes; the message names node, port and holder (another Service's lb-pod, a hostPort pod, ...).",
@@ -252,6 +256,10 @@ const NAME_DOCS: Record<string, NameDoc> = {
   "EVENT_REASONS.sysctlForbidden": {
     sections: ["eventReasons"], eventType: "Warning",
     text: "The kubelets started rejecting the Service's lb-pods (`SysctlForbidden`); one Event for all nodes and rejected pods, naming the nodes and the kubelet flag (`--allowed-unsafe-sysctls=net.ipv6.conf.all.forwarding`).",
+  },
+  "EVENT_REASONS.rulesTooLarge": {
+    sections: ["eventReasons"], eventType: "Warning",
+    text: "The Service's rendered rules stopped fitting in a ConfigMap (1,048,576 bytes): one Event when that starts (not again while the size changes), with the size and what to reduce. Nothing is applied until they fit.",
   },
   "EVENT_REASONS.clearedLoadBalancer": {
     sections: ["eventReasons"], eventType: "Normal",

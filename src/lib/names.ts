@@ -147,6 +147,11 @@ export const CONDITION_REASONS = {
    * message names the nodes and the kubelet flag that allows it.
    */
   sysctlForbidden: "SysctlForbidden",
+  /**
+   * ready=False: the rendered rules exceed what a ConfigMap may hold (1 MiB); nothing applied, an existing DaemonSet
+   * keeps serving the last rules that fitted.
+   */
+  rulesTooLarge: "RulesTooLarge",
   /** portConflict=True. */
   portInUse: "PortInUse",
   /** portConflict=False. */
@@ -168,6 +173,8 @@ export const EVENT_REASONS = {
   clearedLoadBalancer: "ClearedLoadBalancer",
   /** Warning, once per set of nodes and sysctl (not per rejected pod): names the kubelet flag that allows it. */
   sysctlForbidden: "SysctlForbidden",
+  /** Warning when the Service's rendered rules stop fitting in a ConfigMap (once, not again while the size changes). */
+  rulesTooLarge: "RulesTooLarge",
 } as const;
 
 

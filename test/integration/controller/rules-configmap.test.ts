@@ -7,12 +7,12 @@ import { buildDaemonSet, lbPodRulesBundle, rulesConfigMapOf } from "../../../src
 import { applyWithRules } from "../../../src/controller/rules-configmap.js";
 import { parseServiceConfig } from "../../../src/controller/service-config.js";
 import { defaultControllerConfig, type V1DaemonSet, type V1Service } from "../../../src/controller/types.js";
-import { FIELD_MANAGER } from "../../../src/lib/names.js";
+import { CONDITION_REASONS, CONDITION_TYPES, EVENT_REASONS, FIELD_MANAGER } from "../../../src/lib/names.js";
 import { KubeClient, Resources } from "../../../src/lib/kube/client.js";
 import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apiserver/index.js";
 import {
-  create, daemonSetsFor, getObj, node, nodePath, service as svc, startController, startEnv, waitFor, waitForIngress,
-  type Env, type Obj, type TestController,
+  condition, create, daemonSetsFor, eventsFor, getObj, node, nodePath, service as svc, startController, startEnv, svcPath, waitFor,
+  waitForIngress, type Env, type Obj, type TestController,
 } from "./support.js";
 
 import { NS } from "./support.js";
@@ -122,5 +122,53 @@ describe("controller: a rules ConfigMap deleted by someone else is written again
     // Several resyncs later (every 200 ms): the cache shows the ConfigMap, so no further request about it.
     await new Promise((resolve) => setTimeout(resolve, 1200));
     assert.equal(cmApplies(ctl), applies + 1, "no repeat write on resync");
+  });
+});
+
+describe("controller: rules too large for a ConfigMap", function () {
+  this.timeout(30_000);
+  let env: Env;
+  let ctl: TestController | undefined;
+  beforeEach(async () => {
+    env = await startEnv();
+    await create(env.client, nodePath(), node("n1", { internalIp: "192.0.2.11", addresses: [{ type: "InternalIP", address: "2001:db8::11" }] }));
+  });
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+    await env?.close();
+  });
+
+  it("a dual-stack Local Service with 400 ports: Ready=False RulesTooLarge, one Warning Event, no failing apply, others served", async () => {
+    ctl = await startController(env, { resyncMs: 200 });
+    const c = ctl;
+    await create(env.client, "/api/v1/namespaces/default/services", svc("huge", {
+      externalTrafficPolicy: "Local", ipFamilies: ["IPv4", "IPv6"], ipFamilyPolicy: "RequireDualStack",
+      ports: Array.from({ length: 400 }, (_, i) => ({ port: 2000 + i })),
+    }));
+    await create(env.client, "/api/v1/namespaces/default/services", svc("small", { ports: [{ port: 80 }] }));
+    const huge = await waitFor("the RulesTooLarge condition", async () => {
+      const s = await getObj(env.client, svcPath("huge"));
+      return condition(s, CONDITION_TYPES.ready)?.reason === CONDITION_REASONS.rulesTooLarge ? s : undefined;
+    });
+    const ready = condition(huge, CONDITION_TYPES.ready) as Obj;
+    assert.equal(ready.status, "False");
+    assert.match(ready.message, /400 ports are [\d,]+ bytes, more than the 1,048,576 bytes a ConfigMap may hold/);
+    await waitForIngress(env.client, "small", ["192.0.2.11"]);
+
+    // Several resyncs (every 200 ms) later: still one Event, nothing applied for it, no request refused.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const warnings = (await eventsFor(env.client, "huge")).filter((e) => e.reason === EVENT_REASONS.rulesTooLarge);
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]?.type, "Warning");
+    assert.equal(warnings[0]?.count ?? 1, 1, "not re-emitted (an aggregated Event counts repeats)");
+    assert.deepEqual(await daemonSetsFor(env.client, "huge"), []);
+    const cmCalls = c.calls.filter((call) => call.resource.startsWith("configmaps") && call.verb === "apply");
+    assert.deepEqual(cmCalls.filter((call) => !call.code.startsWith("2")), [], "no ConfigMap apply the API server refuses");
+    assert.equal(cmCalls.length, 2, "the small Service's two ConfigMap applies, none for the huge one");
+    assert.equal(c.calls.filter((call) => call.verb === "patch" && call.resource === "services/status").length >= 1, true);
+    const statusWrites = c.calls.filter((call) => call.resource === "services/status").length;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(c.calls.filter((call) => call.resource === "services/status").length, statusWrites, "no status write on resync");
   });
 });
