@@ -222,11 +222,11 @@ export function trimNamespace<T extends KubeObject>(ns: T): T {
 }
 
 /**
- * Our rules ConfigMaps: identity, labels (the Service they belong to) and deletionTimestamp only. Each holds up to
+ * Our rules ConfigMaps: identity and labels (the Service they belong to) only. Each holds up to
  * 1 MiB of rendered rules that the controller never reads back (the name is the content's hash); the informer is
  * there only to notice one missing (docs/design/0013-the-controller-renders-lb-pod-rules.md, addendum).
  */
 export function trimConfigMap<T extends KubeObject>(cm: T): T {
   const m = cm.metadata as Meta | undefined;
-  return { apiVersion: cm.apiVersion, kind: cm.kind, metadata: meta(m, ["labels", "deletionTimestamp"]) } as unknown as T;
+  return { apiVersion: cm.apiVersion, kind: cm.kind, metadata: meta(m, ["labels"]) } as unknown as T;
 }

@@ -234,7 +234,7 @@ export class Controller {
       podsOnNode: (node) => podsByNode.get(node),
       endpointSlicesFor: (key) => sliceIndex.get(key),
       servicesWithPort: (protocol, port) => servicesByPort.get(portKey(protocol, port)),
-      configMapsFor: (key) => configMapIndex.get(key).filter((cm) => !cm.metadata?.deletionTimestamp).map((cm) => cm.metadata?.name as string),
+      configMapsFor: (key) => configMapIndex.get(key).map((cm) => cm.metadata?.name as string),
     };
     // A deleted pod's holder lookup is never needed again.
     this.pods.addHandlers({ onDelete: (p) => this.holders.forget(p.metadata?.uid) });
@@ -354,14 +354,10 @@ export class Controller {
       onDelete: (o) => this.enqueue(serviceKeyOfLabels(o.metadata?.labels)),
     });
     // A rules ConfigMap gone (deleted by hand, or by anything else): its Service's reconcile writes it again if its
-    // DaemonSet still mounts it. Adds and updates are our own writes and need nothing; the garbage collector's
+    // DaemonSet still mounts it. Adds and updates are our own writes and need nothing. One being deleted still counts
+    // as there until it is gone (writing it again meanwhile would not stop the deletion); the garbage collector's
     // deletes after a DaemonSet's cost one reconcile that finds nothing to do.
-    this.configMaps.addHandlers({
-      onUpdate: (_old, cm) => {
-        if (cm.metadata?.deletionTimestamp) this.enqueue(serviceKeyOfLabels(cm.metadata.labels));
-      },
-      onDelete: (cm) => this.enqueue(serviceKeyOfLabels(cm.metadata?.labels)),
-    });
+    this.configMaps.addHandlers({ onDelete: (cm) => this.enqueue(serviceKeyOfLabels(cm.metadata?.labels)) });
     // Only Local-policy Services read EndpointSlices; the cheap filter saves waking the queue for every endpoint
     // change in the cluster.
     const sliceMatters = (s: V1EndpointSlice & KubeObject): void => {

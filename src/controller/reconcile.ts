@@ -51,7 +51,7 @@ export interface ReconcileView {
   endpointSlicesFor(key: string): V1EndpointSlice[];
   /** LoadBalancer Services asking for this port (protocol as in the Service spec, e.g. "TCP"): competing Services. */
   servicesWithPort(protocol: string, port: number): V1Service[];
-  /** Names of the rules ConfigMaps in our namespace labelled for this Service key (not being deleted). */
+  /** Names of the rules ConfigMaps in our namespace labelled for this Service key. */
   configMapsFor(key: string): string[];
 }
 

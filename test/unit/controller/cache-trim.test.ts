@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "../../../src/controller/cache-trim.js";
+import { trimConfigMap, trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "../../../src/controller/cache-trim.js";
 import { decideConditions } from "../../../src/controller/conditions.js";
 import { findPortConflicts } from "../../../src/controller/conflicts.js";
 import { nodeFingerprint } from "../../../src/controller/controller.js";
@@ -236,5 +236,28 @@ describe("controller: the cache keeps every field the decisions read", () => {
     const perPod = (process.memoryUsage().heapUsed - before) / n;
     assert.equal(keep.length, n);
     assert.ok(perPod < 700, `${Math.round(perPod)} bytes per cached lb-pod`);
+  });
+});
+
+describe("controller: the rules ConfigMap cache keeps names and labels only", () => {
+  it("drops the rules texts, managedFields, owner and deletionTimestamp; keeps identity and labels", () => {
+    const full = {
+      apiVersion: "v1", kind: "ConfigMap",
+      metadata: {
+        name: "svclb-web-1a2b3c-0123456789", namespace: "berth-system", uid: "u1", resourceVersion: "7", managedFields,
+        labels: { "berth.dev/service-name": "web", "berth.dev/service-namespace": "default" },
+        ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: "svclb-web-1a2b3c", uid: "d1", controller: true }],
+        deletionTimestamp: new Date("2026-01-02T00:00:00Z"),
+      },
+      immutable: true,
+      data: { "rules.v4": "x".repeat(100_000) },
+    } as unknown as KubeObject;
+    assert.deepEqual(trimConfigMap(full), {
+      apiVersion: "v1", kind: "ConfigMap",
+      metadata: {
+        name: "svclb-web-1a2b3c-0123456789", namespace: "berth-system", uid: "u1", resourceVersion: "7",
+        labels: { "berth.dev/service-name": "web", "berth.dev/service-namespace": "default" },
+      },
+    });
   });
 });

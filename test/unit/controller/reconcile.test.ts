@@ -94,3 +94,30 @@ describe("controller: node fingerprint (which Node updates reconcile every Servi
     });
   }
 });
+
+describe("controller: PendingWrites for the rules ConfigMap", () => {
+  const rows: { name: string; applied?: string; advanceMs: number; ask: string; cached: boolean; pending: boolean }[] = [
+    { name: "nothing applied: not pending (a missing ConfigMap is repaired)", advanceMs: 0, ask: "svclb-web-aaa", cached: false, pending: false },
+    { name: "just applied, not in the cache yet: pending (no second write)", applied: "svclb-web-aaa", advanceMs: 100, ask: "svclb-web-aaa", cached: false, pending: true },
+    { name: "applied and now in the cache: done", applied: "svclb-web-aaa", advanceMs: 100, ask: "svclb-web-aaa", cached: true, pending: false },
+    { name: "applied another name (the rules changed since): not pending", applied: "svclb-web-aaa", advanceMs: 100, ask: "svclb-web-bbb", cached: false, pending: false },
+    { name: "the wait expired (a lost watch event): not pending, written again", applied: "svclb-web-aaa", advanceMs: 5000, ask: "svclb-web-aaa", cached: false, pending: false },
+  ];
+  for (const row of rows) {
+    it(row.name, async () => {
+      const clock = new FakeClock(1_000_000);
+      const pending = new PendingWrites(() => clock.now(), 5000);
+      if (row.applied) pending.appliedConfigMap("default/web", row.applied);
+      await clock.advance(row.advanceMs);
+      assert.equal(pending.configMapPending("default/web", row.ask, row.cached), row.pending);
+    });
+  }
+
+  it("forgets a Service's entry with the Service", () => {
+    const clock = new FakeClock(1_000_000);
+    const pending = new PendingWrites(() => clock.now(), 5000);
+    pending.appliedConfigMap("default/web", "svclb-web-aaa");
+    pending.forget("default/web");
+    assert.equal(pending.configMapPending("default/web", "svclb-web-aaa", false), false);
+  });
+});
