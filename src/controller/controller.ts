@@ -207,8 +207,10 @@ export class Controller {
       ...common, resource: Resources.daemonSets, namespace: config.namespace, labelSelector: ours, transform: trimDaemonSet,
     });
     this.slices = new Informer<V1EndpointSlice & KubeObject>({ ...common, resource: Resources.endpointSlices, transform: trimEndpointSlice });
+    // Metadata only (PartialObjectMetadata, as client-go's metadata informers): each ConfigMap holds up to 1 MiB of
+    // rules the controller never reads, and a plain list at start would carry them all.
     this.configMaps = new Informer<V1ConfigMap & KubeObject>({
-      ...common, resource: Resources.configMaps, namespace: config.namespace, labelSelector: ours, transform: trimConfigMap,
+      ...common, resource: Resources.configMaps, namespace: config.namespace, labelSelector: ours, transform: trimConfigMap, metadataOnly: true,
     });
     this.vip = new VipState({
       client, clock: this.clock, log: this.log, ...(options.metrics ? { metrics: options.metrics } : {}),

@@ -152,6 +152,8 @@ export interface ListOptions extends RequestOptionsBase {
   continue?: string;
   resourceVersion?: string;
   resourceVersionMatch?: "Exact" | "NotOlderThan";
+  /** Items as PartialObjectMetadata (metadata only), as client-go's metadata client asks for them. */
+  metadataOnly?: boolean;
 }
 
 export interface WriteOptions extends RequestOptionsBase {
@@ -190,7 +192,18 @@ export interface WatchOptions extends RequestOptionsBase {
   timeoutSeconds?: number;
   labelSelector?: string;
   fieldSelector?: string;
+  /** Objects as PartialObjectMetadata (metadata only), as client-go's metadata client asks for them. */
+  metadataOnly?: boolean;
 }
+
+/**
+ * The Accept headers of client-go's metadata client (k8s.io/client-go/metadata/metadata.go), JSON only: the server
+ * sends each object's metadata and nothing else (a ConfigMap's data never crosses the wire).
+ */
+const METADATA_ONLY = {
+  list: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+  watch: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
+} as const;
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
 
@@ -289,6 +302,8 @@ interface SendOptions {
   contentType?: string;
   signal?: AbortSignal;
   stream?: boolean;
+  /** Default application/json. */
+  accept?: string;
 }
 
 // ---- the client ----
@@ -444,6 +459,7 @@ export class KubeClient {
     if (opts.resourceVersionMatch) query.set("resourceVersionMatch", opts.resourceVersionMatch);
     const list = await this.json<KubeList<T>>({
       verb: "list", resource: label(res), method: "GET", path: resourcePath(res, nsOf(opts.namespace)), query, ...sig(opts.signal),
+      ...(opts.metadataOnly ? { accept: METADATA_ONLY.list } : {}),
     });
     list.items ??= [];
     list.metadata ??= {};
@@ -553,7 +569,7 @@ export class KubeClient {
     if (opts.fieldSelector) query.set("fieldSelector", opts.fieldSelector);
     const { res: stream, req } = await this.send({
       verb: "watch", resource: label(res), method: "GET", path: resourcePath(res, nsOf(opts.namespace)), query, stream: true,
-      ...sig(opts.signal),
+      ...sig(opts.signal), ...(opts.metadataOnly ? { accept: METADATA_ONLY.watch } : {}),
     });
     let buffer = "";
     try {
@@ -623,7 +639,7 @@ export class KubeClient {
   /** One HTTP exchange; answers >= 400 become KubeError (body read), the rest return the open response. */
   private async sendOnce(o: SendOptions): Promise<{ res: IncomingMessage; req: ClientRequest }> {
     const headers: Record<string, string> = {
-      Accept: "application/json",
+      Accept: o.accept ?? "application/json",
       "User-Agent": this.options.userAgent ?? "berth",
       ...(await this.options.authHeaders?.() ?? {}),
     };

@@ -59,6 +59,8 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
   watchTimeoutSeconds?: number;
   /** Default: 800 ms doubling to 30 s, jitter 1.0 (client-go's reflector backoff). */
   backoff?: BackoffConfig;
+  /** List and watch metadata only (PartialObjectMetadata): for objects whose content the caller never reads. */
+  metadataOnly?: boolean;
   /** List page size; default 500. */
   pageSize?: number;
   clock?: Clock;
@@ -219,6 +221,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
           ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
           ...(this.options.fieldSelector ? { fieldSelector: this.options.fieldSelector } : {}),
+          ...(this.options.metadataOnly ? { metadataOnly: true } : {}),
           resourceVersion: this.stats.resourceVersion,
           allowWatchBookmarks: true,
           timeoutSeconds,
@@ -326,6 +329,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
       ...(this.options.fieldSelector ? { fieldSelector: this.options.fieldSelector } : {}),
       ...(this.options.pageSize !== undefined ? { pageSize: this.options.pageSize } : {}),
+      ...(this.options.metadataOnly ? { metadataOnly: true } : {}),
       // Trimmed (or matched to the cache) page by page (client.listAll), not after the whole list is in.
       transform: reuse,
       signal: this.stopper.signal,

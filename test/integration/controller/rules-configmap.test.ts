@@ -97,6 +97,26 @@ describe("controller: a rules ConfigMap deleted by someone else is written again
   const cmPath = (name: string): string => `/api/v1/namespaces/${NS}/configmaps/${name}`;
   const cmApplies = (c: TestController): number => c.calls.filter((call) => call.verb === "apply" && call.resource.startsWith("configmaps")).length;
 
+  it("lists and watches ConfigMaps as metadata only: the rules never cross the wire to the informer", async () => {
+    // What the informer asks (Informer metadataOnly -> KubeClient list/watch with client-go's metadata Accept).
+    const meta = new KubeClient({ server: env.server.url, authHeaders: () => ({ Authorization: `Bearer ${env.server.token}` }) });
+    try {
+      await create(env.client, `/api/v1/namespaces/${NS}/configmaps`,
+        { metadata: { name: "svclb-web-1-abc", labels: { "app.kubernetes.io/managed-by": "berth" } }, data: { "rules.v4": "x".repeat(100_000) } });
+      const list = await meta.list(Resources.configMaps, { namespace: NS, metadataOnly: true });
+      assert.deepEqual(list.items.map((o) => [o.kind, o.metadata?.name, "data" in o]), [["PartialObjectMetadata", "svclb-web-1-abc", false]]);
+      const abort = new AbortController();
+      const watch = meta.watch(Resources.configMaps, { namespace: NS, metadataOnly: true, resourceVersion: list.metadata?.resourceVersion ?? "", signal: abort.signal });
+      const next = watch.next();
+      await env.client.req("DELETE", cmPath("svclb-web-1-abc"));
+      const ev = (await next).value as { type: string; object: Obj };
+      abort.abort();
+      assert.deepEqual([ev.type, ev.object.kind, ev.object.metadata.labels, "data" in ev.object], ["DELETED", "PartialObjectMetadata", { "app.kubernetes.io/managed-by": "berth" }, false]);
+    } finally {
+      meta.close();
+    }
+  });
+
   it("comes back owned by the live DaemonSet, with the same content, in one write, and resyncs then send nothing", async () => {
     ctl = await startController(env, { resyncMs: 200 });
     await create(env.client, "/api/v1/namespaces/default/services", svc("web", { ports: [{ port: 80 }, { port: 443 }] }));
