@@ -6,7 +6,7 @@
 // behind the Service) comes from the pods' status and their Events, as `kubectl describe` shows them.
 import { allowSysctlsAdvice, forbiddenSysctlName } from "../controller/conditions.js";
 import { findPortConflicts, type PortConflict } from "../controller/conflicts.js";
-import { DEFAULT_TOLERATIONS, FORWARDING_SYSCTLS, nodeEligibility } from "../controller/daemonset.js";
+import { configMapDataBytes, DEFAULT_TOLERATIONS, FORWARDING_SYSCTLS, lbPodRulesBundle, nodeEligibility, rulesTooLargeMessage } from "../controller/daemonset.js";
 import { describeProblems, ownership, parseServiceConfig } from "../controller/service-config.js";
 import { isPodReady, podTargetNode } from "../controller/status.js";
 import type { ServiceLbConfig, V1Condition, V1Node, V1Pod, V1Toleration } from "../controller/types.js";
@@ -140,6 +140,15 @@ export function diagnose(snapshot: DoctorSnapshot, options: DiagnoseOptions = {}
         `Install or start it: kubectl apply -f deploy/berth.yaml, then kubectl -n ${snapshot.controllerNamespace} get pods.`, controller.evidence));
     }
     findings.push(...vipFindings({ snapshot, config, externalIps, readyCondition, warningEvents, make: finding }));
+    return done();
+  }
+
+  // ---- Rules that cannot fit the ConfigMap the lb-pods mount (computed as the controller computes it) ----
+  const tooLarge = rulesTooLargeMessage(configMapDataBytes(lbPodRulesBundle(config)), config);
+  if (tooLarge !== undefined) {
+    findings.push(finding(REASONS.rulesTooLarge, "error", "the Service's lb-pod rules do not fit in one ConfigMap", tooLarge,
+      "Split the ports over several Services, or use externalTrafficPolicy: Cluster or a single IP family; docs/troubleshooting.md, \"Too many ports for one Service\".",
+      [...conditionText(readyCondition), ...warningEvents(["RulesTooLarge"])]));
     return done();
   }
 

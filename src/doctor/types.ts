@@ -69,6 +69,7 @@ export const REASONS = {
   noEligibleNodes: "NoEligibleNodes",
   portConflict: "PortConflict",
   sysctlForbidden: "SysctlForbidden",
+  rulesTooLarge: "RulesTooLarge",
   imagePullError: "ImagePullError",
   crashLoopBackOff: "CrashLoopBackOff",
   readinessProbeFailing: "ReadinessProbeFailing",

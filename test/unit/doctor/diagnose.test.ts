@@ -171,6 +171,20 @@ const rows: Row[] = [
     says: [/opertor: unknown field/, /condition berth\.dev\/LoadBalancerReady=False \(InvalidConfiguration\)/, /Event Warning InvalidConfiguration/],
   },
   {
+    name: "a dual-stack Local Service whose 400 ports' rules do not fit one ConfigMap", code: REASONS.rulesTooLarge,
+    change: (s) => {
+      s.service.spec.ipFamilies = ["IPv4", "IPv6"];
+      s.service.spec.ipFamilyPolicy = "RequireDualStack";
+      s.service.spec.clusterIPs = [s.service.spec.clusterIP, "fd00:43::10"];
+      s.service.spec.externalTrafficPolicy = "Local";
+      s.service.spec.ports = Array.from({ length: 400 }, (_, i) => ({ name: `p${i}`, port: 10000 + i, protocol: "TCP", targetPort: 10000 + i, nodePort: 30000 + i }));
+      s.service.status.conditions = [{ type: "berth.dev/LoadBalancerReady", status: "False", reason: "RulesTooLarge", message: "too large" }];
+      s.daemonSets = [];
+      s.pods = [];
+    },
+    says: [/do not fit in one ConfigMap/, /400 ports are [\d,]+ bytes/, /split the ports/i, /condition berth\.dev\/LoadBalancerReady=False \(RulesTooLarge\)/],
+  },
+  {
     name: "a VIP-mode Service in a cluster without the AddressPool CRD", code: REASONS.vipNoAddressPools,
     change: (s) => {
       vipMode(s);
