@@ -16,6 +16,7 @@ import { runChecked, systemRunner } from "../../src/lib/exec.js";
 import { NetnsLab, startNetnsScript } from "../support/netns.js";
 import { Announcer, DEFAULT_ANNOUNCER_CONFIG, type AnnouncerConfig } from "../../src/speaker/announcer.js";
 import { DEFAULT_SPEAKER_TIMINGS, Speaker, type SpeakerWorld } from "../../src/speaker/speaker.js";
+import { outages as outageRuns } from "../support/outages.js";
 
 export const VIP4 = "10.77.0.200";
 export const VIP6 = "fd77::200";
@@ -282,18 +283,7 @@ socket.bind(0, () => {
  * after it (so a single lost probe at 50 Hz is a 20 ms outage). A run still open at the end runs to the last probe.
  */
 export function outages(probes: readonly Probe[]): { from: number; ms: number }[] {
-  const result: { from: number; ms: number }[] = [];
-  let start: number | undefined;
-  for (const p of probes) {
-    if (p.by === undefined) start ??= p.at;
-    else if (start !== undefined) {
-      result.push({ from: start, ms: p.at - start });
-      start = undefined;
-    }
-  }
-  const last = probes[probes.length - 1];
-  if (start !== undefined && last) result.push({ from: start, ms: last.at - start });
-  return result;
+  return outageRuns(probes, (p) => p.by !== undefined);
 }
 
 /** The speaker process: a Speaker over the fixed world, logging JSON lines on stderr, graceful on SIGTERM. */

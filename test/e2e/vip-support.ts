@@ -4,6 +4,7 @@
 // namespace that sends one HTTP request every few milliseconds and records which were answered (for outages).
 import { startNetnsScript } from "../support/netns.js";
 import { processAlive, type Sandbox } from "./fixture.js";
+import { outages as outageRuns } from "../support/outages.js";
 
 /** Node names whose namespace holds `ip` on eth0 (the LAN interface). */
 export async function holders(s: Sandbox, ip: string): Promise<string[]> {
@@ -94,18 +95,7 @@ export interface Probe {
  * after it (a single lost probe at 50 Hz is a 20 ms outage); a run still open at the end runs to the last probe.
  */
 export function outages(probes: readonly Probe[]): { from: number; ms: number }[] {
-  const result: { from: number; ms: number }[] = [];
-  let start: number | undefined;
-  for (const p of probes) {
-    if (!p.ok) start ??= p.at;
-    else if (start !== undefined) {
-      result.push({ from: start, ms: p.at - start });
-      start = undefined;
-    }
-  }
-  const last = probes[probes.length - 1];
-  if (start !== undefined && last) result.push({ from: start, ms: last.at - start });
-  return result;
+  return outageRuns(probes, (p) => p.ok);
 }
 
 /** Runs in the client namespace: an HTTP GET (new connection each) every 1000/hz ms until stdin closes. */
