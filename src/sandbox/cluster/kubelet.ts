@@ -33,6 +33,7 @@ import { forbiddenSysctl, podStatus, unsupportedPodFeature, type ImageCatalog } 
 import { hostNetworkAttachment, isHostNetwork } from "./kubelet/host-network.js";
 import type { PodNetwork } from "./network.js";
 import { planPlacement, portsClash, type PlacementAction } from "./scheduling.js";
+import { PassLoop } from "./pass-loop.js";
 
 export type { ContainerImage, ImageCatalog } from "./kubelet/spec.js";
 
@@ -201,17 +202,15 @@ export class KubeletStandIn {
   private readonly daemonSets: Informer<V1DaemonSet>;
   private readonly runtimes = new Map<string, PodRuntime>();
   private readonly myNodes: Map<string, string[]>;
-  private stopped = false;
   /** Nodes whose kubelet is stopped (`sandbox kubelet stop`): their pods are left alone, their processes run on. */
   private readonly pausedNodes = new Set<string>();
-  private dirty = false;
-  private running: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: PassLoop;
   private resync: NodeJS.Timeout | undefined;
 
   constructor(readonly o: KubeletOptions) {
     this.runner = o.runner ?? systemRunner();
     this.log = o.log ?? noLog;
+    this.loop = new PassLoop(() => this.pass(), (e) => this.log("warn", "kubelet stand-in pass failed; retrying", { error: String(e) }), { retryMs: RETRY_MS });
     this.probePeriodMs = o.probePeriodMs ?? 1000;
     this.podsDir = o.podsDir ?? join(o.logDir, "pods");
     this.events = new EventRecorder(o.client, this.log);
@@ -234,17 +233,15 @@ export class KubeletStandIn {
     for (const i of [this.pods, this.nodes, this.daemonSets]) i.start();
     await Promise.all([this.pods.synced, this.nodes.synced, this.daemonSets.synced]);
     this.resync = setInterval(() => this.kick(), RESYNC_MS);
-    this.dirty = true;
-    await this.runNow();
+    await this.loop.runNow();
   }
 
   /** Stops watching and ends every pod it runs: SIGTERM, grace (at most stopGraceMs), SIGKILL, network detached. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    const drained = this.loop.stop();
     if (this.resync) clearInterval(this.resync);
     await Promise.all([this.pods, this.nodes, this.daemonSets].map((i) => i.stop()));
-    await this.running;
+    await drained;
     const cap = this.o.stopGraceMs ?? 5000;
     await Promise.all([...this.runtimes.values()].map((r) => r.end(Math.min(cap, graceMsOf(r.pod)))
       .catch((e: unknown) => this.log("error", `pod ${r.key}: stopping failed`, { error: String(e) }))));
@@ -274,34 +271,7 @@ export class KubeletStandIn {
 
   /** Asks for a pass (handlers and containers call this; passes never overlap). */
   kick(delayMs = 0): void {
-    if (this.stopped) return;
-    this.dirty = true;
-    if (this.timer || this.running) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.runNow();
-    }, delayMs);
-  }
-
-  private runNow(): Promise<void> {
-    this.running ??= this.runPasses().finally(() => {
-      this.running = undefined;
-      if (this.dirty) this.kick();
-    });
-    return this.running;
-  }
-
-  private async runPasses(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      try {
-        await this.pass();
-      } catch (e) {
-        this.log("warn", "kubelet stand-in pass failed; retrying", { error: String(e) });
-        await new Promise((r) => setTimeout(r, RETRY_MS));
-        this.dirty = true;
-      }
-    }
+    this.loop.kick(delayMs);
   }
 
   private async pass(): Promise<void> {

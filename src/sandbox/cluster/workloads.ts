@@ -16,6 +16,7 @@ import { planDeployment, type DeploymentAction } from "./deployments.js";
 import { EventRecorder, type InvolvedObject } from "./kubelet/events.js";
 import { now } from "./kubelet/container.js";
 import { planReplicaSet, podFromTemplate } from "./replicasets.js";
+import { PassLoop } from "./pass-loop.js";
 
 export const DeploymentsResource = { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true } as const satisfies Resource;
 export const ReplicaSetsResource = { group: "apps", version: "v1", plural: "replicasets", kind: "ReplicaSet", namespaced: true } as const satisfies Resource;
@@ -79,15 +80,15 @@ export class WorkloadControllers {
   private readonly pods: Informer<V1Pod & KubeObject>;
   private readonly rsView: Overlay<V1ReplicaSet & KubeObject>;
   private readonly podView: Overlay<V1Pod & KubeObject>;
-  private stopped = false;
-  private dirty = false;
-  private running: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly loop: PassLoop;
   private resync: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: WorkloadOptions) {
     this.log = o.log ?? noLog;
     this.events = new EventRecorder(o.client, this.log);
+    // A short delay gathers the burst of events one write causes (a pod's status, its slice, its ReplicaSet).
+    this.loop = new PassLoop(() => this.pass(), (e) => this.log("warn", "workload controllers' pass failed; retrying", { error: String(e) }),
+      { delayMs: 20, retryMs: RETRY_MS });
     const kick = { onAdd: () => this.kick(), onUpdate: () => this.kick(), onDelete: () => this.kick() };
     const informer = <T extends KubeObject>(resource: Resource): Informer<T> => {
       const i = new Informer<T>({ client: o.client, resource, log: this.log, name: `workloads-${resource.plural}` });
@@ -109,38 +110,14 @@ export class WorkloadControllers {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    const drained = this.loop.stop();
     if (this.resync) clearInterval(this.resync);
     await Promise.all([this.deployments, this.replicaSets, this.pods].map((i) => i.stop()));
-    await this.running;
+    await drained;
   }
 
   private kick(): void {
-    if (this.stopped) return;
-    this.dirty = true;
-    if (this.timer || this.running) return;
-    // A short delay gathers the burst of events one write causes (a pod's status, its slice, its ReplicaSet).
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running ??= this.runPasses().finally(() => {
-        this.running = undefined;
-        if (this.dirty) this.kick();
-      });
-    }, 20);
-  }
-
-  private async runPasses(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      try {
-        await this.pass();
-      } catch (e) {
-        this.log("warn", "workload controllers' pass failed; retrying", { error: String(e) });
-        await new Promise((r) => setTimeout(r, RETRY_MS));
-        this.dirty = true;
-      }
-    }
+    this.loop.kick();
   }
 
   private async pass(): Promise<void> {
@@ -229,7 +206,7 @@ export class WorkloadControllers {
       return await f();
     } catch (e) {
       if (isNotFound(e) || isConflict(e) || isAlreadyExists(e)) {
-        this.dirty = true;
+        this.loop.kick();
         return undefined;
       }
       throw e;
