@@ -35,20 +35,43 @@ describe("lb-pod data plane: start cost in a new namespace", function () {
     if (spawnSync("strace", ["-V"]).status !== 0) skipBecause(this, "strace is not installed (scripts/install-deps.sh installs it)");
   });
 
-  it("execs one `nft list tables`, one restore and one verifying save in a new namespace; the saves run once it has tables (a restarted container)", async () => {
+  it("execs one restore per family and one verifying save in a new namespace, nothing before the restores; it looks (nft list tables, saves) once it has tables (a restarted container)", async () => {
     const t = await topologies.create();
     assert.equal((await t.render({ ports: ["tcp:80:8080"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2] })).exitCode, 0);
     const fresh = netfilterExecs(t.pod, await t.podArgs(["berth-lb-pod", "--once"]));
     assert.equal(fresh.status, 0, fresh.stderr);
-    assert.deepEqual(fresh.execs, ["ip6tables-nft-restore --noflush", "ip6tables-nft-save", "iptables-nft-restore --noflush", "iptables-nft-save", "nft list tables"]);
+    assert.deepEqual(fresh.execs, ["ip6tables-nft-restore --noflush", "ip6tables-nft-save", "iptables-nft-restore --noflush", "iptables-nft-save"]);
     assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
     assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv6.pod, port: 80 }), "b2");
-    // Again in the same namespace: now its tables exist, so both nft saves run (to find the earlier jumps), not the
-    // legacy ones (/proc lists no legacy table), and the result is the same ruleset, not a second copy of the jumps.
+    // Again in the same namespace: the state dir says it ran here before, so it looks: `nft list tables`, then both
+    // nft saves (to find the earlier jumps), not the legacy ones (/proc lists no legacy table), and the result is the
+    // same ruleset, not a second copy of the jumps.
     const again = netfilterExecs(t.pod, await t.podArgs(["berth-lb-pod", "--once"]));
     assert.equal(again.status, 0, again.stderr);
+    assert.ok(again.execs.includes("nft list tables"), again.execs.join("\n"));
     assert.deepEqual(again.execs.filter((argv) => argv.includes("-save")), ["ip6tables-nft-save", "ip6tables-nft-save", "iptables-nft-save", "iptables-nft-save"]);
     assert.equal((await t.probe()).exitCode, 0);
+  });
+
+  it("a namespace that is not new although the state dir says so (state lost, rules kept): the fresh restore refuses, it looks, and the jumps are not doubled", async () => {
+    const t = await topologies.create();
+    const config = { ports: ["tcp:80:8080", "udp:53:5353"], destinations: [ADDR.ipv4.b2, ADDR.ipv6.b2] };
+    assert.equal((await t.render(config)).exitCode, 0);
+    const first = netfilterExecs(t.pod, await t.podArgs(["berth-lb-pod", "--once"]));
+    assert.equal(first.status, 0, first.stderr);
+    rmSync(t.stateDir, { recursive: true, force: true });
+    const again = netfilterExecs(t.pod, await t.podArgs(["berth-lb-pod", "--once"]));
+    assert.equal(again.status, 0, again.stderr);
+    // The fast path tried (one restore) and was refused; then the look and the diffing restore.
+    assert.deepEqual(again.execs.filter((argv) => argv.startsWith("iptables-nft-restore")), ["iptables-nft-restore --noflush", "iptables-nft-restore --noflush"]);
+    assert.ok(again.execs.includes("nft list tables"), again.execs.join("\n"));
+    for (const tool of ["iptables-nft-save", "ip6tables-nft-save"]) {
+      const saved = (await t.lab.exec(t.pod, tool, [])).stdout;
+      assert.equal(saved.match(/-j BERTH-DNAT$/gm)?.length, 1, `${tool}:\n${saved}`);
+      assert.equal(saved.match(/-j BERTH-MASQ$/gm)?.length, 1, `${tool}:\n${saved}`);
+    }
+    assert.equal((await t.probe()).exitCode, 0);
+    assert.equal(await t.lab.ask(t.client, { protocol: "tcp", ip: ADDR.ipv4.pod, port: 80 }), "b2");
   });
 
   it("creates only the tables its rules need: no mangle table without source ranges, and a mangle chain of an earlier configuration is still removed", async () => {
