@@ -309,8 +309,12 @@ async function setUpPod(lab: NetnsLab, rootfs: string, bundle: string): Promise<
       probe,
     };
   } finally {
-    entry.kill("SIGTERM");
-    await new Promise((resolve) => entry.once("exit", resolve));
+    // An entrypoint that already failed has nothing left to stop (and no exit event left to wait for).
+    if (entry.exitCode === null && entry.signalCode === null) {
+      const gone = new Promise((resolve) => entry.once("exit", resolve));
+      entry.kill("SIGTERM");
+      await gone;
+    }
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
@@ -332,7 +336,8 @@ async function main(): Promise<void> {
   if (PORT_COUNTS.some((count) => !Number.isInteger(count) || count < 1 || count > 1000)) throw new Error("--ports wants port counts from 1 to 1000, comma-separated");
   const loadAtStart = loadavg().map((load) => Math.round(load * 100) / 100);
   const rootfs = await ensureLbPodRootfs(REPO, systemRunner());
-  const bundles = new Map(PORT_COUNTS.map((count) => [count, renderBundle(count)]));
+  // The memory and probe figures are for 1 port, also when --ports leaves it out.
+  const bundles = new Map([...new Set([1, ...PORT_COUNTS])].map((count) => [count, renderBundle(count)]));
   const lab = await NetnsLab.create("bt-bench");
   const samples = Object.fromEntries(METHODS.map((method) => [method, {}])) as Record<Method, Record<number, Sample[]>>;
   try {
