@@ -10,7 +10,7 @@
 //                     (iptables-nft here);
 //   - berth nftables: the same with --backend nftables;
 //   - klipper-lb:     a replay of what klipper-lb's container does for one port (from k3s-io/klipper-lb, file
-//                     `entry`; see klipperLbContainer below), one copy per port started together, as k3s's servicelb
+//                     `entry`; see KLIPPER_LB_CONTAINER below), one copy per port started together, as k3s's servicelb
 //                     runs one container per port in the lb-pod;
 //   - klipper-style:  the lower bound kept from before: only the 4 `iptables` calls per port, in one sh.
 // Two clocks, both started when the process leaves the gate (GATE below):
