@@ -1,20 +1,28 @@
-// lb-pod benchmark: time from process start to rules in place, what stays resident afterwards, the probe's cost and
-// the image's size, all from the lb-pod image's own tree (scripts/build-lb-pod-rootfs.sh), side by side in one run.
+// lb-pod benchmark: time from an entrypoint's start to its rules in place, what stays resident afterwards, the
+// probe's cost and the image's size, all from the lb-pod image's own tree (scripts/build-lb-pod-rootfs.sh), side by
+// side in one run.
 //
 //   node --import tsx bench/lb-pod.ts [--runs N]        (root; needs `npm run build` first)
 //
 // For 1, 10 and 100 TCP ports, each measured in a fresh network namespace, interleaved run by run:
 //   - berth:          the image's entrypoint `berth-lb-pod --once` on the rules bundle `berth lb-pod render` wrote
 //                     beforehand (as the controller does; rendering is not on the pod's path), automatic backend
-//                     (iptables-nft here): wall time until it exits, after the rules are applied and verified;
+//                     (iptables-nft here);
 //   - berth nftables: the same with --backend nftables;
-//   - klipper-style:  the same forwarding added one `iptables` call at a time, as klipper-lb's entry script does
-//                     (4 calls per port: FORWARD ACCEPT for the source range, FORWARD DROP, PREROUTING DNAT,
-//                     POSTROUTING MASQUERADE), in one sh. That is a lower bound for klipper-lb, which also runs
-//                     lsmod and sysctl checks and needs one container per port.
-// All three run the same way: `ip netns exec`, a private mount namespace, chroot into the tree (whose `iptables` is
-// the nft variant, as klipper-lb's Alpine image's), and the clock starts only once they are inside (GATE below): a
-// container runtime has done that part before either entrypoint runs.
+//   - klipper-lb:     a replay of what klipper-lb's container does for one port (from k3s-io/klipper-lb, file
+//                     `entry`; see KLIPPER_LB_CONTAINER below), one copy per port started together, as k3s's servicelb
+//                     runs one container per port in the lb-pod;
+//   - klipper-style:  the lower bound kept from before: only the 4 `iptables` calls per port, in one sh.
+// Two clocks, both started when the process leaves the gate (GATE below):
+//   - in place: the kernel holds the last of the rules. A `nft monitor` in the namespace (bench/nft-monitor.ts)
+//     timestamps each rule change as it arrives; the figure is the last one, and the rules the monitor saw must add up
+//     to the rules the namespace holds afterwards. This is the issue's "start -> rules in place".
+//   - exit: the process (for klipper-lb, the last of its copies) has exited. For berth that adds what it does after
+//     the rules are in (verifying them, the UDP conntrack flush, state.json); for the klipper sides it is within the
+//     notification latency of "in place".
+// All sides run the same way: `ip netns exec`, a private mount namespace, chroot into the tree (whose `iptables` is
+// the nft variant, as klipper-lb's Alpine image's on an nf_tables node), and the clock starts only once they are
+// inside: a container runtime has done that part before either entrypoint runs.
 // Then the memory of a set-up pod: the entrypoint (no --once) runs until its probe passes; Rss and private memory
 // (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) of every process left in the pod (the waiter and its
 // sleep) are summed. And the readiness probe's cost in that pod (berth-lb-pod-check, the controller's default
@@ -28,18 +36,31 @@ import { fileURLToPath } from "node:url";
 import { systemRunner } from "../src/lib/exec.js";
 import { LB_POD_ROOTFS_PATH, ensureLbPodRootfs, rootfsExecArgs } from "../src/sandbox/cluster/kubelet/rootfs.js";
 import { NetnsLab } from "../test/support/netns.js";
+import { NftMonitor, ruleChange, rulesInNamespace, rulesInPlace } from "./nft-monitor.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const PROBES_PER_BATCH = 10;
 const RESULTS = fileURLToPath(new URL("./results/lb-pod.json", import.meta.url));
-const PORT_COUNTS = [1, 10, 100];
 const DESTINATION = "10.43.0.10";
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
+// --ports 1,10 for a quick look; the committed figures are for all three.
+const portsArg = process.argv.indexOf("--ports");
+const PORT_COUNTS = portsArg > 0 ? (process.argv[portsArg + 1] ?? "").split(",").map(Number) : [1, 10, 100];
 const ENV = { PATH: LB_POD_ROOTFS_PATH.join(":") };
+/** klipper-lb's SRC_RANGES as k3s's servicelb sets it for a Service without loadBalancerSourceRanges (IPv4). */
+const SOURCE_RANGES = "0.0.0.0/0";
 
-type Method = "berth" | "berth-nftables" | "klipper-style";
+const METHODS = ["berth", "berth-nftables", "klipper-lb", "klipper-style"] as const;
+type Method = (typeof METHODS)[number];
+
+/** One timed run: ms from the gate to the last rule change, and to the process's exit; the rules it left. */
+interface Sample {
+  inPlaceMs: number;
+  exitMs: number;
+  rules: number;
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -47,16 +68,19 @@ function median(values: number[]): number {
   return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
+const round1 = (value: number): number => Math.round(value * 10) / 10;
+const round2 = (value: number): number => Math.round(value * 100) / 100;
+
 function ports(count: number): number[] {
   return Array.from({ length: count }, (_, i) => 10000 + i);
 }
 
-/** klipper-lb's per-port iptables calls (its entry script, with SRC_RANGES=0.0.0.0/0 as k3s passes by default). */
-function klipperScript(count: number): string {
+/** The lower bound: klipper-lb's 4 iptables calls per port (DNAT as older klipper-lb wrote it), all in one sh. */
+function klipperStyleScript(count: number): string {
   return ports(count)
     .map((port) =>
       [
-        `iptables -t filter -I FORWARD -s 0.0.0.0/0 -p tcp --dport ${port} -j ACCEPT`,
+        `iptables -t filter -I FORWARD -s ${SOURCE_RANGES} -p tcp --dport ${port} -j ACCEPT`,
         `iptables -t filter -A FORWARD -d ${DESTINATION}/32 -p tcp --dport ${port} -j DROP`,
         `iptables -t nat -I PREROUTING ! -s ${DESTINATION}/32 -p tcp --dport ${port} -j DNAT --to ${DESTINATION}:${port}`,
         `iptables -t nat -I POSTROUTING -d ${DESTINATION}/32 -p tcp -j MASQUERADE`,
@@ -64,6 +88,63 @@ function klipperScript(count: number): string {
     )
     .join("\n");
 }
+
+/**
+ * One klipper-lb container, replayed: the commands k3s-io/klipper-lb's `entry` script runs for one port, in order,
+ * with its inputs in the same environment variables (SRC_RANGES, DEST_PROTO, SRC_PORT, DEST_PORT, DEST_IPS) and
+ * BIN_DIR where it makes its iptables links. Written here from what that script does; the differences, all in
+ * klipper-lb's favour or neutral:
+ *   - it asks `lsmod | grep -qF nf_tables` and links the nft variant if that finds it, else the legacy one. This
+ *     kernel has nf_tables built in and no /proc/modules, so lsmod finds nothing and klipper-lb would pick legacy
+ *     here; the replay runs the same lsmod and grep and links the nft variant anyway, as klipper-lb does on a node
+ *     whose nf_tables is a loaded module (and as the `nft monitor` clock needs);
+ *   - the links go to BIN_DIR, a directory of this container's in the state dir, first on PATH (klipper-lb writes
+ *     them to its image's /usr/sbin, which is each container's own copy; here the copies share one tree), and point
+ *     at /usr/sbin/xtables-nft-multi by its full path (a relative target would resolve in BIN_DIR);
+ *   - IPv4 only: an address with a ":" stops the replay (the benchmark serves IPv4);
+ *   - after its rules klipper-lb makes a fifo and blocks on it for the pod's life; the replay exits there.
+ * `busybox lsmod` because the image tree has no lsmod link (Alpine's /sbin/lsmod is busybox too).
+ */
+const KLIPPER_LB_CONTAINER = [
+  "set -ex",
+  "trap exit TERM INT",
+  "set +e",
+  "busybox lsmod | grep -qF nf_tables 2>/dev/null",
+  "set -e",
+  'for link in iptables iptables-save iptables-restore ip6tables; do ln -sf /usr/sbin/xtables-nft-multi "$BIN_DIR/$link"; done',
+  "{ set +x; } 2>/dev/null",
+  "echo '[INFO] ' nft mode detected",
+  "set -x",
+  'for range in ${SRC_RANGES//,/ }; do',
+  '  if echo $range | grep -Eq ":"; then echo "replay: IPv6 source range $range not replayed" >&2; exit 2; fi',
+  '  iptables -t filter -I FORWARD -s $range -p $DEST_PROTO --dport $DEST_PORT -j ACCEPT',
+  "done",
+  'for address in ${DEST_IPS//,/ }; do',
+  '  if echo $address | grep -Eq ":"; then echo "replay: IPv6 destination $address not replayed" >&2; exit 2; fi',
+  '  if [ $(cat /proc/sys/net/ipv4/ip_forward) == 1 ]; then',
+  '    iptables -t filter -A FORWARD -d $address/32 -p $DEST_PROTO --dport $DEST_PORT -j DROP',
+  '    iptables -t nat -I PREROUTING -p $DEST_PROTO --dport $SRC_PORT -j DNAT --to $address:$DEST_PORT',
+  '    iptables -t nat -I POSTROUTING -d $address/32 -p $DEST_PROTO -j MASQUERADE',
+  "  fi",
+  "done",
+].join("\n");
+
+/**
+ * Starts one replayed container per port ($2...), one after another as a kubelet starts a pod's containers, each
+ * running as soon as it is started, and exits once all have, failing if any did. $1 is the container's script.
+ */
+const KLIPPER_LB_PODS = [
+  'container="$1"; shift',
+  'pids=""',
+  'for port in "$@"; do',
+  `  BIN_DIR=/run/berth/klipper-$port PATH=/run/berth/klipper-$port:$PATH SRC_RANGES=${SOURCE_RANGES} DEST_PROTO=tcp ` +
+    `SRC_PORT=$port DEST_PORT=$port DEST_IPS=${DESTINATION} sh -c "$container" &`,
+  '  pids="$pids $!"',
+  "done",
+  "status=0",
+  'for pid in $pids; do wait "$pid" || status=1; done',
+  'exit "$status"',
+].join("\n");
 
 /** Renders the bundle for `count` ports into a directory, as the controller does before any pod starts. */
 function renderBundle(count: number): string {
@@ -79,31 +160,60 @@ function podArgs(rootfs: string, rulesDir: string, stateDir: string, argv: strin
 }
 
 function argvFor(method: Method, count: number): string[] {
-  if (method === "klipper-style") return ["sh", "-ec", klipperScript(count)];
-  return ["berth-lb-pod", "--once", ...(method === "berth-nftables" ? ["--backend", "nftables"] : [])];
+  switch (method) {
+    case "klipper-style":
+      return ["sh", "-ec", klipperStyleScript(count)];
+    case "klipper-lb":
+      return ["sh", "-c", KLIPPER_LB_PODS, "sh", KLIPPER_LB_CONTAINER, ...ports(count).map(String)];
+    case "berth-nftables":
+      return ["berth-lb-pod", "--once", "--backend", "nftables"];
+    case "berth":
+      return ["berth-lb-pod", "--once"];
+  }
 }
 
-async function timeOnce(lab: NetnsLab, rootfs: string, bundles: Map<number, string>, method: Method, count: number, run: number): Promise<number> {
+/** The rules a method must leave for `count` ports, when fixed (klipper-lb's four per port); berth's are its own. */
+function expectedRules(method: Method, count: number): number | undefined {
+  return method === "klipper-lb" || method === "klipper-style" ? 4 * count : undefined;
+}
+
+async function timeOnce(lab: NetnsLab, rootfs: string, bundles: Map<number, string>, method: Method, count: number, run: number): Promise<Sample> {
   const [ns] = (await lab.addNamespaces(`${method.slice(0, 6)}-${count}-${run}`)) as [string];
   await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
   const stateDir = `/tmp/${ns}-state`;
   mkdirSync(stateDir, { recursive: true });
-  const args = podArgs(rootfs, bundles.get(count) ?? "", stateDir, [...GATE, ...argvFor(method, count)]);
-  const elapsed = await timeFromGate(["netns", "exec", ns, ...args], `${method} ${count} ports`);
-  rmSync(stateDir, { recursive: true, force: true });
-  await lab.removeNamespaces(ns);
-  return elapsed;
+  // Each replayed klipper-lb container's own writable directory, made before its start as a runtime makes its rootfs.
+  if (method === "klipper-lb") for (const port of ports(count)) mkdirSync(`${stateDir}/klipper-${port}`);
+  const monitor = await NftMonitor.start(ns);
+  try {
+    const from = await monitor.sync();
+    const args = podArgs(rootfs, bundles.get(count) ?? "", stateDir, [...GATE, ...argvFor(method, count)]);
+    const { startedNs, exitedNs } = await timeFromGate(["netns", "exec", ns, ...args], `${method} ${count} ports`);
+    const to = await monitor.sync();
+    const rules = rulesInNamespace(ns);
+    const expected = expectedRules(method, count);
+    if (expected !== undefined && rules !== expected) throw new Error(`${method} ${count} ports left ${rules} rules, not ${expected}`);
+    const lines = monitor.between(from, to);
+    const early = lines.find((entry) => entry.atNs < startedNs && ruleChange(entry.line) !== 0);
+    if (early) throw new Error(`${method} ${count} ports: "${early.line}" arrived before the gate opened`);
+    const inPlace = rulesInPlace(lines, rules);
+    return { inPlaceMs: Number(inPlace.atNs - startedNs) / 1e6, exitMs: Number(exitedNs - startedNs) / 1e6, rules };
+  } finally {
+    await monitor.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+    await lab.removeNamespaces(ns);
+  }
 }
 
 // In a real pod the container runtime has entered the pod's namespaces and its root before either entrypoint runs;
 // neither klipper-lb nor berth pays for that. So each side first gets there (`ip netns exec`, the mount namespace,
 // the bind mounts, chroot, env: ~20 ms here, more than klipper's whole work at one port), then waits at this gate
 // (a builtin `read`, inside the chroot) and the clock starts when the gate opens: what is timed is the exec of the
-// entrypoint (a shell script either way), its work, its exit, and Node.js noticing the exit, the same for both.
+// entrypoint (a shell script either way) and its work, up to its last rule change and up to its exit.
 const GATE = ["sh", "-c", 'echo at-gate; read -r _; exec "$@"', "sh"];
 
-/** Runs `ip args` (which ends in GATE), waits until it is at the gate, opens it and returns ms from then until exit. */
-async function timeFromGate(args: string[], what: string): Promise<number> {
+/** Runs `ip args` (which ends in GATE), waits until it is at the gate, opens it; returns when it opened and when the process exited. */
+async function timeFromGate(args: string[], what: string): Promise<{ startedNs: bigint; exitedNs: bigint }> {
   const child = spawn("ip", args, { stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -111,15 +221,16 @@ async function timeFromGate(args: string[], what: string): Promise<number> {
   const exited = new Promise<{ code: number | null; at: bigint }>((resolve) => child.once("exit", (code) => resolve({ code, at: process.hrtime.bigint() })));
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout.on("data", (chunk: Buffer) => {
+    if (started !== 0n) return;
     stdout += chunk.toString();
-    if (started === 0n && stdout.includes("at-gate\n")) {
+    if (stdout.includes("at-gate\n")) {
       started = process.hrtime.bigint();
       child.stdin.end("\n");
     }
   });
   const { code, at } = await exited;
-  if (code !== 0 || started === 0n) throw new Error(`${what} failed (exit ${code}): ${stderr}`);
-  return Number(at - started) / 1e6;
+  if (code !== 0 || started === 0n) throw new Error(`${what} failed (exit ${code}): ${stderr.slice(-2000)}`);
+  return { startedNs: started, exitedNs: at };
 }
 
 /** user + system CPU time of this process's waited-for children so far, in ms. */
@@ -198,10 +309,20 @@ async function setUpPod(lab: NetnsLab, rootfs: string, bundle: string): Promise<
       probe,
     };
   } finally {
-    entry.kill("SIGTERM");
-    await new Promise((resolve) => entry.once("exit", resolve));
+    // An entrypoint that already failed has nothing left to stop (and no exit event left to wait for).
+    if (entry.exitCode === null && entry.signalCode === null) {
+      const gone = new Promise((resolve) => entry.once("exit", resolve));
+      entry.kill("SIGTERM");
+      await gone;
+    }
     rmSync(stateDir, { recursive: true, force: true });
   }
+}
+
+function roundedSamples(samples: Record<Method, Record<number, Sample[]>>): Record<string, Record<number, Sample[]>> {
+  const round3 = (value: number): number => Math.round(value * 1000) / 1000;
+  return Object.fromEntries(Object.entries(samples).map(([method, byCount]) => [method, Object.fromEntries(Object.entries(byCount)
+    .map(([count, list]) => [count, list.map((s) => ({ inPlaceMs: round3(s.inPlaceMs), exitMs: round3(s.exitMs), rules: s.rules }))]))]));
 }
 
 function firstLine(command: string, args: string[]): string {
@@ -211,37 +332,68 @@ function firstLine(command: string, args: string[]): string {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("run as root: the benchmark creates network namespaces");
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error("--runs wants a whole number of at least 1");
+  if (PORT_COUNTS.some((count) => !Number.isInteger(count) || count < 1 || count > 1000)) throw new Error("--ports wants port counts from 1 to 1000, comma-separated");
   const loadAtStart = loadavg().map((load) => Math.round(load * 100) / 100);
   const rootfs = await ensureLbPodRootfs(REPO, systemRunner());
-  const bundles = new Map(PORT_COUNTS.map((count) => [count, renderBundle(count)]));
+  // The memory and probe figures are for 1 port, also when --ports leaves it out.
+  const bundles = new Map([...new Set([1, ...PORT_COUNTS])].map((count) => [count, renderBundle(count)]));
   const lab = await NetnsLab.create("bt-bench");
-  const methods: Method[] = ["berth", "berth-nftables", "klipper-style"];
-  const timings: Record<Method, Record<number, number[]>> = { berth: {}, "berth-nftables": {}, "klipper-style": {} };
+  const samples = Object.fromEntries(METHODS.map((method) => [method, {}])) as Record<Method, Record<number, Sample[]>>;
   try {
     for (const count of PORT_COUNTS) {
       // Interleaved, so a slow moment of the machine hits every method alike.
       for (let run = 0; run < RUNS; run++) {
-        for (const method of methods) (timings[method][count] ??= []).push(await timeOnce(lab, rootfs.dir, bundles, method, count, run));
+        for (const method of METHODS) (samples[method][count] ??= []).push(await timeOnce(lab, rootfs.dir, bundles, method, count, run));
       }
     }
     const pod = await setUpPod(lab, rootfs.dir, bundles.get(1) ?? "");
 
+    const of = (method: Method, count: number, clock: keyof Omit<Sample, "rules">): number => median((samples[method][count] ?? []).map((s) => s[clock]));
     const rows = PORT_COUNTS.map((count) => {
-      const berth = median(timings.berth[count] ?? []);
-      const klipper = median(timings["klipper-style"][count] ?? []);
+      const berth = { inPlace: of("berth", count, "inPlaceMs"), exit: of("berth", count, "exitMs") };
+      const klipperLb = { inPlace: of("klipper-lb", count, "inPlaceMs"), exit: of("klipper-lb", count, "exitMs") };
+      const lowerBound = { inPlace: of("klipper-style", count, "inPlaceMs"), exit: of("klipper-style", count, "exitMs") };
       return {
         ports: count,
-        berthMs: Math.round(berth),
-        berthNftablesMs: Math.round(median(timings["berth-nftables"][count] ?? [])),
-        klipperStyleMs: Math.round(klipper),
-        berthOverKlipper: Math.round((berth / klipper) * 100) / 100,
+        berthInPlaceMs: round1(berth.inPlace),
+        berthExitMs: round1(berth.exit),
+        berthNftablesInPlaceMs: round1(of("berth-nftables", count, "inPlaceMs")),
+        berthNftablesExitMs: round1(of("berth-nftables", count, "exitMs")),
+        klipperLbInPlaceMs: round1(klipperLb.inPlace),
+        klipperLbExitMs: round1(klipperLb.exit),
+        klipperStyleInPlaceMs: round1(lowerBound.inPlace),
+        klipperStyleExitMs: round1(lowerBound.exit),
+        berthInPlaceOverKlipperLb: round2(berth.inPlace / klipperLb.inPlace),
+        berthInPlaceOverKlipperStyle: round2(berth.inPlace / lowerBound.inPlace),
+        berthExitOverKlipperLbExit: round2(berth.exit / klipperLb.exit),
+        berthExitOverKlipperStyleExit: round2(berth.exit / lowerBound.exit),
+        berthNftablesInPlaceOverKlipperLb: round2(of("berth-nftables", count, "inPlaceMs") / klipperLb.inPlace),
       };
     });
-    console.log(`\nlb-pod (image tree, chrooted): median ms from process start to rules in place (${RUNS} runs each, fresh namespace per run)`);
-    console.log("ports | berth (iptables-nft) | berth (nftables) | klipper-style iptables calls | berth / klipper");
+    // The clocks checked against each other: in place can come after the exit only by the monitor's latency, and for
+    // the klipper sides, whose last act is their last rule, the two should be within about a millisecond.
+    const checks = METHODS.flatMap((method) => PORT_COUNTS.map((count) => {
+      const gaps = (samples[method][count] ?? []).map((s) => s.exitMs - s.inPlaceMs);
+      return { method, ports: count, exitMinusInPlaceMsMedian: round1(median(gaps)), exitMinusInPlaceMsMin: round1(Math.min(...gaps)),
+        rules: samples[method][count]?.[0]?.rules ?? 0 };
+    }));
+
+    const cell = (inPlace: number, exit: number, width: number): string => `${inPlace.toFixed(1)} / ${exit.toFixed(1)}`.padStart(width);
+    console.log(`\nlb-pod (image tree, chrooted): median ms from the gate to rules in place / to exit (${RUNS} runs each, fresh namespace per run)`);
+    console.log("ports | berth (iptables-nft) | berth (nftables) | klipper-lb replay | klipper-style lower bound");
     for (const row of rows) {
-      console.log(`${String(row.ports).padStart(5)} | ${String(row.berthMs).padStart(20)} | ${String(row.berthNftablesMs).padStart(16)} | ` +
-        `${String(row.klipperStyleMs).padStart(28)} | ${String(row.berthOverKlipper).padStart(15)}`);
+      console.log(`${String(row.ports).padStart(5)} | ${cell(row.berthInPlaceMs, row.berthExitMs, 20)} | ${cell(row.berthNftablesInPlaceMs, row.berthNftablesExitMs, 16)} | ` +
+        `${cell(row.klipperLbInPlaceMs, row.klipperLbExitMs, 17)} | ${cell(row.klipperStyleInPlaceMs, row.klipperStyleExitMs, 25)}`);
+    }
+    console.log("\nratios of medians | berth in place / klipper-lb in place | berth in place / lower bound | berth exit / klipper-lb exit | berth exit / lower bound exit");
+    for (const row of rows) {
+      console.log(`${String(row.ports).padStart(17)} | ${String(row.berthInPlaceOverKlipperLb).padStart(36)} | ${String(row.berthInPlaceOverKlipperStyle).padStart(28)} | ` +
+        `${String(row.berthExitOverKlipperLbExit).padStart(28)} | ${String(row.berthExitOverKlipperStyleExit).padStart(29)}`);
+    }
+    console.log("\nclock check: exit minus in place, ms (median, smallest; negative = the last rule change arrived after the exit)");
+    for (const check of checks) {
+      console.log(`  ${check.method.padEnd(14)} ${String(check.ports).padStart(3)} ports (${check.rules} rules): ${check.exitMinusInPlaceMsMedian}, ${check.exitMinusInPlaceMsMin}`);
     }
     console.log("\nresident memory once set up (1 port)");
     // File pages (busybox, libc) count as private while no other process maps them; lb-pods on one node share them.
@@ -269,7 +421,8 @@ async function main(): Promise<void> {
       runs: RUNS,
       destination: DESTINATION,
       rootfsBytes: rootfs.bytes,
-      applyMs: { medians: rows, samples: timings },
+      // inPlaceMs: gate -> the last rule change reported by nft monitor; exitMs: gate -> the process's exit.
+      applyMs: { medians: rows, clockCheck: checks, samples: roundedSamples(samples) },
       memory: pod.processes,
       memoryTotalKib: { rss: pod.totalRssKib, private: pod.totalPrivateKib },
       probe: pod.probe,
