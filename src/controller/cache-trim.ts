@@ -222,11 +222,12 @@ export function trimNamespace<T extends KubeObject>(ns: T): T {
 }
 
 /**
- * Our rules ConfigMaps: identity and labels (the Service they belong to) only. Each holds up to
- * 1 MiB of rendered rules that the controller never reads back (the name is the content's hash); the informer is
- * there only to notice one missing (docs/design/0013-the-controller-renders-lb-pod-rules.md, addendum).
+ * Our rules ConfigMaps: identity, labels (the Service they belong to), owner references and deletionTimestamp only.
+ * Each holds up to 1 MiB of rendered rules that the controller never reads back (the name is the content's hash);
+ * the informer is there to notice one missing and one left without owner or mount
+ * (rules-configmap.ts decideRulesConfigMapRepair; docs/design/0013-the-controller-renders-lb-pod-rules.md, addenda).
  */
 export function trimConfigMap<T extends KubeObject>(cm: T): T {
   const m = cm.metadata as Meta | undefined;
-  return { apiVersion: cm.apiVersion, kind: cm.kind, metadata: meta(m, ["labels"]) } as unknown as T;
+  return { apiVersion: cm.apiVersion, kind: cm.kind, metadata: meta(m, ["labels", "ownerReferences", "deletionTimestamp"]) } as unknown as T;
 }

@@ -278,7 +278,8 @@ function renderedRules(daemonSetName: string, serviceConfig: ServiceLbConfig): {
   return rendered;
 }
 
-function rulesNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
+/** The rules ConfigMap's name for this DaemonSet name and Service (rendered once per configuration, then cached). */
+export function rulesConfigMapNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
   return renderedRules(daemonSetName, serviceConfig).name;
 }
 
@@ -334,7 +335,7 @@ export function buildDaemonSet(
   if (config.lbPodBackend !== undefined && config.lbPodBackend !== "auto") env.push({ name: "BERTH_BACKEND", value: config.lbPodBackend });
 
   const sysctls = podSysctls(serviceConfig, config);
-  const rules = rulesNameFor(name, serviceConfig);
+  const rules = rulesConfigMapNameFor(name, serviceConfig);
   const tolerations = sortTolerations([...DEFAULT_TOLERATIONS, ...serviceConfig.tolerations]);
 
   const labels = {
