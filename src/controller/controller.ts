@@ -176,7 +176,10 @@ export class Controller {
   private readonly pods: Informer<V1Pod & KubeObject>;
   private readonly daemonSets: Informer<V1DaemonSet & KubeObject>;
   private readonly slices: Informer<V1EndpointSlice & KubeObject>;
-  /** Our rules ConfigMaps, trimmed to names and labels: only to notice one deleted (reconcile.ts writes it again). */
+  /**
+   * Our rules ConfigMaps, trimmed to names, labels and owners' uids: to notice one deleted (reconcile.ts writes it
+   * again) or left without owner or mount (rules-configmap.ts repairs it).
+   */
   private readonly configMaps: Informer<V1ConfigMap & KubeObject>;
   private readonly configMapIndex: KeyIndex<V1ConfigMap & KubeObject>;
   /** This term's first looks at rules ConfigMaps needing a repair (a new term starts with none). */
