@@ -72,7 +72,7 @@ export function applyRulesConfigMap(
  * leadership term's first look, not from creationTimestamp (the API server's clock, and a ConfigMap written again by
  * step 1 keeps its old one): a new leader waits this long before touching anything, so a DaemonSet the previous
  * leader was still creating (its request in flight at a slow API server: kube-apiserver gives a request 60 s, the
- * Lease expires after 15) has long landed. Meanwhile our own writes' watch events arrive, so a state seen between
+ * Lease expires after 15 s) has long landed. Meanwhile our own writes' watch events arrive, so a state seen between
  * two of our writes is never acted on.
  */
 export const RULES_ORPHAN_GRACE_MS = 10 * 60_000;
@@ -198,11 +198,13 @@ export async function repairRulesConfigMaps(key: string, deps: {
     const decide = (wantedNow: string | undefined, suspectForMs: number, graceMs: number): RulesConfigMapRepair =>
       decideRulesConfigMapRepair({ configMap: cm, daemonSets: deps.daemonSets, wanted: wantedNow, suspectForMs, graceMs });
     // Cheap looks first, which start no wait: owned and mounted (nearly every ConfigMap), then the one the Service
-    // wants (the only look that may render, and only for a ConfigMap nothing mounts).
+    // wants (the only look that may render, and only for a ConfigMap that needs a repair).
     if (decide(undefined, 0, 1).action === "none" || decide(wantedName(), 0, 1).action === "none") continue;
     const decision = decide(wantedName(), deps.clock.since(key, id), deps.graceMs);
     if (decision.action === "none") continue;
     if (decision.action === "wait") {
+      // Not queued for the wait's end: the resync enqueues this key again (Controller.enqueueAll). A state seen
+      // between two of our own writes, gone by then, so costs no extra reconcile.
       suspects.add(id);
       continue;
     }
