@@ -222,11 +222,16 @@ export function trimNamespace<T extends KubeObject>(ns: T): T {
 }
 
 /**
- * Our rules ConfigMaps: identity and labels (the Service they belong to) only. Each holds up to
- * 1 MiB of rendered rules that the controller never reads back (the name is the content's hash); the informer is
- * there only to notice one missing (docs/design/0013-the-controller-renders-lb-pod-rules.md, addendum).
+ * Our rules ConfigMaps: identity, labels (the Service they belong to), owners' uids and deletionTimestamp only.
+ * Each holds up to 1 MiB of rendered rules that the controller never reads back (the name is the content's hash);
+ * the informer is there to notice one missing and one left without owner or mount
+ * (rules-configmap.ts decideRulesConfigMapRepair; docs/design/0013-the-controller-renders-lb-pod-rules.md, addenda).
  */
 export function trimConfigMap<T extends KubeObject>(cm: T): T {
   const m = cm.metadata as Meta | undefined;
-  return { apiVersion: cm.apiVersion, kind: cm.kind, metadata: meta(m, ["labels"]) } as unknown as T;
+  const out = meta(m, ["labels", "deletionTimestamp"]);
+  // Whether it has an owner is all the repair reads: the uids alone (~240 bytes less per ConfigMap than whole references).
+  const owners = m?.ownerReferences as { uid?: string }[] | undefined;
+  if (owners !== undefined && owners.length > 0) out.ownerReferences = owners.map((o) => ({ uid: o.uid })) as never;
+  return { apiVersion: cm.apiVersion, kind: cm.kind, metadata: out } as unknown as T;
 }

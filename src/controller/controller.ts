@@ -30,6 +30,7 @@ import {
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { ControllerConfig, V1DaemonSet, V1EndpointSlice, V1Node, V1Pod, V1Service } from "./types.js";
 import { parseServiceConfig } from "./service-config.js";
+import { decideRulesConfigMapRepair, repairRulesConfigMaps, RULES_ORPHAN_GRACE_MS, RulesOrphanClock, wantedRulesConfigMap } from "./rules-configmap.js";
 import { isPoolKey, isVipService, POOL_KEY_PREFIX, poolKey, VipState } from "./vip/state.js";
 
 /** Who may write: the Lease election, or "always" for a single replica. */
@@ -68,6 +69,8 @@ export interface ControllerOptions {
   statusPacing?: StatusPacing;
   /** Prometheus metrics (reconciles, durations, queue depth, watch restarts); the client records API requests itself. */
   metrics?: ControllerMetrics;
+  /** How long a rules ConfigMap must look orphaned before it is adopted or deleted (RULES_ORPHAN_GRACE_MS); tests shorten it. */
+  rulesOrphanGraceMs?: number;
   /** Hook for tests: one call per processed key. */
   onReconcile?(key: string, result: ReconcileResult | "error", durationMs: number): void;
 }
@@ -173,8 +176,14 @@ export class Controller {
   private readonly pods: Informer<V1Pod & KubeObject>;
   private readonly daemonSets: Informer<V1DaemonSet & KubeObject>;
   private readonly slices: Informer<V1EndpointSlice & KubeObject>;
-  /** Our rules ConfigMaps, trimmed to names and labels: only to notice one deleted (reconcile.ts writes it again). */
+  /**
+   * Our rules ConfigMaps, trimmed to names, labels and owners' uids: to notice one deleted (reconcile.ts writes it
+   * again) or left without owner or mount (rules-configmap.ts repairs it).
+   */
   private readonly configMaps: Informer<V1ConfigMap & KubeObject>;
+  private readonly configMapIndex: KeyIndex<V1ConfigMap & KubeObject>;
+  /** This term's first looks at rules ConfigMaps needing a repair (a new term starts with none). */
+  private orphanClock: RulesOrphanClock | undefined;
   private queue: WorkQueue | undefined;
   private running: Promise<void> | undefined;
   /** The last term's workers finishing; a new term's queue waits for it. */
@@ -226,7 +235,7 @@ export class Controller {
     const podsByNode = new KeyIndex(this.pods, (p) => optional(p.spec?.nodeName));
     const daemonSetIndex = new KeyIndex(this.daemonSets);
     const sliceIndex = new KeyIndex(this.slices, (s) => optional(sliceServiceKey(s)));
-    const configMapIndex = new KeyIndex(this.configMaps);
+    const configMapIndex = (this.configMapIndex = new KeyIndex(this.configMaps));
     const servicesByPort = new KeyIndex(this.services, (s) => (s.spec?.type === "LoadBalancer" ? (s.spec.ports ?? []).map((p) => portKey(p.protocol, p.port)) : []));
     this.view = {
       service: (key) => this.services.get(key),
@@ -332,6 +341,16 @@ export class Controller {
     // DaemonSets whose Service is gone or not ours: the orphan sweep (at start, and on every resync).
     for (const ds of this.daemonSets.list()) this.enqueue(serviceKeyOfLabels(ds.metadata?.labels));
     for (const name of this.vip.poolNames()) this.enqueue(poolKey(name));
+    // Rules ConfigMaps left without owner or mount (rules-configmap.ts): their Services' reconciles repair them.
+    const repair = new Set<string>();
+    for (const cm of this.configMaps.list()) {
+      const key = serviceKeyOfLabels(cm.metadata?.labels);
+      if (key === undefined || repair.has(key)) continue;
+      const look = decideRulesConfigMapRepair({ configMap: cm, daemonSets: this.view.daemonSetsFor(key), wanted: undefined, suspectForMs: 0, graceMs: 1 });
+      if (look.action !== "none") repair.add(key);
+    }
+    for (const key of repair) this.enqueue(key);
+    this.orphanClock?.retainKeys(repair);
   }
 
   private wireHandlers(): void {
@@ -404,6 +423,7 @@ export class Controller {
       if (this.queue === queue) void this.stopWorkers();
     }, { once: true });
     const results = new Map<string, ReconcileResult>();
+    const orphanClock = (this.orphanClock = new RulesOrphanClock(() => this.clock.now()));
     // Before the term's first reconcile: the allocator rebuilt from what the Services' status says.
     this.vip.reset(this.services.list(), (s) => {
       const parsed = parseServiceConfig(s, this.options.config);
@@ -425,6 +445,13 @@ export class Controller {
         },
       });
       results.set(key, result);
+      // Then this Service's rules ConfigMaps left without owner or mount, from the cache (no request when none):
+      // after its reconcile, in the same key, so never between the writes of its own applyWithRules.
+      await repairRulesConfigMaps(key, {
+        client, namespace: this.options.config.namespace, configMaps: this.configMapIndex.get(key), daemonSets: this.view.daemonSetsFor(key),
+        wanted: () => wantedRulesConfigMap(this.services.get(key), this.options.config), clock: orphanClock,
+        graceMs: this.options.rulesOrphanGraceMs ?? RULES_ORPHAN_GRACE_MS, log: this.log,
+      });
       return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
     }, {
       concurrency: this.options.workers ?? 4,

@@ -118,9 +118,10 @@ export function nodeEligibility(
 
 /**
  * The Service's families, in a fixed order. Under Local the destinations come from the downward API's
- * status.hostIPs, which lists every node IP whatever the Service's families, so the pod is also told BERTH_FAMILIES
- * and ignores node IPs of other families (klipper-lb skips an IPv6 destination when forwarding is off instead). An
- * IPv4-only Local Service on dual-stack nodes therefore never touches IPv6.
+ * status.hostIPs, which lists every node IP whatever the Service's families, so the bundle names the Service's
+ * families (its `families` file) and the pod ignores node IPs of other families (klipper-lb skips an IPv6
+ * destination when forwarding is off instead). An IPv4-only Local Service on dual-stack nodes therefore never
+ * touches IPv6.
  */
 export function forwardingFamilies(serviceConfig: Pick<ServiceLbConfig, "families">): Family[] {
   const wanted = new Set<Family>(serviceConfig.families);
@@ -277,7 +278,8 @@ function renderedRules(daemonSetName: string, serviceConfig: ServiceLbConfig): {
   return rendered;
 }
 
-function rulesNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
+/** The rules ConfigMap's name for this DaemonSet name and Service (rendered once per configuration, then cached). */
+export function rulesConfigMapNameFor(daemonSetName: string, serviceConfig: ServiceLbConfig): string {
   return renderedRules(daemonSetName, serviceConfig).name;
 }
 
@@ -318,28 +320,22 @@ export function buildDaemonSet(
   const ports = [...serviceConfig.ports];
   const local = serviceConfig.externalTrafficPolicy === "Local";
 
-  const env: { name: string; value?: string; valueFrom?: { fieldRef: { apiVersion: string; fieldPath: string } } }[] = [
-    { name: LB_POD_ENV.ports, value: ports.map((p) => `${p.protocol}:${p.port}:${p.destinationPort}`).join(",") },
-    // Local: the node's own IPs and the NodePort; Cluster: every ClusterIP and the Service port (k3s does the same).
-    // Under Local this path does not keep Local's promises: the lb-pod MASQUERADEs, so kube-proxy sees a pod source
-    // and its "pod traffic for external destinations" rule (KUBE-EXT-*, when a cluster CIDR is set, as on k3s and
-    // kubeadm) sends it to endpoints on any node, from the lb-pod's address. Local's guarantees (local endpoints only,
-    // client address kept) come from kube-proxy capturing the LoadBalancer IPs before the hostPort chain, which is
-    // the path traffic to a node's own IP takes on a real cluster (docs/architecture.md, "How traffic really flows").
-    local
-      ? { name: LB_POD_ENV.destinationIps, valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: config.hostIpsFieldPath } } }
-      : { name: LB_POD_ENV.destinationIps, value: serviceConfig.clusterIps.join(",") },
-  ];
-  // Left out when empty: the lb-pod reads an unset SRC_RANGES as "every source", and an empty value would be
-  // dropped by the API server anyway (omitempty), leaving our object and the live one needlessly different.
-  if (serviceConfig.sourceRanges.length > 0) env.push({ name: LB_POD_ENV.sourceRanges, value: serviceConfig.sourceRanges.join(",") });
-  const families = forwardingFamilies(serviceConfig);
-  if (local) env.push({ name: LB_POD_ENV.families, value: families.map((family) => (family === "ipv4" ? "IPv4" : "IPv6")).join(",") });
+  // Only what the entrypoint (bin/berth-lb-pod) reads: the ports, ClusterIPs, source ranges and families are all in
+  // the rules bundle the pod mounts, so repeating them here would only roll every lb-pod when nothing it runs changed
+  // (docs/design/0013-the-controller-renders-lb-pod-rules.md, "Addendum: leftovers").
+  const env: { name: string; value?: string; valueFrom?: { fieldRef: { apiVersion: string; fieldPath: string } } }[] = [];
+  // Local: the node's own IPs, which no controller knows (the bundle holds placeholders the pod fills in from them).
+  // Under Local this path does not keep Local's promises: the lb-pod MASQUERADEs, so kube-proxy sees a pod source
+  // and its "pod traffic for external destinations" rule (KUBE-EXT-*, when a cluster CIDR is set, as on k3s and
+  // kubeadm) sends it to endpoints on any node, from the lb-pod's address. Local's guarantees (local endpoints only,
+  // client address kept) come from kube-proxy capturing the LoadBalancer IPs before the hostPort chain, which is
+  // the path traffic to a node's own IP takes on a real cluster (docs/architecture.md, "How traffic really flows").
+  if (local) env.push({ name: LB_POD_ENV.destinationIps, valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: config.hostIpsFieldPath } } });
   // --lb-backend: left out for auto (the entrypoint's default), so existing DaemonSets do not roll for nothing.
   if (config.lbPodBackend !== undefined && config.lbPodBackend !== "auto") env.push({ name: "BERTH_BACKEND", value: config.lbPodBackend });
 
   const sysctls = podSysctls(serviceConfig, config);
-  const rules = rulesNameFor(name, serviceConfig);
+  const rules = rulesConfigMapNameFor(name, serviceConfig);
   const tolerations = sortTolerations([...DEFAULT_TOLERATIONS, ...serviceConfig.tolerations]);
 
   const labels = {
@@ -377,7 +373,8 @@ export function buildDaemonSet(
             image: config.lbPodImage,
             imagePullPolicy: config.imagePullPolicy,
             command: [...config.lbPodCommand],
-            env,
+            // Left out when empty (Cluster policy, automatic backend), as the API server would drop it.
+            ...(env.length > 0 ? { env } : {}),
             ports: ports.map((p) => ({
               name: portName(p.protocol, p.port),
               containerPort: p.port,

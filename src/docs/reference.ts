@@ -451,13 +451,13 @@ function renderMetrics(metrics: readonly MetricInfo[]): string[] {
 }
 
 const LB_POD_ENV_DOCS: Record<string, string> = {
-  ports: "Every port of the Service, `<protocol>:<port>:<destination port>` separated by commas and/or spaces (`tcp:80:80,udp:53:30053`). Wins over klipper-lb's single-port variables. Written by the controller.",
-  destinationIps: "Destination IPs, either family, separated by commas and/or spaces. The controller writes the ClusterIPs (`externalTrafficPolicy: Cluster`) or the node's own IPs from the downward API (`Local`).",
-  sourceRanges: "Allowed source CIDRs; unset or empty allows every source. Once any range is given, a family with no range of its own is dropped. Written only when the Service has source ranges.",
+  ports: "Every port of the Service, `<protocol>:<port>:<destination port>` separated by commas and/or spaces (`tcp:80:80,udp:53:30053`). Wins over klipper-lb's single-port variables.",
+  destinationIps: "Destination IPs, either family, separated by commas and/or spaces. The controller writes it only for `externalTrafficPolicy: Local`: the node's own IPs from the downward API, which fill in the bundle's placeholders (the ClusterIPs of `Cluster` are in the bundle itself).",
+  sourceRanges: "Allowed source CIDRs; unset or empty allows every source. Once any range is given, a family with no range of its own is dropped.",
   klipperSourcePort: "klipper-lb's contract: the one port this container receives (used when `BERTH_PORTS` is unset).",
   klipperDestinationPort: "klipper-lb's contract: the port traffic is DNATed to.",
   klipperProtocol: "klipper-lb's contract: `TCP` (default), `UDP` or `SCTP`.",
-  families: "`IPv4`, `IPv6` or both, as `spec.ipFamilies` spells them: destination IPs of other families are ignored. Written for `Local`, where `DEST_IPS` lists every node IP.",
+  families: "`IPv4`, `IPv6` or both, as `spec.ipFamilies` spells them: destination IPs of other families are ignored (for a `DEST_IPS` that lists every node IP, as the downward API's `status.hostIPs` does).",
 };
 
 function renderLbPodEnv(inputs: ReferenceInputs, program: Command): string[] {
@@ -475,7 +475,7 @@ function renderLbPodEnv(inputs: ReferenceInputs, program: Command): string[] {
     rows.set(variable.name, `${before === undefined ? "Read" : `${before} Also read`} by ${code(variable.script)}: ${variable.meaning}`);
   }
   return [
-    "`berth lb-pod apply` / `render` / `check` read klipper-lb's environment contract as well as berth's own; flags (`--port`, `--destination-ip`, `--source-range`) replace the variables. The lb-pod image's entrypoint `bin/berth-lb-pod` reads none of them: it applies the rules bundle the controller renders (and, for externalTrafficPolicy Local, takes the node's addresses from `DEST_IPS`); the controller still writes them into the pod so `kubectl describe` shows the configuration.",
+    "`berth lb-pod apply` / `render` / `check` read klipper-lb's environment contract as well as berth's own; flags (`--port`, `--destination-ip`, `--source-range`) replace the variables. The lb-pod image's entrypoint `bin/berth-lb-pod` reads none of them: it applies the rules bundle the controller renders (and, for externalTrafficPolicy Local, takes the node's addresses from `DEST_IPS`), so the controller writes only `DEST_IPS` into the pod (for `Local`, from the downward API) and `BERTH_BACKEND` when `--lb-backend` is set: a copy of the bundle's configuration in the environment would roll every lb-pod when nothing it runs changed.",
     "",
     ...table(["variable", "meaning"], [...rows].map(([name, meaning]) => [code(name), meaning])),
     "",

@@ -276,9 +276,9 @@ describe("sandbox kubelet stand-in (real processes in pod network namespaces)", 
 
       const pid = await containerPid(pod);
       const environ = environOf(pid);
-      // DEST_IPS from the downward API's status.hostIPs (Local), BERTH_PORTS with the NodePort.
+      // DEST_IPS from the downward API's status.hostIPs (Local); the ports are in the mounted bundle only.
       assert.equal(environ.DEST_IPS, node.lanIps.join(","));
-      assert.match(environ.BERTH_PORTS ?? "", /^tcp:80:\d+$/);
+      assert.equal(environ.BERTH_PORTS, undefined);
       assert.ok((environ.PATH ?? "").startsWith(`${LB_POD_ROOTFS_PATH.join(":")}:`), environ.PATH);
       // Its root is the image's tree, not the host's.
       assert.equal(readlinkSync(`/proc/${pid}/root`), lbPodRootfs);

@@ -11,7 +11,7 @@ import { CONDITION_REASONS, CONDITION_TYPES, EVENT_REASONS, FIELD_MANAGER } from
 import { KubeClient, Resources } from "../../../src/lib/kube/client.js";
 import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apiserver/index.js";
 import {
-  condition, create, daemonSetsFor, eventsFor, getObj, node, nodePath, service as svc, startController, startEnv, svcPath, waitFor,
+  condition, create, daemonSetsFor, eventsFor, getObj, mergePatch, node, nodePath, service as svc, startController, startEnv, svcPath, waitFor,
   waitForIngress, type Env, type Obj, type TestController,
 } from "./support.js";
 
@@ -190,5 +190,116 @@ describe("controller: rules too large for a ConfigMap", function () {
     const statusWrites = c.calls.filter((call) => call.resource === "services/status").length;
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.equal(c.calls.filter((call) => call.resource === "services/status").length, statusWrites, "no status write on resync");
+  });
+});
+
+describe("controller: rules ConfigMaps left by a controller stopped between its writes", function () {
+  this.timeout(40_000);
+  const GRACE_MS = 1500;
+  let env: Env;
+  let ctl: TestController | undefined;
+  beforeEach(async () => {
+    env = await startEnv();
+    await create(env.client, nodePath(), node("n1", { internalIp: "192.0.2.11" }));
+  });
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+    await env?.close();
+  });
+
+  const cmPath = (name = ""): string => `/api/v1/namespaces/${NS}/configmaps${name ? `/${name}` : ""}`;
+  const cmWrites = (c: TestController): string[] => c.calls
+    .filter((call) => call.resource.startsWith("configmaps") && ["apply", "patch", "delete", "create", "update"].includes(call.verb))
+    .map((call) => `${call.verb} ${call.code}`);
+  /** Serves each Service with a first controller, then stops it; returns each Service's DaemonSet and ConfigMap. */
+  const served = async (names: string[]): Promise<Map<string, { ds: Obj; cm: Obj }>> => {
+    const first = await startController(env, { resyncMs: 200 });
+    try {
+      for (const name of names) await create(env.client, "/api/v1/namespaces/default/services", svc(name, { ports: [{ port: 80 }] }));
+      const out = new Map<string, { ds: Obj; cm: Obj }>();
+      for (const name of names) {
+        out.set(name, await waitFor(`${name}'s ConfigMap owned by its DaemonSet`, async () => {
+          const ds = (await daemonSetsFor(env.client, name))[0];
+          const cm = ds ? await getObj(env.client, cmPath(rulesConfigMapOf(ds as V1DaemonSet) as string)) : undefined;
+          return ds && cm?.metadata?.ownerReferences?.[0]?.uid === ds.metadata.uid ? { ds, cm: cm as Obj } : undefined;
+        }));
+      }
+      return out;
+    } finally {
+      await first.stop();
+    }
+  };
+
+  it("a new leader adopts the ownerless one a DaemonSet mounts, deletes those nothing mounts, only after the grace, and leaves live ones alone", async () => {
+    const before = await served(["live", "adopt", "gone"]);
+    const live = before.get("live") as { ds: Obj; cm: Obj };
+    const adopt = before.get("adopt") as { ds: Obj; cm: Obj };
+    const gone = before.get("gone") as { ds: Obj; cm: Obj };
+    // What a controller stopped between applyWithRules' writes leaves behind, made by hand:
+    // - "adopt": the DaemonSet exists and mounts its ConfigMap, whose owner reference was never written (step 3);
+    // - "gone": the same, and then the Service is deleted (the next controller deletes the DaemonSet; the garbage
+    //   collector cannot take an ownerless ConfigMap with it);
+    // - an old name: the ConfigMap of earlier rules of "adopt", written (step 1) without owner and never mounted.
+    for (const { cm } of [adopt, gone]) await mergePatch(env.client, cmPath(cm.metadata.name), { metadata: { ownerReferences: null } });
+    const old = await create(env.client, cmPath(), {
+      metadata: { name: `${adopt.ds.metadata.name}-0123456789`, labels: adopt.cm.metadata.labels },
+      immutable: true, data: { format: "1" },
+    });
+    const deleted = await env.client.req("DELETE", svcPath("gone"));
+    assert.equal(deleted.status, 200, deleted.text);
+
+    const started = Date.now();
+    ctl = await startController(env, { resyncMs: 200, rulesOrphanGraceMs: GRACE_MS });
+    const c = ctl;
+    const adopted = await waitFor("the ownerless ConfigMap adopted by the DaemonSet that mounts it", async () => {
+      const cm = await getObj(env.client, cmPath(adopt.cm.metadata.name));
+      return cm?.metadata?.ownerReferences?.length ? cm : undefined;
+    });
+    assert.ok(Date.now() - started >= GRACE_MS, `adopted ${Date.now() - started} ms after the new controller started, before the grace`);
+    assert.deepEqual(adopted.metadata.ownerReferences.map((o: Obj) => [o.kind, o.name, o.uid, o.controller]),
+      [["DaemonSet", adopt.ds.metadata.name, adopt.ds.metadata.uid, true]]);
+    assert.equal(adopted.metadata.uid, adopt.cm.metadata.uid, "the same object, its rules unchanged");
+    assert.deepEqual(adopted.data, adopt.cm.data);
+    for (const name of [gone.cm.metadata.name, old.metadata.name]) {
+      await waitFor(`${name} deleted`, async () => (await getObj(env.client, cmPath(name))) === undefined);
+      assert.ok(Date.now() - started >= GRACE_MS, `${name} deleted before the grace`);
+    }
+    assert.equal(await getObj(env.client, svcPath("gone")), undefined, "the Service's deletion finished meanwhile");
+
+    // The live Service's ConfigMap: never written; the repairs: one patch and two deletes, then nothing on resync.
+    const liveNow = await getObj(env.client, cmPath(live.cm.metadata.name));
+    assert.deepEqual([liveNow?.metadata.uid, liveNow?.metadata.resourceVersion], [live.cm.metadata.uid, live.cm.metadata.resourceVersion]);
+    assert.deepEqual(cmWrites(c).sort(), ["delete 200", "delete 200", "patch 200"]);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(cmWrites(c).sort(), ["delete 200", "delete 200", "patch 200"], "no further ConfigMap request on resync");
+    assert.deepEqual((await env.client.get(cmPath())).body.items.map((cm: Obj) => cm.metadata.name).sort(),
+      [adopt.cm.metadata.name, live.cm.metadata.name].sort());
+  });
+
+  it("a Service's ordinary life (created, rules changed, deleted) costs no repair request, even with a short grace", async () => {
+    // Between applyWithRules' writes the cache shows a ConfigMap without owner or not yet mounted; the repair must
+    // never act on that (the grace outlasts the watch events of our own writes, and the wanted one is never deleted).
+    ctl = await startController(env, { resyncMs: 100, rulesOrphanGraceMs: 300 });
+    const c = ctl;
+    await create(env.client, "/api/v1/namespaces/default/services", svc("web", { ports: [{ port: 80 }] }));
+    const first = await waitFor("the first ConfigMap owned", async () => {
+      const ds = (await daemonSetsFor(env.client, "web"))[0];
+      const cm = ds ? await getObj(env.client, cmPath(rulesConfigMapOf(ds as V1DaemonSet) as string)) : undefined;
+      return cm?.metadata?.ownerReferences?.length ? cm : undefined;
+    });
+    await mergePatch(env.client, svcPath("web"), { spec: { ports: [{ name: "p0", port: 81, protocol: "TCP", targetPort: 81 }] } });
+    await waitFor("the rules changed over", async () => {
+      const names = (await env.client.get(cmPath())).body.items.map((cm: Obj) => cm.metadata.name);
+      return names.length === 1 && names[0] !== first.metadata.name;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(cmWrites(c).sort(), ["apply 200", "apply 201", "apply 201", "delete 200"],
+      "two applies for the new Service, an apply and a delete for the change, nothing else");
+    const deleted = await env.client.req("DELETE", svcPath("web"));
+    assert.equal(deleted.status, 200, deleted.text);
+    await waitFor("the garbage collector took the ConfigMap with the DaemonSet", async () => (await env.client.get(cmPath())).body.items.length === 0);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.deepEqual(cmWrites(c).sort(), ["apply 200", "apply 201", "apply 201", "delete 200"]);
   });
 });

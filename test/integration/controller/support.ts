@@ -240,6 +240,8 @@ export const TEST_PACING: StatusPacing = { baseMs: 50, factor: 2, maxMs: 400, qu
 
 export async function startController(env: Env, opts: {
   claimUnsetClass?: boolean; resyncMs?: number; identity?: string; workers?: number; statusPacing?: StatusPacing;
+  /** ControllerOptions.rulesOrphanGraceMs (default: the controller's 10 minutes). */
+  rulesOrphanGraceMs?: number;
   /** Called after every processed key (ControllerOptions.onReconcile). */
   onReconcile?: ControllerOptions["onReconcile"];
   /** The controller's Prometheus metrics (its client's requests are counted in `calls` instead). */
@@ -264,6 +266,7 @@ export async function startController(env: Env, opts: {
     statusPacing: opts.statusPacing ?? TEST_PACING,
     ...(leadership ? { leadership } : {}),
     ...(opts.onReconcile ? { onReconcile: opts.onReconcile } : {}),
+    ...(opts.rulesOrphanGraceMs !== undefined ? { rulesOrphanGraceMs: opts.rulesOrphanGraceMs } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   await controller.start();

@@ -10,6 +10,7 @@ import { decideConditions } from "../../../src/controller/conditions.js";
 import { findPortConflicts } from "../../../src/controller/conflicts.js";
 import { nodeFingerprint } from "../../../src/controller/controller.js";
 import { buildDaemonSet, nodeEligibility, recordedHash } from "../../../src/controller/daemonset.js";
+import { decideRulesConfigMapRepair } from "../../../src/controller/rules-configmap.js";
 import { ownership, parseServiceConfig } from "../../../src/controller/service-config.js";
 import { computeStatus } from "../../../src/controller/status.js";
 import { defaultControllerConfig, type V1DaemonSet, type V1EndpointSlice, type V1Node, type V1Pod, type V1Service } from "../../../src/controller/types.js";
@@ -239,25 +240,48 @@ describe("controller: the cache keeps every field the decisions read", () => {
   });
 });
 
-describe("controller: the rules ConfigMap cache keeps names and labels only", () => {
-  it("drops the rules texts, managedFields, owner and deletionTimestamp; keeps identity and labels", () => {
-    const full = {
-      apiVersion: "v1", kind: "ConfigMap",
-      metadata: {
-        name: "svclb-web-1a2b3c-0123456789", namespace: "berth-system", uid: "u1", resourceVersion: "7", managedFields,
-        labels: { "berth.dev/service-name": "web", "berth.dev/service-namespace": "default" },
-        ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: "svclb-web-1a2b3c", uid: "d1", controller: true }],
-        deletionTimestamp: new Date("2026-01-02T00:00:00Z"),
-      },
-      immutable: true,
-      data: { "rules.v4": "x".repeat(100_000) },
-    } as unknown as KubeObject;
+describe("controller: the rules ConfigMap cache keeps identity, labels and owners only", () => {
+  const full = {
+    apiVersion: "v1", kind: "ConfigMap",
+    metadata: {
+      name: "svclb-web-1a2b3c-0123456789", namespace: "berth-system", uid: "u1", resourceVersion: "7", managedFields,
+      labels: { "berth.dev/service-name": "web", "berth.dev/service-namespace": "default" },
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "DaemonSet", name: "svclb-web-1a2b3c", uid: "d1", controller: true }],
+      deletionTimestamp: new Date("2026-01-02T00:00:00Z"),
+      annotations: { note: "x".repeat(1000) },
+    },
+    immutable: true,
+    data: { "rules.v4": "x".repeat(100_000) },
+  } as unknown as KubeObject;
+
+  it("drops the rules texts, managedFields and annotations; keeps identity, labels, owners' uids and deletionTimestamp", () => {
     assert.deepEqual(trimConfigMap(full), {
       apiVersion: "v1", kind: "ConfigMap",
       metadata: {
         name: "svclb-web-1a2b3c-0123456789", namespace: "berth-system", uid: "u1", resourceVersion: "7",
         labels: { "berth.dev/service-name": "web", "berth.dev/service-namespace": "default" },
+        deletionTimestamp: new Date("2026-01-02T00:00:00Z"),
+        ownerReferences: [{ uid: "d1" }],
       },
     });
+  });
+
+  it("same repair decisions on full and trimmed ConfigMaps (owned or not, being deleted or not)", () => {
+    const mounting: V1DaemonSet = {
+      metadata: { name: "svclb-web-1a2b3c", uid: "d1" },
+      spec: { selector: {}, template: { spec: { containers: [], volumes: [{ name: "rules", configMap: { name: "svclb-web-1a2b3c-0123456789" } }] } } },
+    };
+    const meta = full.metadata as Record<string, unknown>;
+    const variants: KubeObject[] = [
+      full,
+      { ...full, metadata: { ...meta, deletionTimestamp: undefined } } as KubeObject,
+      { ...full, metadata: { ...meta, deletionTimestamp: undefined, ownerReferences: undefined } } as KubeObject,
+    ];
+    for (const cm of variants) {
+      for (const daemonSets of [[mounting], []]) {
+        const decide = (c: KubeObject): unknown => decideRulesConfigMapRepair({ configMap: c, daemonSets, wanted: undefined, suspectForMs: 1, graceMs: 1 });
+        assert.deepEqual(decide(trimConfigMap(cm)), decide(cm));
+      }
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { readFileSync } from "node:fs";
 
 import {
   buildDaemonSet,
@@ -96,11 +97,6 @@ describe("controller: the desired DaemonSet", () => {
               image: "example.org/berth:1",
               imagePullPolicy: "IfNotPresent",
               command: ["berth-lb-pod"],
-              env: [
-                { name: "BERTH_PORTS", value: "tcp:80:80" },
-                { name: "DEST_IPS", value: "10.43.0.10" },
-                { name: "SRC_RANGES", value: "10.0.0.0/8,192.168.0.0/16" },
-              ],
               ports: [{ name: "lb-tcp-80", containerPort: 80, hostPort: 80, protocol: "TCP" }],
               readinessProbe: { exec: { command: ["berth-lb-pod-check"] }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
               securityContext: { privileged: false, allowPrivilegeEscalation: false, capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] } },
@@ -120,7 +116,9 @@ describe("controller: the desired DaemonSet", () => {
     const ds = build(svc);
     const parsed = parseServiceConfig(svc, config);
     assert.ok(parsed.ok);
-    const bundle = renderBundle(parseLbPodConfig(envOf(ds)));
+    // What `berth lb-pod render` makes of the same Service described in berth's environment contract.
+    const bundle = renderBundle(parseLbPodConfig({ BERTH_PORTS: "tcp:80:80", DEST_IPS: "10.43.0.10,fd00:43::a", SRC_RANGES: "10.0.0.0/8" }));
+    assert.deepEqual(lbPodRulesBundle(parsed.value), bundle);
     const cm = buildRulesConfigMap(ds, { uid: "ds-uid" }, bundle);
     assert.equal(cm.metadata?.name, rulesConfigMapOf(ds));
     assert.equal(cm.metadata?.namespace, "berth-system");
@@ -140,24 +138,33 @@ describe("controller: the desired DaemonSet", () => {
     assert.match(cm.data?.["iptables-ipv4.restore"] ?? "", new RegExp(`--to-destination ${HOST_IP_PLACEHOLDER.ipv4}:30080`));
   });
 
-  it("writes an environment the lb-pod itself accepts (the two sides of the contract agree)", () => {
-    const ds = build(service({
+  // The pod's environment carries only what its entrypoint reads: ports, ClusterIPs, source ranges and families are in
+  // the mounted bundle, and a copy in the environment would only roll every lb-pod when nothing it runs changed.
+  const entrypoint = readFileSync(new URL("../../../bin/berth-lb-pod", import.meta.url), "utf8");
+  const envRows = [
+    { name: "Cluster, dual-stack, source ranges, every protocol", svc: service({
       spec: {
         ipFamilies: ["IPv4", "IPv6"], clusterIPs: ["10.43.0.10", "fd00:43::a"],
         ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 80 }, { protocol: "SCTP", port: 9 }],
         loadBalancerSourceRanges: ["fd00::/8", "10.0.0.0/8"],
       },
-    }));
-    assert.deepEqual(parseLbPodConfig(envOf(ds)), {
-      ports: [
-        { protocol: "sctp", port: 9, destinationPort: 9 },
-        { protocol: "tcp", port: 80, destinationPort: 80 },
-        { protocol: "udp", port: 53, destinationPort: 53 },
-      ],
-      destinationIps: ["10.43.0.10", "fd00:43::a"],
-      sourceRanges: ["10.0.0.0/8", "fd00::/8"],
+    }), overrides: {}, want: [] },
+    { name: "Cluster with --lb-backend", svc: service(), overrides: { lbPodBackend: "iptables-legacy" as const }, want: ["BERTH_BACKEND"] },
+    { name: "Local, dual-stack, source ranges", svc: service({
+      spec: {
+        externalTrafficPolicy: "Local", ipFamilies: ["IPv4", "IPv6"], clusterIPs: ["10.43.0.10", "fd00:43::a"],
+        ports: [{ protocol: "TCP", port: 80, nodePort: 30080 }], loadBalancerSourceRanges: ["10.0.0.0/8"],
+      },
+    }), overrides: {}, want: ["DEST_IPS"] },
+  ];
+  for (const row of envRows) {
+    it(`${row.name}: the pod's environment is only what bin/berth-lb-pod reads (${row.want.join(", ") || "nothing"})`, () => {
+      const ds = build(row.svc, [node("n1")], row.overrides);
+      assert.deepEqual(Object.keys(envOf(ds)), row.want);
+      for (const name of row.want) assert.match(entrypoint, new RegExp(`\\$\\{?${name}\\b`), `bin/berth-lb-pod never reads ${name}`);
+      if (row.want.length === 0) assert.equal("env" in container(ds), false, "an empty list the API server would drop");
     });
-  });
+  }
 
   it("serves every port from one container, hostPort = containerPort = the Service port", () => {
     const ds = build(service({ spec: { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }, { protocol: "TCP", port: 443 }] } }));
@@ -167,14 +174,17 @@ describe("controller: the desired DaemonSet", () => {
       { name: "lb-tcp-443", containerPort: 443, hostPort: 443, protocol: "TCP" },
       { name: "lb-udp-53", containerPort: 53, hostPort: 53, protocol: "UDP" },
     ]);
-    assert.equal(envOf(ds).BERTH_PORTS, "tcp:53:53,tcp:443:443,udp:53:53");
   });
 
   const local = service({ spec: { externalTrafficPolicy: "Local", ports: [{ protocol: "TCP", port: 80, nodePort: 30080 }, { protocol: "UDP", port: 53, nodePort: 30053 }] } });
   it("Local policy: forwards to the node's own IPs (downward API status.hostIPs) on the NodePort", () => {
     const ds = build(local);
-    assert.deepEqual(envOf(ds), { BERTH_PORTS: "tcp:80:30080,udp:53:30053", DEST_IPS: "<from status.hostIPs>", BERTH_FAMILIES: "IPv4" });
-    assert.deepEqual(container(ds).env?.[1], { name: "DEST_IPS", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.hostIPs" } } });
+    assert.deepEqual(container(ds).env, [{ name: "DEST_IPS", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.hostIPs" } } }]);
+    const parsed = parseServiceConfig(local, config);
+    assert.ok(parsed.ok);
+    const restore = lbPodRulesBundle(parsed.value)["iptables-ipv4.restore"] ?? "";
+    assert.match(restore, new RegExp(`--to-destination ${HOST_IP_PLACEHOLDER.ipv4}:30080`));
+    assert.match(restore, new RegExp(`--to-destination ${HOST_IP_PLACEHOLDER.ipv4}:30053`));
   });
   it("--lb-backend reaches the pods as BERTH_BACKEND; auto (the entrypoint's default) writes nothing", () => {
     assert.equal(envOf(build(service(), [node("n1")], { lbPodBackend: "nftables" })).BERTH_BACKEND, "nftables");
@@ -182,9 +192,6 @@ describe("controller: the desired DaemonSet", () => {
   });
   it("Local policy on clusters before 1.29 can use status.hostIP instead", () => {
     assert.equal(envOf(build(local, [node("n1")], { hostIpsFieldPath: "status.hostIP" })).DEST_IPS, "<from status.hostIP>");
-  });
-  it("leaves SRC_RANGES out when every source is allowed", () => {
-    assert.equal("SRC_RANGES" in envOf(build(service())), false);
   });
 
   const sysctlRows = [
@@ -211,10 +218,12 @@ describe("controller: the desired DaemonSet", () => {
   }
 
   const dualStackNode = node("n1", { addresses: [{ type: "InternalIP", address: "192.168.1.11" }, { type: "InternalIP", address: "fd00::11" }] });
-  it("Local: an IPv4 Service on dual-stack nodes touches only IPv4 (BERTH_FAMILIES filters status.hostIPs) and asks for no sysctl", () => {
+  it("Local: an IPv4 Service on dual-stack nodes touches only IPv4 (the bundle's families filter status.hostIPs) and asks for no sysctl", () => {
     const ds = build(local, [dualStackNode]);
     assert.equal(ds.spec?.template.spec?.securityContext, undefined);
-    assert.equal(envOf(ds).BERTH_FAMILIES, "IPv4");
+    const parsed = parseServiceConfig(local, config);
+    assert.ok(parsed.ok);
+    assert.equal(lbPodRulesBundle(parsed.value).families, "ipv4");
   });
 
   it("--no-forwarding-sysctls leaves the IPv6 one out too (for nodes whose pod namespaces already forward IPv6)", () => {
