@@ -59,6 +59,12 @@ type Method = (typeof METHODS)[number];
 interface Sample {
   inPlaceMs: number;
   exitMs: number;
+  /**
+   * The same method run again right after in another new namespace with no monitor, to the exit: the monitor wakes
+   * (at realtime priority) on every transaction, and klipper's sides make one per rule where berth makes one per
+   * family, so its cost could favour berth. Compared with exitMs, median against median.
+   */
+  unwatchedExitMs: number;
   rules: number;
 }
 
@@ -197,9 +203,27 @@ async function timeOnce(lab: NetnsLab, rootfs: string, bundles: Map<number, stri
     const early = lines.find((entry) => entry.atNs < startedNs && ruleChange(entry.line) !== 0);
     if (early) throw new Error(`${method} ${count} ports: "${early.line}" arrived before the gate opened`);
     const inPlace = rulesInPlace(lines, rules);
-    return { inPlaceMs: Number(inPlace.atNs - startedNs) / 1e6, exitMs: Number(exitedNs - startedNs) / 1e6, rules };
+    const watched = { inPlaceMs: Number(inPlace.atNs - startedNs) / 1e6, exitMs: Number(exitedNs - startedNs) / 1e6, rules };
+    return { ...watched, unwatchedExitMs: await timeUnwatched(lab, rootfs, bundles, method, count, run) };
   } finally {
     await monitor.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+    await lab.removeNamespaces(ns);
+  }
+}
+
+/** The same run without a monitor in the namespace: gate -> exit only (see Sample.unwatchedExitMs). */
+async function timeUnwatched(lab: NetnsLab, rootfs: string, bundles: Map<number, string>, method: Method, count: number, run: number): Promise<number> {
+  const [ns] = (await lab.addNamespaces(`u${method.slice(0, 5)}-${count}-${run}`)) as [string];
+  await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
+  const stateDir = `/tmp/${ns}-state`;
+  mkdirSync(stateDir, { recursive: true });
+  if (method === "klipper-lb") for (const port of ports(count)) mkdirSync(`${stateDir}/klipper-${port}`);
+  try {
+    const args = podArgs(rootfs, bundles.get(count) ?? "", stateDir, [...GATE, ...argvFor(method, count)]);
+    const { startedNs, exitedNs } = await timeFromGate(["netns", "exec", ns, ...args], `${method} ${count} ports (unwatched)`);
+    return Number(exitedNs - startedNs) / 1e6;
+  } finally {
     rmSync(stateDir, { recursive: true, force: true });
     await lab.removeNamespaces(ns);
   }
@@ -322,7 +346,7 @@ async function setUpPod(lab: NetnsLab, rootfs: string, bundle: string): Promise<
 function roundedSamples(samples: Record<Method, Record<number, Sample[]>>): Record<string, Record<number, Sample[]>> {
   const round3 = (value: number): number => Math.round(value * 1000) / 1000;
   return Object.fromEntries(Object.entries(samples).map(([method, byCount]) => [method, Object.fromEntries(Object.entries(byCount)
-    .map(([count, list]) => [count, list.map((s) => ({ inPlaceMs: round3(s.inPlaceMs), exitMs: round3(s.exitMs), rules: s.rules }))]))]));
+    .map(([count, list]) => [count, list.map((s) => ({ inPlaceMs: round3(s.inPlaceMs), exitMs: round3(s.exitMs), unwatchedExitMs: round3(s.unwatchedExitMs), rules: s.rules }))]))]));
 }
 
 function firstLine(command: string, args: string[]): string {
@@ -369,6 +393,12 @@ async function main(): Promise<void> {
         berthExitOverKlipperLbExit: round2(berth.exit / klipperLb.exit),
         berthExitOverKlipperStyleExit: round2(berth.exit / lowerBound.exit),
         berthNftablesInPlaceOverKlipperLb: round2(of("berth-nftables", count, "inPlaceMs") / klipperLb.inPlace),
+        // Without the monitor (Sample.unwatchedExitMs): the exit ratios again, and what the monitor cost each side.
+        berthUnwatchedExitMs: round1(of("berth", count, "unwatchedExitMs")),
+        klipperLbUnwatchedExitMs: round1(of("klipper-lb", count, "unwatchedExitMs")),
+        klipperStyleUnwatchedExitMs: round1(of("klipper-style", count, "unwatchedExitMs")),
+        berthUnwatchedExitOverKlipperLb: round2(of("berth", count, "unwatchedExitMs") / of("klipper-lb", count, "unwatchedExitMs")),
+        berthUnwatchedExitOverKlipperStyle: round2(of("berth", count, "unwatchedExitMs") / of("klipper-style", count, "unwatchedExitMs")),
       };
     });
     // The clocks checked against each other: in place can come after the exit only by the monitor's latency, and for
@@ -390,6 +420,12 @@ async function main(): Promise<void> {
     for (const row of rows) {
       console.log(`${String(row.ports).padStart(17)} | ${String(row.berthInPlaceOverKlipperLb).padStart(36)} | ${String(row.berthInPlaceOverKlipperStyle).padStart(28)} | ` +
         `${String(row.berthExitOverKlipperLbExit).padStart(28)} | ${String(row.berthExitOverKlipperStyleExit).padStart(29)}`);
+    }
+    console.log("\nthe monitor's own cost: median ms to exit, watched / unwatched (each run also again in a namespace with no monitor)");
+    console.log("ports | berth (iptables-nft) | klipper-lb replay | klipper-style lower bound | unwatched berth / klipper-lb | unwatched berth / lower bound");
+    for (const row of rows) {
+      console.log(`${String(row.ports).padStart(5)} | ${cell(row.berthExitMs, row.berthUnwatchedExitMs, 20)} | ${cell(row.klipperLbExitMs, row.klipperLbUnwatchedExitMs, 17)} | ` +
+        `${cell(row.klipperStyleExitMs, row.klipperStyleUnwatchedExitMs, 25)} | ${String(row.berthUnwatchedExitOverKlipperLb).padStart(28)} | ${String(row.berthUnwatchedExitOverKlipperStyle).padStart(29)}`);
     }
     console.log("\nclock check: exit minus in place, ms (median, smallest; negative = the last rule change arrived after the exit)");
     for (const check of checks) {
