@@ -2,9 +2,10 @@
 // linux/arm64, linux/arm/v7), here, without a container engine. A one-off proof like a benchmark, not a test: it
 // downloads Debian packages and a kernel per architecture, so it is not part of the test command.
 //
-//   sudo node --import tsx bench/lb-pod-multiarch.ts [--arch amd64,arm64,armhf] [--refresh] [--skip-build]
+//   sudo node --import tsx bench/lb-pod-multiarch.ts [--arch amd64,arm64,armhf] [--refresh] [--skip-build] [--out FILE]
 //
-// (after `npm run build`). --refresh makes the chroots anew; --skip-build checks the trees the last run built.
+// (after `npm run build`). --refresh makes the chroots anew; --skip-build checks the trees the last run built (as
+// they are: break one to see a check fail); --out writes the results elsewhere than bench/results/.
 //
 // Host packages: mmdebstrap arch-test qemu-user-static binfmt-support qemu-system-arm cpio file kmod, and
 // binfmt_misc mounted (`mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable`).
@@ -100,9 +101,9 @@ mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs 
 say() { echo "@@ $*"; }
 say kernel "$(uname -r)" "$(uname -m)"
 echo /berth-guest/bin/modprobe >/proc/sys/kernel/modprobe
-ok=0; failed=0
-while read -r m; do if modprobe "$m" 2>/dev/null; then ok=$((ok + 1)); else failed=$((failed + 1)); fi; done </berth-guest/modules
-say modules - "$ok" "$failed"
+ok=0; failed=""
+while read -r m; do if modprobe "$m" 2>/dev/null; then ok=$((ok + 1)); else failed="$failed,$m"; fi; done </berth-guest/modules
+say modules - "$ok" "\${failed#,}"
 ip link set lo up
 echo 1 >/proc/sys/net/ipv4/ip_forward; echo 1 >/proc/sys/net/ipv6/conf/all/forwarding
 # Berth's rules as the backend's own tool lists them: iptables rules in BERTH- chains or jumping to one; nft rules.
@@ -155,11 +156,12 @@ interface ArchResult {
   platform: string;
   emulated: boolean;
   packages: Record<string, string>;
+  /** mmdebstrap's time when the chroot was made (cached: by an earlier run). */
   chroot: { seconds: number; cached: boolean };
   build: { seconds: number; treeBytes: number; treeMiB: number };
   elf: { files: number; wrongArch: string[]; unresolved: string[]; dynamic: number; samples: Record<string, string> };
   tools: ToolCheck[];
-  kernel: { where: string; kernel: string; modules?: string; seconds: number; backends: BackendCheck[]; traffic?: Record<string, string> };
+  kernel: { where: string; kernel: string; modules?: string; seconds: number; backends: BackendCheck[] };
   pass: boolean;
 }
 
@@ -209,7 +211,8 @@ function checkHost(arches: string[], hostArch: string): void {
 async function ensureChroot(arch: string, packages: string[], refresh: boolean): Promise<{ dir: string; seconds: number; cached: boolean }> {
   const dir = join(WORK, arch, "chroot");
   if (refresh) rmSync(dir, { recursive: true, force: true });
-  if (existsSync(join(dir, ".berth-complete"))) return { dir, seconds: 0, cached: true };
+  const marker = join(dir, ".berth-complete");
+  if (existsSync(marker)) return { dir, seconds: (JSON.parse(readFileSync(marker, "utf8")) as { seconds: number }).seconds, cached: true };
   const tmp = `${dir}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(dirname(dir), { recursive: true });
@@ -219,7 +222,7 @@ async function ensureChroot(arch: string, packages: string[], refresh: boolean):
   const [, seconds] = await timed(() =>
     runChecked(runner, "mmdebstrap", ["--mode=root", "--variant=minbase", `--arch=${arch}`, `--include=${packages.join(",")}`, "bookworm", tmp], { timeoutMs: 40 * MIN }),
   );
-  writeFileSync(join(tmp, ".berth-complete"), `${new Date().toISOString()}\n`);
+  writeFileSync(join(tmp, ".berth-complete"), `${JSON.stringify({ seconds, made: new Date().toISOString() })}\n`);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   return { dir, seconds, cached: false };
@@ -378,7 +381,7 @@ export function parseGuestLines(console: string): { kernel: string; modules: str
     if (at < 0) continue;
     const [what = "", backend = "", ...values] = raw.slice(at + 3).trim().split(" ");
     if (what === "kernel") kernel = [backend, ...values].join(" ");
-    else if (what === "modules") modules = `${values[0] ?? "?"} loaded, ${values[1] ?? "?"} failed`;
+    else if (what === "modules") modules = `${values[0] ?? "?"} loaded; failed: ${values[1] || "none"}`;
     else if (what === "done") done = true;
     else {
       const steps = backends.get(backend) ?? {};
@@ -443,7 +446,6 @@ async function guestRun(arch: string, a: Arch, tree: string, chroot: string): Pr
 /** The same steps on this machine's kernel, in network namespaces, with real traffic through the rules. */
 async function hostRun(tree: string): Promise<ArchResult["kernel"]> {
   const backends: BackendCheck[] = [];
-  const traffic: Record<string, string> = {};
   const bundle = join(WORK, "bundle");
   renderBundle(bundle);
   const start = performance.now();
@@ -495,9 +497,7 @@ async function hostRun(tree: string): Promise<ArchResult["kernel"]> {
         for (const [label, ip] of [["ipv4", ADDR.pod], ["ipv6", ADDR.pod6]] as const) {
           for (const [protocol, port] of [["tcp", 80], ["udp", 53]] as const) {
             const outcome = await lab.request(client, { protocol, ip, port, timeoutMs: 3000 });
-            const key = `${backend} ${protocol}/${label}`;
-            traffic[key] = outcome.answered ? `${outcome.reply} from ${outcome.seenFrom}` : `<${outcome.reason}>`;
-            steps[`traffic ${protocol}/${label}`] = traffic[key] ?? "";
+            steps[`traffic ${protocol}/${label}`] = outcome.answered ? `${outcome.reply} from ${outcome.seenFrom}` : `<${outcome.reason}>`;
           }
         }
         const cleanup = await inPod(["berth-lb-pod", "--cleanup"]);
@@ -511,7 +511,7 @@ async function hostRun(tree: string): Promise<ArchResult["kernel"]> {
       rmSync(state, { recursive: true, force: true });
     }
   }
-  return { where: "this machine's kernel, network namespaces", kernel: release(), seconds: Math.round((performance.now() - start) / 100) / 10, backends, traffic };
+  return { where: "this machine's kernel, network namespaces", kernel: release(), seconds: Math.round((performance.now() - start) / 100) / 10, backends };
 }
 
 async function main(): Promise<void> {
@@ -521,6 +521,8 @@ async function main(): Promise<void> {
   for (const arch of arches) if (!ARCHES[arch]) fail(`unknown architecture "${arch}" (expected ${Object.keys(ARCHES).join(", ")})`);
   const refresh = process.argv.includes("--refresh");
   const skipBuild = process.argv.includes("--skip-build");
+  const outArg = process.argv.indexOf("--out");
+  const resultsFile = outArg > 0 ? (process.argv[outArg + 1] ?? RESULTS) : RESULTS;
   const hostArch = spawnSync("dpkg", ["--print-architecture"], { encoding: "utf8" }).stdout.trim();
   checkHost(arches, hostArch);
   const packages = dockerfilePackages(readFileSync(DOCKERFILE, "utf8"));
@@ -529,8 +531,9 @@ async function main(): Promise<void> {
     const a = ARCHES[arch] as Arch;
     const emulated = arch !== hostArch;
     const chroot = await ensureChroot(arch, packages, refresh);
-    log(`${arch}: scripts/build-lb-pod-rootfs.sh in the chroot${emulated ? " (emulated)" : ""}`);
-    const build = skipBuild && existsSync(join(chroot.dir, "rootfs.size"))
+    const reuse = skipBuild && existsSync(join(chroot.dir, "rootfs.size"));
+    log(`${arch}: ${reuse ? "the tree the last run built" : `scripts/build-lb-pod-rootfs.sh in the chroot${emulated ? " (emulated)" : ""}`}`);
+    const build = reuse
       ? { tree: join(chroot.dir, "rootfs"), bytes: Number(readFileSync(join(chroot.dir, "rootfs.size"), "utf8").trim()), seconds: 0 }
       : await buildTree(chroot.dir);
     log(`${arch}: tree ${build.bytes} bytes in ${build.seconds} s; checking it`);
@@ -558,17 +561,17 @@ async function main(): Promise<void> {
     pass: results.every((r) => r.pass),
   };
   // Merge with architectures measured by an earlier run (--arch measures some of them again).
-  if (existsSync(RESULTS) && arches.length < Object.keys(ARCHES).length) {
-    const before = JSON.parse(readFileSync(RESULTS, "utf8")) as typeof report;
+  if (existsSync(resultsFile) && arches.length < Object.keys(ARCHES).length) {
+    const before = JSON.parse(readFileSync(resultsFile, "utf8")) as typeof report;
     report.arches = [...before.arches.filter((r) => !arches.includes(r.arch)), ...results].sort((x, y) => Object.keys(ARCHES).indexOf(x.arch) - Object.keys(ARCHES).indexOf(y.arch));
     report.pass = report.arches.every((r) => r.pass);
   }
-  writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
   console.log("\narch    platform      tree bytes  MiB    ELF  wrong-arch  unresolved  tools  kernel-side");
   for (const r of report.arches) {
     console.log(`${r.arch.padEnd(8)}${r.platform.padEnd(14)}${String(r.build.treeBytes).padStart(10)}  ${r.build.treeMiB.toFixed(2).padStart(5)}  ${String(r.elf.files).padStart(4)}  ${String(r.elf.wrongArch.length).padStart(10)}  ${String(r.elf.unresolved.length).padStart(10)}  ${`${r.tools.filter((t) => t.pass).length}/${r.tools.length}`.padStart(5)}  ${r.kernel.backends.map((b) => `${b.backend}:${b.pass ? "ok" : "FAIL"}`).join(" ")}`);
   }
-  console.log(`\n${report.pass ? "all pass" : "FAILED"}; written to ${relative(REPO, RESULTS)}`);
+  console.log(`\n${report.pass ? "all pass" : "FAILED"}; written to ${resultsFile}`);
   if (!report.pass) process.exitCode = 1;
 }
 
