@@ -187,7 +187,7 @@ async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
 }
 
 /** The packages the Dockerfile's build stage installs (its `apt-get install ... --no-install-recommends` line). */
-export function dockerfilePackages(dockerfile: string): string[] {
+function dockerfilePackages(dockerfile: string): string[] {
   const match = /apt-get install -y --no-install-recommends ([a-z0-9.+\- ]+)/.exec(dockerfile);
   if (!match?.[1]) throw new Error("images/lb-pod/Dockerfile: no `apt-get install -y --no-install-recommends PACKAGES` line");
   return match[1].trim().split(/\s+/);
@@ -373,7 +373,7 @@ function renderBundle(out: string): void {
 }
 
 /** Parses the guest's "@@ what backend values..." lines into per-backend steps. */
-export function parseGuestLines(console: string): { kernel: string; modules: string; backends: Map<string, Record<string, string>>; done: boolean } {
+function parseGuestLines(console: string): { kernel: string; modules: string; backends: Map<string, Record<string, string>>; done: boolean } {
   const backends = new Map<string, Record<string, string>>();
   let kernel = "";
   let modules = "";
@@ -395,7 +395,7 @@ export function parseGuestLines(console: string): { kernel: string; modules: str
 }
 
 /** Whether one backend's steps show rules applied, verified, listed back and removed. */
-export function backendPassed(backend: string, steps: Record<string, string>): boolean {
+function backendPassed(backend: string, steps: Record<string, string>): boolean {
   const code = (step: string): string => (steps[step] ?? "").split(" ")[0] ?? "";
   const count = (step: string): number => Number(steps[step] ?? "NaN");
   if (backend === "auto") {
