@@ -116,7 +116,12 @@ export class ApiServer {
   private readonly maxWatchBufferBytes: number;
   private readonly maxBodyBytes: number;
   private readonly watches = new Set<{ end(): void }>();
-  private serializedCache = new WeakMap<object, string>();
+  /**
+   * Each stored object's watch lines, encoded once for every watcher that gets it (as the cacher's cachingObject
+   * serializes an event once per encoding, k8s.io/apiserver/pkg/storage/cacher/caching_object.go), per event type
+   * (a selector can turn one store event into ADDED for one watcher and MODIFIED for another).
+   */
+  private readonly watchLines = new WeakMap<object, Partial<Record<string, Buffer>>>();
   readonly requestLog: RequestLog;
   private readonly logged = new WeakMap<IncomingMessage, LoggedRequest>();
   /** Requests waiting in the latency injector, not yet served. */
@@ -691,23 +696,46 @@ export class ApiServer {
       handle?.stop();
       for (const t of timers) clearInterval(t);
       this.watches.delete(entry);
+      // What was encoded before the end still goes out (as a Go handler's buffered writer is flushed on return).
+      flush();
       if (!res.writableEnded) res.end();
     };
-    const encode = (ev: WatchEvent): string => {
-      if (ev.type === "BOOKMARK" || ev.type === "ERROR") return JSON.stringify(ev);
+    const encode = (ev: WatchEvent): Buffer | string => {
+      if (ev.type === "BOOKMARK" || ev.type === "ERROR") return `${JSON.stringify(ev)}\n`;
       const obj = ev.object as KubeObject;
       if (tableOpts) {
-        return JSON.stringify({ type: ev.type, object: toTable(r.resource.def, [obj], { ...tableOpts, now: this.clock(), resourceVersion: obj.metadata.resourceVersion ?? "" }) });
+        return `${JSON.stringify({ type: ev.type, object: toTable(r.resource.def, [obj], { ...tableOpts, now: this.clock(), resourceVersion: obj.metadata.resourceVersion ?? "" }) })}\n`;
       }
       if (form === "partial") {
-        return JSON.stringify({ type: ev.type, object: { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: obj.metadata } });
+        return `${JSON.stringify({ type: ev.type, object: { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: obj.metadata } })}\n`;
       }
-      let text = this.serializedCache.get(obj);
-      if (text === undefined) {
-        text = JSON.stringify(obj);
-        this.serializedCache.set(obj, text);
+      let lines = this.watchLines.get(obj);
+      if (lines === undefined) {
+        lines = {};
+        this.watchLines.set(obj, lines);
       }
-      return `{"type":"${ev.type}","object":${text}}`;
+      let line = lines[ev.type];
+      if (line === undefined) {
+        line = Buffer.from(`{"type":"${ev.type}","object":${JSON.stringify(obj)}}\n`);
+        lines[ev.type] = line;
+      }
+      return line;
+    };
+    // Lines encoded since the last flush. They go out together once the event loop has no more I/O callbacks for
+    // this turn, as kube-apiserver's watch handler flushes only when no further event is waiting for this watcher
+    // (`if len(ch) == 0 { flusher.Flush() }`, k8s.io/apiserver/pkg/endpoints/handlers/watch.go): a burst of
+    // writes costs each watcher one socket write instead of one per event.
+    let queued: (Buffer | string)[] = [];
+    let queuedBytes = 0;
+    let flushScheduled = false;
+    const flush = (): void => {
+      flushScheduled = false;
+      if (queued.length === 0 || res.writableEnded || res.destroyed) return;
+      const lines = queued;
+      queued = [];
+      queuedBytes = 0;
+      if (lines.length === 1) res.write(lines[0] as Buffer | string);
+      else res.write(Buffer.concat(lines.map((l) => (typeof l === "string" ? Buffer.from(l) : l))));
     };
     let initialBacklog = 0;
     const write = (ev: WatchEvent): void => {
@@ -716,11 +744,18 @@ export class ApiServer {
         pending.push(ev);
         return;
       }
-      res.write(`${encode(ev)}\n`);
+      const line = encode(ev);
+      queued.push(line);
+      queuedBytes += typeof line === "string" ? Buffer.byteLength(line) : line.length;
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
+      }
       if (ev.type !== "BOOKMARK") sent++;
-      if (res.writableLength > initialBacklog + this.maxWatchBufferBytes) {
+      if (res.writableLength + queuedBytes > initialBacklog + this.maxWatchBufferBytes) {
         // The cacher's "Forcing watcher close due to unresponsiveness": a client that stops reading loses its watch.
         // The initial ADDED burst is written before the client can read anything, so it does not count.
+        queued = [];
         finish();
         res.destroy();
         return;
@@ -753,6 +788,7 @@ export class ApiServer {
     started = true;
     initialBacklog = Number.POSITIVE_INFINITY;
     for (const ev of pending.splice(0)) write(ev);
+    flush();
     initialBacklog = res.writableLength;
     req.on("close", finish);
     res.on("close", finish);
