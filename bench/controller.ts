@@ -160,6 +160,15 @@ async function queueDepth(metricsUrl: string): Promise<number> {
   return depth;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (fields 14 and 15, in clock ticks). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // USER_HZ is 100 on Linux x86-64 and arm64.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rss(pid: number): { rssMiB: number; peakMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
@@ -224,6 +233,13 @@ interface CaseResult {
    * first Service's creation to the end of the burst: a stall of the server's loop holds every API request.
    */
   apiServerEventLoopDelayMs: { p99: number; max: number };
+  /**
+   * CPU seconds each process used from the first Service's creation to the end of the case's measured span (the last
+   * DaemonSet with --until-daemonsets), against the span's wall-clock seconds: on a shared machine latency swings
+   * with everyone's load, CPU per unit of work much less. "apiServer" is this process (the API server and the
+   * measuring watch).
+   */
+  cpuSeconds: { wallS: number; apiServer: number; controller: number; kubelet: number };
   /** The controller's event-loop delay over the burst (--until-daemonsets only: other modes scrape it meanwhile). */
   controllerEventLoopDelayMs?: { p99: number; max: number };
   /** The 12 slowest Services (create -> DaemonSet), with when they were created after the first: clustered or not. */
@@ -372,6 +388,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     // This process's event loop serves the API server: a stall here stalls every request of the controller too.
     const serverLag = monitorEventLoopDelay({ resolution: 10 });
     serverLag.enable();
+    const cpuAtStart = { self: process.cpuUsage(), controller: cpuOf(controller.pid), kubelet: cpuOf(kubelet.pid) };
     const t0 = performance.now();
     for (let i = 0; i < services; i++) {
       const name = `svc-${i}`;
@@ -390,6 +407,10 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
+    const selfCpu = process.cpuUsage(cpuAtStart.self);
+    const round2 = (n: number): number => Math.round(n * 100) / 100;
+    const cpuSeconds = { wallS: round2(convergedAfterS), apiServer: round2((selfCpu.user + selfCpu.system) / 1e6),
+      controller: round2(cpuOf(controller.pid) - cpuAtStart.controller), kubelet: round2(cpuOf(kubelet.pid) - cpuAtStart.kubelet) };
     serverLag.disable();
     // prom-client resets its event-loop histogram at every scrape: with --until-daemonsets nothing scraped the
     // controller since just before the first Service was created, so this is the burst's.
@@ -474,6 +495,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       reconcileMs,
       requestMs,
       apiServerEventLoopDelayMs,
+      cpuSeconds,
       ...(UNTIL_DAEMONSETS ? { controllerEventLoopDelayMs } : {}),
       slowestCreateToDaemonSet: [...created].map(([name, t]) => ({ name, ms: Math.round((dsAt.get(name) ?? NaN) - t), createdAtS: Math.round((t - t0) / 100) / 10 }))
         .sort((a, b) => b.ms - a.ms).slice(0, 12),
