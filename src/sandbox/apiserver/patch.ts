@@ -686,13 +686,15 @@ function sameManager(m: Manager, manager: string, operation: "Apply" | "Update",
  * fieldmanager does: `manager` (kubectl's are "kubectl-client-side-apply", "kubectl-edit", "kubectl-create",
  * "kubectl-label", ...) gains every field whose value it set or changed, other managers lose those fields, and
  * fields that disappeared leave every manager. On create (`old` undefined) the manager owns every field. Returns
- * `next` with metadata.managedFields rewritten. A client that sends managedFields different from the stored ones
+ * a copy of `next` with metadata.managedFields rewritten (below metadata it shares `next`'s values). A client that sends managedFields different from the stored ones
  * replaces them (`[{}]` clears them), as kube allows.
  */
 export function recordUpdateManagedFields(
   def: ResourceDefinition, old: KubeObject | undefined, next: KubeObject, manager: string, now: Date, subresource?: string,
 ): KubeObject {
-  const out = structuredClone(next);
+  // Only metadata.managedFields of the result differs from `next`, and nothing here writes into the rest: a copy of
+  // the two levels on the way, not of the object (a pod is a few hundred nodes, and every write comes through here).
+  const out: KubeObject = { ...next, metadata: { ...next.metadata } };
   const sent = next.metadata?.managedFields;
   let managers: Manager[];
   if (sent !== undefined && !deepEqual(sent, old?.metadata?.managedFields)) {
