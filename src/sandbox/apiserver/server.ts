@@ -122,6 +122,8 @@ export class ApiServer {
    * (a selector can turn one store event into ADDED for one watcher and MODIFIED for another).
    */
   private readonly watchLines = new WeakMap<object, Partial<Record<string, Buffer>>>();
+  /** The JSON of stored (frozen, so unchanging) objects: a write's answer and its watch events share one encoding. */
+  private readonly storedJson = new WeakMap<object, string>();
   readonly requestLog: RequestLog;
   private readonly logged = new WeakMap<IncomingMessage, LoggedRequest>();
   /** Requests waiting in the latency injector, not yet served. */
@@ -191,9 +193,19 @@ export class ApiServer {
       res.end();
       return;
     }
-    const text = JSON.stringify(body);
+    const text = this.json(body);
     res.writeHead(code, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), ...headers });
     res.end(text);
+  }
+
+  private json(value: unknown): string {
+    if (typeof value !== "object" || value === null || !Object.isFrozen(value)) return JSON.stringify(value);
+    let text = this.storedJson.get(value);
+    if (text === undefined) {
+      text = JSON.stringify(value);
+      this.storedJson.set(value, text);
+    }
+    return text;
   }
 
   private fail(res: ServerResponse, error: unknown): void {
@@ -716,7 +728,7 @@ export class ApiServer {
       }
       let line = lines[ev.type];
       if (line === undefined) {
-        line = Buffer.from(`{"type":"${ev.type}","object":${JSON.stringify(obj)}}\n`);
+        line = Buffer.from(`{"type":"${ev.type}","object":${this.json(obj)}}\n`);
         lines[ev.type] = line;
       }
       return line;
