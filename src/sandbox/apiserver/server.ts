@@ -733,15 +733,18 @@ export class ApiServer {
       }
       return line;
     };
-    // Lines encoded since the last flush. They go out together once the event loop has no more I/O callbacks for
-    // this turn, as kube-apiserver's watch handler flushes only when no further event is waiting for this watcher
-    // (`if len(ch) == 0 { flusher.Flush() }`, k8s.io/apiserver/pkg/endpoints/handlers/watch.go): a burst of
-    // writes costs each watcher one socket write instead of one per event.
+    // kube-apiserver's watch handler flushes after an event only when no further one is waiting for this watcher
+    // (`if len(ch) == 0 { flusher.Flush() }`, k8s.io/apiserver/pkg/endpoints/handlers/watch.go): an event that
+    // finds the watcher idle goes out at once, and those that pile up meanwhile go out together. Here "meanwhile" is
+    // the rest of this event-loop turn: the first event of a turn is written at once (node:http merges what one
+    // callback writes), later ones wait in `queued` until the turn's I/O callbacks are done. A busy server's burst
+    // of writes then costs each watcher two socket writes per turn instead of one per event, and a lone event (a new
+    // Service, when little else happens) waits for nothing.
     let queued: (Buffer | string)[] = [];
     let queuedBytes = 0;
-    let flushScheduled = false;
+    let turnOpen = false;
     const flush = (): void => {
-      flushScheduled = false;
+      turnOpen = false;
       if (queued.length === 0 || res.writableEnded || res.destroyed) return;
       const lines = queued;
       queued = [];
@@ -757,11 +760,13 @@ export class ApiServer {
         return;
       }
       const line = encode(ev);
-      queued.push(line);
-      queuedBytes += typeof line === "string" ? Buffer.byteLength(line) : line.length;
-      if (!flushScheduled) {
-        flushScheduled = true;
+      if (!turnOpen) {
+        turnOpen = true;
         setImmediate(flush);
+        res.write(line);
+      } else {
+        queued.push(line);
+        queuedBytes += typeof line === "string" ? Buffer.byteLength(line) : line.length;
       }
       if (ev.type !== "BOOKMARK") sent++;
       if (res.writableLength + queuedBytes > initialBacklog + this.maxWatchBufferBytes) {
