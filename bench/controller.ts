@@ -160,6 +160,15 @@ async function queueDepth(metricsUrl: string): Promise<number> {
   return depth;
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (fields 14 and 15, in clock ticks). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // USER_HZ is 100 on Linux x86-64 and arm64.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rss(pid: number): { rssMiB: number; peakMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
@@ -204,6 +213,13 @@ interface CaseResult {
   createToApplyArrivedMs: { p50: number; p99: number; max: number };
   applyServerMs: { p50: number; p99: number; max: number };
   /**
+   * createToApplyArrivedMs split at the controller's first request about the Service (its finalizer patch or rules
+   * ConfigMap apply, whichever arrived first): before it, the Service watch's delivery, the queue wait and the
+   * reconcile's own work; after it, the round trip the DaemonSet apply waits for (the ConfigMap apply).
+   */
+  createToFirstRequestMs: { p50: number; p99: number; max: number };
+  firstRequestToApplyMs: { p50: number; p99: number; max: number };
+  /**
    * From the controller's berth_workqueue_queue_duration_seconds over the creation burst: keys taken per lane, and
    * the bucket bound under which 50% / 99% of them waited (ms; a bucket's upper bound, not an exact percentile).
    */
@@ -217,6 +233,13 @@ interface CaseResult {
    * first Service's creation to the end of the burst: a stall of the server's loop holds every API request.
    */
   apiServerEventLoopDelayMs: { p99: number; max: number };
+  /**
+   * CPU seconds each process used from the first Service's creation to the end of the case's measured span (the last
+   * DaemonSet with --until-daemonsets), against the span's wall-clock seconds: on a shared machine latency swings
+   * with everyone's load, CPU per unit of work much less. "apiServer" is this process (the API server and the
+   * measuring watch).
+   */
+  cpuSeconds: { wallS: number; apiServer: number; controller: number; kubelet: number };
   /** The controller's event-loop delay over the burst (--until-daemonsets only: other modes scrape it meanwhile). */
   controllerEventLoopDelayMs?: { p99: number; max: number };
   /** The 12 slowest Services (create -> DaemonSet), with when they were created after the first: clustered or not. */
@@ -311,6 +334,8 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     let flip: { service: string; pod: string; ready: boolean; podAt?: number; statusAt?: number } | undefined;
     const wantIngress = (name: string): number => nodes - (blocked.has(name) ? 1 : 0);
     const rv = (await client.get("/api/v1/namespaces/default/services?limit=1")).body.metadata.resourceVersion as string;
+    // --until-daemonsets reads only the DaemonSet watch: the pod and Service watches serve the full flow's figures,
+    // and in this process they would add their own fan-out and parsing to the API server's loop being measured.
     const watches = [
       follow(client, `/apis/apps/v1/namespaces/${NS}/daemonsets`, rv, (ev) => {
         const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
@@ -319,45 +344,51 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
           dsName.set(name, ev.object.metadata.name as string);
         }
       }),
-      follow(client, `/api/v1/namespaces/${NS}/pods`, rv, (ev) => {
-        const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
-        if (!name) return;
-        const ready = (ev.object.status?.conditions ?? []).some((c: Obj) => c.type === "Ready" && c.status === "True");
-        const podName = ev.object.metadata.name as string;
-        if (ev.object.spec?.nodeName) {
-          const byNode = podOn.get(name) ?? new Map<string, string>();
-          podOn.set(name, byNode);
-          byNode.set(ev.object.spec.nodeName as string, podName);
-        }
-        podReady.set(podName, ready);
-        if (flip && flip.pod === podName && flip.podAt === undefined && ready === flip.ready) flip.podAt = performance.now();
-        const perPod = podReadyAt.get(name) ?? new Map<string, number>();
-        podReadyAt.set(name, perPod);
-        if (ready && !perPod.has(ev.object.metadata.name)) perPod.set(ev.object.metadata.name, performance.now());
-      }),
-      follow(client, "/api/v1/namespaces/default/services", rv, (ev) => {
-        const name = ev.object.metadata?.name as string;
-        const ingress = (ev.object.status?.loadBalancer?.ingress ?? []).length;
-        if (ingress === wantIngress(name) && !servedAt.has(name)) servedAt.set(name, performance.now());
-        if (flip && flip.service === name && flip.podAt !== undefined && flip.statusAt === undefined &&
-          ingress === wantIngress(name) - (flip.ready ? 0 : 1)) flip.statusAt = performance.now();
-      }),
+      ...(UNTIL_DAEMONSETS ? [] : [
+        follow(client, `/api/v1/namespaces/${NS}/pods`, rv, (ev) => {
+          const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
+          if (!name) return;
+          const ready = (ev.object.status?.conditions ?? []).some((c: Obj) => c.type === "Ready" && c.status === "True");
+          const podName = ev.object.metadata.name as string;
+          if (ev.object.spec?.nodeName) {
+            const byNode = podOn.get(name) ?? new Map<string, string>();
+            podOn.set(name, byNode);
+            byNode.set(ev.object.spec.nodeName as string, podName);
+          }
+          podReady.set(podName, ready);
+          if (flip && flip.pod === podName && flip.podAt === undefined && ready === flip.ready) flip.podAt = performance.now();
+          const perPod = podReadyAt.get(name) ?? new Map<string, number>();
+          podReadyAt.set(name, perPod);
+          if (ready && !perPod.has(ev.object.metadata.name)) perPod.set(ev.object.metadata.name, performance.now());
+        }),
+        follow(client, "/api/v1/namespaces/default/services", rv, (ev) => {
+          const name = ev.object.metadata?.name as string;
+          const ingress = (ev.object.status?.loadBalancer?.ingress ?? []).length;
+          if (ingress === wantIngress(name) && !servedAt.has(name)) servedAt.set(name, performance.now());
+          if (flip && flip.service === name && flip.podAt !== undefined && flip.statusAt === undefined &&
+            ingress === wantIngress(name) - (flip.ready ? 0 : 1)) flip.statusAt = performance.now();
+        }),
+      ]),
     ];
 
-    // The server's request log is a ring: sampled while Services are created, so no apply falls out of it unseen.
+    // Per Service, when the controller's requests about it reached the server and ended (the server's own request
+    // log, same clock), to split create -> DaemonSet: until its first request (finalizer patch or ConfigMap apply)
+    // arrived, that is the Service watch's delivery, the queue wait and the reconcile's own work; from there to the
+    // DaemonSet apply's arrival (the ConfigMap apply the DaemonSet waits for); and the apply inside the server.
     const applies = new Map<string, { arrivedAt: number; endedAt: number }>();
-    const sampleApplies = (): void => {
-      for (const e of server.requestLog.entries()) {
-        if (e.resource === "daemonsets" && e.verb === "patch" && e.name && e.endedAt !== undefined && !applies.has(e.name)) {
-          applies.set(e.name, { arrivedAt: e.arrivedAt, endedAt: e.endedAt });
-        }
-      }
-    };
-    const sampler = setInterval(sampleApplies, 100);
+    const firstRequest = new Map<string, number>();
+    const stopLog = server.requestLog.onEnd((e) => {
+      if (!e.userAgent.startsWith("berth") || e.endedAt === undefined || !e.name) return;
+      if (e.resource === "daemonsets" && e.verb === "patch" && !applies.has(e.name)) applies.set(e.name, { arrivedAt: e.arrivedAt, endedAt: e.endedAt });
+      // Our Services are svc-N; their DaemonSets and rules ConfigMaps svclb-svc-N-<uid>[-<hash>].
+      const service = e.resource === "services" ? e.name : e.resource === "configmaps" ? /^svclb-(svc-\d+)-/.exec(e.name)?.[1] : undefined;
+      if (service !== undefined && (firstRequest.get(service) ?? Infinity) > e.arrivedAt) firstRequest.set(service, e.arrivedAt);
+    });
     const before = await apiRequests(metricsUrl);
     // This process's event loop serves the API server: a stall here stalls every request of the controller too.
     const serverLag = monitorEventLoopDelay({ resolution: 10 });
     serverLag.enable();
+    const cpuAtStart = { self: process.cpuUsage(), controller: cpuOf(controller.pid), kubelet: cpuOf(kubelet.pid) };
     const t0 = performance.now();
     for (let i = 0; i < services; i++) {
       const name = `svc-${i}`;
@@ -376,6 +407,10 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
+    const selfCpu = process.cpuUsage(cpuAtStart.self);
+    const round2 = (n: number): number => Math.round(n * 100) / 100;
+    const cpuSeconds = { wallS: round2(convergedAfterS), apiServer: round2((selfCpu.user + selfCpu.system) / 1e6),
+      controller: round2(cpuOf(controller.pid) - cpuAtStart.controller), kubelet: round2(cpuOf(kubelet.pid) - cpuAtStart.kubelet) };
     serverLag.disable();
     // prom-client resets its event-loop histogram at every scrape: with --until-daemonsets nothing scraped the
     // controller since just before the first Service was created, so this is the burst's.
@@ -386,8 +421,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     const reconcileMs = await histogram(metricsUrl, "berth_reconcile_duration_seconds", "result");
     const requestMs = await histogram(metricsUrl, "berth_api_request_duration_seconds", "verb");
 
-    clearInterval(sampler);
-    sampleApplies();
+    stopLog();
     // Let the kubelet's last status writes and the Events of the last reconciles go out before counting.
     await new Promise((r) => setTimeout(r, 2000));
     const after = await apiRequests(metricsUrl);
@@ -423,12 +457,18 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
 
     const toApply: number[] = [];
     const applyServer: number[] = [];
+    const toFirst: number[] = [];
+    const firstToApply: number[] = [];
     for (const [name, t] of created) {
       const apply = applies.get(dsName.get(name) ?? "");
       if (!apply) continue;
       // The request log's clock is performance.timeOrigin + performance.now() of this same process.
       toApply.push(apply.arrivedAt - (performance.timeOrigin + t));
       applyServer.push(apply.endedAt - apply.arrivedAt);
+      const first = firstRequest.get(name);
+      if (first === undefined) continue;
+      toFirst.push(first - (performance.timeOrigin + t));
+      firstToApply.push(apply.arrivedAt - first);
     }
     const toDs: number[] = [];
     const readyToStatus: number[] = [];
@@ -449,10 +489,13 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       createToDaemonSetMs: stats(toDs),
       createToApplyArrivedMs: stats(toApply),
       applyServerMs: stats(applyServer),
+      createToFirstRequestMs: stats(toFirst),
+      firstRequestToApplyMs: stats(firstToApply),
       queueWaitMs,
       reconcileMs,
       requestMs,
       apiServerEventLoopDelayMs,
+      cpuSeconds,
       ...(UNTIL_DAEMONSETS ? { controllerEventLoopDelayMs } : {}),
       slowestCreateToDaemonSet: [...created].map(([name, t]) => ({ name, ms: Math.round((dsAt.get(name) ?? NaN) - t), createdAtS: Math.round((t - t0) / 100) / 10 }))
         .sort((a, b) => b.ms - a.ms).slice(0, 12),

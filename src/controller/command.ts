@@ -150,7 +150,7 @@ export function controllerCommand(): Command {
     .option("--identity <id>", "holder identity in the Lease (default: hostname_pid)")
     .option("--listen <host:port>", "address of /healthz, /readyz and /metrics (off to disable)", "0.0.0.0:9090")
     .option("--resync <d>", "how often every Service is reconciled even without changes", "5m")
-    .option("--workers <n>", "Services reconciled in parallel (one key is never reconciled twice at once)", "4")
+    .option("--workers <n>", "Services reconciled in parallel, and as many more for new Services waiting for their DaemonSet (one key is never reconciled twice at once)", "4")
     .action(async (raw: RawOptions) => {
       const config = parseControllerOptions(raw);
       const { runController } = await import("./controller.js");

@@ -57,6 +57,13 @@ export interface ControllerOptions {
   /** Every Service is reconciled this often even without events. */
   resyncMs: number;
   workers?: number;
+  /**
+   * More workers that take only urgent keys (a Service waiting for its DaemonSet); default: as many as `workers`.
+   * In a burst of new Services every ordinary worker can be busy with status writes of the earlier ones' rollouts,
+   * and a new Service waited for one of them to finish; these let it start at once without letting ordinary work
+   * run any wider against the API server (docs/design/0012-api-discipline-at-scale.md).
+   */
+  urgentWorkers?: number;
   /** Unset: this replica always leads. */
   leadership?: Leadership;
   /** Informer tuning (tests shorten the backoff and relist). */
@@ -455,6 +462,7 @@ export class Controller {
       return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
     }, {
       concurrency: this.options.workers ?? 4,
+      urgentConcurrency: this.options.urgentWorkers ?? this.options.workers ?? 4,
       onError: (key, error, requeues) => {
         this.log(requeues > 5 ? "warn" : "info", "reconcile failed, retrying", { key, error: String(error), requeues });
       },

@@ -417,53 +417,69 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   const want = recordedHash(desired);
   const rulesName = rulesConfigMapOf(desired);
   const rulesCached = rulesName !== undefined && view.configMapsFor(key).includes(rulesName);
-  if (recordedHash(live) !== want || ownedFieldsDiffer(live, desired) !== undefined) {
-    if (!pending.daemonSetPending(key, want, recordedHash(live))) {
-      await applyWithRules(client, config.namespace, parsed.value, desired, live,
-        () => client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true }));
-      pending.appliedDaemonSet(key, want);
+  // The DaemonSet side (rules ConfigMap, then DaemonSet, then the ConfigMap's owner) and the status side (finalizer,
+  // then status) go out concurrently: the status is decided from the cache and the finalizer write alone, never
+  // from what the applies return, so nothing orders them, and a new Service's reconcile (a worker held while
+  // others wait in the urgent lane) is one round trip shorter. Both are awaited before the reconcile ends (a
+  // stepped-down replica's drain covers them); the first failure fails the reconcile, which is retried whole.
+  let appliedEvent: EventDecision | undefined;
+  const daemonSetSide = async (): Promise<void> => {
+    if (recordedHash(live) !== want || ownedFieldsDiffer(live, desired) !== undefined) {
+      if (!pending.daemonSetPending(key, want, recordedHash(live))) {
+        await applyWithRules(client, config.namespace, parsed.value, desired, live,
+          () => client.apply(Resources.daemonSets, desired, { namespace: config.namespace, fieldManager: FIELD_MANAGER, force: true }));
+        pending.appliedDaemonSet(key, want);
+        pending.appliedConfigMap(key, rulesName);
+        appliedEvent = appliedDaemonSetEvent(desired);
+        changed = true;
+      }
+    } else if (live?.metadata?.uid && rulesName !== undefined && !pending.configMapPending(key, rulesName, rulesCached) && !rulesCached) {
+      // The DaemonSet is as we want it but the ConfigMap its pods mount is gone (deleted by hand or by anything
+      // else): new and restarted lb-pods could not start. Written again, owned by the live DaemonSet, as an edited
+      // DaemonSet is re-applied. Decided from the cache alone, so a resync of an unchanged cluster sends nothing.
+      await applyRulesConfigMap(client, config.namespace, parsed.value, desired, live.metadata.uid);
       pending.appliedConfigMap(key, rulesName);
-      emit(appliedDaemonSetEvent(desired));
       changed = true;
     }
-  } else if (live?.metadata?.uid && rulesName !== undefined && !pending.configMapPending(key, rulesName, rulesCached) && !rulesCached) {
-    // The DaemonSet is as we want it but the ConfigMap its pods mount is gone (deleted by hand or by anything
-    // else): new and restarted lb-pods could not start. Written again, owned by the live DaemonSet, as an edited
-    // DaemonSet is re-applied. Decided from the cache alone, so a resync of an unchanged cluster sends nothing.
-    await applyRulesConfigMap(client, config.namespace, parsed.value, desired, live.metadata.uid);
-    pending.appliedConfigMap(key, rulesName);
-    changed = true;
-  }
-
-  // The status write needs the resourceVersion the finalizer write returned.
-  await finalizerDone();
-  const pods = view.podsFor(key).filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined ||
-    p.metadata.labels[LABELS.serviceUid] === current.metadata?.uid);
-  const status = computeStatus({ service: current, serviceConfig: parsed.value, pods, nodes, endpointSlices: view.endpointSlicesFor(key) });
-  const conflicts = findPortConflicts({
-    service: current,
-    daemonSetPods: pods,
-    allPods: [...unboundNodes(pods).flatMap((node) => view.podsOnNode(node)), ...await deps.holders.holders(client, pods)],
-    otherServices: competingCandidates(current, view).filter((s) => ownership(s, config).ours),
-  });
-  const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes, status, conflicts });
-  if (decision.conditionsChanged || !statusEquals(current.status?.loadBalancer?.ingress, status.ingress)) {
-    const wait = deps.pacer.waitMs(key);
-    if (wait > 0) {
-      // Inside a burst: the pacer decides when; the decision (and its Events) is made again then, from what the
-      // cache shows at that time, so the changes in between become one write.
-      deps.requeueAfter(wait);
+  };
+  let statusEvents: EventDecision[] = [];
+  const statusSide = async (): Promise<void> => {
+    // The status write needs the resourceVersion the finalizer write returned.
+    await finalizerDone();
+    const pods = view.podsFor(key).filter((p) => p.metadata?.labels?.[LABELS.serviceUid] === undefined ||
+      p.metadata.labels[LABELS.serviceUid] === current.metadata?.uid);
+    const status = computeStatus({ service: current, serviceConfig: parsed.value, pods, nodes, endpointSlices: view.endpointSlicesFor(key) });
+    const conflicts = findPortConflicts({
+      service: current,
+      daemonSetPods: pods,
+      allPods: [...unboundNodes(pods).flatMap((node) => view.podsOnNode(node)), ...await deps.holders.holders(client, pods)],
+      otherServices: competingCandidates(current, view).filter((s) => ownership(s, config).ours),
+    });
+    const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes, status, conflicts });
+    if (decision.conditionsChanged || !statusEquals(current.status?.loadBalancer?.ingress, status.ingress)) {
+      const wait = deps.pacer.waitMs(key);
+      if (wait > 0) {
+        // Inside a burst: the pacer decides when; the decision (and its Events) is made again then, from what the
+        // cache shows at that time, so the changes in between become one write.
+        deps.requeueAfter(wait);
+      } else {
+        await patchStatus(client, current, status.ingress, decision.conditions);
+        deps.pacer.wrote(key);
+        wrote = true;
+        changed = true;
+        statusEvents = decision.events;
+      }
     } else {
-      await patchStatus(client, current, status.ingress, decision.conditions);
-      deps.pacer.wrote(key);
-      wrote = true;
-      changed = true;
-      decision.events.forEach(emit);
+      statusEvents = decision.events;
     }
-  } else {
-    decision.events.forEach(emit);
-  }
+  };
+  const [daemonSetDone, statusDone] = await Promise.allSettled([daemonSetSide(), statusSide()]);
+  // Events in the order the writes had when they went one after the other: the DaemonSet's, then the status's.
+  if (appliedEvent) emit(appliedEvent);
+  if (statusDone.status === "fulfilled") statusEvents.forEach(emit);
   if (wrote) pending.wroteService(key, service.metadata?.resourceVersion);
+  if (daemonSetDone.status === "rejected") throw daemonSetDone.reason;
+  if (statusDone.status === "rejected") throw statusDone.reason;
   return changed ? "updated" : "unchanged";
 }
 

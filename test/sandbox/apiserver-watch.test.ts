@@ -1,5 +1,7 @@
 // watch: initial state, resumption from a resourceVersion, 410 Gone, bookmarks, selectors, timeouts.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { CM, configMap, useServer } from "./apiserver-client.js";
 
 describe("sandbox apiserver: watch", () => {
@@ -196,5 +198,68 @@ describe("sandbox apiserver: watch deadline bookmark", () => {
     const first = await w.next(1800);
     assert.equal(first?.type, "BOOKMARK");
     assert.ok(Date.now() - t0 >= 800, `bookmark after ${Date.now() - t0} ms`);
+  });
+});
+
+describe("sandbox apiserver: watch writes", () => {
+  const { server } = useServer();
+
+  /**
+   * Opens a watch on a raw socket and returns the HTTP/1.1 chunks of its body as they arrive: one chunk per write
+   * the server made, whatever TCP did with the bytes.
+   */
+  async function rawWatch(path: string): Promise<{ chunks: string[]; close(): void }> {
+    const url = new URL(server().url);
+    const socket = connect(Number(url.port), url.hostname);
+    await once(socket, "connect");
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server().token}\r\n\r\n`);
+    const chunks: string[] = [];
+    let buffer = Buffer.alloc(0);
+    let headersDone = false;
+    socket.on("data", (data: Buffer) => {
+      buffer = Buffer.concat([buffer, data]);
+      if (!headersDone) {
+        const end = buffer.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        headersDone = true;
+        buffer = buffer.subarray(end + 4);
+      }
+      for (;;) {
+        const line = buffer.indexOf("\r\n");
+        if (line < 0) return;
+        const size = parseInt(buffer.subarray(0, line).toString(), 16);
+        if (buffer.length < line + 2 + size + 2) return;
+        chunks.push(buffer.subarray(line + 2, line + 2 + size).toString());
+        buffer = buffer.subarray(line + 2 + size + 2);
+      }
+    });
+    return { chunks, close: () => socket.destroy() };
+  }
+
+  it("sends a burst of events in two writes per watcher: the first at once, the rest together (kube flushes when none is pending)", async () => {
+    const store = server().store;
+    const cms = store.resourceFor("v1", "ConfigMap");
+    store.create(cms, "default", configMap("first"));
+    const watches = [await rawWatch(`${CM}?watch=true&resourceVersion=0`), await rawWatch(`${CM}?watch=true&resourceVersion=0`)];
+    const until = async (what: string, ok: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 5000;
+      while (!ok()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await until("the initial ADDED", () => watches.every((w) => w.chunks.join("").includes('"first"')));
+    const before = watches.map((w) => w.chunks.length);
+    // Ten writes in one turn of the event loop but each in its own callback, as a busy server handles many requests
+    // between two turns (node:http already merges what one callback writes: it corks the socket until nextTick).
+    for (let i = 0; i < 10; i++) setImmediate(() => store.create(cms, "default", configMap(`cm-${i}`)));
+    await until("the ten events", () => watches.every((w) => (w.chunks.join("").match(/"cm-\d"/g) ?? []).length === 10));
+    for (const [i, w] of watches.entries()) {
+      const burst = w.chunks.slice(before[i]);
+      const names = burst.map((chunk) => chunk.trim().split("\n").map((l) => JSON.parse(l).object.metadata.name as string));
+      assert.deepEqual(names, [["cm-0"], Array.from({ length: 9 }, (_, n) => `cm-${n + 1}`)], `writes for ten events: ${burst.length}`);
+    }
+    assert.equal(watches[0]?.chunks.slice(before[0]).join(""), watches[1]?.chunks.slice(before[1]).join(""), "the same bytes to both");
+    for (const w of watches) w.close();
   });
 });

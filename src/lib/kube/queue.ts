@@ -35,6 +35,12 @@ export type WorkerResult = void | { requeueAfterMs: number };
 export interface RunOptions {
   /** Workers running at once; default 1. A key is still never processed twice at the same time. */
   concurrency?: number;
+  /**
+   * More workers that take urgent keys only; default 0. With every worker busy on ordinary keys (or on earlier
+   * urgent ones), an urgent key would wait for one to finish; these add room for urgent bursts without letting
+   * ordinary work (status writes of rollouts) run wider against the API server.
+   */
+  urgentConcurrency?: number;
   /** Called when the worker throws; the key is then re-added with addRateLimited(). */
   onError?(key: string, error: unknown, requeues: number): void;
   /** Called after every processed key, with how it ended and how long it took (for metrics). */
@@ -65,7 +71,8 @@ export class WorkQueue {
   private readonly again = new Map<string, boolean>();
   private readonly waitingTimers = new Map<string, { at: number; timer: TimerHandle }>();
   private readonly failures = new Map<string, number>();
-  private readonly getters: ((key: string | undefined) => void)[] = [];
+  /** Workers waiting for a key; urgentOnly ones take nothing from the ordinary lane. */
+  private readonly getters: { resolve: (key: string | undefined) => void; urgentOnly: boolean }[] = [];
   private readonly runners: Promise<void>[] = [];
   private shuttingDown = false;
   private readonly clock: Clock;
@@ -93,20 +100,32 @@ export class WorkQueue {
     }
     const queued = this.queued.get(key);
     if (queued && (queued.urgent || !urgent)) return;
-    if (!queued) {
-      const getter = this.getters.shift();
-      if (getter) {
-        this.inProgress.add(key);
-        this.observeWait?.(urgent ? "urgent" : "normal", 0);
-        getter(key);
-        return;
-      }
-    }
     // A moved key's ordinary entry stays behind, stale: skipped when reached (cheaper than a splice per move). Its
     // wait counts from when it was first queued.
     const seq = ++this.seq;
     this.queued.set(key, { seq, urgent, since: queued?.since ?? this.clock.now() });
     (urgent ? this.urgentLane : this.normalLane).push({ key, seq });
+    this.dispatch();
+  }
+
+  /**
+   * Hands queued keys to waiting workers: urgent keys to urgent-only workers first (the others stay free for the
+   * ordinary lane), ordinary keys to the others.
+   */
+  private dispatch(): void {
+    for (const urgentOnly of [true, false]) {
+      for (let i = 0; i < this.getters.length;) {
+        const getter = this.getters[i] as { resolve: (key: string | undefined) => void; urgentOnly: boolean };
+        if (getter.urgentOnly !== urgentOnly) {
+          i++;
+          continue;
+        }
+        const key = this.take(urgentOnly);
+        if (key === undefined) break;
+        this.getters.splice(i, 1);
+        getter.resolve(key);
+      }
+    }
   }
 
   /** Queues `key` after `ms`; if the key already waits, the earlier time wins. */
@@ -162,17 +181,20 @@ export class WorkQueue {
     return this.shuttingDown;
   }
 
-  /** The next key, marked as processing; undefined once the queue shuts down. Call done(key) when finished. */
-  get(): Promise<string | undefined> {
+  /**
+   * The next key, marked as processing; undefined once the queue shuts down. Call done(key) when finished.
+   * `urgentOnly`: only a key of the urgent lane.
+   */
+  get(urgentOnly = false): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.take();
+    const key = this.take(urgentOnly);
     if (key !== undefined) return Promise.resolve(key);
-    return new Promise((resolve) => this.getters.push(resolve));
+    return new Promise((resolve) => this.getters.push({ resolve, urgentOnly }));
   }
 
-  /** The first live entry, urgent lane first, marked as processing. */
-  private take(): string | undefined {
-    for (const lane of [this.urgentLane, this.normalLane]) {
+  /** The first live entry, urgent lane first (or only), marked as processing. */
+  private take(urgentOnly = false): string | undefined {
+    for (const lane of urgentOnly ? [this.urgentLane] : [this.urgentLane, this.normalLane]) {
       for (let e = lane.shift(); e !== undefined; e = lane.shift()) {
         const queued = this.queued.get(e.key);
         if (queued?.seq !== e.seq) continue;
@@ -202,7 +224,8 @@ export class WorkQueue {
   run(worker: (key: string) => Promise<WorkerResult>, options: RunOptions = {}): Promise<void> {
     const n = Math.max(1, options.concurrency ?? 1);
     const loops: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) loops.push(this.loop(worker, options));
+    for (let i = 0; i < n; i++) loops.push(this.loop(worker, options, false));
+    for (let i = 0; i < (options.urgentConcurrency ?? 0); i++) loops.push(this.loop(worker, options, true));
     const all = Promise.all(loops).then(() => undefined);
     this.runners.push(all);
     return all;
@@ -220,13 +243,13 @@ export class WorkQueue {
     this.normalLane.length = 0;
     this.queued.clear();
     this.again.clear();
-    for (const g of this.getters.splice(0)) g(undefined);
+    for (const g of this.getters.splice(0)) g.resolve(undefined);
     await Promise.all(this.runners);
   }
 
-  private async loop(worker: (key: string) => Promise<WorkerResult>, options: RunOptions): Promise<void> {
+  private async loop(worker: (key: string) => Promise<WorkerResult>, options: RunOptions, urgentOnly: boolean): Promise<void> {
     for (;;) {
-      const key = await this.get();
+      const key = await this.get(urgentOnly);
       if (key === undefined) return;
       const started = this.clock.now();
       let outcome: "success" | "error" | "requeue" = "success";

@@ -532,24 +532,32 @@ function indexFields(def: ResourceDefinition, obj: JsonObject, subresource: stri
 
 /** Encodes a field set as FieldsV1 (`{"f:spec":{"f:ports":{"k:{...}":{".":{},"f:port":{}}}}}`). */
 export function toFieldsV1(set: Iterable<string>): Record<string, unknown> {
-  const root: JsonObject = {};
-  const paths = [...set];
-  const parents = parentsOf(paths);
-  for (const path of paths) {
+  // One tree of the paths' steps, then each level written with its keys sorted; a path that is in the set and also
+  // has children gets "." (owned itself as well as through them). Every write records managedFields, so this is
+  // on every request's path: no separate pass to find the parents, no second copy to sort.
+  interface Step { children: Map<string, Step>; member: boolean }
+  const root: Step = { children: new Map(), member: false };
+  for (const path of set) {
     let node = root;
     for (const step of splitPath(path)) {
-      if (!isRecord(node[step])) node[step] = {};
-      node = node[step] as JsonObject;
+      let next = node.children.get(step);
+      if (next === undefined) {
+        next = { children: new Map(), member: false };
+        node.children.set(step, next);
+      }
+      node = next;
     }
-    if (parents.has(path)) node["."] = {};
+    node.member = true;
   }
-  return sortFields(root);
-}
-
-function sortFields(node: JsonObject): JsonObject {
-  const out: JsonObject = {};
-  for (const key of Object.keys(node).sort()) out[key] = sortFields(node[key] as JsonObject);
-  return out;
+  const write = (node: Step, top: boolean): JsonObject => {
+    const keys = [...node.children.keys()];
+    if (node.member && !top && keys.length > 0) keys.push(".");
+    keys.sort();
+    const out: JsonObject = {};
+    for (const key of keys) out[key] = key === "." ? {} : write(node.children.get(key) as Step, false);
+    return out;
+  };
+  return write(root, true);
 }
 
 /** Decodes FieldsV1 back into a field set. */
@@ -686,13 +694,15 @@ function sameManager(m: Manager, manager: string, operation: "Apply" | "Update",
  * fieldmanager does: `manager` (kubectl's are "kubectl-client-side-apply", "kubectl-edit", "kubectl-create",
  * "kubectl-label", ...) gains every field whose value it set or changed, other managers lose those fields, and
  * fields that disappeared leave every manager. On create (`old` undefined) the manager owns every field. Returns
- * `next` with metadata.managedFields rewritten. A client that sends managedFields different from the stored ones
+ * a copy of `next` with metadata.managedFields rewritten (below metadata it shares `next`'s values). A client that sends managedFields different from the stored ones
  * replaces them (`[{}]` clears them), as kube allows.
  */
 export function recordUpdateManagedFields(
   def: ResourceDefinition, old: KubeObject | undefined, next: KubeObject, manager: string, now: Date, subresource?: string,
 ): KubeObject {
-  const out = structuredClone(next);
+  // Only metadata.managedFields of the result differs from `next`, and nothing here writes into the rest: a copy of
+  // the two levels on the way, not of the object (a pod is a few hundred nodes, and every write comes through here).
+  const out: KubeObject = { ...next, metadata: { ...next.metadata } };
   const sent = next.metadata?.managedFields;
   let managers: Manager[];
   if (sent !== undefined && !deepEqual(sent, old?.metadata?.managedFields)) {

@@ -45,16 +45,23 @@ export function requestLogNow(): number {
 }
 
 export class RequestLog {
+  /** A circular buffer: `start` is the oldest entry once `limit` entries are held. */
   private readonly ring: LoggedRequest[] = [];
+  private start = 0;
   private counter = 0;
+  private readonly endListeners = new Set<(entry: LoggedRequest) => void>();
 
   constructor(private readonly limit = 10_000) {}
 
   /** Records an arrival; the caller fills in the rest through the returned entry and end(). */
   arrive(method: string, path: string, userAgent: string): LoggedRequest {
     const entry: LoggedRequest = { seq: ++this.counter, method, path, userAgent, arrivedAt: requestLogNow() };
-    this.ring.push(entry);
-    if (this.ring.length > this.limit) this.ring.splice(0, this.ring.length - this.limit);
+    // Overwrites the oldest in place once full: dropping it with splice moved every other entry, per request.
+    if (this.ring.length < this.limit) this.ring.push(entry);
+    else {
+      this.ring[this.start] = entry;
+      this.start = (this.start + 1) % this.limit;
+    }
     return entry;
   }
 
@@ -64,14 +71,26 @@ export class RequestLog {
     entry.endSeq = ++this.counter;
     entry.outcome = outcome;
     if (code !== undefined) entry.code = code;
+    for (const listener of this.endListeners) listener({ ...entry });
+  }
+
+  /**
+   * Calls `listener` with a copy of every entry as it ends, until the returned function is called: for a reader
+   * that needs every request of a long burst, which the ring may drop and whose copy per poll costs O(limit).
+   */
+  onEnd(listener: (entry: LoggedRequest) => void): () => void {
+    this.endListeners.add(listener);
+    return () => this.endListeners.delete(listener);
   }
 
   /** A copy of the entries kept, oldest first. */
   entries(): LoggedRequest[] {
-    return this.ring.map((e) => ({ ...e }));
+    const ordered = this.start === 0 ? this.ring : [...this.ring.slice(this.start), ...this.ring.slice(0, this.start)];
+    return ordered.map((e) => ({ ...e }));
   }
 
   clear(): void {
     this.ring.length = 0;
+    this.start = 0;
   }
 }

@@ -116,7 +116,14 @@ export class ApiServer {
   private readonly maxWatchBufferBytes: number;
   private readonly maxBodyBytes: number;
   private readonly watches = new Set<{ end(): void }>();
-  private serializedCache = new WeakMap<object, string>();
+  /**
+   * Each stored object's watch lines, encoded once for every watcher that gets it (as the cacher's cachingObject
+   * serializes an event once per encoding, k8s.io/apiserver/pkg/storage/cacher/caching_object.go), per event type
+   * (a selector can turn one store event into ADDED for one watcher and MODIFIED for another).
+   */
+  private readonly watchLines = new WeakMap<object, Partial<Record<string, Buffer>>>();
+  /** The JSON of stored (frozen, so unchanging) objects: a write's answer and its watch events share one encoding. */
+  private readonly storedJson = new WeakMap<object, string>();
   readonly requestLog: RequestLog;
   private readonly logged = new WeakMap<IncomingMessage, LoggedRequest>();
   /** Requests waiting in the latency injector, not yet served. */
@@ -186,9 +193,19 @@ export class ApiServer {
       res.end();
       return;
     }
-    const text = JSON.stringify(body);
+    const text = this.json(body);
     res.writeHead(code, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), ...headers });
     res.end(text);
+  }
+
+  private json(value: unknown): string {
+    if (typeof value !== "object" || value === null || !Object.isFrozen(value)) return JSON.stringify(value);
+    let text = this.storedJson.get(value);
+    if (text === undefined) {
+      text = JSON.stringify(value);
+      this.storedJson.set(value, text);
+    }
+    return text;
   }
 
   private fail(res: ServerResponse, error: unknown): void {
@@ -691,23 +708,49 @@ export class ApiServer {
       handle?.stop();
       for (const t of timers) clearInterval(t);
       this.watches.delete(entry);
+      // What was encoded before the end still goes out (as a Go handler's buffered writer is flushed on return).
+      flush();
       if (!res.writableEnded) res.end();
     };
-    const encode = (ev: WatchEvent): string => {
-      if (ev.type === "BOOKMARK" || ev.type === "ERROR") return JSON.stringify(ev);
+    const encode = (ev: WatchEvent): Buffer | string => {
+      if (ev.type === "BOOKMARK" || ev.type === "ERROR") return `${JSON.stringify(ev)}\n`;
       const obj = ev.object as KubeObject;
       if (tableOpts) {
-        return JSON.stringify({ type: ev.type, object: toTable(r.resource.def, [obj], { ...tableOpts, now: this.clock(), resourceVersion: obj.metadata.resourceVersion ?? "" }) });
+        return `${JSON.stringify({ type: ev.type, object: toTable(r.resource.def, [obj], { ...tableOpts, now: this.clock(), resourceVersion: obj.metadata.resourceVersion ?? "" }) })}\n`;
       }
       if (form === "partial") {
-        return JSON.stringify({ type: ev.type, object: { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: obj.metadata } });
+        return `${JSON.stringify({ type: ev.type, object: { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: obj.metadata } })}\n`;
       }
-      let text = this.serializedCache.get(obj);
-      if (text === undefined) {
-        text = JSON.stringify(obj);
-        this.serializedCache.set(obj, text);
+      let lines = this.watchLines.get(obj);
+      if (lines === undefined) {
+        lines = {};
+        this.watchLines.set(obj, lines);
       }
-      return `{"type":"${ev.type}","object":${text}}`;
+      let line = lines[ev.type];
+      if (line === undefined) {
+        line = Buffer.from(`{"type":"${ev.type}","object":${this.json(obj)}}\n`);
+        lines[ev.type] = line;
+      }
+      return line;
+    };
+    // kube-apiserver's watch handler flushes after an event only when no further one is waiting for this watcher
+    // (`if len(ch) == 0 { flusher.Flush() }`, k8s.io/apiserver/pkg/endpoints/handlers/watch.go): an event that
+    // finds the watcher idle goes out at once, and those that pile up meanwhile go out together. Here "meanwhile" is
+    // the rest of this event-loop turn: the first event of a turn is written at once (node:http merges what one
+    // callback writes), later ones wait in `queued` until the turn's I/O callbacks are done. A busy server's burst
+    // of writes then costs each watcher two socket writes per turn instead of one per event, and a lone event (a new
+    // Service, when little else happens) waits for nothing.
+    let queued: (Buffer | string)[] = [];
+    let queuedBytes = 0;
+    let turnOpen = false;
+    const flush = (): void => {
+      turnOpen = false;
+      if (queued.length === 0 || res.writableEnded || res.destroyed) return;
+      const lines = queued;
+      queued = [];
+      queuedBytes = 0;
+      if (lines.length === 1) res.write(lines[0] as Buffer | string);
+      else res.write(Buffer.concat(lines.map((l) => (typeof l === "string" ? Buffer.from(l) : l))));
     };
     let initialBacklog = 0;
     const write = (ev: WatchEvent): void => {
@@ -716,11 +759,20 @@ export class ApiServer {
         pending.push(ev);
         return;
       }
-      res.write(`${encode(ev)}\n`);
+      const line = encode(ev);
+      if (!turnOpen) {
+        turnOpen = true;
+        setImmediate(flush);
+        res.write(line);
+      } else {
+        queued.push(line);
+        queuedBytes += typeof line === "string" ? Buffer.byteLength(line) : line.length;
+      }
       if (ev.type !== "BOOKMARK") sent++;
-      if (res.writableLength > initialBacklog + this.maxWatchBufferBytes) {
+      if (res.writableLength + queuedBytes > initialBacklog + this.maxWatchBufferBytes) {
         // The cacher's "Forcing watcher close due to unresponsiveness": a client that stops reading loses its watch.
         // The initial ADDED burst is written before the client can read anything, so it does not count.
+        queued = [];
         finish();
         res.destroy();
         return;
@@ -753,6 +805,7 @@ export class ApiServer {
     started = true;
     initialBacklog = Number.POSITIVE_INFINITY;
     for (const ev of pending.splice(0)) write(ev);
+    flush();
     initialBacklog = res.writableLength;
     req.on("close", finish);
     res.on("close", finish);

@@ -996,7 +996,8 @@ export class Store {
       ...(opts.subresource !== undefined ? { subresource: opts.subresource } : {}),
       ...(opts.fieldManager !== undefined ? { fieldManager: opts.fieldManager } : {}),
       ...(opts.force !== undefined ? { force: opts.force } : {}) };
-    const result = apply(res.def, current ? structuredClone(current) : undefined, patchType, body, patchOpts);
+    // applyPatch works on its own copy (its contract), and the stored object is frozen besides: no copy here.
+    const result = apply(res.def, current, patchType, body, patchOpts);
     const obj = this.typed(res, this.checkBody(res, result), opts, true);
     if (obj.metadata.name !== undefined && obj.metadata.name !== name) {
       throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);

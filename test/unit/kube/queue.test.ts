@@ -174,6 +174,48 @@ describe("work queue", () => {
     await done;
   });
 
+  it("urgent-only workers take an urgent key while every other worker is busy, and never an ordinary one", async () => {
+    const gates = new Map<string, ReturnType<typeof gate>>();
+    const started: string[] = [];
+    const runningKeys = new Set<string>();
+    const done = q.run(async (key) => {
+      assert.ok(!runningKeys.has(key), `${key} processed concurrently`);
+      runningKeys.add(key);
+      started.push(key);
+      const g = gate();
+      gates.set(key, g);
+      await g.promise;
+      runningKeys.delete(key);
+    }, { concurrency: 2, urgentConcurrency: 1 });
+    // Two ordinary keys fill the two ordinary workers; a third ordinary key waits: the urgent-only worker stays free.
+    for (const k of ["status-1", "status-2", "status-3"]) q.add(k);
+    await flushMicrotasks();
+    assert.deepEqual(started, ["status-1", "status-2"]);
+    // A new Service's key starts at once on the urgent-only worker instead of waiting for a status write to finish.
+    q.add("new-1", { urgent: true });
+    await flushMicrotasks();
+    assert.deepEqual(started, ["status-1", "status-2", "new-1"]);
+    // A key already queued ordinarily and moved up is handed out as well once the urgent-only worker is free.
+    gates.get("new-1")?.open();
+    await flushMicrotasks();
+    assert.deepEqual(started, ["status-1", "status-2", "new-1"], "the urgent-only worker left status-3 queued");
+    q.add("status-3", { urgent: true });
+    await flushMicrotasks();
+    assert.deepEqual(started, ["status-1", "status-2", "new-1", "status-3"]);
+    // The same key is not run twice at once, even by two kinds of worker.
+    q.add("status-1", { urgent: true });
+    await flushMicrotasks();
+    assert.equal(started.filter((k) => k === "status-1").length, 1);
+    gates.get("status-1")?.open();
+    await flushMicrotasks();
+    assert.equal(started.filter((k) => k === "status-1").length, 2, "status-1 again, after its first run");
+    for (const g of gates.values()) g.open();
+    await flushMicrotasks();
+    for (const g of gates.values()) g.open();
+    await q.shutdown();
+    await done;
+  });
+
   it("retries a throwing worker with backoff and forgets the key after it succeeds", async () => {
     let calls = 0;
     const errors: number[] = [];
