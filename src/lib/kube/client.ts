@@ -8,6 +8,7 @@ import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import { parseRetryAfter } from "./backoff.js";
 import { realClock, type Clock } from "./clock.js";
 import type { PlainKubeconfig } from "./kubeconfig.js";
+import { ListItemSplitter, ListStreamError } from "./list-stream.js";
 
 // ---- objects and resources ----
 
@@ -450,6 +451,52 @@ export class KubeClient {
 
   /** One page (or all, without `limit`). Without a namespace on a namespaced resource: all namespaces. */
   async list<T extends KubeObject = KubeObject>(res: Resource, opts: ListOptions = {}): Promise<KubeList<T>> {
+    const items: T[] = [];
+    const list = await this.listPage<T>(res, opts, (obj) => items.push(obj));
+    return { ...list, items };
+  }
+
+  /**
+   * Every page of a list, `pageSize` at a time. A continue token that expires mid-way (410) restarts the list
+   * from the beginning, as client-go's pager does after falling back to a full list.
+   * - `transform` runs on each item as it arrives (an informer's trim: 100,000 lb-pods as the server sends them
+   *   are ~600 MiB of JSON, trimmed ~45 MiB), so no page of full objects is ever alive at once;
+   * - `each` takes every item as it arrives instead of collecting them (then `items` comes back empty), and
+   *   `onRestart` is told when an expired continue token makes the list start over, so what `each` saw of the
+   *   abandoned attempt can be forgotten.
+   */
+  async listAll<T extends KubeObject = KubeObject>(res: Resource,
+    opts: Omit<ListOptions, "limit" | "continue"> & {
+      pageSize?: number; transform?: (obj: T) => T; each?: (obj: T) => void; onRestart?: () => void;
+    } = {}): Promise<{ items: T[]; resourceVersion: string }> {
+    const { pageSize = 500, transform, each, onRestart, ...rest } = opts;
+    for (let attempt = 0; ; attempt++) {
+      const items: T[] = [];
+      const take = each ?? ((obj: T): void => {
+        items.push(transform ? transform(obj) : obj);
+      });
+      let cont: string | undefined;
+      try {
+        for (;;) {
+          const page = await this.listPage<T>(res, { ...rest, limit: pageSize, ...(cont ? { continue: cont } : {}) }, take);
+          cont = page.metadata.continue;
+          if (!cont) return { items, resourceVersion: page.metadata.resourceVersion ?? "" };
+        }
+      } catch (e) {
+        if (isGone(e) && cont !== undefined && attempt < 2) {
+          onRestart?.();
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * One list answer, each item handed to `each` as soon as its bytes are in (ListItemSplitter): neither the
+   * answer's text nor its parsed items are ever held whole. An error thrown by `each` ends the list as is.
+   */
+  private async listPage<T extends KubeObject>(res: Resource, opts: ListOptions, each: (obj: T) => void): Promise<Omit<KubeList<T>, "items">> {
     const query = new URLSearchParams();
     if (opts.labelSelector) query.set("labelSelector", opts.labelSelector);
     if (opts.fieldSelector) query.set("fieldSelector", opts.fieldSelector);
@@ -457,39 +504,42 @@ export class KubeClient {
     if (opts.continue) query.set("continue", opts.continue);
     if (opts.resourceVersion !== undefined) query.set("resourceVersion", opts.resourceVersion);
     if (opts.resourceVersionMatch) query.set("resourceVersionMatch", opts.resourceVersionMatch);
-    const list = await this.json<KubeList<T>>({
+    const o: SendOptions = {
       verb: "list", resource: label(res), method: "GET", path: resourcePath(res, nsOf(opts.namespace)), query, ...sig(opts.signal),
       ...(opts.metadataOnly ? { accept: METADATA_ONLY.list } : {}),
-    });
-    list.items ??= [];
-    list.metadata ??= {};
-    return list;
-  }
-
-  /**
-   * Every page of a list, `pageSize` at a time. A continue token that expires mid-way (410) restarts the list
-   * from the beginning, as client-go's pager does after falling back to a full list.
-   */
-  async listAll<T extends KubeObject = KubeObject>(res: Resource,
-    opts: Omit<ListOptions, "limit" | "continue"> & { pageSize?: number; transform?: (obj: T) => T } = {}): Promise<{ items: T[]; resourceVersion: string }> {
-    // transform runs on each page as it arrives, so only one page of full objects is alive at a time (an informer's
-    // trim: 100,000 lb-pods as the server sends them are gigabytes, trimmed ~100 MiB).
-    const { pageSize = 500, transform, ...rest } = opts;
-    for (let attempt = 0; ; attempt++) {
-      const items: T[] = [];
-      let cont: string | undefined;
+    };
+    const { res: answer } = await this.send(o);
+    const bad = (what: string): KubeError => new KubeError(answer.statusCode ?? 0, "BadResponse", `${o.method} ${o.path}: ${what}`);
+    let itemError: { error: unknown } | undefined;
+    const splitter = new ListItemSplitter((json) => {
+      let obj: T;
       try {
-        for (;;) {
-          const page = await this.list<T>(res, { ...rest, limit: pageSize, ...(cont ? { continue: cont } : {}) });
-          for (const obj of page.items) items.push(transform ? transform(obj) : obj);
-          cont = page.metadata.continue;
-          if (!cont) return { items, resourceVersion: page.metadata.resourceVersion ?? "" };
-        }
+        obj = JSON.parse(json) as T;
+      } catch {
+        throw bad("the API server answered with an invalid list item");
+      }
+      try {
+        each(obj);
       } catch (e) {
-        if (isGone(e) && cont !== undefined && attempt < 2) continue;
+        itemError = { error: e };
         throw e;
       }
+    });
+    let rest: KubeList<T>;
+    try {
+      for await (const chunk of answer as AsyncIterable<Buffer>) splitter.write(chunk);
+      rest = JSON.parse(splitter.end()) as KubeList<T>;
+    } catch (e) {
+      if (itemError) throw itemError.error;
+      if (e instanceof KubeError) throw e;
+      if (e instanceof ListStreamError || e instanceof SyntaxError) throw bad(`the API server answered with an invalid list: ${e.message}`);
+      if (o.signal?.aborted) throw new KubeError(0, "Aborted", `${o.method} ${o.path}: aborted`);
+      throw new KubeError(0, "NetworkError", `${o.method} ${o.path}: reading the answer failed: ${(e as Error).message}`);
     }
+    if (!rest || typeof rest !== "object") throw bad("the API server's answer is not a list");
+    const { items: _none, ...list } = rest;
+    list.metadata ??= {};
+    return list;
   }
 
   async create<T extends KubeObject>(res: Resource, obj: T, opts: WriteOptions = {}): Promise<T> {

@@ -311,27 +311,44 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   /**
-   * Lists everything and replaces the cache, emitting add / update / delete for the differences. An object whose
-   * resourceVersion is the one cached is the cached object (every write changes it), so the cached one is kept and
-   * the listed copy dropped with its page: a relist of 100,000 unchanged lb-pods held a second copy of each until
-   * the list ended (+65 MiB of heap at 1,000 x 100) and now holds only the new index.
+   * Lists everything and brings the cache to it, emitting add / update / delete for the differences, item by item
+   * as the pages arrive (client.listAll's `each`), then deletes for what the list no longer has. Nothing of the
+   * list is held besides the cache itself and the set of objects it matched:
+   * - an object whose resourceVersion is the one cached is the cached object (every write changes it): the cached
+   *   one stays, the listed copy is dropped untransformed (a relist of 100,000 unchanged lb-pods held a second copy
+   *   of each until the list ended: +65 MiB of heap at 1,000 x 100);
+   * - a changed or new object replaces its entry at once, rather than in a second map of every key built beside
+   *   the first and swapped in at the end (~12 MiB more at the relist's peak at 1,000 x 100, with a fresh key
+   *   string per object).
+   * A list that fails part-way leaves the entries it already replaced (each a newer state, as a watch event would
+   * have made it, and reported as such) and deletes nothing; the next list finishes the job. As in client-go, where
+   * a Replace reaches the indexer delta by delta, a reader may see part of a relist applied before its end.
    */
   private async listAndReplace(reason: string): Promise<string> {
     const transform = this.options.transform;
-    const cached = this.cache;
-    const reuse = (obj: T): T => {
-      const prev = cached.size > 0 ? cached.get(objectKey(obj)) : undefined;
-      if (prev !== undefined && obj.metadata?.resourceVersion !== undefined && prev.metadata?.resourceVersion === obj.metadata.resourceVersion) return prev;
-      return transform ? transform(obj) : obj;
+    let seen = new Set<T>();
+    const take = (raw: T): void => {
+      const key = objectKey(raw);
+      const prev = this.cache.get(key);
+      if (prev !== undefined && raw.metadata?.resourceVersion !== undefined && prev.metadata?.resourceVersion === raw.metadata.resourceVersion) {
+        seen.add(prev);
+        return;
+      }
+      const obj = transform ? transform(raw) : raw;
+      this.cache.set(key, obj);
+      seen.add(obj);
+      if (prev === undefined) this.emit("add", obj);
+      else this.emit("update", prev, obj);
     };
-    const { items, resourceVersion } = await this.options.client.listAll<T>(this.options.resource, {
+    const { resourceVersion } = await this.options.client.listAll<T>(this.options.resource, {
       ...(this.options.namespace !== undefined ? { namespace: this.options.namespace } : {}),
       ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
       ...(this.options.fieldSelector ? { fieldSelector: this.options.fieldSelector } : {}),
       ...(this.options.pageSize !== undefined ? { pageSize: this.options.pageSize } : {}),
       ...(this.options.metadataOnly ? { metadataOnly: true } : {}),
-      // Trimmed (or matched to the cache) page by page (client.listAll), not after the whole list is in.
-      transform: reuse,
+      each: take,
+      // An expired continue token restarts the list: what the abandoned attempt saw may be gone since.
+      onRestart: () => (seen = new Set<T>()),
       signal: this.stopper.signal,
     });
     if (this.stopped) return resourceVersion;
@@ -339,16 +356,11 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.stats.relists++;
       this.options.metrics?.relist(this.label, reason);
     }
-    const fresh = new Map<string, T>();
-    for (const obj of items) fresh.set(objectKey(obj), obj);
-    const old = this.cache;
-    this.cache = fresh;
-    for (const [key, obj] of fresh) {
-      const prev = old.get(key);
-      if (!prev) this.emit("add", obj);
-      else if (prev.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit("update", prev, obj);
+    for (const [key, obj] of this.cache) {
+      if (seen.has(obj)) continue;
+      this.cache.delete(key);
+      this.emit("delete", obj);
     }
-    for (const [key, obj] of old) if (!fresh.has(key)) this.emit("delete", obj);
     if (!this.hasSynced) {
       this.hasSynced = true;
       this.resolveSynced();

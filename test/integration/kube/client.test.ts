@@ -134,6 +134,50 @@ describe("kube client (sandbox API server over HTTP)", function () {
     assert.deepEqual(seenAfter, [1, 1, 2, 2, 3]);
   });
 
+  it("hands each listed item over as soon as its bytes are in, before the rest of its page has arrived", async () => {
+    // The page written as kube-apiserver's streaming list encoder writes it (k8s.io/apimachinery
+    // pkg/runtime/serializer/json/collections.go: the list's head, then each item, then "]}"), with a pause after
+    // the first item until the client has seen it: a client that reads the page whole before parsing never does.
+    let sawFirst: () => void = () => undefined;
+    const firstSeen = new Promise<boolean>((resolve) => {
+      sawFirst = () => resolve(true);
+      setTimeout(() => resolve(false), 3000);
+    });
+    let secondPageSentBeforeFirstItemSeen: boolean | undefined;
+    const server = createServer((req, res) => {
+      const page2 = new URL(req.url ?? "/", "http://x").searchParams.get("continue") === "next";
+      res.writeHead(200, { "Content-Type": "application/json" });
+      const item = (name: string): string => JSON.stringify(configMap(name, { pad: "é".repeat(3000) }));
+      if (page2) {
+        res.end(`{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[${item("c")}]}`);
+        return;
+      }
+      res.write(`{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"next"},"items":[${item("a")}`);
+      void firstSeen.then((seen) => {
+        secondPageSentBeforeFirstItemSeen = !seen;
+        res.end(`,${item("b")}]}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const client = new KubeClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    try {
+      const names: string[] = [];
+      const listed = await client.listAll<ConfigMap>(Resources.configMaps, {
+        namespace: "default", pageSize: 2,
+        each: (o) => {
+          names.push(o.metadata?.name as string);
+          if (o.metadata?.name === "a") sawFirst();
+        },
+      });
+      assert.equal(secondPageSentBeforeFirstItemSeen, false, "the first item reached the caller while its page was still arriving");
+      assert.deepEqual(names, ["a", "b", "c"]);
+      assert.deepEqual(listed, { items: [], resourceVersion: "9" }, "with each, nothing is collected");
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
   it("sends merge, JSON and strategic merge patches with their content types, and status patches", async () => {
     await f.client.create(Resources.configMaps, configMap("m", { a: "1", b: "2" }));
     const merged = await f.client.patch<ConfigMap>(Resources.configMaps, "m", "merge", { data: { a: null, c: "3" } }, { namespace: "default" });

@@ -161,6 +161,62 @@ describe("informer (sandbox API server over HTTP)", function () {
     assert.ok(watches >= 2 && watches <= 8, `${watches} watches in 800 ms`);
   });
 
+  it("reports a relist's changes as their pages arrive, not once the whole list is in", async () => {
+    for (const n of ["a", "b", "c"]) await f.client.create(Resources.configMaps, configMap(n));
+    const inf = make({ pageSize: 1 });
+    inf.start();
+    await inf.synced;
+    // Per event of the relist: was the list still under way (relists counts a relist once its last page is in)?
+    const during: string[] = [];
+    inf.addHandlers({
+      onAdd: (o) => during.push(`add ${o.metadata?.name} ${inf.stats.relists === 0 ? "mid-list" : "after"}`),
+      onUpdate: (_a, b) => during.push(`update ${b.metadata?.name} ${inf.stats.relists === 0 ? "mid-list" : "after"}`),
+      onDelete: (o) => during.push(`delete ${o.metadata?.name} ${inf.stats.relists === 0 ? "mid-list" : "after"}`),
+    });
+    const block = f.api.faults.add({ verb: "watch", resource: "configmaps", error: 500 });
+    f.api.faults.closeWatches();
+    await waitFor("a failed watch", () => inf.stats.errors >= 1);
+    await f.client.patch(Resources.configMaps, "a", "merge", { data: { v: "2" } }, { namespace: "default" });
+    await f.client.delete(Resources.configMaps, "b", { namespace: "default" });
+    await f.client.create(Resources.configMaps, configMap("b2"));
+    f.api.faults.expireHistory();
+    f.api.faults.remove(block);
+    await waitFor("the relist", () => inf.stats.relists === 1);
+    // A delete is known only once every page is in; an update or an add as soon as its page is.
+    assert.deepEqual(during, ["update a mid-list", "add b2 mid-list", "delete b after"]);
+    assert.deepEqual(names(inf), ["a", "b2", "c"]);
+  });
+
+  it("a relist that starts over after its continue token expired deletes what vanished meanwhile", async () => {
+    for (const n of ["a", "b", "c"]) await f.client.create(Resources.configMaps, configMap(n));
+    const inf = make({ pageSize: 1 });
+    const log = recorder(inf);
+    inf.start();
+    await inf.synced;
+    const block = f.api.faults.add({ verb: "watch", resource: "configmaps", error: 500 });
+    f.api.faults.closeWatches();
+    await waitFor("a failed watch", () => inf.stats.errors >= 1);
+    await f.client.patch(Resources.configMaps, "a", "merge", { data: { v: "2" } }, { namespace: "default" });
+    log.length = 0;
+    // The first page's update, reported mid-list, is the moment to delete "a" and compact the history: the next
+    // page's continue token is then too old (410), so the list starts over, and "a" is no longer in it.
+    const cmRes = f.api.store.resourceFor("v1", "ConfigMap");
+    const off = inf.addHandlers({
+      onUpdate: (_old, o) => {
+        if (o.metadata?.name !== "a") return;
+        off();
+        f.api.store.delete(cmRes, "default", "a");
+        f.api.faults.expireHistory();
+      },
+    });
+    f.api.faults.expireHistory();
+    f.api.faults.remove(block);
+    await waitFor("the relist", () => inf.stats.relists === 1);
+    assert.deepEqual(names(inf), ["b", "c"]);
+    assert.deepEqual(log, ["update a", "delete a"]);
+    assert.ok(f.requests.includes("list configmaps 410"), "the continue token expired mid-list");
+  });
+
   it("relists periodically without reporting unchanged objects", async () => {
     await f.client.create(Resources.configMaps, configMap("a"));
     const inf = make({ relistIntervalMs: 150 });
