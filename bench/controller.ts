@@ -832,7 +832,368 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
   }, null, 2)}\n`);
 }
 
-(PRELOAD ? mainSteady() : main()).catch((e: unknown) => {
+// --- --arrivals N: Services arriving one by one into a converged cluster ------------------------------------------
+//
+//   node --max-old-space-size=8000 --import tsx bench/controller.ts --arrivals 200 --cases 0x20,1000x20
+//     [--arrival-gap-ms 200] [--heap-mib 256] [--node-flags "--max-semi-space-size=4"] [--results PATH]
+//
+// What a user meets: a cluster that already has S LoadBalancer Services, converged, when one more is created. Per
+// case (SxM), on a fresh server:
+//   1. M nodes, S Services with their DaemonSets and S x M bound, Ready lb-pods put straight into the store (as
+//      runSteadyCase step 1, through HTTP it would take hours at 100 nodes); S = 0 is the baseline: the same arrivals
+//      into an empty cluster;
+//   2. the stand-in DaemonSet controller, scheduler and kubelet (bench/kubelet-process.ts) starts and takes over the
+//      preloaded pods (it rewrites their status its own way once); then the controller, under the Deployment's heap
+//      flags and its default 5 min resync, until its queue is quiet and no write has reached the server for 5 s;
+//   3. N new Services (arr-0.., each its own port), one at a time, --arrival-gap-ms apart on a fixed schedule (a
+//      create that takes longer than the gap delays only the next one's start), while the stand-in keeps creating,
+//      binding and readying every new DaemonSet's M pods, as a cluster does;
+//   4. per Service, from its creation to its DaemonSet's ADDED event on a watch of this process. "Creation" is the
+//      create request's end in the server's own request log (the answer written, the object already committed and
+//      its watch event queued; same clock as the watch); from the client's return is reported too. Also: the split
+//      at the server's request log (as runCase), the controller's queue wait and reconcile time over the arrivals
+//      (histogram deltas; bucket bounds, not exact percentiles), the server's event-loop delay, CPU seconds per
+//      process, the load average, relists and Lease losses.
+const ARRIVALS = Number(arg("--arrivals", "0"));
+const ARRIVAL_GAP_MS = Number(arg("--arrival-gap-ms", "200"));
+
+type Stats = { p50: number; p99: number; max: number };
+type Buckets = Map<string, Map<number, number>>;
+
+/** A histogram's cumulative buckets per value of `label` (summed over the other labels), to subtract two scrapes. */
+async function rawBuckets(metricsUrl: string, name: string, label: string, filter = ""): Promise<Buckets> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out: Buckets = new Map();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}_bucket{`) || !line.includes(filter)) continue;
+    const value = new RegExp(`[{,]${label}="([^"]+)"`).exec(line)?.[1];
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (value === undefined || le === undefined) continue;
+    const bound = le === "+Inf" ? Infinity : Number(le) * 1000;
+    const m = out.get(value) ?? new Map<number, number>();
+    out.set(value, m);
+    m.set(bound, (m.get(bound) ?? 0) + Number(/\} (\d+)/.exec(line)?.[1]));
+  }
+  return out;
+}
+
+/** What was observed between two scrapes: per label value, the count and the bucket bounds (ms) of p50/p99/max. */
+function bucketDelta(before: Buckets, after: Buckets): Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }> {
+  const out: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }> = {};
+  for (const [value, m] of after) {
+    const list = [...m].map(([le, n]) => ({ le, n: n - (before.get(value)?.get(le) ?? 0) })).sort((a, b) => a.le - b.le);
+    const taken = list[list.length - 1]?.n ?? 0;
+    if (taken === 0) continue;
+    const at = (q: number): number => list.find((b) => b.n >= q * taken)?.le ?? NaN;
+    out[value] = { taken, p50AtMost: at(0.5), p99AtMost: at(0.99), maxAtMost: at(1) };
+  }
+  return out;
+}
+
+interface ArrivalsResult {
+  preloadedServices: number;
+  nodes: number;
+  arrivals: number;
+  arrivalGapMs: number;
+  preloadSeconds: number;
+  /** From the stand-in's start until the server had seen no write for 5 s (it rewrites the preloaded pods' status). */
+  kubeletSettleSeconds: number;
+  /** From the controller's start to its queue quiet and no write for 5 s: synced and converged. */
+  controllerConvergeSeconds: number;
+  /** What the controller wrote while converging (its first pass: every preloaded Service's status, Events). */
+  convergeRequestsByVerb: Record<string, number>;
+  /** The headline: from the create's end in the server's request log to the DaemonSet's ADDED watch event. */
+  createToDaemonSetMs: Stats;
+  /** The same from the create's return in this process (the client). */
+  createReturnToDaemonSetMs: Stats;
+  createRequestMs: Stats;
+  createToFirstRequestMs: Stats;
+  firstRequestToApplyMs: Stats;
+  createToApplyArrivedMs: Stats;
+  applyServerMs: Stats;
+  /** berth_workqueue_queue_duration_seconds{name="services"} observed during the arrivals, per lane. */
+  queueWaitMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  reconcileMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  requestMs: Record<string, { taken: number; p50AtMost: number; p99AtMost: number; maxAtMost: number }>;
+  /** The controller's requests during the arrivals window, by verb and resource (watches and Leases apart). */
+  windowRequestsByVerb: Record<string, number>;
+  /** Informer relists (periodic or after 410) during the window: each lists every page of its kind again. */
+  windowRelists: number;
+  apiServerEventLoopDelayMs: { p99: number; max: number };
+  controllerEventLoopDelayMs: { p99: number; max: number };
+  /** From the first create to the last DaemonSet: CPU seconds of each process against the wall clock. */
+  cpuSeconds: { wallS: number; apiServer: number; controller: number; kubelet: number };
+  /** Writes the stand-in made meanwhile (pod creates, bindings, statuses, DaemonSet statuses; request log). */
+  windowKubeletWrites: number;
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+  leaseLosses: number;
+  controllerRssMiB: number;
+  slowest: { name: string; ms: number; createdAtS: number }[];
+}
+
+/** The converged state of runSteadyCase step 1 (same objects, same field managers), put into `store`. */
+function preloadConverged(store: ApiServerHandle["store"], services: number, nodes: number): void {
+  const t0 = performance.now();
+  const nodeRes = store.resourceFor("v1", "Node");
+  const svcRes = store.resourceFor("v1", "Service");
+  const dsRes = store.resourceFor("apps/v1", "DaemonSet");
+  const podRes = store.resourceFor("v1", "Pod");
+  store.create(store.resourceFor("v1", "Namespace"), undefined, { metadata: { name: NS } });
+  const nodeObjs: Obj[] = [];
+  const ips: string[] = [];
+  for (let i = 0; i < nodes; i++) {
+    const ip = `10.${100 + Math.floor(i / 250)}.${i % 250}.1`;
+    ips.push(ip);
+    nodeObjs.push(store.create(nodeRes, undefined, {
+      metadata: { name: `node-${i}`, labels: { "kubernetes.io/hostname": `node-${i}`, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64" } },
+      status: { addresses: [{ type: "InternalIP", address: ip }, { type: "Hostname", address: `node-${i}` }], conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }] },
+    }, { fieldManager: "kubelet" }) as Obj);
+  }
+  const config = defaultControllerConfig({ namespace: NS, lbPodImage: "berth:bench" });
+  const started = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  for (let s = 0; s < services; s++) {
+    const name = `svc-${s}`;
+    const svc = store.create(svcRes, "default", {
+      metadata: { name, finalizers: [FINALIZER] },
+      spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
+        ports: [{ name: "p", port: 10000 + s, protocol: "TCP", targetPort: 8080 }] },
+    }, { fieldManager: "kubectl-create" }) as V1Service;
+    const parsed = parseServiceConfig(svc, config);
+    if (!parsed.ok) throw new Error(`${name}: ${JSON.stringify(parsed.problems)}`);
+    const desired = buildDaemonSet(svc, parsed.value, nodeObjs as V1Node[], config) as Obj;
+    const ds = store.patch(dsRes, NS, desired.metadata.name as string, "apply", desired, { fieldManager: FIELD_MANAGER, force: true }).object as Obj;
+    for (let n = 0; n < nodes; n++) {
+      const pod = newDaemonPod(ds, `node-${n}`) as Obj;
+      pod.spec.nodeName = `node-${n}`;
+      const createdPod = store.create(podRes, NS, pod, { fieldManager: "kube-controller-manager" }) as Obj;
+      store.patch(podRes, NS, createdPod.metadata.name as string, "strategic", { status: readyPodStatus(createdPod, ips[n] as string, n, started) },
+        { fieldManager: "kubelet", subresource: "status" });
+    }
+    store.patch(dsRes, NS, ds.metadata.name as string, "merge", {
+      status: { currentNumberScheduled: nodes, desiredNumberScheduled: nodes, numberMisscheduled: 0, numberReady: nodes,
+        numberAvailable: nodes, updatedNumberScheduled: nodes, observedGeneration: ds.metadata.generation },
+    }, { fieldManager: "kube-controller-manager", subresource: "status" });
+    if (s % 200 === 199) console.error(`  preloaded ${s + 1}/${services} Services (${Math.round((performance.now() - t0) / 1000)} s)`);
+  }
+}
+
+/** Until no write (anything but get, list, watch; Leases apart) has ended in the server for `quietMs`; the time it took, in s. */
+async function writesQuiet(server: ApiServerHandle, quietMs: number, procs: ChildProcess[]): Promise<number> {
+  const t0 = performance.now();
+  let last = performance.now();
+  const stop = server.requestLog.onEnd((e) => {
+    // Lease renewals go on every few seconds for ever; they are not convergence.
+    if (e.verb !== undefined && !["get", "list", "watch"].includes(e.verb) && !e.resource?.startsWith("leases")) last = performance.now();
+  });
+  try {
+    const deadline = Date.now() + 20 * 60_000;
+    while (performance.now() - last < quietMs) {
+      if (Date.now() > deadline) throw new Error("writes never went quiet");
+      if (procs.some((p) => p.exitCode !== null)) throw new Error("a process exited while waiting for quiet");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    stop();
+  }
+  return Math.round((performance.now() - t0 - quietMs) / 100) / 10;
+}
+
+async function runArrivalsCase(services: number, nodes: number): Promise<ArrivalsResult> {
+  const server: ApiServerHandle = await startApiServer({ port: 0, historyLimit: 5000 });
+  const client = new Client(server);
+  const dir = mkdtempSync(join(tmpdir(), "berth-bench-arrivals-"));
+  let controller: ChildProcess | undefined;
+  let kubelet: ChildProcess | undefined;
+  try {
+    const t0 = performance.now();
+    preloadConverged(server.store, services, nodes);
+    const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
+
+    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["pipe", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      kubelet?.stdout?.once("data", () => resolve());
+      kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
+    });
+    const kubeletSettleSeconds = await writesQuiet(server, 5000, [kubelet]);
+
+    // The Deployment's flags (src/manifests/manifests.ts NODE_OPTIONS) unless told otherwise, its default resync.
+    const variant: Variant = {
+      label: "arrivals", cli: CLI,
+      heapMiB: process.argv.includes("--heap-mib") ? HEAP_MIB : 256,
+      nodeFlags: process.argv.includes("--node-flags") ? NODE_FLAGS : ["--max-semi-space-size=4"],
+    };
+    const t1 = performance.now();
+    const c = await startController(server, dir, "5m", variant);
+    controller = c.proc;
+    let leaseLosses = 0;
+    c.proc.stderr?.on("data", (d: Buffer) => (leaseLosses += d.toString().split("lost the lease").length - 1));
+    await queueQuiet(c.metricsUrl, 3000, c.proc, c.stderr);
+    await writesQuiet(server, 5000, [c.proc, kubelet]);
+    const controllerConvergeSeconds = Math.round((performance.now() - t1) / 100) / 10;
+    const before = await apiRequests(c.metricsUrl);
+    const convergeRequestsByVerb = before.byVerb;
+
+    // The measuring watch, and the server's request log, from here on.
+    const dsAt = new Map<string, number>();
+    const dsName = new Map<string, string>();
+    const rv = (await client.get(`/apis/apps/v1/namespaces/${NS}/daemonsets?limit=1`)).body.metadata.resourceVersion as string;
+    const watch = follow(client, `/apis/apps/v1/namespaces/${NS}/daemonsets`, rv, (ev) => {
+      const name = ev.object.metadata?.labels?.["berth.dev/service-name"];
+      if (ev.type === "ADDED" && name && !dsAt.has(name)) {
+        dsAt.set(name, performance.now());
+        dsName.set(name, ev.object.metadata.name as string);
+      }
+    });
+    const createEnds: { arrivedAt: number; endedAt: number }[] = [];
+    const applies = new Map<string, { arrivedAt: number; endedAt: number }>();
+    const firstRequest = new Map<string, number>();
+    let kubeletWrites = 0;
+    const stopLog = server.requestLog.onEnd((e) => {
+      if (e.endedAt === undefined) return;
+      if (e.resource === "services" && e.verb === "create" && !e.userAgent.startsWith("berth")) {
+        createEnds.push({ arrivedAt: e.arrivedAt, endedAt: e.endedAt });
+        return;
+      }
+      if (!e.userAgent.startsWith("berth")) {
+        if (!e.resource?.startsWith("leases") && e.verb !== undefined && !["get", "list", "watch"].includes(e.verb)) kubeletWrites++;
+        return;
+      }
+      if (!e.name) return;
+      if (e.resource === "daemonsets" && e.verb === "patch" && !applies.has(e.name)) applies.set(e.name, { arrivedAt: e.arrivedAt, endedAt: e.endedAt });
+      const service = e.resource === "services" ? e.name : e.resource === "configmaps" ? /^svclb-(arr-\d+)-/.exec(e.name)?.[1] : undefined;
+      if (service !== undefined && (firstRequest.get(service) ?? Infinity) > e.arrivedAt) firstRequest.set(service, e.arrivedAt);
+    });
+    const queueBefore = await rawBuckets(c.metricsUrl, "berth_workqueue_queue_duration_seconds", "lane", 'name="services"');
+    const reconcileBefore = await rawBuckets(c.metricsUrl, "berth_reconcile_duration_seconds", "result");
+    const requestBefore = await rawBuckets(c.metricsUrl, "berth_api_request_duration_seconds", "verb");
+    const relistsBefore = await metric(c.metricsUrl, "berth_relists_total");
+    // The last scrape before the window: prom-client's event-loop lag gauges then cover the window alone.
+    await metric(c.metricsUrl, "nodejs_eventloop_lag_p99_seconds");
+    const serverLag = monitorEventLoopDelay({ resolution: 10 });
+    serverLag.enable();
+    const loadavgBefore = loadavg().map((l) => Math.round(l * 100) / 100);
+    const cpuAtStart = { self: process.cpuUsage(), controller: cpuOf(c.proc.pid), kubelet: cpuOf(kubelet.pid) };
+
+    const created = new Map<string, number>();
+    const tStart = performance.now();
+    for (let i = 0; i < ARRIVALS; i++) {
+      const wait = tStart + i * ARRIVAL_GAP_MS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const name = `arr-${i}`;
+      const res = await client.post("/api/v1/namespaces/default/services", {
+        metadata: { name },
+        spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
+          ports: [{ name: "p", port: 30000 + i, protocol: "TCP", targetPort: 8080 }] },
+      });
+      if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${res.text}`);
+      created.set(name, performance.now());
+    }
+    const deadline = Date.now() + 10 * 60_000;
+    while (dsAt.size < ARRIVALS) {
+      if (Date.now() > deadline) throw new Error(`only ${dsAt.size}/${ARRIVALS} DaemonSets appeared`);
+      if (c.proc.exitCode !== null) throw new Error(`controller exited: ${c.stderr()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const wallS = (performance.now() - tStart) / 1000;
+    const selfCpu = process.cpuUsage(cpuAtStart.self);
+    const round2 = (n: number): number => Math.round(n * 100) / 100;
+    const cpuSeconds = { wallS: round2(wallS), apiServer: round2((selfCpu.user + selfCpu.system) / 1e6),
+      controller: round2(cpuOf(c.proc.pid) - cpuAtStart.controller), kubelet: round2(cpuOf(kubelet.pid) - cpuAtStart.kubelet) };
+    const loadavgAfter = loadavg().map((l) => Math.round(l * 100) / 100);
+    serverLag.disable();
+    stopLog();
+    watch.stop();
+    client.closeWatches();
+    // One scrape for both: each scrape resets prom-client's event-loop histogram.
+    const lagText = await (await fetch(c.metricsUrl)).text();
+    const lag = (name: string): number => Math.round(Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(lagText)?.[1]) * 1000);
+    const controllerEventLoopDelayMs = { p99: lag("nodejs_eventloop_lag_p99_seconds"), max: lag("nodejs_eventloop_lag_max_seconds") };
+    const queueWaitMs = bucketDelta(queueBefore, await rawBuckets(c.metricsUrl, "berth_workqueue_queue_duration_seconds", "lane", 'name="services"'));
+    const reconcileMs = bucketDelta(reconcileBefore, await rawBuckets(c.metricsUrl, "berth_reconcile_duration_seconds", "result"));
+    const requestMs = bucketDelta(requestBefore, await rawBuckets(c.metricsUrl, "berth_api_request_duration_seconds", "verb"));
+    const windowRelists = (await metric(c.metricsUrl, "berth_relists_total")) - relistsBefore;
+    const after = await apiRequests(c.metricsUrl);
+    const memory = rss(c.proc.pid as number);
+
+    if (createEnds.length !== ARRIVALS) throw new Error(`the request log saw ${createEnds.length} Service creates, not ${ARRIVALS}`);
+    const stats = (v: number[]): Stats => ({ p50: Math.round(percentile(v, 50) * 10) / 10, p99: Math.round(percentile(v, 99) * 10) / 10, max: Math.round(Math.max(...v) * 10) / 10 });
+    const fromEnd: number[] = [];
+    const fromReturn: number[] = [];
+    const createRequest: number[] = [];
+    const toFirst: number[] = [];
+    const firstToApply: number[] = [];
+    const toApply: number[] = [];
+    const applyServer: number[] = [];
+    const slowest: { name: string; ms: number; createdAtS: number }[] = [];
+    // Creates were sent one at a time, so the k-th create in the log is arr-k. Log times are timeOrigin + now().
+    [...created].forEach(([name, returned], k) => {
+      const ds = dsAt.get(name) as number;
+      const end = (createEnds[k] as { arrivedAt: number; endedAt: number });
+      const endedAt = end.endedAt - performance.timeOrigin;
+      fromEnd.push(ds - endedAt);
+      fromReturn.push(ds - returned);
+      createRequest.push(end.endedAt - end.arrivedAt);
+      slowest.push({ name, ms: Math.round(ds - endedAt), createdAtS: Math.round((endedAt - tStart) / 100) / 10 });
+      const apply = applies.get(dsName.get(name) ?? "");
+      if (!apply) return;
+      toApply.push(apply.arrivedAt - end.endedAt);
+      applyServer.push(apply.endedAt - apply.arrivedAt);
+      const first = firstRequest.get(name);
+      if (first === undefined) return;
+      toFirst.push(first - end.endedAt);
+      firstToApply.push(apply.arrivedAt - first);
+    });
+    const windowRequestsByVerb = Object.fromEntries(Object.entries(after.byVerb).map(([k, v]) => [k, v - (before.byVerb[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+    return {
+      preloadedServices: services, nodes, arrivals: ARRIVALS, arrivalGapMs: ARRIVAL_GAP_MS, preloadSeconds, kubeletSettleSeconds,
+      controllerConvergeSeconds, convergeRequestsByVerb,
+      createToDaemonSetMs: stats(fromEnd), createReturnToDaemonSetMs: stats(fromReturn), createRequestMs: stats(createRequest),
+      createToFirstRequestMs: stats(toFirst), firstRequestToApplyMs: stats(firstToApply), createToApplyArrivedMs: stats(toApply), applyServerMs: stats(applyServer),
+      queueWaitMs, reconcileMs, requestMs, windowRequestsByVerb, windowRelists,
+      apiServerEventLoopDelayMs: { p99: Math.round(serverLag.percentile(99) / 1e6), max: Math.round(serverLag.max / 1e6) },
+      controllerEventLoopDelayMs, cpuSeconds, windowKubeletWrites: kubeletWrites, loadavgBefore, loadavgAfter, leaseLosses,
+      controllerRssMiB: memory.rssMiB,
+      slowest: slowest.sort((a, b) => b.ms - a.ms).slice(0, 8),
+    };
+  } finally {
+    if (controller) await stopController(controller);
+    if (kubelet && kubelet.exitCode === null) {
+      kubelet.kill("SIGTERM");
+      await new Promise((r) => kubelet?.once("exit", r));
+    }
+    client.closeWatches();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function mainArrivals(): Promise<void> {
+  const out = process.argv.includes("--results") ? RESULTS : fileURLToPath(new URL("./results/controller-arrivals.json", import.meta.url));
+  const results: ArrivalsResult[] = [];
+  for (const [services, nodes] of CASES) {
+    console.error(`arrivals: ${ARRIVALS} Services, ${ARRIVAL_GAP_MS} ms apart, into ${services} converged Services x ${nodes} nodes ...`);
+    const r = await runArrivalsCase(services, nodes);
+    console.error(JSON.stringify(r));
+    results.push(r);
+    mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
+    writeFileSync(out, `${JSON.stringify({
+      date: new Date().toISOString(),
+      machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
+      controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js", workers: Number(WORKERS),
+      mode: "arrivals: Services created one at a time into a converged cluster; creation = the create's end in the server's request log",
+      results,
+    }, null, 2)}\n`);
+  }
+  for (const r of results) {
+    const d = r.createToDaemonSetMs;
+    console.log(`${r.arrivals} arrivals into ${r.preloadedServices} x ${r.nodes}: create -> DaemonSet p50 ${d.p50} / p99 ${d.p99} / max ${d.max} ms; ` +
+      `urgent queue wait p99 <= ${r.queueWaitMs.urgent?.p99AtMost ?? NaN} ms; load ${r.loadavgBefore[0]} -> ${r.loadavgAfter[0]}; CPU s ${JSON.stringify(r.cpuSeconds)}`);
+  }
+  console.log(`written ${out}`);
+}
+
+(ARRIVALS > 0 ? mainArrivals() : PRELOAD ? mainSteady() : main()).catch((e: unknown) => {
   console.error(e);
   process.exitCode = 1;
 });
