@@ -178,7 +178,23 @@ function hostPorts(pod: V1Pod): HostPort[] {
   return result;
 }
 
-function servicePorts(service: V1Service): { protocol: Protocol; port: number }[] {
+/**
+ * Index keys of the host ports a bound pod holds on its node ("node<TAB>tcp/80"): the controller indexes its cached
+ * lb-pods by them, so a Service's conflict check visits only the pods holding one of its ports on its waiting nodes,
+ * not every lb-pod there (at 1,000 Services x 20 nodes that walk of ~20,000 pods per reconcile of a new Service was
+ * most of the controller's time; docs/design/0012-api-discipline-at-scale.md, addendum 5).
+ */
+export function hostPortIndexKeys(pod: V1Pod): string[] {
+  const node = pod.spec?.nodeName;
+  if (!node) return [];
+  return [...new Set(hostPorts(pod).map((held) => hostPortIndexKey(node, held.protocol, held.port)))];
+}
+
+export function hostPortIndexKey(node: string, protocol: Protocol, port: number): string {
+  return `${node}\t${protocol}/${port}`;
+}
+
+export function servicePorts(service: V1Service): { protocol: Protocol; port: number }[] {
   const ports: { protocol: Protocol; port: number }[] = [];
   for (const port of service.spec?.ports ?? []) {
     const protocol = PROTOCOLS[port.protocol ?? "TCP"];

@@ -17,6 +17,7 @@ import { fencedClient } from "../lib/kube/fence.js";
 import { LeaderElector, type LeaderElectionOptions } from "../lib/kube/leader.js";
 import type { ControllerMetrics } from "../lib/kube/metrics.js";
 import { trimConfigMap, trimDaemonSet, trimEndpointSlice, trimNode, trimPod, trimService } from "./cache-trim.js";
+import { hostPortIndexKey, hostPortIndexKeys } from "./conflicts.js";
 import {
   EventRecorder,
   PendingWrites,
@@ -239,7 +240,7 @@ export class Controller {
 
     // Registered before the enqueueing handlers, so a reconcile never sees an index behind its cache.
     const podIndex = new KeyIndex(this.pods);
-    const podsByNode = new KeyIndex(this.pods, (p) => optional(p.spec?.nodeName));
+    const podsByHostPort = new KeyIndex(this.pods, hostPortIndexKeys);
     const daemonSetIndex = new KeyIndex(this.daemonSets);
     const sliceIndex = new KeyIndex(this.slices, (s) => optional(sliceServiceKey(s)));
     const configMapIndex = (this.configMapIndex = new KeyIndex(this.configMaps));
@@ -249,7 +250,7 @@ export class Controller {
       nodes: () => this.nodes.list(),
       daemonSetsFor: (key) => daemonSetIndex.get(key),
       podsFor: (key) => podIndex.get(key),
-      podsOnNode: (node) => podsByNode.get(node),
+      podsHoldingPort: (node, protocol, port) => podsByHostPort.get(hostPortIndexKey(node, protocol, port)),
       endpointSlicesFor: (key) => sliceIndex.get(key),
       servicesWithPort: (protocol, port) => servicesByPort.get(portKey(protocol, port)),
       configMapsFor: (key) => configMapIndex.get(key).map((cm) => cm.metadata?.name as string),

@@ -18,7 +18,8 @@ import {
   removeOurConditions,
 } from "./conditions.js";
 import { trimPod } from "./cache-trim.js";
-import { findPortConflicts, waitsForPorts } from "./conflicts.js";
+import { findPortConflicts, servicePorts, waitsForPorts } from "./conflicts.js";
+import type { Protocol } from "../lib/rules/model.js";
 import { buildDaemonSet, ownedFieldsDiffer, recordedHash, rulesBytesFor, rulesConfigMapOf, rulesTooLargeMessage } from "./daemonset.js";
 import { applyRulesConfigMap, applyWithRules } from "./rules-configmap.js";
 import { ownership, parseServiceConfig } from "./service-config.js";
@@ -45,8 +46,11 @@ export interface ReconcileView {
   daemonSetsFor(key: string): V1DaemonSet[];
   /** Pods in our namespace labelled for this Service key. */
   podsFor(key: string): V1Pod[];
-  /** lb-pods of every Service bound to this node (the holders of a port conflict we can see without a request). */
-  podsOnNode(node: string): V1Pod[];
+  /**
+   * lb-pods of every Service bound to this node and holding this host port (the holders of a port conflict we can
+   * see without a request), from an index: never a walk of every pod on the node.
+   */
+  podsHoldingPort(node: string, protocol: Protocol, port: number): V1Pod[];
   /** EndpointSlices of this Service (kubernetes.io/service-name). */
   endpointSlicesFor(key: string): V1EndpointSlice[];
   /** LoadBalancer Services asking for this port (protocol as in the Service spec, e.g. "TCP"): competing Services. */
@@ -452,7 +456,7 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
     const conflicts = findPortConflicts({
       service: current,
       daemonSetPods: pods,
-      allPods: [...unboundNodes(pods).flatMap((node) => view.podsOnNode(node)), ...await deps.holders.holders(client, pods)],
+      allPods: [...visibleHolders(view, unboundNodes(pods), servicePorts(current)), ...await deps.holders.holders(client, pods)],
       otherServices: competingCandidates(current, view).filter((s) => ownership(s, config).ours),
     });
     const decision = decideConditions({ service: current, now: deps.now(), ownership: owned, config: parsed, nodes, status, conflicts });
@@ -481,6 +485,17 @@ export async function reconcileService(key: string, deps: ReconcileDeps): Promis
   if (daemonSetDone.status === "rejected") throw daemonSetDone.reason;
   if (statusDone.status === "rejected") throw statusDone.reason;
   return changed ? "updated" : "unchanged";
+}
+
+/** Our cached lb-pods holding one of `ports` on one of `nodes`, each once. */
+function visibleHolders(view: ReconcileView, nodes: readonly string[], ports: readonly { protocol: Protocol; port: number }[]): V1Pod[] {
+  const found = new Map<string, V1Pod>();
+  for (const node of nodes) {
+    for (const { protocol, port } of ports) {
+      for (const pod of view.podsHoldingPort(node, protocol, port)) found.set(`${pod.metadata?.namespace}/${pod.metadata?.name}`, pod);
+    }
+  }
+  return [...found.values()];
 }
 
 /** Nodes where one of these pods waits unbound: the only nodes where a port conflict can be. */

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 
-import { findPortConflicts, type ConflictReport } from "../../../src/controller/conflicts.js";
+import { findPortConflicts, hostPortIndexKey, hostPortIndexKeys, type ConflictReport } from "../../../src/controller/conflicts.js";
 import type { V1Pod, V1Service } from "../../../src/controller/types.js";
 import { pod, service } from "./fixtures.js";
 
@@ -157,4 +157,32 @@ describe("controller: port conflicts", () => {
     assert.deepEqual(report.conflicts, []);
     assert.ok(ms < 600, `${Math.round(ms)} ms (one scan per node: ~1,700 ms here; one pass: ~130 ms)`);
   });
+});
+
+// The controller indexes its cached lb-pods by these keys, and a reconcile asks the index for its ports on its waiting
+// nodes only (docs/design/0012, addendum 5): a key missing here is a holder the conflict check never sees.
+describe("controller: host-port index keys of a pod", () => {
+  const hostNetwork = (p: V1Pod): V1Pod => ({ ...p, spec: { ...p.spec, hostNetwork: true, containers: [{ name: "c", image: "x", ports: [{ containerPort: 9100 }] }] } });
+  const sidecar = (p: V1Pod, restartPolicy?: string): V1Pod => ({
+    ...p, spec: { ...p.spec, containers: p.spec?.containers ?? [], initContainers: [{ name: "init", image: "x", ...(restartPolicy ? { restartPolicy } : {}), ports: [{ containerPort: 53, hostPort: 53, protocol: "UDP" }] }] },
+  });
+  const rows: { name: string; pod: V1Pod; keys: string[] }[] = [
+    { name: "a bound pod: one key per host port and protocol", pod: pod("a", { node: "n1", hostPorts: [{ port: 80 }, { port: 53, protocol: "UDP" }] }), keys: ["n1\ttcp/80", "n1\tudp/53"] },
+    { name: "an unbound pod: none (it holds nothing yet)", pod: pod("b", { targetNode: "n1", hostPorts: [{ port: 80 }] }), keys: [] },
+    { name: "the same port twice (two host IPs): one key", pod: pod("c", { node: "n1", hostPorts: [{ port: 80, hostIP: "192.0.2.1" }, { port: 80, hostIP: "192.0.2.2" }] }), keys: ["n1\ttcp/80"] },
+    { name: "host network: every container port is a host port", pod: hostNetwork(pod("d", { node: "n2" })), keys: ["n2\ttcp/9100"] },
+    { name: "a sidecar (init container that keeps running) holds its ports", pod: sidecar(pod("e", { node: "n1" }), "Always"), keys: ["n1\tudp/53"] },
+    { name: "a plain init container holds none", pod: sidecar(pod("f", { node: "n1" })), keys: [] },
+    { name: "no ports: none", pod: pod("g", { node: "n1" }), keys: [] },
+  ];
+  for (const row of rows) {
+    it(row.name, () => {
+      assert.deepEqual(hostPortIndexKeys(row.pod).sort(), row.keys.sort());
+      for (const key of row.keys) {
+        const [node, port] = key.split("\t") as [string, string];
+        const [protocol, number] = port.split("/") as ["tcp" | "udp", string];
+        assert.equal(hostPortIndexKey(node, protocol, Number(number)), key);
+      }
+    });
+  }
 });

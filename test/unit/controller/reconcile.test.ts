@@ -61,7 +61,7 @@ describe("controller: a reconcile waiting for its own write", () => {
     pending.wroteService("default/web", "5");
     await clock.advance(1200);
     const view: ReconcileView = {
-      service: () => svc, nodes: () => [node("n1")], daemonSetsFor: () => [], podsFor: () => [], podsOnNode: () => [],
+      service: () => svc, nodes: () => [node("n1")], daemonSetsFor: () => [], podsFor: () => [], podsHoldingPort: () => [],
       endpointSlicesFor: () => [], servicesWithPort: () => [], configMapsFor: () => [],
     };
     const requeues: number[] = [];
