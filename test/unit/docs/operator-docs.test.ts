@@ -44,6 +44,7 @@ const FOREIGN_FLAGS: Record<string, string> = {
 const BENCH_FLAGS: Record<string, string> = {
   "--until-daemonsets": "bench/controller.ts",
   "--preload": "bench/controller.ts",
+  "--arrivals": "bench/controller.ts",
   "--runs": "bench/lb-pod.ts",
 };
 
