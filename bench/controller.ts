@@ -654,48 +654,7 @@ async function runSteadyCase(services: number, nodes: number): Promise<SteadyRes
   let controller: ChildProcess | undefined;
   try {
     const t0 = performance.now();
-    const nodeRes = store.resourceFor("v1", "Node");
-    const svcRes = store.resourceFor("v1", "Service");
-    const dsRes = store.resourceFor("apps/v1", "DaemonSet");
-    const podRes = store.resourceFor("v1", "Pod");
-    store.create(store.resourceFor("v1", "Namespace"), undefined, { metadata: { name: NS } });
-    const nodeObjs: Obj[] = [];
-    const ips: string[] = [];
-    for (let i = 0; i < nodes; i++) {
-      const ip = `10.${100 + Math.floor(i / 250)}.${i % 250}.1`;
-      ips.push(ip);
-      nodeObjs.push(store.create(nodeRes, undefined, {
-        metadata: { name: `node-${i}`, labels: { "kubernetes.io/hostname": `node-${i}`, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64" } },
-        status: { addresses: [{ type: "InternalIP", address: ip }, { type: "Hostname", address: `node-${i}` }], conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }] },
-      }, { fieldManager: "kubelet" }) as Obj);
-    }
-    const config = defaultControllerConfig({ namespace: NS, lbPodImage: "berth:bench" });
-    const started = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    for (let s = 0; s < services; s++) {
-      const name = `svc-${s}`;
-      const svc = store.create(svcRes, "default", {
-        metadata: { name, finalizers: [FINALIZER] },
-        spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
-          ports: [{ name: "p", port: 10000 + s, protocol: "TCP", targetPort: 8080 }] },
-      }, { fieldManager: "kubectl-create" }) as V1Service;
-      const parsed = parseServiceConfig(svc, config);
-      if (!parsed.ok) throw new Error(`${name}: ${JSON.stringify(parsed.problems)}`);
-      const desired = buildDaemonSet(svc, parsed.value, nodeObjs as V1Node[], config) as Obj;
-      const ds = store.patch(dsRes, NS, desired.metadata.name as string, "apply", desired, { fieldManager: FIELD_MANAGER, force: true }).object as Obj;
-      for (let n = 0; n < nodes; n++) {
-        const nodeName = `node-${n}`;
-        const pod = newDaemonPod(ds, nodeName) as Obj;
-        pod.spec.nodeName = nodeName;
-        const createdPod = store.create(podRes, NS, pod, { fieldManager: "kube-controller-manager" }) as Obj;
-        store.patch(podRes, NS, createdPod.metadata.name as string, "strategic", { status: readyPodStatus(createdPod, ips[n] as string, n, started) },
-          { fieldManager: "kubelet", subresource: "status" });
-      }
-      store.patch(dsRes, NS, ds.metadata.name as string, "merge", {
-        status: { currentNumberScheduled: nodes, desiredNumberScheduled: nodes, numberMisscheduled: 0, numberReady: nodes,
-          numberAvailable: nodes, updatedNumberScheduled: nodes, observedGeneration: ds.metadata.generation },
-      }, { fieldManager: "kube-controller-manager", subresource: "status" });
-      if (s % 100 === 99) console.error(`  preloaded ${s + 1}/${services} Services (${Math.round((performance.now() - t0) / 1000)} s)`);
-    }
+    preloadConverged(store, services, nodes);
     const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
 
     const warm = await startController(server, dir, "30s");

@@ -184,49 +184,52 @@ function expectedRules(method: Method, count: number): number | undefined {
 }
 
 async function timeOnce(lab: NetnsLab, rootfs: string, bundles: Map<number, string>, method: Method, count: number, run: number): Promise<Sample> {
-  const [ns] = (await lab.addNamespaces(`${method.slice(0, 6)}-${count}-${run}`)) as [string];
+  const what = `${method} ${count} ports`;
+  const watched = await inNewPodNamespace(lab, `${method.slice(0, 6)}-${count}-${run}`, method, count, async (ns, stateDir) => {
+    const monitor = await NftMonitor.start(ns);
+    try {
+      const from = await monitor.sync();
+      const { startedNs, exitedNs } = await timeFromGate(["netns", "exec", ns, ...gatedPodArgs(rootfs, bundles, method, count, stateDir)], what);
+      const to = await monitor.sync();
+      const rules = rulesInNamespace(ns);
+      const expected = expectedRules(method, count);
+      if (expected !== undefined && rules !== expected) throw new Error(`${what} left ${rules} rules, not ${expected}`);
+      const lines = monitor.between(from, to);
+      const early = lines.find((entry) => entry.atNs < startedNs && ruleChange(entry.line) !== 0);
+      if (early) throw new Error(`${what}: "${early.line}" arrived before the gate opened`);
+      const inPlace = rulesInPlace(lines, rules);
+      return { inPlaceMs: Number(inPlace.atNs - startedNs) / 1e6, exitMs: Number(exitedNs - startedNs) / 1e6, rules };
+    } finally {
+      await monitor.stop();
+    }
+  });
+  // The same run again, in another new namespace with no monitor: gate -> exit only (see Sample.unwatchedExitMs).
+  const unwatchedExitMs = await inNewPodNamespace(lab, `u${method.slice(0, 5)}-${count}-${run}`, method, count, async (ns, stateDir) => {
+    const { startedNs, exitedNs } = await timeFromGate(["netns", "exec", ns, ...gatedPodArgs(rootfs, bundles, method, count, stateDir)], `${what} (unwatched)`);
+    return Number(exitedNs - startedNs) / 1e6;
+  });
+  return { ...watched, unwatchedExitMs };
+}
+
+/** A new pod network namespace (forwarding on) with its state dir, for `body`; both removed afterwards. */
+async function inNewPodNamespace<T>(lab: NetnsLab, name: string, method: Method, count: number, body: (ns: string, stateDir: string) => Promise<T>): Promise<T> {
+  const [ns] = (await lab.addNamespaces(name)) as [string];
   await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
   const stateDir = `/tmp/${ns}-state`;
   mkdirSync(stateDir, { recursive: true });
   // Each replayed klipper-lb container's own writable directory, made before its start as a runtime makes its rootfs.
   if (method === "klipper-lb") for (const port of ports(count)) mkdirSync(`${stateDir}/klipper-${port}`);
-  const monitor = await NftMonitor.start(ns);
   try {
-    const from = await monitor.sync();
-    const args = podArgs(rootfs, bundles.get(count) ?? "", stateDir, [...GATE, ...argvFor(method, count)]);
-    const { startedNs, exitedNs } = await timeFromGate(["netns", "exec", ns, ...args], `${method} ${count} ports`);
-    const to = await monitor.sync();
-    const rules = rulesInNamespace(ns);
-    const expected = expectedRules(method, count);
-    if (expected !== undefined && rules !== expected) throw new Error(`${method} ${count} ports left ${rules} rules, not ${expected}`);
-    const lines = monitor.between(from, to);
-    const early = lines.find((entry) => entry.atNs < startedNs && ruleChange(entry.line) !== 0);
-    if (early) throw new Error(`${method} ${count} ports: "${early.line}" arrived before the gate opened`);
-    const inPlace = rulesInPlace(lines, rules);
-    const watched = { inPlaceMs: Number(inPlace.atNs - startedNs) / 1e6, exitMs: Number(exitedNs - startedNs) / 1e6, rules };
-    return { ...watched, unwatchedExitMs: await timeUnwatched(lab, rootfs, bundles, method, count, run) };
+    return await body(ns, stateDir);
   } finally {
-    await monitor.stop();
     rmSync(stateDir, { recursive: true, force: true });
     await lab.removeNamespaces(ns);
   }
 }
 
-/** The same run without a monitor in the namespace: gate -> exit only (see Sample.unwatchedExitMs). */
-async function timeUnwatched(lab: NetnsLab, rootfs: string, bundles: Map<number, string>, method: Method, count: number, run: number): Promise<number> {
-  const [ns] = (await lab.addNamespaces(`u${method.slice(0, 5)}-${count}-${run}`)) as [string];
-  await lab.sysctls(ns, { "net.ipv4.ip_forward": "1" });
-  const stateDir = `/tmp/${ns}-state`;
-  mkdirSync(stateDir, { recursive: true });
-  if (method === "klipper-lb") for (const port of ports(count)) mkdirSync(`${stateDir}/klipper-${port}`);
-  try {
-    const args = podArgs(rootfs, bundles.get(count) ?? "", stateDir, [...GATE, ...argvFor(method, count)]);
-    const { startedNs, exitedNs } = await timeFromGate(["netns", "exec", ns, ...args], `${method} ${count} ports (unwatched)`);
-    return Number(exitedNs - startedNs) / 1e6;
-  } finally {
-    rmSync(stateDir, { recursive: true, force: true });
-    await lab.removeNamespaces(ns);
-  }
+/** The chrooted pod command of `method`, waiting at the GATE. */
+function gatedPodArgs(rootfs: string, bundles: Map<number, string>, method: Method, count: number, stateDir: string): string[] {
+  return podArgs(rootfs, bundles.get(count) ?? "", stateDir, [...GATE, ...argvFor(method, count)]);
 }
 
 // In a real pod the container runtime has entered the pod's namespaces and its root before either entrypoint runs;
