@@ -2,7 +2,7 @@
 //
 //   node --max-old-space-size=12000 --import tsx bench/controller.ts [--cases 1000x10,1000x100] [--idle-seconds 60]
 //     [--cli dist/cli.js] [--flips 50] [--heap-mib 256] [--node-flags "--max-semi-space-size=4"] [--workers 4]
-//     [--until-daemonsets] [--results PATH]
+//     [--until-daemonsets] [--stand-in-limits default|none] [--results PATH]
 //     (the in-process API server holds every pod: ~4 GiB at 1k x 100; --heap-mib gives the controller the heap
 //     ceiling the Deployment gives it through NODE_OPTIONS; --until-daemonsets ends a case once every Service has
 //     its DaemonSet, for the create -> DaemonSet split alone)
@@ -74,6 +74,17 @@ const SRC_CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const CLI = arg("--cli", existsSync(DIST_CLI) ? DIST_CLI : SRC_CLI);
 /** More node flags for the controller of the full flow (e.g. the Deployment's "--max-semi-space-size=4"). */
 const NODE_FLAGS = arg("--node-flags", "").split(" ").filter(Boolean);
+/**
+ * --stand-in-limits default|none: the stand-in DaemonSet controller, scheduler and kubelets write no faster than the
+ * real components' clients do by default (src/sandbox/cluster/client-limits.ts), or as fast as they can (the load a
+ * controller manager run with its --kube-api-qps raised without bound would put on the server). With the default, a
+ * full-flow case takes at least its pods / 20 seconds (1000x10: over 8 minutes): the DaemonSet controller's pace.
+ */
+const STAND_IN_LIMITS = arg("--stand-in-limits", "default");
+if (STAND_IN_LIMITS !== "default" && STAND_IN_LIMITS !== "none") {
+  console.error(`--stand-in-limits: default or none, not ${STAND_IN_LIMITS}`);
+  process.exit(2);
+}
 /** The controller's --workers (the CLI's default is 4). */
 const WORKERS = arg("--workers", "4");
 /**
@@ -290,7 +301,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       });
       if (res.status !== 201) throw new Error(`create holder-${i}: ${res.status} ${res.text}`);
     }
-    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["pipe", "pipe", "inherit"] });
+    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS, STAND_IN_LIMITS], { stdio: ["pipe", "pipe", "inherit"] });
     await new Promise<void>((resolve, reject) => {
       kubelet?.stdout?.once("data", () => resolve());
       kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
@@ -784,7 +795,7 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
     date: new Date().toISOString(),
     machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
     ...(PRELOAD ? {} : { controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js" }),
-    ...(PRELOAD ? {} : { controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default", controllerNodeFlags: NODE_FLAGS, workers: Number(WORKERS) }),
+    ...(PRELOAD ? {} : { controllerHeapMiB: HEAP_MIB > 0 ? HEAP_MIB : "Node default", controllerNodeFlags: NODE_FLAGS, workers: Number(WORKERS), standInLimits: STAND_IN_LIMITS }),
     ...(UNTIL_DAEMONSETS ? { mode: "until-daemonsets: each case ends once every Service has its DaemonSet" } : {}),
     ...(PRELOAD ? { mode: "preload: the converged steady state put into the store, then a fresh controller's sync and one resync" } : { idleSeconds: IDLE_SECONDS }),
     results,
@@ -794,7 +805,8 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
 // --- --arrivals N: Services arriving one by one into a converged cluster ------------------------------------------
 //
 //   node --max-old-space-size=8000 --import tsx bench/controller.ts --arrivals 200 --cases 0x20,1000x20
-//     [--arrival-gap-ms 200] [--heap-mib 256] [--node-flags "--max-semi-space-size=4"] [--results PATH]
+//     [--arrival-gap-ms 200] [--heap-mib 256] [--node-flags "--max-semi-space-size=4"] [--stand-in-limits default|none]
+//     [--results PATH]
 //
 // What a user meets: a cluster that already has S LoadBalancer Services, converged, when one more is created. Per
 // case (SxM), on a fresh server:
@@ -969,7 +981,7 @@ async function runArrivalsCase(services: number, nodes: number): Promise<Arrival
     preloadConverged(server.store, services, nodes);
     const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
 
-    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS], { stdio: ["pipe", "pipe", "inherit"] });
+    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS, STAND_IN_LIMITS], { stdio: ["pipe", "pipe", "inherit"] });
     await new Promise<void>((resolve, reject) => {
       kubelet?.stdout?.once("data", () => resolve());
       kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
@@ -1139,7 +1151,7 @@ async function mainArrivals(): Promise<void> {
     writeFileSync(out, `${JSON.stringify({
       date: new Date().toISOString(),
       machine: { nproc: cpus().length, cpu: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
-      controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js", workers: Number(WORKERS),
+      controller: CLI.endsWith(".ts") ? "src/cli.ts via tsx" : "dist/cli.js", workers: Number(WORKERS), standInLimits: STAND_IN_LIMITS,
       mode: "arrivals: Services created one at a time into a converged cluster; creation = the create's end in the server's request log",
       results,
     }, null, 2)}\n`);

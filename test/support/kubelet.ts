@@ -18,7 +18,18 @@
 // - kubelet + node lifecycle controller: bound pods run (phase Running, hostIP, podIP) and are Ready unless the
 //   test says otherwise (setReady); on a node whose Ready condition is not True, pods are marked not Ready
 //   (node lifecycle controller's MarkPodsNotReady); graceful deletions are confirmed at once.
+// - client-side rate limits: each role writes no faster than the real component's client allows by default
+//   (src/sandbox/cluster/client-limits.ts: the DaemonSet controller 20/s with a burst of 30, the scheduler 50/s with
+//   100, each node's kubelet 50/s with 100); what a limit holds back goes out in a later pass, when its tokens are
+//   back. `clientLimits: false` lifts them (a controller manager run with its QPS raised without bound).
 import { createHash } from "node:crypto";
+import {
+  CONTROLLER_MANAGER_LIMIT,
+  KUBELET_LIMIT,
+  SCHEDULER_LIMIT,
+  TokenBucket,
+  type ClientLimit,
+} from "../../src/sandbox/cluster/client-limits.js";
 import {
   newDaemonPod,
   nodeMismatch,
@@ -52,7 +63,15 @@ export interface FakeKubeletOptions {
   bindDelayMs?: number;
   /** Writes in flight at once within one pass (default 4), as the real controllers' clients send in parallel. */
   writeConcurrency?: number;
+  /**
+   * Client-side rate limits per role (default: the real components' defaults, client-limits.ts); a role left out
+   * keeps its default. false: none, every write goes out in the pass that decided it.
+   */
+  clientLimits?: false | Partial<Record<StandInClient, ClientLimit>>;
 }
+
+/** The components this stand-in plays, each with its own client (the kubelet's is one per node). */
+export type StandInClient = "daemonSetController" | "scheduler" | "kubelet";
 
 /** Readiness override: pods of this DaemonSet (any if unset) on this node (any if unset). */
 export interface ReadinessRule {
@@ -167,6 +186,11 @@ export class FakeKubelet {
   private idleWaiters: (() => void)[] = [];
   /** Writes this stand-in made (creates, deletes, status patches), for tests that want to know it acted. */
   writes = 0;
+  /** Writes a client limit held back to a later pass (each counted once per pass that held it). */
+  deferredWrites = 0;
+  private readonly limits: false | Record<StandInClient, ClientLimit>;
+  /** Token buckets by client: "daemonSetController", "scheduler", "kubelet/NODE". */
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(options: FakeKubeletOptions) {
     this.server = options.server.replace(/\/+$/, "");
@@ -176,6 +200,9 @@ export class FakeKubelet {
     this.retryMs = options.retryMs ?? 50;
     this.bindDelayMs = options.bindDelayMs ?? 20;
     this.writeConcurrency = options.writeConcurrency ?? 4;
+    this.limits = options.clientLimits === false ? false : {
+      daemonSetController: CONTROLLER_MANAGER_LIMIT, scheduler: SCHEDULER_LIMIT, kubelet: KUBELET_LIMIT, ...options.clientLimits,
+    };
     const ns = encodeURIComponent(options.namespace);
     const kick = () => this.schedule(0);
     this.daemonSets = new Reflector(this, `/apis/apps/v1/namespaces/${ns}/daemonsets`, kick);
@@ -267,12 +294,14 @@ export class FakeKubelet {
     if (this.running) return;
     this.running = true;
     let failed = false;
+    let heldUntil: number | undefined;
     try {
       while (this.dirty && !this.stopped) {
         this.dirty = false;
-        const acted = await this.sync();
+        const pass = await this.sync();
+        heldUntil = pass.heldUntil;
         // Our own writes come back as watch events and set dirty again; one more pass confirms a fixed point.
-        if (acted) await new Promise((r) => setTimeout(r, 5));
+        if (pass.acted) await new Promise((r) => setTimeout(r, 5));
       }
     } catch {
       failed = true;
@@ -280,7 +309,18 @@ export class FakeKubelet {
       this.running = false;
     }
     if (failed) this.schedule(this.retryMs);
+    // Writes a limit held back are still to do: not settled; the pass that has their tokens comes at heldUntil.
+    else if (heldUntil !== undefined) this.wakeAt(heldUntil);
     else for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Takes a token of `client`'s bucket; undefined if it has one now, else when it will. */
+  private takeToken(client: string, role: StandInClient): number | undefined {
+    if (this.limits === false) return undefined;
+    const now = Date.now();
+    let bucket = this.buckets.get(client);
+    if (!bucket) this.buckets.set(client, (bucket = new TokenBucket(this.limits[role], now)));
+    return bucket.tryTake(now) ? undefined : bucket.nextTokenAt(now);
   }
 
   private readinessFor(ds: string, node: string): boolean {
@@ -291,17 +331,29 @@ export class FakeKubelet {
     return ready;
   }
 
-  /** One pass over everything; true when it wrote anything. Throws on a failed write (retried later). */
-  private async sync(): Promise<boolean> {
+  /**
+   * One pass over everything: whether it wrote anything, and when the earliest write a client limit held back may
+   * go (undefined: none held). Throws on a failed write (retried later).
+   */
+  private async sync(): Promise<{ acted: boolean; heldUntil: number | undefined }> {
     const ns = encodeURIComponent(this.namespace);
     const podsPath = `/api/v1/namespaces/${ns}/pods`;
     let acted = false;
+    let heldUntil: number | undefined;
     const batch: { group: string; job: () => Promise<void> }[] = [];
     // Queued, then sent `writeConcurrency` at a time by flush() at the end of each phase (deletes, then binds and
     // statuses, then creates, then DaemonSet statuses), so the order between phases holds. Within a phase the writes
     // go out grouped by DaemonSet: every node has its own kubelet and the scheduler binds a DaemonSet's pods in one
     // go, so on a cluster one DaemonSet's pods start within moments of each other, not spread over a whole pass.
-    const write = (method: string, path: string, body?: unknown, contentType?: string, group = ""): void => {
+    // `client` is whose bucket pays for the write ("kubelet/NODE" for a node's kubelet); a write without a token is
+    // not sent: the state that called for it is still there in the next pass, which decides it again.
+    const write = (client: string, method: string, path: string, body?: unknown, contentType?: string, group = ""): void => {
+      const notBefore = this.takeToken(client, client.startsWith("kubelet/") ? "kubelet" : client as StandInClient);
+      if (notBefore !== undefined) {
+        this.deferredWrites++;
+        heldUntil = Math.min(heldUntil ?? notBefore, notBefore);
+        return;
+      }
       batch.push({ group, job: async () => {
         const res = await this.request(method, path, body, contentType);
         // 404 on delete and 409 on create mean someone (or our previous pass) got there first: the watch will tell.
@@ -363,7 +415,7 @@ export class FakeKubelet {
     for (const pod of pods) {
       const uid = ownerUid(pod);
       if (pod.metadata.deletionTimestamp) {
-        write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+        write(pod.spec?.nodeName ? `kubelet/${pod.spec.nodeName}` : "daemonSetController", "DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
         continue;
       }
       if (uid === undefined) {
@@ -375,7 +427,7 @@ export class FakeKubelet {
       const stale = !ds || node === undefined || !nodeByName.has(node) ||
         mismatch(ds, nodeByName.get(node) as Obj) !== undefined ||
         pod.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hashOf(ds);
-      if (stale) write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+      if (stale) write("daemonSetController", "DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
       else live.push(pod);
     }
     await flush();
@@ -429,7 +481,7 @@ export class FakeKubelet {
           const ready = nodeReady(node) && this.readinessFor(ds?.metadata.name as string, nodeName);
           const status = runningStatus(pod, node, ready, nodeIndex.get(nodeName) as number);
           if (!sameStatus(pod.status, status)) {
-            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
+            write(`kubelet/${nodeName}`, "PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
         } else if (clash === undefined && !bound) {
           // The ports are free: the scheduler binds it once its bind cycle comes (it holds them from now on, as the
@@ -438,7 +490,7 @@ export class FakeKubelet {
           const seen = this.firstSeen.get(uid) ?? now;
           this.firstSeen.set(uid, seen);
           if (now - seen >= this.bindDelayMs) {
-            write("POST", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/binding`,
+            write("scheduler", "POST", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/binding`,
               { apiVersion: "v1", kind: "Binding", metadata: { name: pod.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: nodeName } }, undefined, ownerUid(pod));
           } else {
             this.wakeAt(seen + this.bindDelayMs);
@@ -446,11 +498,11 @@ export class FakeKubelet {
           hold(pod);
         } else if (bound) {
           // A bound pod that clashes (created bound while another held the port in a race): the later one yields.
-          write("DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
+          write("daemonSetController", "DELETE", `${podsPath}/${encodeURIComponent(pod.metadata.name)}?gracePeriodSeconds=0`);
         } else {
           const status = pendingStatus(nodes.length);
           if (!sameStatus(pod.status, status)) {
-            write("PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
+            write("scheduler", "PATCH", `${podsPath}/${encodeURIComponent(pod.metadata.name)}/status`, { status }, "application/merge-patch+json", ownerUid(pod));
           }
         }
       }
@@ -465,7 +517,7 @@ export class FakeKubelet {
         const nodeName = node.metadata.name as string;
         if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
         if (mismatch(ds, node) !== undefined) continue;
-        write("POST", podsPath, newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
+        write("daemonSetController", "POST", podsPath, newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
       }
     }
     await flush();
@@ -491,12 +543,12 @@ export class FakeKubelet {
       };
       const cur = ds.status ?? {};
       if (Object.entries(status).some(([k, v]) => cur[k] !== v)) {
-        write("PATCH", `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/daemonsets/${encodeURIComponent(ds.metadata.name)}/status`,
+        write("daemonSetController", "PATCH", `/apis/apps/v1/namespaces/${encodeURIComponent(this.namespace)}/daemonsets/${encodeURIComponent(ds.metadata.name)}/status`,
           { status: { numberUnavailable: null, ...status } }, "application/merge-patch+json");
       }
     }
     await flush();
-    return acted;
+    return { acted, heldUntil };
   }
 }
 

@@ -120,3 +120,45 @@ describe("fake kubelet (test stand-in for the DaemonSet controller, scheduler an
     });
   });
 });
+
+describe("fake kubelet: client-side rate limits of the components it plays", function () {
+  this.timeout(20_000);
+  let env: Env | undefined;
+  afterEach(async () => {
+    await env?.close();
+    env = undefined;
+  });
+
+  /** 60 nodes and a DaemonSet over all of them; the server's arrival times (ms) of the pod creates, in order. */
+  const createsOnSixtyNodes = async (e: Env): Promise<number[]> => {
+    for (let i = 0; i < 60; i++) await create(e.client, nodePath(), node(`n${i}`, { internalIp: `192.0.2.${i + 1}` }));
+    await create(e.client, dsPath(), daemonSet("all"));
+    await waitFor("60 Ready pods", async () => e.kubelet.podList().filter((p) => p.status?.phase === "Running").length === 60, 15_000);
+    return e.server.requestLog.entries()
+      .filter((r) => r.method === "POST" && r.path.startsWith(`/api/v1/namespaces/${NS}/pods`) && !r.path.includes("/binding"))
+      .map((r) => r.arrivedAt);
+  };
+
+  it("creates pods no faster than the DaemonSet controller's default client (a burst of 30, then 20/s)", async () => {
+    env = await startEnv();
+    const creates = await createsOnSixtyNodes(env);
+    assert.equal(creates.length, 60);
+    // The 60th create needed 30 tokens beyond the burst: 1.5 s of refill after the first. Only the first create's
+    // own trip (token taken -> request arrived, milliseconds) can shorten the span; 0.3 s is left for it.
+    const span = (creates[59] as number) - (creates[0] as number);
+    assert.ok(span >= 1200, `60 creates arrived within ${span.toFixed(0)} ms`);
+    // No second of the run saw more than the burst plus a second's refill (and the 4 writes one pass has in flight).
+    for (let i = 0; i < creates.length; i++) {
+      const inWindow = creates.filter((t) => t >= (creates[i] as number) && t < (creates[i] as number) + 1000).length;
+      assert.ok(inWindow <= 30 + 20 + 4, `${inWindow} creates within 1 s from #${i}`);
+    }
+    assert.ok(env.kubelet.deferredWrites > 0);
+  });
+
+  it("with clientLimits: false, sends every write in the pass that decided it", async () => {
+    env = await startEnv({ clientLimits: false });
+    const creates = await createsOnSixtyNodes(env);
+    assert.equal(creates.length, 60);
+    assert.equal(env.kubelet.deferredWrites, 0);
+  });
+});

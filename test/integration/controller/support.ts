@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { startApiServer, type ApiServerHandle } from "../../../src/sandbox/apiserver/index.js";
 import { writeKubeconfig } from "../../../src/sandbox/kubeconfig.js";
 import { Client } from "../../sandbox/apiserver-client.js";
-import { FakeKubelet } from "../../support/kubelet.js";
+import { FakeKubelet, type FakeKubeletOptions } from "../../support/kubelet.js";
 import { Controller, leaseLeadership, type ControllerOptions } from "../../../src/controller/controller.js";
 import { defaultControllerConfig } from "../../../src/controller/types.js";
 import type { StatusPacing } from "../../../src/controller/reconcile.js";
@@ -27,7 +27,7 @@ export interface Env {
 }
 
 /** A server with the controller's namespace, a kubeconfig for it, and a started fake kubelet. */
-export async function startEnv(options: { readyByDefault?: boolean; bindDelayMs?: number } = {}): Promise<Env> {
+export async function startEnv(options: { readyByDefault?: boolean; bindDelayMs?: number; clientLimits?: FakeKubeletOptions["clientLimits"] } = {}): Promise<Env> {
   const server = await startApiServer({ port: 0 });
   const client = new Client(server);
   const created = await client.post("/api/v1/namespaces", { metadata: { name: NS } });
@@ -41,6 +41,7 @@ export async function startEnv(options: { readyByDefault?: boolean; bindDelayMs?
   const kubelet = new FakeKubelet({
     server: server.url, token: server.token, namespace: NS, readyByDefault: options.readyByDefault ?? true,
     ...(options.bindDelayMs !== undefined ? { bindDelayMs: options.bindDelayMs } : {}),
+    ...(options.clientLimits !== undefined ? { clientLimits: options.clientLimits } : {}),
   });
   await kubelet.start();
   return {
