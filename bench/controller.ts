@@ -44,6 +44,7 @@ import { startApiServer, type ApiServerHandle } from "../src/sandbox/apiserver/i
 import { newDaemonPod } from "../src/sandbox/cluster/scheduling.js";
 import { writeKubeconfig } from "../src/sandbox/kubeconfig.js";
 import { Client, type Watch } from "../test/sandbox/apiserver-client.js";
+import { fakePodIp } from "../test/support/kubelet.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
@@ -595,8 +596,9 @@ async function queueQuiet(metricsUrl: string, quietMs: number, proc: ChildProces
 }
 
 /** kubelet's pod status for a Running, Ready pod (as test/support/kubelet.ts runningStatus writes it). */
+/** The Ready status the stand-in (test/support/kubelet.ts) would keep; `nodeIndex`: the node's place by name. */
 function readyPodStatus(pod: Obj, hostIP: string, nodeIndex: number, started: string): Obj {
-  const podIP = `10.42.${nodeIndex % 256}.${(nodeIndex * 7 + pod.metadata.name.length) % 250 + 2}`;
+  const podIP = fakePodIp(pod.metadata.name as string, nodeIndex);
   return {
     phase: "Running", hostIP, hostIPs: [{ ip: hostIP }], podIP, podIPs: [{ ip: podIP }], startTime: started,
     conditions: [
@@ -814,7 +816,7 @@ function writeResults(results: CaseResult[] | SteadyResult[]): void {
 //      runSteadyCase step 1, through HTTP it would take hours at 100 nodes); S = 0 is the baseline: the same arrivals
 //      into an empty cluster;
 //   2. the stand-in DaemonSet controller, scheduler and kubelet (bench/kubelet-process.ts) starts and takes over the
-//      preloaded pods (it rewrites their status its own way once); then the controller, under the Deployment's heap
+//      preloaded pods (given the status it would keep, so it has nothing to rewrite); then the controller, under the Deployment's heap
 //      flags and its default 5 min resync, until its queue is quiet and no write has reached the server for 5 s;
 //   3. N new Services (arr-0.., each its own port), one at a time, --arrival-gap-ms apart on a fixed schedule (a
 //      create that takes longer than the gap delays only the next one's start), while the stand-in keeps creating,
@@ -867,7 +869,7 @@ interface ArrivalsResult {
   arrivals: number;
   arrivalGapMs: number;
   preloadSeconds: number;
-  /** From the stand-in's start until the server had seen no write for 5 s (it rewrites the preloaded pods' status). */
+  /** From the stand-in's start until the server had seen no write for 5 s (its lists, and nothing to write). */
   kubeletSettleSeconds: number;
   /** From the controller's start to its queue quiet and no write for 5 s: synced and converged. */
   controllerConvergeSeconds: number;
@@ -921,6 +923,8 @@ function preloadConverged(store: ApiServerHandle["store"], services: number, nod
       status: { addresses: [{ type: "InternalIP", address: ip }, { type: "Hostname", address: `node-${i}` }], conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }] },
     }, { fieldManager: "kubelet" }) as Obj);
   }
+  // The stand-in numbers nodes in name order (node-0, node-1, node-10, ...) for its pod IPs.
+  const byName = new Map([...nodeObjs.map((n) => n.metadata.name as string)].sort((a, b) => a.localeCompare(b)).map((name, i) => [name, i]));
   const config = defaultControllerConfig({ namespace: NS, lbPodImage: "berth:bench" });
   const started = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   for (let s = 0; s < services; s++) {
@@ -938,7 +942,7 @@ function preloadConverged(store: ApiServerHandle["store"], services: number, nod
       const pod = newDaemonPod(ds, `node-${n}`) as Obj;
       pod.spec.nodeName = `node-${n}`;
       const createdPod = store.create(podRes, NS, pod, { fieldManager: "kube-controller-manager" }) as Obj;
-      store.patch(podRes, NS, createdPod.metadata.name as string, "strategic", { status: readyPodStatus(createdPod, ips[n] as string, n, started) },
+      store.patch(podRes, NS, createdPod.metadata.name as string, "strategic", { status: readyPodStatus(createdPod, ips[n] as string, byName.get(`node-${n}`) as number, started) },
         { fieldManager: "kubelet", subresource: "status" });
     }
     store.patch(dsRes, NS, ds.metadata.name as string, "merge", {

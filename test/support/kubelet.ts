@@ -112,11 +112,23 @@ class Reflector {
     while (!this.stopped) {
       try {
         if (needList) {
-          const list = await this.kubelet.request("GET", this.path, undefined, undefined, this.abort.signal);
-          if (list.status !== 200) throw new Error(`list ${this.path}: ${list.status}`);
+          // In pages of 500, as client-go's reflector lists (its pager's default): one answer of 100,000 pods would
+          // be a JSON text longer than a JavaScript string may be.
+          const items = new Map<string, Obj>();
+          let next = "";
+          let rv = "";
+          do {
+            const sep = this.path.includes("?") ? "&" : "?";
+            const page = await this.kubelet.request("GET", `${this.path}${sep}limit=500${next ? `&continue=${encodeURIComponent(next)}` : ""}`,
+              undefined, undefined, this.abort.signal);
+            if (page.status !== 200) throw new Error(`list ${this.path}: ${page.status}`);
+            for (const o of page.body.items as Obj[]) items.set(`${o.metadata.namespace ?? ""}/${o.metadata.name}`, o);
+            rv = page.body.metadata.resourceVersion as string;
+            next = (page.body.metadata.continue as string | undefined) ?? "";
+          } while (next);
           this.items.clear();
-          for (const o of list.body.items as Obj[]) this.items.set(`${o.metadata.namespace ?? ""}/${o.metadata.name}`, o);
-          this.rv = list.body.metadata.resourceVersion as string;
+          for (const [k, o] of items) this.items.set(k, o);
+          this.rv = rv;
           needList = false;
           this.markSynced();
           this.onChange();
@@ -573,6 +585,14 @@ function shortHash(s: string): string {
   return h;
 }
 
+/**
+ * The pod IP this stand-in gives a pod: from its name and its node's place among the nodes sorted by name (so a
+ * benchmark that puts Running pods straight into the store can give them the status this stand-in would keep).
+ */
+export function fakePodIp(podName: string, nodeIndex: number): string {
+  return `10.42.${nodeIndex % 256}.${(Number.parseInt(shortHash(podName), 16) % 250) + 2}`;
+}
+
 function nodeInternalIp(node: Obj): string {
   const addrs = (node.status?.addresses ?? []) as Obj[];
   return (addrs.find((a) => a.type === "InternalIP")?.address as string | undefined) ?? "127.0.0.1";
@@ -581,7 +601,7 @@ function nodeInternalIp(node: Obj): string {
 function runningStatus(pod: Obj, node: Obj, ready: boolean, nodeIndex: number): Obj {
   const flag = ready ? "True" : "False";
   const hostIP = nodeInternalIp(node);
-  const podIP = `10.42.${nodeIndex % 256}.${(Number.parseInt(shortHash(pod.metadata.name as string), 16) % 250) + 2}`;
+  const podIP = fakePodIp(pod.metadata.name as string, nodeIndex);
   const started = (pod.status?.startTime as string | undefined) ?? new Date().toISOString().replace(/\.\d+Z$/, "Z");
   return {
     phase: "Running",
