@@ -38,6 +38,7 @@ const FOREIGN_FLAGS: Record<string, string> = {
   "--raw": "kubectl get",
   "--show-managed-fields": "kubectl get",
   "--noflush": "iptables-restore (how the lb-pod applies its rules)",
+  "--kube-api-qps": "kube-controller-manager (the client limit the bench's stand-ins keep)",
 };
 
 /** Flags of the benchmarks the design records cite, each with the script that must really take it. */
@@ -45,6 +46,7 @@ const BENCH_FLAGS: Record<string, string> = {
   "--until-daemonsets": "bench/controller.ts",
   "--preload": "bench/controller.ts",
   "--arrivals": "bench/controller.ts",
+  "--stand-in-limits": "bench/controller.ts",
   "--runs": "bench/lb-pod.ts",
 };
 
