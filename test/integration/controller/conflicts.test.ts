@@ -1,7 +1,7 @@
 // Port conflicts are named, not left as a silent <pending> (docs/architecture.md, "hostPort mode"): another berth Service, or any pod with
 // the same hostPort, holding a port on a node.
 import assert from "node:assert/strict";
-import { CONDITION_TYPES } from "../../../src/lib/names.js";
+import { CONDITION_TYPES, LABELS } from "../../../src/lib/names.js";
 import {
   condition, create, eventsFor, getObj, node, nodePath, startController, startEnv, service, svcPath, waitFor,
   waitForIngress, type Env,
@@ -70,5 +70,45 @@ describe("controller: port conflicts", function () {
     const ready = condition(svc, CONDITION_TYPES.ready);
     assert.equal(ready?.status, "True");
     assert.equal(ready?.reason, "PartiallyServing");
+  });
+});
+
+describe("controller: port conflicts seen in its own cache", function () {
+  this.timeout(15_000);
+  let env: Env;
+  let ctl: Awaited<ReturnType<typeof startController>> | undefined;
+  afterEach(async () => {
+    await ctl?.stop();
+    ctl = undefined;
+    await env?.close();
+  });
+
+  it("names another berth Service holding the port before the scheduler says the port is taken", async () => {
+    // The scheduler stand-in has two tokens (first's two bindings) and gets the next one in ~17 min: second's pods
+    // stay unbound without its PodScheduled=False, so no port-holder lookup runs, and only the controller's index of
+    // its cached lb-pods by node and host port can name the holder.
+    env = await startEnv({ clientLimits: { scheduler: { qps: 0.001, burst: 2 } } });
+    await create(env.client, nodePath(), node("n1", { internalIp: "192.0.2.21" }));
+    await create(env.client, nodePath(), node("n2", { internalIp: "192.0.2.22" }));
+    ctl = await startController(env);
+    await create(env.client, SVCS, service("first", { ports: [{ port: 80 }] }));
+    await waitForIngress(env.client, "first", ["192.0.2.21", "192.0.2.22"]);
+    const podLists = (): number => (ctl as NonNullable<typeof ctl>).calls.filter((c) => c.verb === "list" && c.resource === "pods").length;
+    const listsBefore = podLists();
+    await create(env.client, SVCS, service("second", { ports: [{ port: 80 }] }));
+    const svc = await waitFor("conflict named on both nodes", async () => {
+      const s = await getObj(env.client, svcPath("second"));
+      const c = condition(s, CONDITION_TYPES.portConflict);
+      return c?.status === "True" && /n1/.test(c.message) && /n2/.test(c.message) ? s : undefined;
+    });
+    assert.match(condition(svc, CONDITION_TYPES.portConflict)?.message as string, /TCP\/80 on node n1: held by Service default\/first/);
+    const waiting = env.kubelet.podList().filter((p) => p.metadata.labels?.[LABELS.serviceName] === "second");
+    assert.equal(waiting.length, 2);
+    for (const p of waiting) {
+      assert.equal(p.spec.nodeName, undefined);
+      assert.ok(!(p.status?.conditions ?? []).some((c: { type: string }) => c.type === "PodScheduled"), "the scheduler has not spoken");
+    }
+    assert.ok(env.kubelet.deferredWrites > 0);
+    assert.equal(podLists(), listsBefore, "no port-holder lookup");
   });
 });
