@@ -262,6 +262,10 @@ interface CaseResult {
   convergedAfterS: number;
   apiRequestsPerService: number;
   statusWritesPerService: number;
+  /** The most status writes one Service got (the goal is per Service). */
+  statusWritesPerServiceMax: number;
+  /** The three Services with the most status writes: when each write arrived, in s since the first create. */
+  mostStatusWrites: { name: string; createdAtS: number; writesAtS: number[] }[];
   eventsPerService: number;
   /** Services whose lb-pod on node-0 waits on a port held by another pod. */
   blockedServices: number;
@@ -389,8 +393,11 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     // DaemonSet apply's arrival (the ConfigMap apply the DaemonSet waits for); and the apply inside the server.
     const applies = new Map<string, { arrivedAt: number; endedAt: number }>();
     const firstRequest = new Map<string, number>();
+    /** Per Service, when each of its status writes arrived (the goal is per Service, so the worst one counts). */
+    const statusWrites = new Map<string, number[]>();
     const stopLog = server.requestLog.onEnd((e) => {
       if (!e.userAgent.startsWith("berth") || e.endedAt === undefined || !e.name) return;
+      if (e.resource === "services/status" && e.verb === "patch") statusWrites.set(e.name, [...(statusWrites.get(e.name) ?? []), e.arrivedAt]);
       if (e.resource === "daemonsets" && e.verb === "patch" && !applies.has(e.name)) applies.set(e.name, { arrivedAt: e.arrivedAt, endedAt: e.endedAt });
       // Our Services are svc-N; their DaemonSets and rules ConfigMaps svclb-svc-N-<uid>[-<hash>].
       const service = e.resource === "services" ? e.name : e.resource === "configmaps" ? /^svclb-(svc-\d+)-/.exec(e.name)?.[1] : undefined;
@@ -516,6 +523,10 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
       apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,
       statusWritesPerService: Math.round(((byVerb["patch services/status"] ?? 0) / services) * 100) / 100,
+      statusWritesPerServiceMax: Math.max(0, ...[...statusWrites.values()].map((w) => w.length)),
+      mostStatusWrites: [...statusWrites].sort((a, b) => b[1].length - a[1].length).slice(0, 3)
+        .map(([name, at]) => ({ name, createdAtS: round2(((created.get(name) ?? NaN) - t0) / 1000),
+          writesAtS: at.map((t) => round2((t - performance.timeOrigin - t0) / 1000)) })),
       eventsPerService: Math.round((((byVerb["create events"] ?? 0) + (byVerb["patch events"] ?? 0)) / services) * 100) / 100,
       blockedServices: blocked.size,
       apiRequestsByVerb: byVerb,

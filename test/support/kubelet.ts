@@ -358,14 +358,20 @@ export class FakeKubelet {
     // go out grouped by DaemonSet: every node has its own kubelet and the scheduler binds a DaemonSet's pods in one
     // go, so on a cluster one DaemonSet's pods start within moments of each other, not spread over a whole pass.
     // `client` is whose bucket pays for the write ("kubelet/NODE" for a node's kubelet); a write without a token is
-    // not sent: the state that called for it is still there in the next pass, which decides it again.
+    // not sent: the state that called for it is still there in the next pass, which decides it again. Requests wait
+    // for tokens in the order they were made (client-go's limiter), so once a client is held in a pass, its later
+    // writes of that pass are held too: none overtakes one decided before it. A body given as a function is built
+    // only for a write that goes out.
+    const held = new Set<string>();
     const write = (client: string, method: string, path: string, body?: unknown, contentType?: string, group = ""): void => {
-      const notBefore = this.takeToken(client, client.startsWith("kubelet/") ? "kubelet" : client as StandInClient);
-      if (notBefore !== undefined) {
+      const notBefore = held.has(client) ? undefined : this.takeToken(client, client.startsWith("kubelet/") ? "kubelet" : client as StandInClient);
+      if (held.has(client) || notBefore !== undefined) {
         this.deferredWrites++;
-        heldUntil = Math.min(heldUntil ?? notBefore, notBefore);
+        held.add(client);
+        if (notBefore !== undefined) heldUntil = Math.min(heldUntil ?? notBefore, notBefore);
         return;
       }
+      if (typeof body === "function") body = (body as () => unknown)();
       batch.push({ group, job: async () => {
         const res = await this.request(method, path, body, contentType);
         // 404 on delete and 409 on create mean someone (or our previous pass) got there first: the watch will tell.
@@ -529,7 +535,7 @@ export class FakeKubelet {
         const nodeName = node.metadata.name as string;
         if (podKeys.has(`${ds.metadata.uid}/${nodeName}`)) continue;
         if (mismatch(ds, node) !== undefined) continue;
-        write("daemonSetController", "POST", podsPath, newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
+        write("daemonSetController", "POST", podsPath, () => newDaemonPod(ds, nodeName), undefined, ds.metadata.uid as string);
       }
     }
     await flush();
