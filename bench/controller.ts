@@ -38,6 +38,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { buildDaemonSet } from "../src/controller/daemonset.js";
 import { parseServiceConfig } from "../src/controller/service-config.js";
 import { defaultControllerConfig } from "../src/controller/types.js";
+import { addressPoolCrd } from "../src/manifests/crd.js";
 import type { V1Node, V1Service } from "../src/controller/types.js";
 import { FIELD_MANAGER, FINALIZER } from "../src/lib/names.js";
 import { startApiServer, type ApiServerHandle } from "../src/sandbox/apiserver/index.js";
@@ -288,6 +289,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
   let kubelet: ChildProcess | undefined;
   try {
     await client.post("/api/v1/namespaces", { metadata: { name: NS } });
+    await installAddressPoolCrd(client);
     for (let i = 0; i < nodes; i++) {
       const ip = `10.${100 + Math.floor(i / 250)}.${i % 250}.1`;
       await client.post("/api/v1/nodes", {
@@ -679,6 +681,7 @@ async function runSteadyCase(services: number, nodes: number): Promise<SteadyRes
   try {
     const t0 = performance.now();
     preloadConverged(store, services, nodes);
+    await installAddressPoolCrd(new Client(server));
     const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
 
     const warm = await startController(server, dir, "30s");
@@ -917,6 +920,16 @@ interface ArrivalsResult {
 }
 
 /** The converged state of runSteadyCase step 1 (same objects, same field managers), put into `store`. */
+/**
+ * The AddressPool CRD, as deploy/berth.yaml installs it beside the controller: without it the controller's VIP-mode
+ * informers retry their list for ever, requests an installed controller never sends (they showed up in the idle
+ * window).
+ */
+async function installAddressPoolCrd(client: Client): Promise<void> {
+  const res = await client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", JSON.parse(JSON.stringify(addressPoolCrd({}))));
+  if (res.status !== 201) throw new Error(`cannot create the AddressPool CRD: ${res.status} ${res.text}`);
+}
+
 function preloadConverged(store: ApiServerHandle["store"], services: number, nodes: number): void {
   const t0 = performance.now();
   const nodeRes = store.resourceFor("v1", "Node");
@@ -994,6 +1007,7 @@ async function runArrivalsCase(services: number, nodes: number): Promise<Arrival
   try {
     const t0 = performance.now();
     preloadConverged(server.store, services, nodes);
+    await installAddressPoolCrd(client);
     const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
 
     kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS, STAND_IN_LIMITS], { stdio: ["pipe", "pipe", "inherit"] });
