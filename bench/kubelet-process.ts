@@ -13,7 +13,11 @@ if (!server || !token || !namespace || (limits !== "default" && limits !== "none
   console.error("usage: kubelet-process.ts URL TOKEN NAMESPACE [default|none]");
   process.exit(2);
 }
-const kubelet = new FakeKubelet({ server, token, namespace, ...(limits === "none" ? { clientLimits: false as const } : {}) });
+const kubelet = new FakeKubelet({
+  server, token, namespace, ...(limits === "none" ? { clientLimits: false as const } : {}),
+  // A relist of every pod is heavy work for the API server: the bench's reader should know when one happened.
+  onRelist: (path) => console.error(`kubelet-process: relisted ${path} at ${new Date().toISOString()}`),
+});
 await kubelet.start();
 console.log("ready");
 createInterface({ input: process.stdin }).on("line", (line) => {

@@ -68,6 +68,8 @@ export interface FakeKubeletOptions {
    * keeps its default. false: none, every write goes out in the pass that decided it.
    */
   clientLimits?: false | Partial<Record<StandInClient, ClientLimit>>;
+  /** Called when a list is made again after the first (a watch that ended with 410, or a failed request). */
+  onRelist?: (path: string) => void;
 }
 
 /** The components this stand-in plays, each with its own client (the kubelet's is one per node). */
@@ -87,6 +89,7 @@ class Reflector {
   /** One controller for every request of this reflector, so stop() ends a list in flight too. */
   private readonly abort = new AbortController();
   private stopped = false;
+  private listed = false;
   synced: Promise<void>;
   private markSynced!: () => void;
 
@@ -130,6 +133,8 @@ class Reflector {
           for (const [k, o] of items) this.items.set(k, o);
           this.rv = rv;
           needList = false;
+          if (this.listed) this.kubelet.onRelist?.(this.path);
+          this.listed = true;
           this.markSynced();
           this.onChange();
         }
@@ -181,6 +186,7 @@ export class FakeKubelet {
   readonly token: string;
   readonly namespace: string;
   readonly retryMs: number;
+  readonly onRelist: ((path: string) => void) | undefined;
   private readonly bindDelayMs: number;
   private readonly writeConcurrency: number;
   /** When the scheduler first saw each unbound pod (by uid). */
@@ -210,6 +216,7 @@ export class FakeKubelet {
     this.namespace = options.namespace;
     this.readyByDefault = options.readyByDefault ?? true;
     this.retryMs = options.retryMs ?? 50;
+    this.onRelist = options.onRelist;
     this.bindDelayMs = options.bindDelayMs ?? 20;
     this.writeConcurrency = options.writeConcurrency ?? 4;
     this.limits = options.clientLimits === false ? false : {
