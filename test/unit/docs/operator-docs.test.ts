@@ -39,6 +39,8 @@ const FOREIGN_FLAGS: Record<string, string> = {
   "--show-managed-fields": "kubectl get",
   "--noflush": "iptables-restore (how the lb-pod applies its rules)",
   "--kube-api-qps": "kube-controller-manager (the client limit the bench's stand-ins keep)",
+  "--concurrent-daemonset-syncs": "kube-controller-manager",
+  "--trace-gc": "node (a benchmark run's GC trace)",
 };
 
 /** Flags of the benchmarks the design records cite, each with the script that must really take it. */
