@@ -155,6 +155,22 @@ describe("fake kubelet: client-side rate limits of the components it plays", fun
     assert.ok(env.kubelet.deferredWrites > 0);
   });
 
+  it("takes tokens in the order its writes were decided: the oldest DaemonSet's pods first, none overtaking", async () => {
+    env = await startEnv();
+    for (let i = 0; i < 50; i++) await create(env.client, nodePath(), node(`n${i}`, { internalIp: `192.0.2.${i + 1}` }));
+    const watch = await env.client.watch(`/api/v1/namespaces/${NS}/pods`);
+    for (const [i, name] of ["a", "b", "c"].entries()) await create(env.client, dsPath(), daemonSet(name, { port: 80 + i }));
+    const added: string[] = [];
+    const until = Date.now() + 15_000;
+    while (added.length < 150 && Date.now() < until) {
+      const ev = await watch.next(until - Date.now());
+      if (ev?.type === "ADDED") added.push(ev.object.metadata.labels.app as string);
+    }
+    // 150 creates at 20/s after a burst of 30: ~6 s, in three runs of 50 (client-go's limiter is first come, first
+    // served; a pass that let a later write take a token first spread each DaemonSet's pods over the whole rollout).
+    assert.equal(added.join(""), "a".repeat(50) + "b".repeat(50) + "c".repeat(50));
+  });
+
   it("with clientLimits: false, sends every write in the pass that decided it", async () => {
     env = await startEnv({ clientLimits: false });
     const creates = await createsOnSixtyNodes(env);
