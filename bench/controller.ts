@@ -182,6 +182,45 @@ function cpuOf(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+
+/**
+ * Starts counting CPU seconds: the returned function gives what this process (the API server), the controller and
+ * the stand-in each used since, with the wall time the caller measured over the same span.
+ */
+function cpuClock(controllerPid: number | undefined, kubeletPid: number | undefined): (wallS: number) => Record<"wallS" | "apiServer" | "controller" | "kubelet", number> {
+  const start = { self: process.cpuUsage(), controller: cpuOf(controllerPid), kubelet: cpuOf(kubeletPid) };
+  return (wallS) => {
+    const self = process.cpuUsage(start.self);
+    return { wallS: round2(wallS), apiServer: round2((self.user + self.system) / 1e6),
+      controller: round2(cpuOf(controllerPid) - start.controller), kubelet: round2(cpuOf(kubeletPid) - start.kubelet) };
+  };
+}
+
+/**
+ * The stand-in DaemonSet controller, scheduler and kubelet (bench/kubelet-process.ts) for `server`, in its own
+ * process; `ready` resolves once its caches are in.
+ */
+function spawnStandIn(server: ApiServerHandle): { proc: ChildProcess; ready: Promise<void> } {
+  const proc = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS, STAND_IN_LIMITS],
+    { stdio: ["pipe", "pipe", "inherit"] });
+  const ready = new Promise<void>((resolve, reject) => {
+    proc.stdout?.once("data", () => resolve());
+    proc.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
+  });
+  return { proc, ready };
+}
+
+/** Creates LoadBalancer Service `name` on `port` (allocateLoadBalancerNodePorts: false, so thousands fit). */
+async function createLbService(client: Client, name: string, port: number): Promise<void> {
+  const res = await client.post("/api/v1/namespaces/default/services", {
+    metadata: { name },
+    spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
+      ports: [{ name: "p", port, protocol: "TCP", targetPort: 8080 }] },
+  });
+  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${res.text}`);
+}
+
 function rss(pid: number): { rssMiB: number; peakMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
@@ -308,11 +347,9 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       });
       if (res.status !== 201) throw new Error(`create holder-${i}: ${res.status} ${res.text}`);
     }
-    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS, STAND_IN_LIMITS], { stdio: ["pipe", "pipe", "inherit"] });
-    await new Promise<void>((resolve, reject) => {
-      kubelet?.stdout?.once("data", () => resolve());
-      kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
-    });
+    const standIn = spawnStandIn(server);
+    kubelet = standIn.proc;
+    await standIn.ready;
     const kubeconfig = join(dir, "kubeconfig");
     writeKubeconfig(kubeconfig, { server: server.url, token: server.token });
     const port = await freePort();
@@ -399,7 +436,11 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     const statusWrites = new Map<string, number[]>();
     const stopLog = server.requestLog.onEnd((e) => {
       if (!e.userAgent.startsWith("berth") || e.endedAt === undefined || !e.name) return;
-      if (e.resource === "services/status" && e.verb === "patch") statusWrites.set(e.name, [...(statusWrites.get(e.name) ?? []), e.arrivedAt]);
+      if (e.resource === "services/status" && e.verb === "patch") {
+        const at = statusWrites.get(e.name);
+        if (at) at.push(e.arrivedAt);
+        else statusWrites.set(e.name, [e.arrivedAt]);
+      }
       if (e.resource === "daemonsets" && e.verb === "patch" && !applies.has(e.name)) applies.set(e.name, { arrivedAt: e.arrivedAt, endedAt: e.endedAt });
       // Our Services are svc-N; their DaemonSets and rules ConfigMaps svclb-svc-N-<uid>[-<hash>].
       const service = e.resource === "services" ? e.name : e.resource === "configmaps" ? /^svclb-(svc-\d+)-/.exec(e.name)?.[1] : undefined;
@@ -409,16 +450,11 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
     // This process's event loop serves the API server: a stall here stalls every request of the controller too.
     const serverLag = monitorEventLoopDelay({ resolution: 10 });
     serverLag.enable();
-    const cpuAtStart = { self: process.cpuUsage(), controller: cpuOf(controller.pid), kubelet: cpuOf(kubelet.pid) };
+    const cpuSince = cpuClock(controller.pid, kubelet.pid);
     const t0 = performance.now();
     for (let i = 0; i < services; i++) {
       const name = `svc-${i}`;
-      const res = await client.post("/api/v1/namespaces/default/services", {
-        metadata: { name },
-        spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
-          ports: [{ name: "p", port: 10000 + i, protocol: "TCP", targetPort: 8080 }] },
-      });
-      if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${res.text}`);
+      await createLbService(client, name, 10000 + i);
       created.set(name, performance.now());
     }
     const deadline = Date.now() + 30 * 60_000;
@@ -428,10 +464,7 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const convergedAfterS = (performance.now() - t0) / 1000;
-    const selfCpu = process.cpuUsage(cpuAtStart.self);
-    const round2 = (n: number): number => Math.round(n * 100) / 100;
-    const cpuSeconds = { wallS: round2(convergedAfterS), apiServer: round2((selfCpu.user + selfCpu.system) / 1e6),
-      controller: round2(cpuOf(controller.pid) - cpuAtStart.controller), kubelet: round2(cpuOf(kubelet.pid) - cpuAtStart.kubelet) };
+    const cpuSeconds = cpuSince(convergedAfterS);
     serverLag.disable();
     // prom-client resets its event-loop histogram at every scrape: with --until-daemonsets nothing scraped the
     // controller since just before the first Service was created, so this is the burst's.
@@ -523,13 +556,13 @@ async function runCase(services: number, nodes: number): Promise<CaseResult> {
       leaseLosses,
       podsReadyToStatusMs: stats(readyToStatus),
       convergedAfterS: Math.round(convergedAfterS * 10) / 10,
-      apiRequestsPerService: Math.round(((after.total - before.total) / services) * 100) / 100,
-      statusWritesPerService: Math.round(((byVerb["patch services/status"] ?? 0) / services) * 100) / 100,
+      apiRequestsPerService: round2((after.total - before.total) / services),
+      statusWritesPerService: round2((byVerb["patch services/status"] ?? 0) / services),
       statusWritesPerServiceMax: Math.max(0, ...[...statusWrites.values()].map((w) => w.length)),
       mostStatusWrites: [...statusWrites].sort((a, b) => b[1].length - a[1].length).slice(0, 3)
         .map(([name, at]) => ({ name, createdAtS: round2(((created.get(name) ?? NaN) - t0) / 1000),
           writesAtS: at.map((t) => round2((t - performance.timeOrigin - t0) / 1000)) })),
-      eventsPerService: Math.round((((byVerb["create events"] ?? 0) + (byVerb["patch events"] ?? 0)) / services) * 100) / 100,
+      eventsPerService: round2(((byVerb["create events"] ?? 0) + (byVerb["patch events"] ?? 0)) / services),
       blockedServices: blocked.size,
       apiRequestsByVerb: byVerb,
       isolatedChangeToStatusMs: { ...stats(isolated), samples: isolated.length },
@@ -1010,11 +1043,9 @@ async function runArrivalsCase(services: number, nodes: number): Promise<Arrival
     await installAddressPoolCrd(client);
     const preloadSeconds = Math.round((performance.now() - t0) / 100) / 10;
 
-    kubelet = spawn(process.execPath, ["--max-old-space-size=8000", "--import", "tsx", KUBELET, server.url, server.token, NS, STAND_IN_LIMITS], { stdio: ["pipe", "pipe", "inherit"] });
-    await new Promise<void>((resolve, reject) => {
-      kubelet?.stdout?.once("data", () => resolve());
-      kubelet?.once("exit", (code) => reject(new Error(`fake kubelet exited ${code}`)));
-    });
+    const standIn = spawnStandIn(server);
+    kubelet = standIn.proc;
+    await standIn.ready;
     const kubeletSettleSeconds = await writesQuiet(server, 5000, [kubelet]);
 
     // The Deployment's flags (src/manifests/manifests.ts NODE_OPTIONS) unless told otherwise, its default resync.
@@ -1072,8 +1103,8 @@ async function runArrivalsCase(services: number, nodes: number): Promise<Arrival
     await metric(c.metricsUrl, "nodejs_eventloop_lag_p99_seconds");
     const serverLag = monitorEventLoopDelay({ resolution: 10 });
     serverLag.enable();
-    const loadavgBefore = loadavg().map((l) => Math.round(l * 100) / 100);
-    const cpuAtStart = { self: process.cpuUsage(), controller: cpuOf(c.proc.pid), kubelet: cpuOf(kubelet.pid) };
+    const loadavgBefore = loadavg().map(round2);
+    const cpuSince = cpuClock(c.proc.pid, kubelet.pid);
 
     const created = new Map<string, number>();
     const tStart = performance.now();
@@ -1081,12 +1112,7 @@ async function runArrivalsCase(services: number, nodes: number): Promise<Arrival
       const wait = tStart + i * ARRIVAL_GAP_MS - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const name = `arr-${i}`;
-      const res = await client.post("/api/v1/namespaces/default/services", {
-        metadata: { name },
-        spec: { type: "LoadBalancer", allocateLoadBalancerNodePorts: false, selector: { app: name },
-          ports: [{ name: "p", port: 30000 + i, protocol: "TCP", targetPort: 8080 }] },
-      });
-      if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${res.text}`);
+      await createLbService(client, name, 30000 + i);
       created.set(name, performance.now());
     }
     const deadline = Date.now() + 10 * 60_000;
@@ -1096,11 +1122,8 @@ async function runArrivalsCase(services: number, nodes: number): Promise<Arrival
       await new Promise((r) => setTimeout(r, 50));
     }
     const wallS = (performance.now() - tStart) / 1000;
-    const selfCpu = process.cpuUsage(cpuAtStart.self);
-    const round2 = (n: number): number => Math.round(n * 100) / 100;
-    const cpuSeconds = { wallS: round2(wallS), apiServer: round2((selfCpu.user + selfCpu.system) / 1e6),
-      controller: round2(cpuOf(c.proc.pid) - cpuAtStart.controller), kubelet: round2(cpuOf(kubelet.pid) - cpuAtStart.kubelet) };
-    const loadavgAfter = loadavg().map((l) => Math.round(l * 100) / 100);
+    const cpuSeconds = cpuSince(wallS);
+    const loadavgAfter = loadavg().map(round2);
     serverLag.disable();
     stopLog();
     watch.stop();

@@ -333,11 +333,15 @@ export class FakeKubelet {
     else for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  /** Takes a token of `client`'s bucket; undefined if it has one now, else when it will. */
-  private takeToken(client: string, role: StandInClient): number | undefined {
+  /**
+   * Takes a token of `client`'s bucket ("daemonSetController", "scheduler" or "kubelet/NODE", each kubelet with its
+   * own); undefined if it has one now, else when it will.
+   */
+  private takeToken(client: string): number | undefined {
     if (this.limits === false) return undefined;
     const now = Date.now();
     let bucket = this.buckets.get(client);
+    const role: StandInClient = client.startsWith("kubelet/") ? "kubelet" : client as StandInClient;
     if (!bucket) this.buckets.set(client, (bucket = new TokenBucket(this.limits[role], now)));
     return bucket.tryTake(now) ? undefined : bucket.nextTokenAt(now);
   }
@@ -371,11 +375,15 @@ export class FakeKubelet {
     // only for a write that goes out.
     const held = new Set<string>();
     const write = (client: string, method: string, path: string, body?: unknown, contentType?: string, group = ""): void => {
-      const notBefore = held.has(client) ? undefined : this.takeToken(client, client.startsWith("kubelet/") ? "kubelet" : client as StandInClient);
-      if (held.has(client) || notBefore !== undefined) {
+      if (!held.has(client)) {
+        const notBefore = this.takeToken(client);
+        if (notBefore !== undefined) {
+          held.add(client);
+          heldUntil = Math.min(heldUntil ?? notBefore, notBefore);
+        }
+      }
+      if (held.has(client)) {
         this.deferredWrites++;
-        held.add(client);
-        if (notBefore !== undefined) heldUntil = Math.min(heldUntil ?? notBefore, notBefore);
         return;
       }
       if (typeof body === "function") body = (body as () => unknown)();
